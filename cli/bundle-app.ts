@@ -1,0 +1,142 @@
+/**
+ * Bundles an app file with esbuild and reads its function definitions without running any
+ * function. `import ... from "gantry"` resolves to this package's SDK, so an app file anywhere
+ * on disk needs nothing installed beside it. Packages named in Image.npmInstall() may be absent
+ * locally: they stay external and resolve inside the image.
+ */
+import { build, formatMessages, type Message, type Plugin } from "esbuild";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { resolveFunctionSpec, type ImageSpec } from "../protocol/function-spec.js";
+import { appRegistry } from "../protocol/registry.js";
+import { InvalidArgumentError } from "../sdk/errors.js";
+
+export interface BundledApp {
+  app: string;
+  functions: Array<{ name: string; options: unknown }>;
+  bundle: string;
+}
+
+const SUPPORTED = new Set([".ts", ".mts", ".js", ".mjs"]);
+
+function sdkEntry(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const candidate of ["../sdk/index.js", "../sdk/index.ts"]) {
+    const p = resolve(here, candidate);
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`gantry's SDK entry is missing beside ${here}: run npm run build`);
+}
+
+const isBare = (p: string) => !p.startsWith(".") && !p.startsWith("/") && !p.startsWith("node:") && p !== "gantry";
+
+/** Resolves "gantry" to the SDK; a bare import that cannot be resolved goes to `missing`. */
+function resolvePlugin(missing: Set<string>, external: Set<string>, stubMissing: boolean): Plugin {
+  return {
+    name: "gantry-resolve",
+    setup(b) {
+      b.onResolve({ filter: /^gantry$/ }, () => ({ path: sdkEntry() }));
+      b.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.pluginData === "gantry-inner" || !isBare(args.path) || args.kind === "entry-point") return undefined;
+        const pkg = args.path.startsWith("@") ? args.path.split("/").slice(0, 2).join("/") : args.path.split("/")[0]!;
+        if (external.has(pkg)) return { path: args.path, external: true };
+        const r = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: "gantry-inner" });
+        if (r.errors.length === 0) return r;
+        missing.add(pkg);
+        return stubMissing ? { path: args.path, namespace: "gantry-missing" } : undefined;
+      });
+      // Stand-in for a package only the image will have: any property access yields another stand-in.
+      b.onLoad({ filter: /.*/, namespace: "gantry-missing" }, () => ({
+        contents:
+          "const h={get:(t,k)=>k==='__esModule'?false:k===Symbol.toPrimitive?()=>'':stub,apply:()=>stub,construct:()=>stub};" +
+          "const stub=new Proxy(function(){},h);module.exports=stub;",
+        loader: "js",
+      }));
+    },
+  };
+}
+
+async function bundle(entry: string, missing: Set<string>, external: Set<string>, stubMissing: boolean): Promise<string> {
+  try {
+    const out = await build({
+      entryPoints: [entry],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node18",
+      keepNames: true,
+      write: false,
+      logLevel: "silent",
+      plugins: [resolvePlugin(missing, external, stubMissing)],
+      banner: { js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);" },
+    });
+    return out.outputFiles[0]!.text;
+  } catch (err) {
+    const errors = (err as { errors?: Message[] }).errors;
+    if (!errors?.length) throw err;
+    const text = (await formatMessages(errors, { kind: "error", color: false })).join("").trim();
+    throw new InvalidArgumentError(`${entry} does not build:\n${text}`);
+  }
+}
+
+async function evaluate(entry: string, code: string): Promise<ReturnType<typeof appRegistry>> {
+  const registry = appRegistry();
+  registry.clear();
+  const dir = await mkdtemp(join(tmpdir(), "gantry-deploy-"));
+  const file = join(dir, "app.mjs");
+  try {
+    await writeFile(file, code);
+    await import(pathToFileURL(file).href);
+  } catch (err) {
+    const e = err as Error;
+    throw new InvalidArgumentError(`loading ${entry} failed: ${e.stack ?? e.message}`);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return registry;
+}
+
+export async function bundleApp(file: string): Promise<BundledApp> {
+  const entry = resolve(file);
+  if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
+  const ext = extname(entry);
+  if (ext === ".py") throw new InvalidArgumentError(`${file}: Python apps are not supported by this gantry version yet`);
+  if (!SUPPORTED.has(ext)) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js or .mjs`);
+
+  // Pass 1: bundle with stand-ins for missing packages, and read the definitions.
+  const missing = new Set<string>();
+  const probe = await bundle(entry, missing, new Set(), true);
+  const registry = await evaluate(entry, probe);
+  if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
+  if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); deploy one App per file`);
+  const app = [...registry.values()][0]!;
+  const functions = [...app.functions.values()].map((f) => ({ name: f.name, options: f.options }));
+  if (functions.length === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
+  for (const f of functions) {
+    try {
+      resolveFunctionSpec(f.name, f.options);
+    } catch (err) {
+      throw new InvalidArgumentError(`${file}: ${(err as Error).message}`);
+    }
+  }
+
+  // Pass 2: the real bundle; packages the image installs stay external.
+  const imagePackages = new Set<string>();
+  for (const f of functions) {
+    for (const step of ((f.options as { image?: ImageSpec }).image?.steps ?? [])) {
+      if (step.kind === "npm") for (const p of step.packages) imagePackages.add(p.replace(/(?<=.)@.*$/, ""));
+    }
+  }
+  const unresolved = [...missing].filter((p) => !imagePackages.has(p));
+  if (unresolved.length) {
+    throw new InvalidArgumentError(
+      `${file} imports ${unresolved.map((p) => JSON.stringify(p)).join(", ")}, which is neither installed beside the app nor in an Image.npmInstall(...)`,
+    );
+  }
+  registry.clear();
+  const code = await bundle(entry, new Set(), imagePackages, false);
+  return { app: app.name, functions, bundle: code };
+}

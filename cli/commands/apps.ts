@@ -1,0 +1,54 @@
+import type { Command } from "commander";
+import type { ContainerView } from "../../protocol/api.js";
+import { makeContext } from "../context.js";
+import { ago, table } from "../output.js";
+import type { Runner } from "../runner.js";
+
+interface AppRow {
+  name: string;
+  state: string;
+  deployed_at: string;
+  source: string | null;
+  functions: string[];
+}
+
+export function registerApps(program: Command, run: Runner): void {
+  const apps = program.command("apps").description("list and stop deployed apps");
+  apps
+    .command("ls")
+    .description("list deployed apps and their functions")
+    .action(run(async (g) => {
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json<{ apps: AppRow[] }>("GET", "/v1/apps");
+      client.close();
+      out.result(res.apps, () =>
+        table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.state, a.functions.join(", "), ago(a.deployed_at)])) || "no apps deployed",
+      );
+    }));
+  apps
+    .command("stop")
+    .argument("<app>")
+    .description("stop an app: its queued calls are cancelled, its containers stop")
+    .action(run(async (g, app) => {
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json("POST", `/v1/apps/${encodeURIComponent(app!)}/stop`);
+      client.close();
+      out.result(res, () => `stopped app ${app}`);
+    }));
+
+  const containers = program.command("containers").description("list the daemon's containers");
+  containers
+    .command("ls")
+    .description("list running containers with their busy slots")
+    .action(run(async (g) => {
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json<{ containers: ContainerView[] }>("GET", "/v1/containers");
+      client.close();
+      out.result(res.containers, () =>
+        table(
+          ["CONTAINER", "DOCKER ID", "APP", "FUNCTION", "STATE", "SLOTS", "STARTED"],
+          res.containers.map((c) => [c.id, (c.docker_id ?? "-").slice(0, 12), c.app, c.function, c.state, `${c.active_calls}/${c.max_inputs}`, ago(c.started_at)]),
+        ) || "no containers",
+      );
+    }));
+}

@@ -1,0 +1,141 @@
+import type { Command } from "commander";
+import type { CallView } from "../../protocol/api.js";
+import { makeContext } from "../context.js";
+import { UsageError } from "../exit-codes.js";
+import { ago, table } from "../output.js";
+import type { Runner } from "../runner.js";
+
+function parseArgs(json: string | undefined): unknown[] {
+  if (json === undefined) return [];
+  try {
+    return [JSON.parse(json)];
+  } catch (err) {
+    throw new UsageError(`the argument ${JSON.stringify(json)} is not valid JSON (${(err as Error).message}); quote strings, e.g. '"hi"'`);
+  }
+}
+
+function parseTimeout(raw: string | undefined, fallback: number | undefined): number | undefined {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--timeout must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
+  return n * 1000;
+}
+
+const showResult = (v: unknown) => JSON.stringify(v);
+
+function describe(c: CallView): string {
+  const lines = [
+    `call      ${c.call_id}`,
+    `function  ${c.app}.${c.function}`,
+    `status    ${c.status}${c.expired ? " (result expired)" : ""}`,
+    `attempt   ${c.attempt}`,
+    `created   ${c.created_at}`,
+    `started   ${c.started_at ?? "-"}`,
+    `finished  ${c.finished_at ?? "-"}`,
+  ];
+  if (c.result !== undefined) lines.push(`result    ${JSON.stringify(c.result)}`);
+  if (c.error) lines.push(`error     ${c.error.type}: ${c.error.message}`, ...(c.error.traceback ? [c.error.traceback.replace(/^/gm, "          ")] : []));
+  return lines.join("\n");
+}
+
+export function registerCalls(program: Command, run: Runner): void {
+  program
+    .command("spawn")
+    .argument("<app>")
+    .argument("<function>")
+    .argument("[json]", "the function's argument, as JSON")
+    .description("queue a call and print its call ID")
+    .action(run(async (g, app, fn, json) => {
+      const { out, client } = makeContext(g);
+      const args = parseArgs(json);
+      const f = await client.functions.fromName(app!, fn!);
+      const call = await f.spawn(...args);
+      client.close();
+      out.result({ call_id: call.callId }, () => call.callId);
+    }));
+
+  program
+    .command("call")
+    .argument("<app>")
+    .argument("<function>")
+    .argument("[json]", "the function's argument, as JSON")
+    .option("--timeout <seconds>", "give up waiting after this long (exit 5; the call goes on)")
+    .description("spawn a call and wait for its result")
+    .action(run<{ timeout?: string }>(async (o, app, fn, json) => {
+      const { out, client } = makeContext(o);
+      const args = parseArgs(json);
+      const timeoutMs = parseTimeout(o.timeout, undefined);
+      const f = await client.functions.fromName(app!, fn!);
+      const call = await f.spawn(...args);
+      out.note(`call ${call.callId}`);
+      try {
+        const result = await call.get(timeoutMs === undefined ? {} : { timeoutMs });
+        out.result({ call_id: call.callId, result }, () => showResult(result));
+      } finally {
+        client.close();
+      }
+    }));
+
+  program
+    .command("get")
+    .argument("<call_id>")
+    .option("--timeout <seconds>", "wait up to this long for a pending call (default: do not wait)")
+    .description("print a call's result; pending (5), failed (6), expired (7) and cancelled (8) exit non-zero")
+    .action(run<{ timeout?: string }>(async (o, id) => {
+      const { out, client } = makeContext(o);
+      const call = await client.functionCalls.fromId(id!);
+      try {
+        const result = await call.get({ timeoutMs: parseTimeout(o.timeout, 0)! });
+        out.result({ call_id: id, result }, () => showResult(result));
+      } finally {
+        client.close();
+      }
+    }));
+
+  program
+    .command("cancel")
+    .argument("<call_id>")
+    .description("cancel a queued or running call (a running one's container is stopped)")
+    .action(run(async (g, id) => {
+      const { out, client } = makeContext(g);
+      const call = await client.functionCalls.fromId(id!);
+      await call.cancel();
+      client.close();
+      out.result({ call_id: id, cancelled: true }, () => `cancelled ${id}`);
+    }));
+
+  const calls = program.command("calls").description("list and inspect calls");
+  calls
+    .command("ls")
+    .option("--app <app>")
+    .option("--function <function>")
+    .option("--status <status>", "queued, running, succeeded, failed or cancelled")
+    .option("--limit <n>", "at most this many, newest first", "50")
+    .description("list recent calls, newest first")
+    .action(run<{ app?: string; function?: string; status?: string; limit: string }>(async (o) => {
+      const { out, client } = makeContext(o);
+      const q = new URLSearchParams({ limit: o.limit });
+      if (o.app) q.set("app", o.app);
+      if (o.function) q.set("function", o.function);
+      if (o.status) q.set("status", o.status);
+      const res = await client.transport.json<{ calls: CallView[] }>("GET", `/v1/calls?${q}`);
+      client.close();
+      out.result(res.calls, () =>
+        table(
+          ["CALL ID", "APP", "FUNCTION", "STATUS", "ATTEMPT", "CREATED"],
+          res.calls.map((c) => [c.call_id, c.app, c.function, c.status + (c.expired ? " (expired)" : ""), String(c.attempt), ago(c.created_at)]),
+        ) || "no calls",
+      );
+    }));
+  calls
+    .command("show")
+    .argument("<call_id>")
+    .description("show one call: status, attempts, times, result or error")
+    .action(run(async (g, id) => {
+      const { out, client } = makeContext(g);
+      const call = await client.functionCalls.fromId(id!);
+      const view = await call.status();
+      client.close();
+      out.result(view, () => describe(view));
+    }));
+}

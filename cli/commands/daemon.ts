@@ -1,0 +1,144 @@
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Command } from "commander";
+import { isAlive } from "../../daemon/lock.js";
+import { DaemonNotRunningError, GantryError } from "../../sdk/errors.js";
+import { gantryHome } from "../../sdk/transport.js";
+import { makeContext, type GlobalOptions } from "../context.js";
+import { UsageError } from "../exit-codes.js";
+import type { Runner } from "../runner.js";
+
+interface StartOptions {
+  foreground?: boolean;
+  httpPort?: string;
+  httpHost?: string;
+  token?: string;
+  containerNetwork?: string;
+}
+
+type Health = { pid: number; home: string; http: string | null; version: string; queued: number; containers: number };
+
+function parsePort(raw: string | undefined): number | null {
+  if (raw === undefined) return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--http-port must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+async function health(opts: GlobalOptions): Promise<Health | null> {
+  const { client } = makeContext(opts);
+  try {
+    return await client.transport.json<Health>("GET", "/v1/health");
+  } catch (err) {
+    if (err instanceof DaemonNotRunningError) return null;
+    throw err;
+  } finally {
+    client.close();
+  }
+}
+
+async function runForeground(o: StartOptions): Promise<void> {
+  if (o.containerNetwork && o.containerNetwork !== "none") throw new UsageError(`--container-network takes only "none"`);
+  // Loaded here so that other verbs do not pay for the daemon's modules (SQLite, Docker client).
+  const { makeConfig } = await import("../../daemon/config.js");
+  const { startDaemon } = await import("../../daemon/daemon.js");
+  const cfg = makeConfig({
+    home: gantryHome(),
+    httpPort: parsePort(o.httpPort),
+    httpHost: o.httpHost,
+    token: o.token ?? process.env.GANTRY_TOKEN ?? null,
+    forceNetwork: o.containerNetwork === "none" ? "none" : null,
+  });
+  const daemon = await startDaemon(cfg);
+  const onSignal = () => void daemon.stop();
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  await daemon.stopped;
+}
+
+async function startBackground(o: StartOptions, g: GlobalOptions): Promise<void> {
+  const { out } = makeContext(g);
+  const running = await health(g);
+  if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
+  const home = gantryHome();
+  const logDir = join(home, "logs");
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const logPath = join(logDir, "daemon.log");
+  const logFd = openSync(logPath, "a", 0o600);
+  const args = [process.argv[1]!, "daemon", "start", "--foreground"];
+  if (o.httpPort !== undefined) args.push("--http-port", String(parsePort(o.httpPort)));
+  if (o.httpHost) args.push("--http-host", o.httpHost);
+  if (o.containerNetwork) args.push("--container-network", o.containerNetwork);
+  const child = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ["ignore", logFd, logFd],
+    env: { ...process.env, GANTRY_HOME: home, ...(o.token ? { GANTRY_TOKEN: o.token } : {}) },
+  });
+  closeSync(logFd);
+  let exited: number | null = null;
+  child.once("exit", (code) => (exited = code ?? 1));
+  child.unref();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const h = await health(g);
+    if (h) {
+      out.result({ started: true, ...h, log: logPath }, () =>
+        `gantry daemon started (pid ${h.pid})\n  home:   ${h.home}\n  socket: ${join(h.home, "gantry.sock")}\n  http:   ${h.http ?? "off"}\n  log:    ${logPath}`,
+      );
+      return;
+    }
+    if (exited !== null || Date.now() > deadline) {
+      const tail = readFileSync(logPath, "utf8").trimEnd().split("\n").slice(-15).join("\n");
+      throw new GantryError(
+        `the daemon ${exited !== null ? `exited (code ${exited})` : "did not answer within 60 s"} during start; last lines of ${logPath}:\n${tail}`,
+      );
+    }
+    await sleep(100);
+  }
+}
+
+export function registerDaemon(program: Command, run: Runner): void {
+  const daemon = program.command("daemon").description("start, stop and inspect the gantry daemon");
+  daemon
+    .command("start")
+    .description("start the daemon in the background (returns once it answers)")
+    .option("--foreground", "run in this process until stopped")
+    .option("--http-port <port>", "also serve the HTTP API on TCP (0 picks a free port)")
+    .option("--http-host <host>", "TCP address to listen on (default 127.0.0.1; beyond loopback needs --token)")
+    .option("--token <token>", "require this bearer token on TCP (or set GANTRY_TOKEN)")
+    .option("--container-network <none>", "force every container onto network none")
+    .action(run<StartOptions>(async (o) => {
+      if (o.foreground) await runForeground(o);
+      else await startBackground(o, o);
+    }));
+  daemon
+    .command("stop")
+    .description("stop the daemon; its containers stop, calls stay stored")
+    .action(run(async (g) => {
+      const { out, client } = makeContext(g);
+      const h = await health(g);
+      if (!h) {
+        out.result({ stopped: false, running: false }, () => "no gantry daemon is running");
+        return;
+      }
+      await client.transport.json("POST", "/v1/daemon/stop");
+      client.close();
+      const deadline = Date.now() + 60_000;
+      while (isAlive(h.pid) && Date.now() < deadline) await sleep(100);
+      if (isAlive(h.pid)) throw new GantryError(`the daemon (pid ${h.pid}) did not stop within 60 s`);
+      out.result({ stopped: true, pid: h.pid }, () => `gantry daemon stopped (pid ${h.pid})`);
+    }));
+  daemon
+    .command("status")
+    .description("show whether the daemon runs, and its queue and containers")
+    .action(run(async (g) => {
+      const { out } = makeContext(g);
+      const h = await health(g);
+      if (!h) throw new DaemonNotRunningError(`no gantry daemon is running on ${gantryHome()}; start it with: gantry daemon start`);
+      out.result(h, () =>
+        `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n  queued:     ${h.queued}\n  containers: ${h.containers}`,
+      );
+    }));
+}

@@ -1,0 +1,62 @@
+import type { Command } from "commander";
+import type { DeployEvent } from "../../protocol/api.js";
+import { GantryError } from "../../sdk/errors.js";
+import { makeContext } from "../context.js";
+import type { Runner } from "../runner.js";
+
+export function registerDeploy(program: Command, run: Runner): void {
+  program
+    .command("deploy")
+    .argument("<file>", "app file: .ts, .mts, .js or .mjs")
+    .description("bundle an app, build its images (with progress) and register its functions")
+    .action(run(async (g, file) => {
+      const { out, client } = makeContext(g);
+      const started = Date.now();
+      out.progress(`bundling ${file} …`);
+      const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
+      const app = await bundleApp(file!);
+      out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
+      let done: Extract<DeployEvent, { type: "done" }> | null = null;
+      let failure: Extract<DeployEvent, { type: "error" }> | null = null;
+      const buildStart = new Map<string, number>();
+      try {
+        await client.transport.stream("POST", "/v1/apps/deploy", { app: app.app, functions: app.functions, bundle: app.bundle, source: file }, (line) => {
+          const e = line as DeployEvent;
+          switch (e.type) {
+            case "image":
+              if (e.status === "cached") out.note(`✓ image ${e.image} unchanged (${e.functions.join(", ")})`);
+              else if (e.status === "building") {
+                buildStart.set(e.image, Date.now());
+                out.progress(`building image ${e.image} for ${e.functions.join(", ")} …`);
+              } else out.note(`✓ built image ${e.image} in ${((Date.now() - buildStart.get(e.image)!) / 1000).toFixed(1)} s`);
+              break;
+            case "build": {
+              const step = e.total ? `[${e.step}/${e.total}] ` : "";
+              if (e.line.trim()) out.progress(`  ${step}${e.line.trim()}`);
+              break;
+            }
+            case "log":
+              out.note(e.line);
+              break;
+            case "done":
+              done = e;
+              break;
+            case "error":
+              failure = e;
+              break;
+          }
+        });
+      } finally {
+        out.endProgress();
+        client.close();
+      }
+      if (failure) throw new GantryError(`deploy of ${app.app} failed: ${(failure as { error: { message: string } }).error.message}`, "deploy_failed");
+      if (!done) throw new GantryError(`the daemon ended the deploy of ${app.app} without an answer; see its log`);
+      const d = done as Extract<DeployEvent, { type: "done" }>;
+      const secs = ((Date.now() - started) / 1000).toFixed(1);
+      out.result(d, () =>
+        `✓ deployed app ${d.app} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +
+          d.functions.map((f) => `  ${f.name}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries})`).join("\n"),
+      );
+    }));
+}

@@ -1,0 +1,34 @@
+import { Command, CommanderError } from "commander";
+import { VERSION } from "../protocol/version.js";
+import { registerApps } from "./commands/apps.js";
+import { registerCalls } from "./commands/calls.js";
+import { registerDaemon } from "./commands/daemon.js";
+import { registerDeploy } from "./commands/deploy.js";
+import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
+import { run } from "./runner.js";
+
+const program = new Command("gantry")
+  .description("Run functions in containers on your own machine: deploy, spawn calls, poll results.")
+  .version(VERSION)
+  .option("--json", "machine-readable output")
+  .option("--url <url>", "talk to a daemon over HTTP instead of the local socket (or GANTRY_URL)")
+  .option("--token <token>", "bearer token for --url (or GANTRY_TOKEN)")
+  .addHelpText("after", `\nThe daemon's socket is $GANTRY_HOME/gantry.sock (GANTRY_HOME defaults to ~/.gantry).\n${EXIT_CODE_HELP}`)
+  .showHelpAfterError("(run gantry --help for usage)")
+  .exitOverride();
+
+registerDaemon(program, run);
+registerDeploy(program, run);
+registerCalls(program, run);
+registerApps(program, run);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  } else {
+    process.stderr.write(`Error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = ExitCode.error;
+  }
+}

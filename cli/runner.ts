@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import { GantryError, RemoteError } from "../sdk/errors.js";
+import type { GlobalOptions } from "./context.js";
+import { exitCodeFor } from "./exit-codes.js";
+
+/** Wraps a verb: gives it its options (global ones included) and positional arguments, and turns
+ * any error into one `Error: …` line on stderr (JSON with --json) and the documented exit code. */
+export type Runner = <O = object>(
+  fn: (opts: O & GlobalOptions, ...args: string[]) => Promise<void>,
+) => (...a: unknown[]) => Promise<void>;
+
+export const run: Runner = (fn) => async (...a) => {
+  const cmd = a[a.length - 1] as Command;
+  const opts = cmd.optsWithGlobals();
+  const positional = a.slice(0, -2).filter((x): x is string => typeof x === "string");
+  try {
+    await fn(opts as never, ...positional);
+  } catch (err) {
+    report(err, Boolean(opts.json));
+    process.exitCode = exitCodeFor(err);
+  }
+};
+
+function report(err: unknown, json: boolean): void {
+  if (json) {
+    const e = err as GantryError;
+    const body: Record<string, unknown> = { code: e instanceof GantryError ? e.code : "error", message: e?.message ?? String(err) };
+    if (err instanceof RemoteError) Object.assign(body, { type: err.remoteType, traceback: err.traceback });
+    process.stdout.write(JSON.stringify({ error: body }, null, 2) + "\n");
+    return;
+  }
+  if (err instanceof RemoteError) {
+    process.stderr.write(`Error: ${err.message}\n${err.traceback ? err.traceback.replace(/^/gm, "  ") + "\n" : ""}`);
+  } else if (err instanceof GantryError) {
+    process.stderr.write(`Error: ${err.message}\n`);
+  } else {
+    process.stderr.write(`Error: ${(err as Error)?.stack ?? String(err)}\n`);
+  }
+}

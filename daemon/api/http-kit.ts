@@ -1,0 +1,87 @@
+/** A small router and request helpers for node:http: path params, JSON bodies with a size limit. */
+import type http from "node:http";
+import { ApiError } from "./errors.js";
+
+export interface RequestContext {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** True when the request came over TCP (not the daemon's unix socket). */
+  remote: boolean;
+}
+
+/** A handler answers with a JSON body, or writes the response itself and returns undefined. */
+export type Handler = (ctx: RequestContext) => Promise<{ status: number; body: unknown } | undefined>;
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: Handler;
+}
+
+export class Router {
+  private readonly routes: Route[] = [];
+
+  on(method: string, pattern: string, handler: Handler): this {
+    this.routes.push({ method, parts: pattern.split("/").filter(Boolean), handler });
+    return this;
+  }
+
+  match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } {
+    const segs = pathname.split("/").filter(Boolean);
+    let pathMatched = false;
+    for (const r of this.routes) {
+      if (r.parts.length !== segs.length) continue;
+      const params: Record<string, string> = {};
+      const ok = r.parts.every((p, i) => {
+        if (p.startsWith(":")) {
+          try {
+            params[p.slice(1)] = decodeURIComponent(segs[i]!);
+          } catch {
+            return false;
+          }
+          return true;
+        }
+        return p === segs[i];
+      });
+      if (!ok) continue;
+      pathMatched = true;
+      if (r.method === method) return { handler: r.handler, params };
+    }
+    if (pathMatched) throw new ApiError(405, "method_not_allowed", `${method} is not allowed on ${pathname}`);
+    throw new ApiError(404, "not_found", `no route ${method} ${pathname}`);
+  }
+}
+
+export async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers["content-length"] ?? "0");
+  if (declared > limit) throw new ApiError(413, "payload_too_large", `request body of ${declared} bytes exceeds the limit of ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new ApiError(413, "payload_too_large", `request body exceeds the limit of ${limit} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const buf = await readBody(req, limit);
+  if (buf.length === 0) return undefined;
+  try {
+    return JSON.parse(buf.toString("utf8"));
+  } catch (err) {
+    throw new ApiError(400, "invalid_argument", `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Seconds from a query parameter, clamped to [0, max]; a bad value is a 400 naming the parameter. */
+export function secondsParam(query: URLSearchParams, name: string, max: number): number {
+  const raw = query.get(name);
+  if (raw === null || raw === "") return 0;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new ApiError(400, "invalid_argument", `${name} must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
+  return Math.min(n, max);
+}

@@ -1,0 +1,209 @@
+import type { CallView, ContainerView, DeployEvent } from "../../protocol/api.js";
+import { deployRequestSchema, formatZodError } from "../../protocol/function-spec.js";
+import { SystemErrorType } from "../../protocol/remote-error.js";
+import { CallStatus, TERMINAL } from "../core/call-state.js";
+import { isCallId } from "../core/ids.js";
+import type { AppStore } from "../store/app-store.js";
+import type { CallRecord, CallStore } from "../store/call-store.js";
+import type { Deployer } from "../service/deployer.js";
+import { functionView } from "../service/deployer.js";
+import type { Dispatcher } from "../service/dispatcher.js";
+import type { Waiters } from "../service/waiters.js";
+import { ApiError, invalid, notFound, toResponse } from "./errors.js";
+import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
+
+export interface RouteDeps {
+  calls: CallStore;
+  apps: AppStore;
+  dispatcher: Dispatcher;
+  deployer: Deployer;
+  waiters: Waiters;
+  maxBodyBytes: number;
+  deployBodyBytes: number;
+  maxWaitSeconds: number;
+  health: () => Record<string, unknown>;
+  requestStop: () => void;
+}
+
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+export function callView(r: CallRecord, nowMs = Date.now()): CallView {
+  const expired = r.expired || (r.expiresAt !== null && r.expiresAt <= nowMs);
+  const v: CallView = {
+    call_id: r.id,
+    app: r.app,
+    function: r.function,
+    status: r.status,
+    attempt: r.attempt,
+    created_at: iso(r.createdAt)!,
+    started_at: iso(r.startedAt),
+    finished_at: iso(r.finishedAt),
+    expired,
+    expires_at: iso(r.expiresAt),
+  };
+  if (r.status === CallStatus.succeeded && !expired) v.result = r.result ?? null;
+  if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;
+  return v;
+}
+
+function checkedCallId(raw: string): string {
+  if (!isCallId(raw)) throw invalid(`${JSON.stringify(raw.slice(0, 80))} is not a call ID (expected fc- followed by 26 letters or digits)`);
+  return raw;
+}
+
+export function buildRouter(d: RouteDeps): Router {
+  const r = new Router();
+
+  /** Reads a call, waiting up to `seconds` for it to finish. */
+  async function readCall(id: string, seconds: number, ctx: RequestContext): Promise<CallRecord> {
+    let rec = d.calls.get(id);
+    if (!rec) throw notFound(`no call with ID ${id}`);
+    if (!TERMINAL.has(rec.status) && seconds > 0) {
+      const abort = new AbortController();
+      ctx.req.once("close", () => abort.abort());
+      await d.waiters.wait(id, seconds * 1000, abort.signal);
+      rec = d.calls.get(id)!;
+    }
+    return rec;
+  }
+
+  async function submit(app: string, fn: string, args: unknown[]): Promise<string> {
+    return d.dispatcher.submit(app, fn, args);
+  }
+
+  r.on("GET", "/v1/health", async () => ({ status: 200, body: d.health() }));
+  r.on("POST", "/v1/daemon/stop", async () => {
+    setImmediate(d.requestStop);
+    return { status: 202, body: { stopping: true } };
+  });
+
+  r.on("POST", "/v1/apps/deploy", async (ctx) => {
+    const raw = await readJson(ctx.req, d.deployBodyBytes);
+    const parsed = deployRequestSchema.safeParse(raw);
+    if (!parsed.success) throw invalid(`deploy request: ${formatZodError(parsed.error)}`);
+    const res = ctx.res;
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    const emit = (e: DeployEvent) => res.write(JSON.stringify(e) + "\n");
+    try {
+      await d.deployer.deploy(parsed.data, emit);
+    } catch (err) {
+      const { body, unexpected } = toResponse(err);
+      if (unexpected) throw err;
+      emit({ type: "error", error: body.error as { code: string; message: string } });
+    }
+    res.end();
+    return undefined;
+  });
+
+  r.on("GET", "/v1/apps", async () => ({
+    status: 200,
+    body: {
+      apps: d.apps.listApps().map((a) => ({
+        name: a.name,
+        state: a.state,
+        deployed_at: iso(a.deployedAt),
+        source: a.source,
+        functions: d.apps.listFunctions().filter((f) => f.app === a.name).map((f) => f.name),
+      })),
+    },
+  }));
+
+  r.on("POST", "/v1/apps/:app/stop", async ({ params }) => {
+    if (!d.apps.setAppState(params.app!, "stopped")) throw notFound(`no deployed app named ${params.app}`);
+    const functions = d.dispatcher.stopApp(params.app!);
+    return { status: 200, body: { app: params.app, stopped: true, functions } };
+  });
+
+  r.on("GET", "/v1/apps/:app/functions/:fn", async ({ params }) => {
+    d.dispatcher.requirePool(params.app!, params.fn!);
+    const f = d.apps.listFunctions().find((x) => x.app === params.app && x.name === params.fn);
+    if (!f) throw notFound(`app ${params.app} has no function named ${params.fn}`);
+    return { status: 200, body: functionView(f) };
+  });
+
+  r.on("POST", "/v1/apps/:app/functions/:fn/calls", async ({ req, params }) => {
+    d.dispatcher.requirePool(params.app!, params.fn!);
+    const body = (await readJson(req, d.maxBodyBytes)) as { args?: unknown } | undefined;
+    const args = body === undefined ? [] : body.args;
+    if (body !== undefined && (typeof body !== "object" || body === null || !Array.isArray(args))) {
+      throw invalid(`the body must be {"args": [...]}, the function's arguments`);
+    }
+    const id = await submit(params.app!, params.fn!, (args ?? []) as unknown[]);
+    return { status: 202, body: { call_id: id } };
+  });
+
+  r.on("GET", "/v1/calls", async ({ query }) => {
+    const status = query.get("status") ?? undefined;
+    if (status && !Object.hasOwn(CallStatus, status)) throw invalid(`status must be one of ${Object.keys(CallStatus).join(", ")}`);
+    const limit = Number(query.get("limit") ?? "50");
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalid(`limit must be a whole number from 1 to 1000`);
+    const calls = d.calls.list({
+      app: query.get("app") ?? undefined,
+      function: query.get("function") ?? undefined,
+      status: status as CallStatus | undefined,
+      before: query.get("before") ?? undefined,
+      limit,
+    });
+    return { status: 200, body: { calls: calls.map(callView) } };
+  });
+
+  r.on("GET", "/v1/calls/:id", async (ctx) => {
+    const id = checkedCallId(ctx.params.id!);
+    const rec = await readCall(id, secondsParam(ctx.query, "wait", d.maxWaitSeconds), ctx);
+    return { status: 200, body: callView(rec) };
+  });
+
+  r.on("POST", "/v1/calls/:id/cancel", async ({ params }) => {
+    const id = checkedCallId(params.id!);
+    if (await d.dispatcher.cancel(id)) return { status: 200, body: callView(d.calls.get(id)!) };
+    const rec = d.calls.get(id);
+    if (!rec) throw notFound(`no call with ID ${id}`);
+    throw new ApiError(409, "conflict", `call ${id} is already ${rec.status}`);
+  });
+
+  r.on("GET", "/v1/containers", async () => {
+    const body: ContainerView[] = d.dispatcher.containers().map(({ pool, c }) => ({
+      id: c.id,
+      docker_id: c.dockerId,
+      app: pool.app,
+      function: pool.spec.name,
+      state: c.state,
+      active_calls: c.leases.size,
+      max_inputs: pool.spec.maxInputs,
+      started_at: iso(c.startedAtMs)!,
+    }));
+    return { status: 200, body: { containers: body } };
+  });
+
+  // ── the submit/poll pattern of Modal's job-queue guide (DESIGN 1.4) ──────────────────────────
+  r.on("POST", "/submit/:app/:fn", async ({ req, params, query }) => {
+    d.dispatcher.requirePool(params.app!, params.fn!);
+    const body = await readJson(req, d.maxBodyBytes);
+    const data = body !== undefined ? body : query.get("data");
+    if (data === null) throw invalid(`send the input as a JSON body or as ?data=VALUE`);
+    const id = await submit(params.app!, params.fn!, [data]);
+    return { status: 202, body: { call_id: id } };
+  });
+
+  r.on("GET", "/result/:id", async (ctx) => {
+    const id = checkedCallId(ctx.params.id!);
+    const rec = await readCall(id, secondsParam(ctx.query, "timeout", d.maxWaitSeconds), ctx);
+    switch (rec.status) {
+      case CallStatus.queued:
+      case CallStatus.running:
+        return { status: 202, body: { call_id: id, status: rec.status, attempt: rec.attempt } };
+      case CallStatus.succeeded:
+        if (callView(rec).expired) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
+        return { status: 200, body: rec.result ?? null };
+      case CallStatus.failed:
+        return { status: 500, body: { call_id: id, error: rec.error } };
+      case CallStatus.cancelled:
+        return {
+          status: 409,
+          body: { call_id: id, error: rec.error ?? { type: SystemErrorType.cancelled, message: "the call was cancelled", traceback: "" } },
+        };
+    }
+  });
+
+  return r;
+}

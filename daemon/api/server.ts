@@ -1,0 +1,129 @@
+import { timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, unlinkSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
+import type { Logger } from "../logger.js";
+import { ApiError, toResponse } from "./errors.js";
+import type { Router } from "./http-kit.js";
+
+export interface ApiServerOptions {
+  router: Router;
+  log: Logger;
+  socketPath: string;
+  httpHost: string;
+  httpPort: number | null;
+  token: string | null;
+}
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/** Serves one HTTP API on the daemon's unix socket (mode 0600) and, when asked, on TCP. */
+export class ApiServer {
+  private readonly servers: http.Server[] = [];
+  tcpPort: number | null = null;
+
+  constructor(private readonly o: ApiServerOptions) {
+    if (o.httpPort !== null && !LOOPBACK.has(o.httpHost) && !o.token) {
+      throw new Error(`listening on ${o.httpHost} (beyond loopback) needs a token: set GANTRY_TOKEN or pass --token`);
+    }
+  }
+
+  private handler(remote: boolean): http.RequestListener {
+    return (req, res) => {
+      void this.handle(req, res, remote);
+    };
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse, remote: boolean): Promise<void> {
+    try {
+      if (remote && this.o.token && !this.authorized(req)) {
+        throw new ApiError(401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>");
+      }
+      const url = new URL(req.url ?? "/", "http://gantry");
+      const { handler, params } = this.o.router.match(req.method ?? "GET", url.pathname);
+      const out = await handler({ req, res, params, query: url.searchParams, remote });
+      if (out) send(res, out.status, out.body);
+    } catch (err) {
+      const { status, body, unexpected } = toResponse(err);
+      if (unexpected) this.o.log.error("request failed", { method: req.method, url: req.url, err: (err as Error)?.stack ?? String(err) });
+      if (res.headersSent) res.end();
+      else {
+        if (status === 413) res.setHeader("connection", "close");
+        send(res, status, body);
+      }
+    }
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
+    const want = Buffer.from(this.o.token!);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  async listen(): Promise<void> {
+    await removeStaleSocket(this.o.socketPath);
+    const unix = http.createServer({ keepAliveTimeout: 65_000 }, this.handler(false));
+    await listenOn(unix, this.o.socketPath);
+    chmodSync(this.o.socketPath, 0o600);
+    this.servers.push(unix);
+    if (this.o.httpPort !== null) {
+      const tcp = http.createServer({ keepAliveTimeout: 65_000 }, this.handler(true));
+      await listenOn(tcp, this.o.httpPort, this.o.httpHost);
+      this.tcpPort = (tcp.address() as net.AddressInfo).port;
+      this.servers.push(tcp);
+    }
+  }
+
+  /** The raw servers, for attaching WebSocket upgrades. */
+  get httpServers(): readonly http.Server[] {
+    return this.servers;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+    try {
+      unlinkSync(this.o.socketPath);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function listenOn(server: http.Server, port: number | string, host?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      reject(err.code === "EADDRINUSE" ? new Error(`${host ? `${host}:` : ""}${port} is already in use`) : err);
+    });
+    if (typeof port === "string") server.listen(port, () => resolve());
+    else server.listen(port, host, () => resolve());
+  });
+}
+
+/** A socket file whose daemon is gone is removed; one that answers means another daemon runs. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = net.connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+  if (alive) throw new Error(`another gantry daemon already answers on ${path}`);
+  unlinkSync(path);
+}

@@ -1,0 +1,79 @@
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export interface DaemonConfig {
+  home: string;
+  socketPath: string;
+  dbPath: string;
+  pidPath: string;
+  logsDir: string;
+  appsDir: string;
+  /** Per-container agent socket folders live here (kept short: unix socket paths max 107 bytes). */
+  agentSocketsDir: string;
+  httpHost: string;
+  /** TCP port for the HTTP API; null: unix socket only. 0 picks a free port. */
+  httpPort: number | null;
+  /** Required on TCP when set; always required when listening beyond loopback. */
+  token: string | null;
+  /** Forces every container onto this network (tests use "none"). */
+  forceNetwork: "none" | null;
+  nodeBaseImage: string;
+  agentBundlePath: string;
+  runtimeDockerfilePath: string;
+  /** Largest request body (a call's input, or a batch). Deploys get deployBodyBytes. */
+  maxBodyBytes: number;
+  deployBodyBytes: number;
+  /** Queued calls a function may hold; beyond that submit answers 429. */
+  maxQueuedPerFunction: number;
+  /** Longest ?wait= / ?timeout= a request may hold the connection, seconds. */
+  maxWaitSeconds: number;
+  dockerSocket: string;
+}
+
+/** The package root, found from this file in both source (daemon/) and built (dist/daemon/) layouts. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "runtime-images"))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error("cannot find gantry's package root (package.json beside runtime-images/)");
+}
+
+export function defaultHome(): string {
+  return resolve(process.env.GANTRY_HOME || join(homedir(), ".gantry"));
+}
+
+export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } = {}): DaemonConfig {
+  const home = resolve(overrides.home ?? defaultHome());
+  const root = packageRoot();
+  const base: DaemonConfig = {
+    home,
+    socketPath: join(home, "gantry.sock"),
+    dbPath: join(home, "gantry.db"),
+    pidPath: join(home, "daemon.pid"),
+    logsDir: join(home, "logs"),
+    appsDir: join(home, "apps"),
+    agentSocketsDir: join(home, "run"),
+    httpHost: "127.0.0.1",
+    httpPort: null,
+    token: process.env.GANTRY_TOKEN || null,
+    forceNetwork: null,
+    nodeBaseImage: process.env.GANTRY_NODE_BASE_IMAGE || "gantry/base-node:1",
+    agentBundlePath: join(root, "runtime-images", "node", "dist", "agent.cjs"),
+    runtimeDockerfilePath: join(root, "runtime-images", "node", "Dockerfile"),
+    maxBodyBytes: 8 * 1024 * 1024,
+    deployBodyBytes: 64 * 1024 * 1024,
+    maxQueuedPerFunction: 100_000,
+    maxWaitSeconds: 60,
+    dockerSocket: process.env.DOCKER_SOCKET || "/var/run/docker.sock",
+  };
+  const cfg = { ...base, ...stripUndefined(overrides), home };
+  return cfg;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,3 @@
+export function assertExhaustive(x: never, what = "value"): never {
+  throw new Error(`unhandled ${what}: ${JSON.stringify(x)}`);
+}

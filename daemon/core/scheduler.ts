@@ -1,0 +1,102 @@
+/**
+ * Scheduling decisions for one function's pool of containers. Pure: the caller passes a view of
+ * the pool and the time, and carries out the plan (dispatch, start, stop).
+ *
+ * - Queued calls go to ready containers with a free slot (maxInputs slots each), packing the
+ *   busiest, then most recently used container first, so warm containers are reused and spare
+ *   ones go idle and scale down.
+ * - The pool aims at ceil((active + queued) / maxInputs) + bufferContainers containers, at least
+ *   minContainers and at most maxContainers; calls beyond that wait in the queue.
+ * - A container idle for scaledownWindow is stopped while the pool is above its aim.
+ * - Draining containers (an older deployment) take no new calls and stop once idle.
+ */
+export type SlotState = "starting" | "ready" | "draining" | "stopping";
+
+export interface ContainerSlots {
+  id: string;
+  state: SlotState;
+  active: number;
+  /** When the container last became idle (no active calls); null while busy or starting. */
+  idleSinceMs: number | null;
+  lastUsedMs: number;
+}
+
+export interface PoolLimits {
+  maxContainers: number;
+  minContainers: number;
+  bufferContainers: number;
+  maxInputs: number;
+  scaledownWindowMs: number;
+}
+
+export interface PoolView {
+  limits: PoolLimits;
+  /** Calls ready to run now, in queue order. */
+  queued: number;
+  containers: readonly ContainerSlots[];
+  /** No container is started before this time (after failed starts). */
+  startBlockedUntilMs: number;
+  nowMs: number;
+}
+
+export interface PoolPlan {
+  /** One container id per dispatched call, in queue order. */
+  assign: string[];
+  start: number;
+  stop: string[];
+  /** When the plan may change without any new event (an idle window ends, a start block lifts). */
+  wakeAtMs: number | null;
+}
+
+export function planPool(view: PoolView): PoolPlan {
+  const { limits, nowMs } = view;
+  const live = view.containers.filter((c) => c.state === "starting" || c.state === "ready");
+  const ready = live
+    .filter((c) => c.state === "ready")
+    .map((c) => ({ ...c }))
+    .sort((a, b) => b.active - a.active || b.lastUsedMs - a.lastUsedMs);
+
+  const assign: string[] = [];
+  let queued = view.queued;
+  while (queued > 0) {
+    const slot = ready.find((c) => c.active < limits.maxInputs);
+    if (!slot) break;
+    slot.active++;
+    slot.idleSinceMs = null;
+    assign.push(slot.id);
+    queued--;
+    ready.sort((a, b) => b.active - a.active || b.lastUsedMs - a.lastUsedMs);
+  }
+
+  const active = ready.reduce((n, c) => n + c.active, 0);
+  const demand = Math.ceil((active + queued) / limits.maxInputs);
+  const aim = Math.min(limits.maxContainers, Math.max(limits.minContainers, demand + limits.bufferContainers));
+
+  let wakeAtMs: number | null = null;
+  const wakeAt = (t: number) => {
+    wakeAtMs = wakeAtMs === null ? t : Math.min(wakeAtMs, t);
+  };
+
+  let start = Math.max(0, aim - live.length);
+  if (start > 0 && nowMs < view.startBlockedUntilMs) {
+    wakeAt(view.startBlockedUntilMs);
+    start = 0;
+  }
+
+  const stop: string[] = view.containers.filter((c) => c.state === "draining" && c.active === 0).map((c) => c.id);
+  const idle = ready
+    .filter((c) => c.active === 0 && c.idleSinceMs !== null)
+    .sort((a, b) => a.idleSinceMs! - b.idleSinceMs!);
+  let count = live.length;
+  for (const c of idle) {
+    const due = c.idleSinceMs! + limits.scaledownWindowMs;
+    if (count <= aim) break;
+    if (due <= nowMs) {
+      stop.push(c.id);
+      count--;
+    } else {
+      wakeAt(due);
+    }
+  }
+  return { assign, start, stop, wakeAtMs };
+}

@@ -1,0 +1,165 @@
+/**
+ * Wires the daemon together with plain constructor arguments: store, container runtime,
+ * dispatcher, deployer and API server. `startDaemon` returns once the API answers.
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { buildRouter } from "./api/routes.js";
+import { ApiServer } from "./api/server.js";
+import type { DaemonConfig } from "./config.js";
+import { makeId } from "./core/ids.js";
+import { DockerRuntime } from "./docker/docker-runtime.js";
+import type { ContainerRuntime } from "./docker/types.js";
+import { acquirePidLock } from "./lock.js";
+import { consoleLogger, type Logger } from "./logger.js";
+import { AppLogs } from "./service/app-logs.js";
+import { ContainerLauncher } from "./service/container-launcher.js";
+import { Deployer, deployedFunction } from "./service/deployer.js";
+import { Dispatcher } from "./service/dispatcher.js";
+import { EventBus } from "./service/event-bus.js";
+import { Waiters } from "./service/waiters.js";
+import { VERSION } from "../protocol/version.js";
+import { AppStore } from "./store/app-store.js";
+import { CallStore } from "./store/call-store.js";
+import { openDatabase } from "./store/database.js";
+import { GroupCommit } from "./store/group-commit.js";
+
+const EXPIRY_SWEEP_MS = 1000;
+
+export interface RunningDaemon {
+  config: DaemonConfig;
+  daemonId: string;
+  tcpPort: number | null;
+  /** Resolves once the daemon has stopped (by stop() or POST /v1/daemon/stop). */
+  stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runtime?: ContainerRuntime } = {}): Promise<RunningDaemon> {
+  const log = opts.log ?? consoleLogger();
+  mkdirSync(cfg.home, { recursive: true, mode: 0o700 });
+  chmodSync(cfg.home, 0o700);
+  for (const dir of [cfg.logsDir, cfg.appsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const releaseLock = acquirePidLock(cfg.pidPath);
+  const cleanups: Array<() => unknown> = [releaseLock];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) {
+      try {
+        await fn();
+      } catch (err) {
+        log.error("shutdown step failed", { err: (err as Error).message });
+      }
+    }
+  };
+
+  try {
+    const runtime = opts.runtime ?? new DockerRuntime({ socketPath: cfg.dockerSocket });
+    await runtime.ping();
+
+    const db = openDatabase(cfg.dbPath);
+    const commit = new GroupCommit(db);
+    cleanups.push(() => db.close(), () => commit.close());
+    const calls = new CallStore(db, commit);
+    const apps = new AppStore(db);
+    let daemonId = apps.getMeta("daemon_id");
+    if (!daemonId) {
+      daemonId = makeId("gd", Date.now(), (n) => randomBytes(n), 8);
+      apps.setMeta("daemon_id", daemonId);
+    }
+
+    // Containers of an earlier run of this daemon are removed: their calls are requeued below.
+    const leftovers = await runtime.listOwned(daemonId);
+    await Promise.all(leftovers.map((c) => runtime.remove(c.dockerId)));
+    if (leftovers.length) log.info("removed leftover containers", { count: leftovers.length });
+    rmSync(cfg.agentSocketsDir, { recursive: true, force: true });
+    mkdirSync(cfg.agentSocketsDir, { recursive: true, mode: 0o711 });
+
+    const bus = new EventBus();
+    const waiters = new Waiters(bus);
+    const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus);
+    cleanups.push(() => appLogs.close());
+    const launcher = new ContainerLauncher({
+      runtime,
+      bus,
+      log,
+      daemonId,
+      agentSocketsDir: cfg.agentSocketsDir,
+      forceNetwork: cfg.forceNetwork,
+    });
+    const dispatcher = new Dispatcher({ calls, launcher, bus, log, maxQueuedPerFunction: cfg.maxQueuedPerFunction });
+    cleanups.push(() => dispatcher.shutdown());
+    const deployer = new Deployer({
+      runtime,
+      apps,
+      dispatcher,
+      log,
+      appsDir: cfg.appsDir,
+      nodeBaseImage: cfg.nodeBaseImage,
+      agentBundlePath: cfg.agentBundlePath,
+      runtimeDockerfilePath: cfg.runtimeDockerfilePath,
+    });
+
+    const deployed = new Set(apps.listApps().filter((a) => a.state === "deployed").map((a) => a.name));
+    const fns = apps.listFunctions().filter((f) => deployed.has(f.app));
+    for (const app of deployed) {
+      dispatcher.applyDeployment(app, fns.filter((f) => f.app === app).map((f) => deployedFunction(f, cfg.appsDir)));
+    }
+    const recovered = await dispatcher.recover();
+
+    const sweep = setInterval(() => {
+      calls.expireResults(Date.now()).catch((err) => log.warn("expiry sweep failed", { err: (err as Error).message }));
+    }, EXPIRY_SWEEP_MS);
+    sweep.unref();
+    cleanups.push(() => clearInterval(sweep));
+
+    let resolveStopped!: () => void;
+    const stopped = new Promise<void>((r) => (resolveStopped = r));
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info("stopping");
+        await cleanup();
+        log.info("stopped");
+        resolveStopped();
+      })();
+      return stopping;
+    };
+
+    const startedAt = new Date().toISOString();
+    const router = buildRouter({
+      calls,
+      apps,
+      dispatcher,
+      deployer,
+      waiters,
+      maxBodyBytes: cfg.maxBodyBytes,
+      deployBodyBytes: cfg.deployBodyBytes,
+      maxWaitSeconds: cfg.maxWaitSeconds,
+      health: () => ({
+        ok: true,
+        version: VERSION,
+        pid: process.pid,
+        home: cfg.home,
+        daemon_id: daemonId,
+        started_at: startedAt,
+        http: server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`,
+        ...dispatcher.stats(),
+      }),
+      requestStop: () => void stop(),
+    });
+    const server = new ApiServer({ router, log, socketPath: cfg.socketPath, httpHost: cfg.httpHost, httpPort: cfg.httpPort, token: cfg.token });
+    await server.listen();
+    cleanups.push(() => server.close());
+    log.info("daemon ready", {
+      home: cfg.home,
+      socket: cfg.socketPath,
+      http: server.tcpPort === null ? "off" : `${cfg.httpHost}:${server.tcpPort}`,
+      requeued: recovered.requeued,
+      failed: recovered.failed,
+    });
+    return { config: cfg, daemonId, tcpPort: server.tcpPort, stopped, stop };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

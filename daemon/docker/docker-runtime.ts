@@ -1,0 +1,186 @@
+import Docker from "dockerode";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pack } from "tar-fs";
+import { AGENT_SOCKET_DIR_IN_CONTAINER } from "../../protocol/agent-messages.js";
+import { CODE_DIR_IN_CONTAINER } from "./image-plan.js";
+import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type ImagePlan, type OwnedContainer } from "./types.js";
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number })?.statusCode;
+}
+
+export class DockerRuntime implements ContainerRuntime {
+  private readonly docker: Docker;
+
+  constructor(opts: { socketPath?: string } = {}) {
+    this.docker = new Docker({ socketPath: opts.socketPath ?? process.env.DOCKER_SOCKET ?? "/var/run/docker.sock" });
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new Error(
+        `no Docker engine answers at ${(this.docker.modem as { socketPath?: string }).socketPath}: ${(err as Error).message}. ` +
+          `Start it (scripts/lib/ensure-docker.sh does this on Debian) and try again.`,
+      );
+    }
+  }
+
+  async imageExists(tag: string): Promise<boolean> {
+    return (await this.imageId(tag)) !== null;
+  }
+
+  async imageId(ref: string): Promise<string | null> {
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return info.Id;
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw err;
+    }
+  }
+
+  async buildImage(plan: ImagePlan, onProgress: (p: BuildProgress) => void): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), "gantry-build-"));
+    try {
+      await writeFile(join(dir, "Dockerfile"), plan.dockerfile);
+      for (const [name, content] of Object.entries(plan.files)) await writeFile(join(dir, name), content);
+      const context = pack(dir) as unknown as NodeJS.ReadableStream;
+      const stream: NodeJS.ReadableStream = await this.docker.buildImage(context, { t: plan.tag, rm: true, forcerm: true });
+      let step = 0;
+      let total = 0;
+      let failure: string | null = null;
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err) => (err ? reject(err) : resolve()),
+          (ev: { stream?: string; error?: string; status?: string }) => {
+            if (ev.error) failure = ev.error;
+            const text = (ev.stream ?? ev.status ?? "").replace(/\s+$/, "");
+            if (!text) return;
+            const m = /^Step (\d+)\/(\d+) : /.exec(text);
+            if (m) {
+              step = Number(m[1]);
+              total = Number(m[2]);
+            }
+            for (const line of text.split("\n")) onProgress({ step, total, line });
+          },
+        );
+      });
+      if (failure) throw new Error(`building image ${plan.tag} failed: ${String(failure).trim()}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  async start(l: ContainerLaunch): Promise<string> {
+    const container = await this.docker.createContainer({
+      name: `gantry-${l.app}-${l.function}-${l.containerId}`.slice(0, 120),
+      Image: l.image,
+      Env: Object.entries(l.env).map(([k, v]) => `${k}=${v}`),
+      User: l.user,
+      WorkingDir: "/tmp",
+      Labels: {
+        [Labels.daemon]: l.daemonId,
+        [Labels.app]: l.app,
+        [Labels.function]: l.function,
+        [Labels.container]: l.containerId,
+      },
+      HostConfig: {
+        Binds: [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}`, `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`],
+        NetworkMode: l.network,
+        CapDrop: ["ALL"],
+        SecurityOpt: ["no-new-privileges"],
+        PidsLimit: 512,
+        ReadonlyRootfs: true,
+        Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
+        NanoCpus: l.cpu ? Math.round(l.cpu * 1e9) : undefined,
+        Memory: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
+        DeviceRequests: l.gpuDeviceIds
+          ? [{ Driver: "nvidia", DeviceIDs: l.gpuDeviceIds, Capabilities: [["gpu"]] }]
+          : undefined,
+      },
+    });
+    try {
+      await container.start();
+    } catch (err) {
+      await this.remove(container.id).catch(() => undefined);
+      throw new Error(`starting a container for ${l.app}.${l.function} failed: ${(err as Error).message}`);
+    }
+    return container.id;
+  }
+
+  async waitExit(dockerId: string): Promise<number> {
+    try {
+      const res = (await this.docker.getContainer(dockerId).wait()) as { StatusCode: number };
+      return res.StatusCode;
+    } catch (err) {
+      if (statusOf(err) === 404) return -1;
+      throw err;
+    }
+  }
+
+  async kill(dockerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(dockerId).kill();
+    } catch (err) {
+      const s = statusOf(err);
+      if (s !== 404 && s !== 409 && s !== 304) throw err;
+    }
+  }
+
+  async stop(dockerId: string, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(dockerId).stop({ t: graceSeconds });
+    } catch (err) {
+      const s = statusOf(err);
+      if (s !== 404 && s !== 304) throw err;
+    }
+  }
+
+  async remove(dockerId: string): Promise<void> {
+    try {
+      await this.docker.getContainer(dockerId).remove({ force: true, v: true });
+    } catch (err) {
+      const s = statusOf(err);
+      if (s !== 404 && s !== 409) throw err; // 409: removal already in progress
+    }
+  }
+
+  async logsTail(dockerId: string, lines: number): Promise<string> {
+    try {
+      const buf = (await this.docker
+        .getContainer(dockerId)
+        .logs({ stdout: true, stderr: true, tail: lines, follow: false })) as unknown as Buffer;
+      return demux(buf);
+    } catch {
+      return "";
+    }
+  }
+
+  async listOwned(daemonId: string): Promise<OwnedContainer[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${Labels.daemon}=${daemonId}`] } });
+    return list.map((c) => ({
+      dockerId: c.Id,
+      containerId: c.Labels[Labels.container] ?? "",
+      app: c.Labels[Labels.app] ?? "",
+      function: c.Labels[Labels.function] ?? "",
+      running: c.State === "running",
+    }));
+  }
+}
+
+/** Docker multiplexes stdout/stderr frames (8-byte headers) when the container has no TTY. */
+function demux(buf: Buffer): string {
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {
+    const len = buf.readUInt32BE(i + 4);
+    out.push(buf.subarray(i + 8, i + 8 + len));
+    i += 8 + len;
+  }
+  return i === 0 ? buf.toString("utf8") : Buffer.concat(out).toString("utf8");
+}

@@ -1,0 +1,70 @@
+/**
+ * The narrow port the daemon uses to run containers. It speaks gantry's words (image plan,
+ * container launch) and never leaks dockerode types; `DockerRuntime` is its one implementation.
+ */
+export interface ImagePlan {
+  /** Final tag, derived from a hash of everything that goes into the image. */
+  tag: string;
+  dockerfile: string;
+  /** Extra files of the build context, by name. */
+  files: Record<string, Buffer | string>;
+}
+
+export interface BuildProgress {
+  step: number;
+  total: number;
+  line: string;
+}
+
+export interface ContainerLaunch {
+  /** gantry's id of the container (`ct-…`), also its label. */
+  containerId: string;
+  daemonId: string;
+  app: string;
+  function: string;
+  image: string;
+  env: Record<string, string>;
+  /** Host folder holding the agent socket, mounted at /run/gantry. */
+  socketDir: string;
+  /** Host folder holding the app bundle, mounted read-only. */
+  codeDir: string;
+  network: "bridge" | "none";
+  user: string;
+  cpu: number | null;
+  memoryMiB: number | null;
+  gpuDeviceIds: string[] | null;
+}
+
+export interface OwnedContainer {
+  dockerId: string;
+  containerId: string;
+  app: string;
+  function: string;
+  running: boolean;
+}
+
+export interface ContainerRuntime {
+  /** Throws a readable error when no engine answers. */
+  ping(): Promise<void>;
+  imageExists(tag: string): Promise<boolean>;
+  /** Id of a local image, or null when absent. */
+  imageId(ref: string): Promise<string | null>;
+  buildImage(plan: ImagePlan, onProgress: (p: BuildProgress) => void): Promise<void>;
+  /** Creates and starts a container; resolves with the engine's id. */
+  start(launch: ContainerLaunch): Promise<string>;
+  /** Resolves with the exit code once the container stops. */
+  waitExit(dockerId: string): Promise<number>;
+  kill(dockerId: string): Promise<void>;
+  stop(dockerId: string, graceSeconds: number): Promise<void>;
+  /** Removes the container; a container already gone counts as removed. */
+  remove(dockerId: string): Promise<void>;
+  logsTail(dockerId: string, lines: number): Promise<string>;
+  listOwned(daemonId: string): Promise<OwnedContainer[]>;
+}
+
+export const Labels = {
+  daemon: "gantry.daemon",
+  app: "gantry.app",
+  function: "gantry.function",
+  container: "gantry.container",
+} as const;

@@ -1,0 +1,39 @@
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+
+/**
+ * One daemon per GANTRY_HOME: a pid file created exclusively. A pid file left by a dead process
+ * is replaced; a live one makes the second daemon refuse with a clear message.
+ */
+export function acquirePidLock(pidPath: string): () => void {
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(pidPath, "wx", 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(pidPath, "utf8").trim() === String(process.pid)) unlinkSync(pidPath);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const pid = Number(readFileSync(pidPath, "utf8").trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`another gantry daemon (pid ${pid}) already runs on this GANTRY_HOME (${pidPath}); stop it with: gantry daemon stop`);
+      }
+      unlinkSync(pidPath); // stale: its process is gone
+    }
+  }
+  throw new Error(`could not take the daemon lock ${pidPath}`);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

@@ -1,0 +1,198 @@
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { AGENT_SOCKET_DIR_IN_CONTAINER, AGENT_SOCKET_NAME, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
+import type { RemoteError } from "../../protocol/remote-error.js";
+import { AgentEndpoint } from "../api/agent-hub.js";
+import { makeId, type RandomSource } from "../core/ids.js";
+import { APP_MODULE_NAME, CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
+import type { ContainerRuntime } from "../docker/types.js";
+import type { Logger } from "../logger.js";
+import type { EventBus } from "./event-bus.js";
+import type { ContainerEntry, FunctionPool } from "./pool.js";
+
+export interface LaunchHandlers {
+  onReady(): void;
+  onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
+  /** Called once, when the container is gone; duringStart: it never became ready. */
+  onGone(reason: string, duringStart: boolean): void;
+}
+
+export interface LauncherDeps {
+  runtime: ContainerRuntime;
+  bus: EventBus;
+  log: Logger;
+  daemonId: string;
+  agentSocketsDir: string;
+  forceNetwork: "none" | null;
+  clock?: () => number;
+  random?: RandomSource;
+}
+
+/** The container user: uid 1000 when the daemon runs as root, else the daemon's own user. */
+function containerUser(): { user: string; owner: { uid: number; gid: number } | null } {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return { user: "1000:1000", owner: { uid: 1000, gid: 1000 } };
+  return { user: `${uid}:${process.getgid?.() ?? uid}`, owner: null };
+}
+
+/**
+ * Starts one container for a pool and follows it to its end: private agent socket and token,
+ * `docker create/start`, the startup deadline, the agent's messages, exit and clean-up.
+ */
+export class ContainerLauncher {
+  private readonly now: () => number;
+  private readonly random: RandomSource;
+  private readonly identity = containerUser();
+
+  constructor(private readonly d: LauncherDeps) {
+    this.now = d.clock ?? Date.now;
+    this.random = d.random ?? ((n) => randomBytes(n));
+  }
+
+  launch(pool: FunctionPool, h: LaunchHandlers): ContainerEntry {
+    const now = this.now();
+    const c: ContainerEntry = {
+      id: makeId("ct", now, this.random, 8),
+      dockerId: null,
+      state: "starting",
+      revision: pool.revision,
+      leases: new Map(),
+      idleSinceMs: null,
+      lastUsedMs: now,
+      startedAtMs: now,
+      endpoint: null,
+      conn: null,
+      startupTimer: null,
+      exitReason: null,
+      initError: null,
+    };
+    this.event(pool, c, "starting");
+    void this.follow(pool, c, h);
+    return c;
+  }
+
+  private async follow(pool: FunctionPool, c: ContainerEntry, h: LaunchHandlers): Promise<void> {
+    const spec = pool.spec;
+    const token = randomBytes(24).toString("hex");
+    let startupFailure: string | null = null;
+    let gone = false;
+    const finish = async (reason: string) => {
+      if (gone) return;
+      gone = true;
+      const duringStart = c.state === "starting";
+      if (c.startupTimer) clearTimeout(c.startupTimer);
+      if (duringStart && c.dockerId && !c.initError) {
+        const tail = (await this.d.runtime.logsTail(c.dockerId, 20)).trim();
+        if (tail) reason += `; last output:\n${tail}`;
+      }
+      if (c.dockerId) await this.d.runtime.remove(c.dockerId).catch((e) => this.d.log.warn("remove failed", { err: e }));
+      await c.endpoint?.close().catch(() => undefined);
+      this.event(pool, c, duringStart && !c.exitReason ? "failed" : "stopped", reason);
+      h.onGone(reason, duringStart);
+    };
+    try {
+      const endpoint = new AgentEndpoint(join(this.d.agentSocketsDir, c.id), token, this.d.log);
+      c.endpoint = endpoint;
+      endpoint.on("connected", (conn) => (c.conn = conn));
+      endpoint.on("message", (msg) => this.onMessage(pool, c, msg, h));
+      endpoint.on("disconnected", (why) => {
+        if (!gone && c.dockerId) void this.d.runtime.kill(c.dockerId);
+        if (c.initError) startupFailure = `${c.initError.type}: ${c.initError.message}`;
+        else if (c.state !== "stopping") startupFailure ??= why;
+      });
+      await endpoint.listen(this.identity.owner);
+      c.startupTimer = setTimeout(() => {
+        startupFailure = `the container did not become ready within its startupTimeout of ${spec.startupTimeoutMs / 1000} s`;
+        if (c.dockerId) void this.d.runtime.kill(c.dockerId);
+      }, spec.startupTimeoutMs);
+      c.startupTimer.unref();
+      c.dockerId = await this.d.runtime.start({
+        containerId: c.id,
+        daemonId: this.d.daemonId,
+        app: pool.app,
+        function: spec.name,
+        image: pool.image,
+        env: {
+          ...spec.env,
+          [AgentEnv.token]: token,
+          [AgentEnv.socket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
+          [AgentEnv.module]: `${CODE_DIR_IN_CONTAINER}/${APP_MODULE_NAME}`,
+          [AgentEnv.app]: pool.app,
+          [AgentEnv.function]: spec.name,
+          [AgentEnv.maxInputs]: String(spec.maxInputs),
+          [AgentEnv.containerId]: c.id,
+        },
+        socketDir: endpoint.socketDir,
+        codeDir: pool.bundleDir,
+        network: this.d.forceNetwork ?? spec.network,
+        user: this.identity.user,
+        cpu: spec.cpu,
+        memoryMiB: spec.memoryMiB,
+        gpuDeviceIds: null,
+      });
+      if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);
+      const code = await this.d.runtime.waitExit(c.dockerId);
+      await finish(c.exitReason ?? startupFailure ?? `the container exited with code ${code}`);
+    } catch (err) {
+      await finish(`could not start a container: ${(err as Error).message}`);
+    }
+  }
+
+  private onMessage(pool: FunctionPool, c: ContainerEntry, msg: AgentToDaemon, h: LaunchHandlers): void {
+    switch (msg.type) {
+      case "ready":
+        if (c.state !== "starting") return;
+        if (c.startupTimer) clearTimeout(c.startupTimer);
+        c.startupTimer = null;
+        this.event(pool, c, "ready", msg.runtime);
+        h.onReady();
+        return;
+      case "init_error":
+        c.initError = msg.error as RemoteError;
+        return;
+      case "output":
+        h.onOutput(msg);
+        return;
+      case "log":
+        this.d.bus.publish({
+          type: "log",
+          app: pool.app,
+          function: pool.spec.name,
+          container_id: c.id,
+          ...(msg.callId ? { call_id: msg.callId } : {}),
+          stream: msg.stream,
+          line: msg.line,
+          ts: new Date(this.now()).toISOString(),
+        });
+        return;
+    }
+  }
+
+  /** Asks the agent to finish and the container to stop; the exit is handled by follow(). */
+  stop(_pool: FunctionPool, c: ContainerEntry, _why: string): void {
+    c.conn?.send({ type: "shutdown" });
+    if (c.dockerId) void this.d.runtime.stop(c.dockerId, 5).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
+  }
+
+  kill(_pool: FunctionPool, c: ContainerEntry, _why: string): void {
+    if (c.dockerId) void this.d.runtime.kill(c.dockerId).catch((e) => this.d.log.warn("kill failed", { container: c.id, err: e }));
+  }
+
+  /** At shutdown: remove the container at once and close its socket. */
+  async stopNow(c: ContainerEntry): Promise<void> {
+    if (c.dockerId) await this.d.runtime.remove(c.dockerId).catch(() => undefined);
+    await c.endpoint?.close().catch(() => undefined);
+  }
+
+  private event(pool: FunctionPool, c: ContainerEntry, status: "starting" | "ready" | "stopping" | "stopped" | "failed", detail?: string): void {
+    this.d.bus.publish({
+      type: "container.status",
+      container_id: c.id,
+      app: pool.app,
+      function: pool.spec.name,
+      status,
+      ...(detail ? { detail } : {}),
+      ts: new Date(this.now()).toISOString(),
+    });
+  }
+}

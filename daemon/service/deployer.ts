@@ -1,0 +1,175 @@
+import { createHash } from "node:crypto";
+import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DeployEvent, FunctionView } from "../../protocol/api.js";
+import { resolveFunctionSpec, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
+import { ApiError } from "../api/errors.js";
+import { APP_MODULE_NAME, baseRef, planImage } from "../docker/image-plan.js";
+import type { ContainerRuntime } from "../docker/types.js";
+import type { Logger } from "../logger.js";
+import type { AppStore, FunctionRecord } from "../store/app-store.js";
+import type { DeployedFunction, Dispatcher } from "./dispatcher.js";
+
+export interface DeployerDeps {
+  runtime: ContainerRuntime;
+  apps: AppStore;
+  dispatcher: Dispatcher;
+  log: Logger;
+  appsDir: string;
+  nodeBaseImage: string;
+  agentBundlePath: string;
+  runtimeDockerfilePath: string;
+  clock?: () => number;
+}
+
+const sha256 = (...parts: Array<string | Buffer>) => {
+  const h = createHash("sha256");
+  for (const p of parts) h.update(p).update("\0");
+  return h.digest("hex");
+};
+
+export function functionView(f: FunctionRecord): FunctionView {
+  return {
+    app: f.app,
+    name: f.name,
+    image: f.image,
+    deployed_at: new Date(f.deployedAt).toISOString(),
+    max_containers: f.spec.maxContainers,
+    max_inputs: f.spec.maxInputs,
+    timeout_s: f.spec.timeoutMs / 1000,
+    retries: f.spec.retries.maxRetries,
+  };
+}
+
+export function deployedFunction(f: FunctionRecord, appsDir: string): DeployedFunction {
+  return {
+    app: f.app,
+    spec: f.spec,
+    image: f.image,
+    bundleDir: join(appsDir, f.app, f.bundleHash),
+    revision: sha256(f.bundleHash, f.image, JSON.stringify(f.spec)).slice(0, 16),
+  };
+}
+
+/**
+ * Deploys an app: validates its functions, stores its bundle, builds one image per distinct image
+ * spec (tagged by content hash, so an unchanged redeploy builds nothing), then records the
+ * functions and hands them to the dispatcher. Deploys of one app run one at a time.
+ */
+export class Deployer {
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly now: () => number;
+
+  constructor(private readonly d: DeployerDeps) {
+    this.now = d.clock ?? Date.now;
+  }
+
+  deploy(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
+    const prev = this.chains.get(req.app) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.run(req, emit));
+    this.chains.set(req.app, next);
+    void next.finally(() => {
+      if (this.chains.get(req.app) === next) this.chains.delete(req.app);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
+    const specs = this.validate(req);
+    const bundleHash = sha256(req.bundle).slice(0, 24);
+    const bundleDir = join(this.d.appsDir, req.app, bundleHash);
+    await this.storeBundle(bundleDir, req.bundle);
+
+    const [agent, runtimeDockerfile] = await Promise.all([
+      readFile(this.d.agentBundlePath).catch(() => {
+        throw new ApiError(500, "internal", `the node agent bundle ${this.d.agentBundlePath} is missing: run npm run build`);
+      }),
+      readFile(this.d.runtimeDockerfilePath, "utf8"),
+    ]);
+
+    const byImage = new Map<string, { image: ImageSpec; functions: string[] }>();
+    for (const s of specs) {
+      const key = JSON.stringify(s.image);
+      const entry = byImage.get(key) ?? { image: s.image, functions: [] };
+      entry.functions.push(s.name);
+      byImage.set(key, entry);
+    }
+    const tags = new Map<string, string>();
+    const built: string[] = [];
+    const cached: string[] = [];
+    for (const [key, { image, functions }] of byImage) {
+      const ref = baseRef(image, this.d.nodeBaseImage);
+      const baseId = await this.d.runtime.imageId(ref);
+      if (!baseId && image.base.kind === "node") {
+        throw new ApiError(
+          500,
+          "base_image_missing",
+          `the base image ${ref} does not exist: run scripts/setup.sh (or scripts/lib/ensure-base-images.sh) to make it`,
+        );
+      }
+      const plan = planImage({ spec: image, runtimeDockerfile, agentBundle: agent, base: { ref, id: baseId } });
+      tags.set(key, plan.tag);
+      if (await this.d.runtime.imageExists(plan.tag)) {
+        cached.push(plan.tag);
+        emit({ type: "image", image: plan.tag, status: "cached", functions });
+        continue;
+      }
+      emit({ type: "image", image: plan.tag, status: "building", functions });
+      try {
+        await this.d.runtime.buildImage(plan, (p) => emit({ type: "build", image: plan.tag, ...p }));
+      } catch (err) {
+        throw new ApiError(422, "image_build_failed", (err as Error).message);
+      }
+      built.push(plan.tag);
+      emit({ type: "image", image: plan.tag, status: "built", functions });
+    }
+
+    const deployedAt = this.now();
+    const records: FunctionRecord[] = specs.map((spec) => ({
+      app: req.app,
+      name: spec.name,
+      spec,
+      image: tags.get(JSON.stringify(spec.image))!,
+      bundleHash,
+      deployedAt,
+    }));
+    this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
+    this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
+    this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length });
+    const views = records.map(functionView);
+    emit({ type: "done", app: req.app, functions: views, built, cached });
+    return views;
+  }
+
+  private validate(req: DeployRequest): FunctionSpec[] {
+    const seen = new Set<string>();
+    return req.functions.map((f) => {
+      if (seen.has(f.name)) throw new ApiError(400, "invalid_argument", `app ${req.app} defines function ${f.name} twice`);
+      seen.add(f.name);
+      let spec: FunctionSpec;
+      try {
+        spec = resolveFunctionSpec(f.name, f.options);
+      } catch (err) {
+        throw new ApiError(400, "invalid_argument", (err as Error).message);
+      }
+      if (spec.gpu) {
+        throw new ApiError(
+          400,
+          "unsupported",
+          `function ${f.name} asks for gpu ${JSON.stringify(spec.gpu)}, but this gantry version does not allocate GPUs yet`,
+        );
+      }
+      return spec;
+    });
+  }
+
+  private async storeBundle(dir: string, bundle: string): Promise<void> {
+    const file = join(dir, APP_MODULE_NAME);
+    if (await stat(file).then(() => true, () => false)) return;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chmod(dir, 0o755);
+    const tmp = `${file}.${process.pid}.tmp`;
+    await writeFile(tmp, bundle, { mode: 0o644 });
+    await rename(tmp, file);
+  }
+}

@@ -1,0 +1,463 @@
+/**
+ * The dispatcher carries out the pure core's decisions: it owns the live calls and each
+ * function's pool, hands calls to container slots, applies the call state machine to what agents
+ * report, persists every change with a compare-and-set, and publishes events after commit.
+ */
+import { randomBytes } from "node:crypto";
+import type { DaemonToAgent } from "../../protocol/agent-messages.js";
+import type { FunctionSpec } from "../../protocol/function-spec.js";
+import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
+import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
+import { newCallId, type RandomSource } from "../core/ids.js";
+import { planPool } from "../core/scheduler.js";
+import type { Logger } from "../logger.js";
+import type { CallStore } from "../store/call-store.js";
+import { ApiError } from "../api/errors.js";
+import type { EventBus } from "./event-bus.js";
+import { FunctionPool, type ContainerEntry, type LiveCall } from "./pool.js";
+import type { ContainerLauncher } from "./container-launcher.js";
+
+export interface DeployedFunction {
+  app: string;
+  spec: FunctionSpec;
+  image: string;
+  bundleDir: string;
+  /** Changes whenever code, image or options change: containers of an older revision drain. */
+  revision: string;
+}
+
+export interface DispatcherDeps {
+  calls: CallStore;
+  launcher: ContainerLauncher;
+  bus: EventBus;
+  log: Logger;
+  clock?: () => number;
+  random?: RandomSource;
+  maxQueuedPerFunction: number;
+}
+
+const START_BACKOFF_MAX_MS = 30_000;
+/** Consecutive failed container starts after which a function's queued calls fail. */
+const START_FAILURES_BEFORE_FAILING_CALLS = 3;
+
+export class Dispatcher {
+  private readonly pools = new Map<string, FunctionPool>();
+  private readonly live = new Map<string, LiveCall>();
+  private readonly now: () => number;
+  private readonly random: RandomSource;
+  private closing = false;
+
+  constructor(private readonly d: DispatcherDeps) {
+    this.now = d.clock ?? Date.now;
+    this.random = d.random ?? ((n) => randomBytes(n));
+  }
+
+  // ── functions ────────────────────────────────────────────────────────────────────────────
+
+  pool(app: string, fn: string): FunctionPool | undefined {
+    const p = this.pools.get(`${app}/${fn}`);
+    return p && !p.removed ? p : undefined;
+  }
+
+  /** Installs or updates the functions of one app; containers of older revisions drain. */
+  applyDeployment(app: string, functions: DeployedFunction[]): void {
+    const keep = new Set(functions.map((f) => `${app}/${f.spec.name}`));
+    for (const f of functions) {
+      const key = `${app}/${f.spec.name}`;
+      const existing = this.pools.get(key);
+      if (!existing) {
+        this.pools.set(key, new FunctionPool(app, f.spec, f.image, f.bundleDir, f.revision));
+      } else {
+        existing.removed = false;
+        if (existing.revision !== f.revision) {
+          Object.assign(existing, { spec: f.spec, image: f.image, bundleDir: f.bundleDir, revision: f.revision });
+          existing.startFailures = 0;
+          existing.startBlockedUntilMs = 0;
+          for (const c of existing.containers.values()) if (c.revision !== f.revision && c.state !== "stopping") this.drain(c);
+        }
+      }
+      this.pump(this.pools.get(key)!);
+    }
+    for (const [key, pool] of this.pools) {
+      if (pool.app === app && !keep.has(key)) this.removePool(pool, `function ${key} is no longer deployed`);
+    }
+  }
+
+  /** Stops an app: its queued calls are cancelled and its containers stop. */
+  stopApp(app: string): number {
+    let n = 0;
+    for (const pool of this.pools.values()) {
+      if (pool.app === app && !pool.removed) {
+        this.removePool(pool, `app ${app} was stopped`);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private removePool(pool: FunctionPool, why: string): void {
+    pool.removed = true;
+    for (const call of [...pool.queue, ...pool.delayed]) this.bg(this.cancelLive(call, why));
+    for (const c of pool.containers.values()) if (c.state !== "stopping") this.drain(c);
+    this.pump(pool);
+  }
+
+  private drain(c: ContainerEntry): void {
+    if (c.state === "starting") this.stopContainer(this.poolOf(c), c, "superseded by a new deployment");
+    else c.state = "draining";
+  }
+
+  // ── calls ────────────────────────────────────────────────────────────────────────────────
+
+  /** Commits a new queued call and returns its ID; the call is durable before anyone sees the ID. */
+  async submit(app: string, fn: string, args: unknown[]): Promise<string> {
+    if (this.closing) throw new ApiError(503, "shutting_down", "the daemon is shutting down");
+    const pool = this.requirePool(app, fn);
+    if (pool.queue.length + pool.delayed.length >= this.d.maxQueuedPerFunction) {
+      throw new ApiError(429, "queue_full", `function ${app}.${fn} already has ${this.d.maxQueuedPerFunction} queued calls (the limit); retry later`);
+    }
+    const now = this.now();
+    const id = newCallId(now, this.random);
+    await this.d.calls.insert({ id, app, function: fn, args, now });
+    const call: LiveCall = { id, app, function: fn, status: CallStatus.queued, attempt: 1, args, runAt: now, containerId: null };
+    this.live.set(id, call);
+    pool.queue.push(call);
+    this.publishStatus(call);
+    this.pump(pool);
+    return id;
+  }
+
+  requirePool(app: string, fn: string): FunctionPool {
+    const pool = this.pool(app, fn);
+    if (!pool) {
+      const appKnown = [...this.pools.values()].some((p) => p.app === app && !p.removed);
+      throw new ApiError(404, "not_found", appKnown ? `app ${app} has no function named ${fn}` : `no deployed app named ${app}`);
+    }
+    return pool;
+  }
+
+  /** Cancels a queued or running call. Resolves false when the call is not live (finished or unknown). */
+  async cancel(callId: string): Promise<boolean> {
+    const call = this.live.get(callId);
+    if (!call) return false;
+    await this.cancelLive(call, "the call was cancelled");
+    return true;
+  }
+
+  private async cancelLive(call: LiveCall, why: string): Promise<void> {
+    const pool = this.pools.get(`${call.app}/${call.function}`)!;
+    const from = { status: call.status, attempt: call.attempt };
+    if (call.status === CallStatus.queued) pool.unqueue(call.id);
+    if (call.status === CallStatus.running && call.containerId) {
+      const c = pool.containers.get(call.containerId);
+      const lease = c?.leases.get(call.id);
+      if (c && lease) {
+        clearTimeout(lease.timer);
+        c.leases.delete(call.id);
+        // A JS or Python function cannot be interrupted in place: a one-slot container is stopped.
+        if (pool.spec.maxInputs === 1) this.killContainer(pool, c, `its call ${call.id} was cancelled`);
+        else this.markIdleIfFree(c);
+      }
+    }
+    const tr = transition(from, { type: "cancel" }, pool.spec.retries);
+    if (!tr.ok) return;
+    await this.finish(pool, call, from, tr.to.status, tr.to.attempt, { error: { ...tr.error!, message: why } });
+    this.pump(pool);
+  }
+
+  /** Re-adopts calls left open by an earlier daemon (its containers are gone). */
+  async recover(): Promise<{ requeued: number; failed: number }> {
+    let requeued = 0;
+    let failed = 0;
+    for (const rec of this.d.calls.listOpen()) {
+      const call: LiveCall = { ...rec, containerId: null };
+      const pool = this.pool(rec.app, rec.function);
+      if (!pool) {
+        const from = { status: rec.status, attempt: rec.attempt };
+        const ok = await this.d.calls.compareAndSet(rec.id, from, {
+          status: CallStatus.failed,
+          attempt: rec.attempt,
+          finishedAt: this.now(),
+          expiresAt: this.now() + 3600_000,
+          containerId: null,
+          error: { type: SystemErrorType.functionRemoved, message: `function ${rec.app}.${rec.function} is no longer deployed`, traceback: "" },
+        });
+        if (ok) failed++;
+        continue;
+      }
+      this.live.set(call.id, call);
+      if (rec.status === CallStatus.running) {
+        const outcome = await this.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
+        if (outcome === CallStatus.failed) failed++;
+        else requeued++;
+      } else {
+        pool.addDelayed(call);
+        requeued++;
+      }
+    }
+    for (const pool of this.pools.values()) this.pump(pool);
+    return { requeued, failed };
+  }
+
+  // ── dispatch ─────────────────────────────────────────────────────────────────────────────
+
+  /** Plans the pool on the next microtask (several events in one tick plan once). */
+  pump(pool: FunctionPool): void {
+    if (pool.pumpScheduled || this.closing) return;
+    pool.pumpScheduled = true;
+    queueMicrotask(() => {
+      pool.pumpScheduled = false;
+      this.plan(pool);
+    });
+  }
+
+  private plan(pool: FunctionPool): void {
+    const now = this.now();
+    const nextRetryAt = pool.releaseDelayed(now);
+    const plan = planPool(pool.view(now));
+    plan.assign.forEach((containerId) => {
+      const call = pool.queue.shift()!;
+      this.dispatch(pool, pool.containers.get(containerId)!, call);
+    });
+    for (let i = 0; i < plan.start; i++) this.startContainer(pool);
+    for (const id of plan.stop) this.stopContainer(pool, pool.containers.get(id)!, "idle for its scaledown window");
+    const wake = [plan.wakeAtMs, nextRetryAt].filter((t): t is number => t !== null);
+    if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+    pool.wakeTimer = null;
+    if (wake.length) {
+      pool.wakeTimer = setTimeout(() => this.pump(pool), Math.max(0, Math.min(...wake) - now) + 5);
+      pool.wakeTimer.unref();
+    }
+    if (pool.removed && pool.containers.size === 0 && pool.queue.length === 0 && pool.delayed.length === 0) {
+      this.pools.delete(pool.key);
+    }
+  }
+
+  private dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void {
+    const from = { status: call.status, attempt: call.attempt };
+    const tr = transition(from, { type: "dispatch", attempt: call.attempt }, pool.spec.retries);
+    if (!tr.ok) {
+      this.d.log.error("dispatch refused", { call: call.id, detail: tr.detail });
+      return;
+    }
+    const now = this.now();
+    call.status = CallStatus.running;
+    call.containerId = c.id;
+    c.idleSinceMs = null;
+    c.lastUsedMs = now;
+    const attempt = call.attempt;
+    const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
+    c.leases.set(call.id, { call, attempt, timer });
+    this.bg(
+      this.d.calls
+        .compareAndSet(call.id, from, { status: CallStatus.running, attempt, startedAt: now, containerId: c.id })
+        .then((ok) => {
+          if (ok) this.publishStatus(call, CallStatus.running, attempt);
+          else this.d.log.warn("store refused running", { call: call.id, attempt });
+        }),
+    );
+    this.send(c, { type: "input", callId: call.id, attempt, args: call.args });
+  }
+
+  private send(c: ContainerEntry, msg: DaemonToAgent): void {
+    c.conn?.send(msg);
+  }
+
+  /** Applies an event to a live call, persists the result, and requeues or finishes it. */
+  private async apply(pool: FunctionPool, call: LiveCall, ev: CallEvent, resultJson?: string): Promise<CallStatus | null> {
+    const from = { status: call.status, attempt: call.attempt };
+    const tr = transition(from, ev, pool.spec.retries);
+    if (!tr.ok) {
+      this.d.log.warn("ignored call event", { call: call.id, event: ev.type, detail: tr.detail });
+      return null;
+    }
+    if (tr.to.status === CallStatus.queued) {
+      call.status = CallStatus.queued;
+      call.attempt = tr.to.attempt;
+      call.runAt = this.now() + (tr.retryInMs ?? 0);
+      call.containerId = null;
+      pool.addDelayed(call);
+      const ok = await this.d.calls.compareAndSet(call.id, from, {
+        status: CallStatus.queued,
+        attempt: tr.to.attempt,
+        runAt: call.runAt,
+        containerId: null,
+        error: tr.error ?? null,
+      });
+      if (ok) this.publishStatus(call, CallStatus.queued, tr.to.attempt);
+      this.pump(pool);
+      return CallStatus.queued;
+    }
+    await this.finish(pool, call, from, tr.to.status, tr.to.attempt, { resultJson, error: tr.error });
+    return tr.to.status;
+  }
+
+  private async finish(
+    pool: FunctionPool,
+    call: LiveCall,
+    from: { status: CallStatus; attempt: number },
+    status: CallStatus,
+    attempt: number,
+    out: { resultJson?: string; error?: RemoteError },
+  ): Promise<void> {
+    const now = this.now();
+    call.status = status;
+    this.live.delete(call.id);
+    const ok = await this.d.calls.compareAndSet(call.id, from, {
+      status,
+      attempt,
+      finishedAt: now,
+      expiresAt: now + pool.spec.resultTtlMs,
+      containerId: null,
+      ...(out.resultJson !== undefined ? { resultJson: out.resultJson } : {}),
+      ...(out.error ? { error: out.error } : {}),
+    });
+    if (ok) this.publishStatus(call, status, attempt);
+    else this.d.log.warn("store refused finish", { call: call.id, status, attempt });
+  }
+
+  // ── agent reports ────────────────────────────────────────────────────────────────────────
+
+  /** An output from an agent; stale attempts (fenced by attempt number) change nothing. */
+  onOutput(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number } & ({ ok: true; value: unknown } | { ok: false; error: RemoteError })): void {
+    const lease = c.leases.get(msg.callId);
+    if (!lease || lease.attempt !== msg.attempt) {
+      this.d.log.warn("ignored a stale output", { call: msg.callId, attempt: msg.attempt, container: c.id });
+      return;
+    }
+    clearTimeout(lease.timer);
+    c.leases.delete(msg.callId);
+    this.markIdleIfFree(c);
+    const ev: CallEvent = msg.ok ? { type: "succeed", attempt: msg.attempt } : { type: "fail", attempt: msg.attempt, error: msg.error };
+    this.bg(this.apply(pool, lease.call, ev, msg.ok ? JSON.stringify(msg.value ?? null) : undefined));
+    this.pump(pool);
+  }
+
+  private onAttemptTimeout(pool: FunctionPool, c: ContainerEntry, call: LiveCall, attempt: number): void {
+    const lease = c.leases.get(call.id);
+    if (!lease || lease.attempt !== attempt) return;
+    c.leases.delete(call.id);
+    this.bg(this.apply(pool, call, { type: "timeout", attempt, timeoutMs: pool.spec.timeoutMs }));
+    this.killContainer(pool, c, `call ${call.id} attempt ${attempt} timed out`);
+  }
+
+  private markIdleIfFree(c: ContainerEntry): void {
+    if (c.leases.size === 0) c.idleSinceMs = this.now();
+  }
+
+  // ── containers ───────────────────────────────────────────────────────────────────────────
+
+  private poolOf(c: ContainerEntry): FunctionPool {
+    for (const p of this.pools.values()) if (p.containers.get(c.id) === c) return p;
+    throw new Error(`container ${c.id} belongs to no pool`);
+  }
+
+  private startContainer(pool: FunctionPool): void {
+    const c = this.d.launcher.launch(pool, {
+      onReady: () => {
+        c.state = "ready";
+        c.idleSinceMs = this.now();
+        pool.startFailures = 0;
+        pool.lastStartError = null;
+        this.pump(pool);
+      },
+      onOutput: (msg) => this.onOutput(pool, c, msg),
+      onGone: (reason, duringStart) => this.onContainerGone(pool, c, reason, duringStart),
+    });
+    pool.containers.set(c.id, c);
+  }
+
+  private stopContainer(pool: FunctionPool, c: ContainerEntry, why: string): void {
+    if (c.state === "stopping") return;
+    c.state = "stopping";
+    c.exitReason = why;
+    this.d.launcher.stop(pool, c, why);
+  }
+
+  private killContainer(pool: FunctionPool, c: ContainerEntry, why: string): void {
+    c.exitReason ??= why;
+    this.d.launcher.kill(pool, c, why);
+  }
+
+  /** The container exited or its agent went away: free its slots and decide what follows. */
+  private onContainerGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
+    if (!pool.containers.has(c.id)) return;
+    pool.containers.delete(c.id);
+    for (const lease of c.leases.values()) {
+      clearTimeout(lease.timer);
+      this.bg(this.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason: `container ${c.id} went away: ${reason}` }));
+    }
+    c.leases.clear();
+    if (duringStart && c.exitReason === null) {
+      pool.startFailures++;
+      pool.lastStartError = c.initError ?? { type: SystemErrorType.containerStart, message: reason, traceback: "" };
+      pool.startBlockedUntilMs = this.now() + Math.min(START_BACKOFF_MAX_MS, 1000 * 2 ** (pool.startFailures - 1));
+      this.d.log.warn("container failed to start", { fn: pool.key, failures: pool.startFailures, reason });
+      if (pool.startFailures >= START_FAILURES_BEFORE_FAILING_CALLS) this.failQueued(pool, pool.lastStartError);
+    }
+    this.pump(pool);
+  }
+
+  private failQueued(pool: FunctionPool, cause: RemoteError): void {
+    const error: RemoteError = {
+      type: cause.type,
+      message: `no container of ${pool.key} could start (${pool.startFailures} tries): ${cause.message}`,
+      traceback: cause.traceback,
+    };
+    for (const call of pool.queue.splice(0)) {
+      this.bg(this.finish(pool, call, { status: call.status, attempt: call.attempt }, CallStatus.failed, call.attempt, { error }));
+    }
+  }
+
+  // ── views & lifecycle ────────────────────────────────────────────────────────────────────
+
+  containers(): Array<{ pool: FunctionPool; c: ContainerEntry }> {
+    const out: Array<{ pool: FunctionPool; c: ContainerEntry }> = [];
+    for (const pool of this.pools.values()) for (const c of pool.containers.values()) out.push({ pool, c });
+    return out;
+  }
+
+  stats(): { live: number; queued: number; containers: number } {
+    let queued = 0;
+    let containers = 0;
+    for (const p of this.pools.values()) {
+      queued += p.queue.length + p.delayed.length;
+      containers += p.containers.size;
+    }
+    return { live: this.live.size, queued, containers };
+  }
+
+  /** Background work: a failure is logged (a store closed at shutdown), never left unhandled. */
+  private bg(p: Promise<unknown>): void {
+    p.catch((err) => this.d.log.error("background step failed", { err: (err as Error)?.message ?? String(err) }));
+  }
+
+  private publishStatus(call: LiveCall, status = call.status, attempt = call.attempt): void {
+    this.d.bus.publish({
+      type: "call.status",
+      call_id: call.id,
+      app: call.app,
+      function: call.function,
+      status,
+      attempt,
+      ts: new Date(this.now()).toISOString(),
+    });
+  }
+
+  /** Stops dispatching and stops every container; calls stay in the store for the next start. */
+  async shutdown(): Promise<void> {
+    this.closing = true;
+    const stops: Promise<void>[] = [];
+    for (const pool of this.pools.values()) {
+      if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+      for (const c of pool.containers.values()) {
+        for (const lease of c.leases.values()) clearTimeout(lease.timer);
+        if (c.startupTimer) clearTimeout(c.startupTimer);
+        c.state = "stopping";
+        c.exitReason = "the daemon is shutting down";
+        stops.push(this.d.launcher.stopNow(c));
+      }
+    }
+    await Promise.allSettled(stops);
+  }
+}

@@ -1,0 +1,48 @@
+import { EventEmitter } from "node:events";
+import type { CallStatus } from "../core/call-state.js";
+
+/** A call's status changed; sent after the change is committed. (DESIGN 1.5) */
+export interface CallStatusEvent {
+  type: "call.status";
+  call_id: string;
+  app: string;
+  function: string;
+  status: CallStatus;
+  attempt: number;
+  ts: string;
+}
+
+export interface ContainerEvent {
+  type: "container.status";
+  container_id: string;
+  app: string;
+  function: string;
+  status: "starting" | "ready" | "stopping" | "stopped" | "failed";
+  detail?: string;
+  ts: string;
+}
+
+export interface LogEvent {
+  type: "log";
+  app: string;
+  function: string;
+  container_id: string;
+  call_id?: string;
+  stream: "stdout" | "stderr";
+  line: string;
+  ts: string;
+}
+
+export type GantryEvent = CallStatusEvent | ContainerEvent | LogEvent;
+
+/** In-process fan-out of committed changes: waiters, status streams, log files. */
+export class EventBus extends EventEmitter<{ event: [GantryEvent] }> {
+  constructor() {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  publish(e: GantryEvent): void {
+    this.emit("event", e);
+  }
+}

@@ -1,0 +1,120 @@
+import type { FunctionSpec } from "../../protocol/function-spec.js";
+import type { CallStatus } from "../core/call-state.js";
+import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
+import type { AgentConnection, AgentEndpoint } from "../api/agent-hub.js";
+import type { RemoteError } from "../../protocol/remote-error.js";
+
+/** A call the daemon is responsible for (queued or running). Finished calls live in the store only. */
+export interface LiveCall {
+  id: string;
+  app: string;
+  function: string;
+  status: CallStatus;
+  attempt: number;
+  args: unknown[];
+  runAt: number;
+  containerId: string | null;
+}
+
+/** One attempt occupying a container slot. */
+export interface Lease {
+  call: LiveCall;
+  attempt: number;
+  timer: NodeJS.Timeout;
+}
+
+export interface ContainerEntry {
+  id: string;
+  dockerId: string | null;
+  state: SlotState;
+  /** The deployment (bundle + spec hash) this container runs. */
+  revision: string;
+  leases: Map<string, Lease>;
+  idleSinceMs: number | null;
+  lastUsedMs: number;
+  startedAtMs: number;
+  endpoint: AgentEndpoint | null;
+  conn: AgentConnection | null;
+  startupTimer: NodeJS.Timeout | null;
+  /** Why the container is going away, once it is. */
+  exitReason: string | null;
+  initError: RemoteError | null;
+}
+
+/** One deployed function: its queue, its delayed retries and its containers. */
+export class FunctionPool {
+  readonly queue: LiveCall[] = [];
+  /** Retries waiting for their backoff, ordered by runAt. */
+  readonly delayed: LiveCall[] = [];
+  readonly containers = new Map<string, ContainerEntry>();
+  startFailures = 0;
+  startBlockedUntilMs = 0;
+  lastStartError: RemoteError | null = null;
+  wakeTimer: NodeJS.Timeout | null = null;
+  pumpScheduled = false;
+  removed = false;
+
+  constructor(
+    readonly app: string,
+    public spec: FunctionSpec,
+    public image: string,
+    public bundleDir: string,
+    public revision: string,
+  ) {}
+
+  get key(): string {
+    return `${this.app}/${this.spec.name}`;
+  }
+
+  limits(): PoolLimits {
+    const s = this.spec;
+    return {
+      maxContainers: s.maxContainers,
+      minContainers: this.removed ? 0 : s.minContainers,
+      bufferContainers: this.removed ? 0 : s.bufferContainers,
+      maxInputs: s.maxInputs,
+      scaledownWindowMs: s.scaledownWindowMs,
+    };
+  }
+
+  /** Moves retries whose backoff has passed into the queue; returns the next runAt, if any. */
+  releaseDelayed(nowMs: number): number | null {
+    while (this.delayed.length && this.delayed[0]!.runAt <= nowMs) this.queue.push(this.delayed.shift()!);
+    return this.delayed.length ? this.delayed[0]!.runAt : null;
+  }
+
+  addDelayed(call: LiveCall): void {
+    const i = this.delayed.findIndex((c) => c.runAt > call.runAt);
+    if (i < 0) this.delayed.push(call);
+    else this.delayed.splice(i, 0, call);
+  }
+
+  /** Removes a waiting call from the queue or the delayed list; true when it was there. */
+  unqueue(callId: string): boolean {
+    for (const list of [this.queue, this.delayed]) {
+      const i = list.findIndex((c) => c.id === callId);
+      if (i >= 0) {
+        list.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  view(nowMs: number): PoolView {
+    const containers: ContainerSlots[] = [...this.containers.values()].map((c) => ({
+      id: c.id,
+      state: c.state,
+      active: c.leases.size,
+      idleSinceMs: c.idleSinceMs,
+      lastUsedMs: c.lastUsedMs,
+    }));
+    return {
+      limits: this.limits(),
+      queued: this.queue.length,
+      containers,
+      startBlockedUntilMs: this.startBlockedUntilMs,
+      nowMs,
+    };
+  }
+}

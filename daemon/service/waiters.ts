@@ -1,0 +1,36 @@
+import { TERMINAL, type CallStatus } from "../core/call-state.js";
+import type { EventBus } from "./event-bus.js";
+
+/** Lets requests wait (long-poll) for a call to finish, woken by committed status events. */
+export class Waiters {
+  private readonly waiting = new Map<string, Set<() => void>>();
+
+  constructor(bus: EventBus) {
+    bus.on("event", (e) => {
+      if (e.type !== "call.status" || !TERMINAL.has(e.status as CallStatus)) return;
+      const set = this.waiting.get(e.call_id);
+      if (!set) return;
+      this.waiting.delete(e.call_id);
+      for (const wake of set) wake();
+    });
+  }
+
+  /** Resolves when the call finishes or after `ms`, whichever is first (also on abort). */
+  wait(callId: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const set = this.waiting.get(callId) ?? new Set();
+      this.waiting.set(callId, set);
+      const done = () => {
+        clearTimeout(timer);
+        set.delete(done);
+        if (set.size === 0 && this.waiting.get(callId) === set) this.waiting.delete(callId);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+      signal?.addEventListener("abort", done);
+    });
+  }
+}

@@ -1,0 +1,181 @@
+import type { RemoteError } from "../../protocol/remote-error.js";
+import type { CallStatus } from "../core/call-state.js";
+import type { Db } from "./database.js";
+import type { GroupCommit } from "./group-commit.js";
+
+export interface CallRecord {
+  id: string;
+  app: string;
+  function: string;
+  status: CallStatus;
+  attempt: number;
+  args: unknown[];
+  containerId: string | null;
+  createdAt: number;
+  runAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  expiresAt: number | null;
+  expired: boolean;
+  result?: unknown;
+  error?: RemoteError;
+}
+
+interface Row {
+  id: string;
+  app: string;
+  function: string;
+  status: CallStatus;
+  attempt: number;
+  input: string;
+  result: string | null;
+  error: string | null;
+  container_id: string | null;
+  created_at: number;
+  run_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  expires_at: number | null;
+  expired: number;
+}
+
+function fromRow(r: Row): CallRecord {
+  const rec: CallRecord = {
+    id: r.id,
+    app: r.app,
+    function: r.function,
+    status: r.status,
+    attempt: r.attempt,
+    args: JSON.parse(r.input) as unknown[],
+    containerId: r.container_id,
+    createdAt: r.created_at,
+    runAt: r.run_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    expiresAt: r.expires_at,
+    expired: r.expired === 1,
+  };
+  if (r.result !== null) rec.result = JSON.parse(r.result);
+  if (r.error !== null) rec.error = JSON.parse(r.error) as RemoteError;
+  return rec;
+}
+
+/** What a compare-and-set writes once `transition` allowed a change. */
+export interface CallUpdate {
+  status: CallStatus;
+  attempt: number;
+  runAt?: number;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+  expiresAt?: number | null;
+  containerId?: string | null;
+  /** JSON text of the result. */
+  resultJson?: string | null;
+  error?: RemoteError | null;
+}
+
+export interface CallQuery {
+  app?: string;
+  function?: string;
+  status?: CallStatus;
+  limit: number;
+  /** Only calls with an id below this one (paging backwards in time). */
+  before?: string;
+}
+
+/**
+ * Calls in SQLite. Every state change is a compare-and-set on (id, attempt, status), so a stale
+ * writer (an older attempt's late result) changes nothing. Writes go through the group commit.
+ */
+export class CallStore {
+  private readonly stmts;
+
+  constructor(
+    private readonly db: Db,
+    private readonly commit: GroupCommit,
+  ) {
+    this.stmts = {
+      insert: db.prepare(
+        `INSERT INTO calls (id, app, function, status, attempt, input, created_at, run_at)
+         VALUES (@id, @app, @function, 'queued', 1, @input, @now, @now)`,
+      ),
+      get: db.prepare(`SELECT * FROM calls WHERE id = ?`),
+      open: db.prepare(`SELECT * FROM calls WHERE status IN ('queued', 'running') ORDER BY id`),
+      cas: db.prepare(
+        `UPDATE calls SET status = @status, attempt = @attempt,
+           run_at = coalesce(@runAt, run_at),
+           started_at = CASE WHEN @setStarted THEN @startedAt ELSE started_at END,
+           finished_at = CASE WHEN @setFinished THEN @finishedAt ELSE finished_at END,
+           expires_at = CASE WHEN @setExpires THEN @expiresAt ELSE expires_at END,
+           container_id = CASE WHEN @setContainer THEN @containerId ELSE container_id END,
+           result = CASE WHEN @setResult THEN @result ELSE result END,
+           error = CASE WHEN @setError THEN @error ELSE error END
+         WHERE id = @id AND attempt = @fromAttempt AND status = @fromStatus`,
+      ),
+      expire: db.prepare(
+        `UPDATE calls SET result = NULL, expired = 1
+         WHERE id IN (SELECT id FROM calls WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)`,
+      ),
+      countQueued: db.prepare(`SELECT count(*) AS n FROM calls WHERE status = 'queued' AND app = ? AND function = ?`),
+    };
+  }
+
+  /** Inserts a new queued call; resolves once it is committed. */
+  insert(call: { id: string; app: string; function: string; args: unknown[]; now: number }): Promise<void> {
+    const input = JSON.stringify(call.args);
+    return this.commit.run(() => {
+      this.stmts.insert.run({ id: call.id, app: call.app, function: call.function, input, now: call.now });
+    });
+  }
+
+  get(id: string): CallRecord | null {
+    const row = this.stmts.get.get(id) as Row | undefined;
+    return row ? fromRow(row) : null;
+  }
+
+  /** Calls not yet finished, oldest first (recovery at start). */
+  listOpen(): CallRecord[] {
+    return (this.stmts.open.all() as Row[]).map(fromRow);
+  }
+
+  list(q: CallQuery): CallRecord[] {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.app) (where.push("app = ?"), params.push(q.app));
+    if (q.function) (where.push("function = ?"), params.push(q.function));
+    if (q.status) (where.push("status = ?"), params.push(q.status));
+    if (q.before) (where.push("id < ?"), params.push(q.before));
+    const sql = `SELECT * FROM calls ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, q.limit) as Row[]).map(fromRow);
+  }
+
+  /** Resolves true when the row was in (fromStatus, fromAttempt) and now holds the update. */
+  compareAndSet(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate): Promise<boolean> {
+    const params = {
+      id,
+      fromStatus: from.status,
+      fromAttempt: from.attempt,
+      status: u.status,
+      attempt: u.attempt,
+      runAt: u.runAt ?? null,
+      setStarted: u.startedAt !== undefined ? 1 : 0,
+      startedAt: u.startedAt ?? null,
+      setFinished: u.finishedAt !== undefined ? 1 : 0,
+      finishedAt: u.finishedAt ?? null,
+      setExpires: u.expiresAt !== undefined ? 1 : 0,
+      expiresAt: u.expiresAt ?? null,
+      setContainer: u.containerId !== undefined ? 1 : 0,
+      containerId: u.containerId ?? null,
+      setResult: u.resultJson !== undefined ? 1 : 0,
+      result: u.resultJson ?? null,
+      setError: u.error !== undefined ? 1 : 0,
+      error: u.error ? JSON.stringify(u.error) : null,
+    };
+    return this.commit.run(() => this.stmts.cas.run(params).changes === 1);
+  }
+
+  /** Drops results whose resultTtl passed; returns how many. Bounded per run. */
+  expireResults(now: number, max = 5000): Promise<number> {
+    return this.commit.run(() => this.stmts.expire.run(now, max).changes);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Schema migrations, applied in order at open; `PRAGMA user_version` records how many ran.
+ * Never edit a released migration: append a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  /* 1: first schema */ `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE apps (
+    name TEXT PRIMARY KEY,
+    state TEXT NOT NULL CHECK (state IN ('deployed', 'stopped')),
+    bundle_hash TEXT NOT NULL,
+    source TEXT,
+    deployed_at INTEGER NOT NULL
+  );
+  CREATE TABLE functions (
+    app TEXT NOT NULL REFERENCES apps(name) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    image TEXT NOT NULL,
+    bundle_hash TEXT NOT NULL,
+    deployed_at INTEGER NOT NULL,
+    PRIMARY KEY (app, name)
+  );
+  CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    function TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    attempt INTEGER NOT NULL,
+    input TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    container_id TEXT,
+    created_at INTEGER NOT NULL,
+    run_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    expires_at INTEGER,
+    expired INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE INDEX calls_open ON calls (status, id) WHERE status IN ('queued', 'running');
+  CREATE INDEX calls_expiry ON calls (expires_at) WHERE expired = 0 AND expires_at IS NOT NULL;
+  CREATE INDEX calls_by_function ON calls (app, function, id);
+  `,
+];

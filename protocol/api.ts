@@ -1,0 +1,54 @@
+/** Shapes of the daemon's /v1 API answers, shared by daemon, CLI and SDK. */
+import type { RemoteError } from "./remote-error.js";
+
+export type CallStatusName = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+export interface CallView {
+  call_id: string;
+  app: string;
+  function: string;
+  status: CallStatusName;
+  attempt: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  /** The finished call's result was dropped after its resultTtl. */
+  expired: boolean;
+  expires_at: string | null;
+  result?: unknown;
+  error?: RemoteError;
+}
+
+export interface ApiErrorBody {
+  error: { code: string; message: string; type?: string; traceback?: string };
+}
+
+export interface FunctionView {
+  app: string;
+  name: string;
+  image: string;
+  deployed_at: string;
+  max_containers: number;
+  max_inputs: number;
+  timeout_s: number;
+  retries: number;
+}
+
+export interface ContainerView {
+  id: string;
+  docker_id: string | null;
+  app: string;
+  function: string;
+  state: "starting" | "ready" | "draining" | "stopping";
+  active_calls: number;
+  max_inputs: number;
+  started_at: string;
+}
+
+/** Lines of the NDJSON stream that answers POST /v1/apps/deploy. */
+export type DeployEvent =
+  | { type: "image"; image: string; status: "cached" | "building" | "built"; functions: string[] }
+  | { type: "build"; image: string; step: number; total: number; line: string }
+  | { type: "log"; line: string }
+  | { type: "done"; app: string; functions: FunctionView[]; built: string[]; cached: string[] }
+  | { type: "error"; error: ApiErrorBody["error"] };

@@ -1,0 +1,173 @@
+/**
+ * The function options users write (DESIGN 1.1) and their normalised form.
+ * Shared by the SDK (early, friendly validation at deploy time) and the daemon (authoritative).
+ */
+import { z } from "zod";
+
+export const LIMITS = {
+  maxRetries: 10,
+  timeoutSeconds: { min: 1, max: 24 * 3600 },
+  scaledownWindowSeconds: { min: 2, max: 20 * 60 },
+  maxInputs: { min: 1, max: 1000 },
+  maxContainers: { min: 1, max: 100 },
+  resultTtlSeconds: { min: 1, max: 30 * 24 * 3600 },
+} as const;
+
+export const DEFAULTS = {
+  timeout: 300,
+  maxContainers: 10,
+  minContainers: 0,
+  bufferContainers: 0,
+  scaledownWindow: 60,
+  maxInputs: 1,
+  resultTtl: 3600,
+  network: "bridge" as const,
+  retryInitialDelay: 1,
+  retryMaxDelay: 60,
+  retryBackoffCoefficient: 2,
+};
+
+const NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/;
+export const nameSchema = (what: string) =>
+  z.string().regex(NAME, `${what} must start with a letter or _, then letters, digits, _ or -, at most 64 characters`);
+
+const packageName = z.string().min(1).max(214).regex(/^[^\s;&|`$<>\\'"]+$/, "package names may not contain spaces or shell characters");
+
+export const imageStepSchema = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("apt"), packages: z.array(packageName).min(1) }),
+  z.object({ kind: z.literal("npm"), packages: z.array(packageName).min(1) }),
+  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1).max(10_000)).min(1) }),
+  z.object({ kind: z.literal("env"), vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()) }),
+]);
+export type ImageStep = z.infer<typeof imageStepSchema>;
+
+export const imageSpecSchema = z.object({
+  base: z.discriminatedUnion("kind", [
+    z.object({ kind: z.literal("node") }),
+    z.object({ kind: z.literal("registry"), ref: z.string().min(1).max(512).regex(/^[a-z0-9][a-z0-9._\/:@-]*$/i, "an image reference like node:20-slim") }),
+  ]),
+  steps: z.array(imageStepSchema).max(100),
+});
+export type ImageSpec = z.infer<typeof imageSpecSchema>;
+
+const seconds = (what: string, min: number, max: number) =>
+  z.number().refine((n) => Number.isFinite(n) && n >= min && n <= max, `${what} must be between ${min} and ${max} seconds`);
+const count = (what: string, min: number, max: number) =>
+  z.number().int(`${what} must be a whole number`).min(min, `${what} must be at least ${min}`).max(max, `${what} must be at most ${max}`);
+
+export const retriesSchema = z.union([
+  count("retries", 0, LIMITS.maxRetries),
+  z.object({
+    maxRetries: count("retries.maxRetries", 0, LIMITS.maxRetries),
+    backoffCoefficient: z.number().min(1).max(10).optional(),
+    initialDelay: seconds("retries.initialDelay", 0, 60).optional(),
+    maxDelay: seconds("retries.maxDelay", 1, 60).optional(),
+  }).strict(),
+]);
+
+const gpuName = z.string().regex(/^(any|[A-Za-z0-9-]+)(:[1-8])?$/, 'gpu must look like "any", "A100" or "H100:2"');
+
+/** Options as written by users (camelCase); the SDK also maps Python's snake_case here. */
+export const functionOptionsSchema = z.object({
+  image: imageSpecSchema.optional(),
+  retries: retriesSchema.optional(),
+  timeout: seconds("timeout", LIMITS.timeoutSeconds.min, LIMITS.timeoutSeconds.max).optional(),
+  startupTimeout: seconds("startupTimeout", LIMITS.timeoutSeconds.min, LIMITS.timeoutSeconds.max).optional(),
+  maxContainers: count("maxContainers", LIMITS.maxContainers.min, LIMITS.maxContainers.max).optional(),
+  minContainers: count("minContainers", 0, LIMITS.maxContainers.max).optional(),
+  bufferContainers: count("bufferContainers", 0, LIMITS.maxContainers.max).optional(),
+  scaledownWindow: seconds("scaledownWindow", LIMITS.scaledownWindowSeconds.min, LIMITS.scaledownWindowSeconds.max).optional(),
+  maxInputs: count("maxInputs", LIMITS.maxInputs.min, LIMITS.maxInputs.max).optional(),
+  gpu: z.union([gpuName, z.array(gpuName).min(1)]).optional(),
+  cpu: z.number().positive().max(1024).optional(),
+  memory: count("memory (MiB)", 6, 16 * 1024 * 1024).optional(),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"), z.string()).optional(),
+  resultTtl: seconds("resultTtl", LIMITS.resultTtlSeconds.min, LIMITS.resultTtlSeconds.max).optional(),
+  network: z.enum(["bridge", "none"]).optional(),
+}).strict();
+export type FunctionOptions = z.input<typeof functionOptionsSchema>;
+
+export interface RetryPolicy {
+  maxRetries: number;
+  backoffCoefficient: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** A function as the daemon keeps it: every option resolved to a value. */
+export interface FunctionSpec {
+  name: string;
+  image: ImageSpec;
+  retries: RetryPolicy;
+  timeoutMs: number;
+  startupTimeoutMs: number;
+  maxContainers: number;
+  minContainers: number;
+  bufferContainers: number;
+  scaledownWindowMs: number;
+  maxInputs: number;
+  gpu: string[] | null;
+  cpu: number | null;
+  memoryMiB: number | null;
+  env: Record<string, string>;
+  resultTtlMs: number;
+  network: "bridge" | "none";
+}
+
+export const manifestFunctionSchema = z.object({ name: nameSchema("function name"), options: functionOptionsSchema });
+export const deployRequestSchema = z.object({
+  app: nameSchema("app name"),
+  functions: z.array(manifestFunctionSchema).min(1, "the app defines no functions").max(200),
+  /** The bundled app module (ESM), as text. */
+  bundle: z.string().min(1),
+  source: z.string().optional(),
+});
+export type DeployRequest = z.infer<typeof deployRequestSchema>;
+
+export function normalizeRetries(r: z.infer<typeof retriesSchema> | undefined): RetryPolicy {
+  if (r === undefined) return { maxRetries: 0, backoffCoefficient: 1, initialDelayMs: 1000, maxDelayMs: 1000 };
+  if (typeof r === "number") return { maxRetries: r, backoffCoefficient: 1, initialDelayMs: 1000, maxDelayMs: 1000 };
+  return {
+    maxRetries: r.maxRetries,
+    backoffCoefficient: r.backoffCoefficient ?? DEFAULTS.retryBackoffCoefficient,
+    initialDelayMs: (r.initialDelay ?? DEFAULTS.retryInitialDelay) * 1000,
+    maxDelayMs: (r.maxDelay ?? DEFAULTS.retryMaxDelay) * 1000,
+  };
+}
+
+/** Resolves defaults and cross-field rules. Throws a readable message on a bad combination. */
+export function resolveFunctionSpec(name: string, raw: unknown): FunctionSpec {
+  const parsed = functionOptionsSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new Error(`function ${name}: ${formatZodError(parsed.error)}`);
+  const o = parsed.data;
+  const timeout = o.timeout ?? DEFAULTS.timeout;
+  const maxContainers = o.maxContainers ?? DEFAULTS.maxContainers;
+  const minContainers = o.minContainers ?? DEFAULTS.minContainers;
+  if (minContainers > maxContainers) {
+    throw new Error(`function ${name}: minContainers (${minContainers}) must not exceed maxContainers (${maxContainers})`);
+  }
+  return {
+    name,
+    image: o.image ?? { base: { kind: "node" }, steps: [] },
+    retries: normalizeRetries(o.retries),
+    timeoutMs: timeout * 1000,
+    startupTimeoutMs: (o.startupTimeout ?? timeout) * 1000,
+    maxContainers,
+    minContainers,
+    bufferContainers: o.bufferContainers ?? DEFAULTS.bufferContainers,
+    scaledownWindowMs: (o.scaledownWindow ?? DEFAULTS.scaledownWindow) * 1000,
+    maxInputs: o.maxInputs ?? DEFAULTS.maxInputs,
+    gpu: o.gpu === undefined ? null : Array.isArray(o.gpu) ? o.gpu : [o.gpu],
+    cpu: o.cpu ?? null,
+    memoryMiB: o.memory ?? null,
+    env: o.env ?? {},
+    resultTtlMs: (o.resultTtl ?? DEFAULTS.resultTtl) * 1000,
+    network: o.network ?? DEFAULTS.network,
+  };
+}
+
+export function formatZodError(err: z.ZodError): string {
+  return err.issues
+    .map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message))
+    .join("; ");
+}

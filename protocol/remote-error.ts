@@ -1,0 +1,39 @@
+import { z } from "zod";
+
+/** An error that crossed a process boundary: always data, never a serialised Error object. */
+export const remoteErrorSchema = z.object({
+  type: z.string().max(200),
+  message: z.string(),
+  traceback: z.string().default(""),
+});
+export type RemoteError = z.infer<typeof remoteErrorSchema>;
+
+/** Error types gantry itself produces (user code produces any other `type`). */
+export const SystemErrorType = {
+  timeout: "FunctionTimeoutError",
+  containerLost: "ContainerLostError",
+  containerStart: "ContainerStartError",
+  cancelled: "CancelledError",
+  functionRemoved: "FunctionRemovedError",
+} as const;
+
+const MAX_TRACEBACK = 64 * 1024;
+
+export function toRemoteError(err: unknown): RemoteError {
+  if (err instanceof Error) {
+    return {
+      type: err.name || err.constructor?.name || "Error",
+      message: err.message,
+      traceback: (err.stack ?? "").slice(0, MAX_TRACEBACK),
+    };
+  }
+  return { type: "Error", message: typeof err === "string" ? err : safeJson(err), traceback: "" };
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * gantry's runtime agent for Node.js, started as the container's entrypoint. It connects to the
+ * daemon over WebSocket through the unix socket mounted at /run/gantry, authenticates with the
+ * container's token, imports the app module, says ready, then runs inputs (up to maxInputs at
+ * once) and returns each output with its call ID and attempt. stdout/stderr are forwarded as log
+ * lines, tagged with the call that wrote them. Runs on Node.js >= 18 (Debian 12 ships 18).
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { pathToFileURL } from "node:url";
+import WebSocket from "ws";
+import {
+  AGENT_PROTOCOL_VERSION,
+  AGENT_WS_PATH,
+  AgentEnv,
+  daemonToAgentSchema,
+  type AgentToDaemon,
+} from "../../protocol/agent-messages.js";
+import { appRegistry } from "../../protocol/registry.js";
+import { toRemoteError } from "../../protocol/remote-error.js";
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (!v) {
+    process.stderr.write(`gantry agent: environment variable ${name} is not set\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const socketPath = env(AgentEnv.socket);
+const token = env(AgentEnv.token);
+const modulePath = env(AgentEnv.module);
+const appName = env(AgentEnv.app);
+const functionName = env(AgentEnv.function);
+const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs] ?? "1"));
+
+const currentCall = new AsyncLocalStorage<string>();
+const ws = new WebSocket(`ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
+  headers: { authorization: `Bearer ${token}` },
+  maxPayload: 256 * 1024 * 1024,
+});
+
+const outbox: string[] = [];
+function send(msg: AgentToDaemon): void {
+  const text = JSON.stringify(msg);
+  if (ws.readyState === WebSocket.OPEN) ws.send(text);
+  else outbox.push(text);
+}
+
+// Forward stdout/stderr line by line; keep writing to the real streams too (docker logs).
+for (const stream of ["stdout", "stderr"] as const) {
+  const target = process[stream];
+  const original = target.write.bind(target);
+  let partial = "";
+  target.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    const text = partial + (typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+    const lines = text.split("\n");
+    partial = lines.pop() ?? "";
+    const callId = currentCall.getStore();
+    for (const line of lines) send({ type: "log", stream, line, ...(callId ? { callId } : {}) });
+    return original(chunk as never, ...(rest as []));
+  }) as typeof target.write;
+}
+
+let handler: ((...args: unknown[]) => unknown) | null = null;
+let running = 0;
+
+async function loadFunction(): Promise<void> {
+  await import(pathToFileURL(modulePath).href);
+  const app = appRegistry().get(appName);
+  if (!app) throw new Error(`the app module defines no app named ${JSON.stringify(appName)}`);
+  const fn = app.functions.get(functionName);
+  if (!fn) throw new Error(`app ${appName} defines no function named ${JSON.stringify(functionName)}`);
+  handler = fn.handler;
+}
+
+async function runInput(callId: string, attempt: number, args: unknown[]): Promise<void> {
+  running++;
+  try {
+    const value = await currentCall.run(callId, async () => handler!(...args));
+    let encoded: unknown;
+    try {
+      encoded = value === undefined ? null : JSON.parse(JSON.stringify(value));
+    } catch (err) {
+      throw new TypeError(`the function's return value is not JSON-serialisable: ${(err as Error).message}`);
+    }
+    send({ type: "output", callId, attempt, ok: true, value: encoded });
+  } catch (err) {
+    send({ type: "output", callId, attempt, ok: false, error: toRemoteError(err) });
+  } finally {
+    running--;
+  }
+}
+
+ws.on("open", () => {
+  for (const text of outbox.splice(0)) ws.send(text);
+  loadFunction().then(
+    () => send({ type: "ready", protocol: AGENT_PROTOCOL_VERSION, runtime: `node ${process.version}`, functionName }),
+    (err) => {
+      send({ type: "init_error", error: toRemoteError(err) });
+      ws.close(1000, "init failed");
+    },
+  );
+});
+
+ws.on("message", (data) => {
+  let parsed;
+  try {
+    parsed = daemonToAgentSchema.safeParse(JSON.parse(data.toString()));
+  } catch {
+    parsed = { success: false as const };
+  }
+  if (!parsed.success) {
+    process.stderr.write(`gantry agent: ignoring a malformed message from the daemon\n`);
+    return;
+  }
+  const msg = parsed.data;
+  switch (msg.type) {
+    case "input":
+      if (running >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
+      void runInput(msg.callId, msg.attempt, msg.args);
+      break;
+    case "shutdown":
+      ws.close(1000, "shutdown");
+      break;
+  }
+});
+
+ws.on("close", () => process.exit(0));
+ws.on("error", (err) => {
+  process.stderr.write(`gantry agent: connection to the daemon failed: ${err.message}\n`);
+  process.exit(1);
+});
+process.on("SIGTERM", () => ws.close(1001, "SIGTERM"));

@@ -1,0 +1,54 @@
+import type { FunctionOptions } from "../protocol/function-spec.js";
+import { appRegistry, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
+import { Image } from "./image.js";
+
+export type FunctionDefinitionOptions = Omit<FunctionOptions, "image"> & { image?: Image };
+
+/** What `app.function(...)` returns: the handler, still callable locally, plus its definition. */
+export type FunctionHandle<A extends unknown[], R> = ((...args: A) => R) & {
+  readonly gantryFunction: { app: string; name: string };
+};
+
+/**
+ * An app groups functions deployed together: `const app = new App("my-job-queue")`.
+ * Defining a function registers it; nothing runs until the daemon calls it in a container.
+ */
+export class App implements RegisteredApp {
+  readonly functions = new Map<string, RegisteredFunction>();
+
+  constructor(readonly name: string) {
+    if (typeof name !== "string" || !/^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/.test(name)) {
+      throw new Error(`App name ${JSON.stringify(name)} is invalid: use letters, digits, _ and -, at most 64 characters`);
+    }
+    const registry = appRegistry();
+    if (registry.has(name)) throw new Error(`an App named ${JSON.stringify(name)} is already defined in this module`);
+    registry.set(name, this);
+  }
+
+  function<A extends unknown[], R>(
+    options: FunctionDefinitionOptions,
+    handler: (...args: A) => R,
+  ): FunctionHandle<A, R>;
+  function<A extends unknown[], R>(handler: (...args: A) => R): FunctionHandle<A, R>;
+  function<A extends unknown[], R>(
+    a: FunctionDefinitionOptions | ((...args: A) => R),
+    b?: (...args: A) => R,
+  ): FunctionHandle<A, R> {
+    const options = typeof a === "function" ? {} : a;
+    const handler = typeof a === "function" ? a : b;
+    if (typeof handler !== "function") throw new Error(`app.function(options, handler): handler must be a function`);
+    const name = handler.name;
+    if (!name) throw new Error(`app.function needs a named function, e.g. app.function({}, async function process_job(data) {...})`);
+    if (this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
+    const { image, ...rest } = options;
+    this.functions.set(name, {
+      name,
+      options: { ...rest, ...(image ? { image: image.toSpec() } : {}) },
+      handler: handler as (...args: unknown[]) => unknown,
+    });
+    const handle = ((...args: A) => handler(...args)) as FunctionHandle<A, R>;
+    Object.defineProperty(handle, "gantryFunction", { value: { app: this.name, name } });
+    Object.defineProperty(handle, "name", { value: name });
+    return handle;
+  }
+}

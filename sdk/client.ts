@@ -1,0 +1,127 @@
+import type { CallView, FunctionView } from "../protocol/api.js";
+import {
+  CancelledError,
+  FunctionTimeoutError,
+  InvalidArgumentError,
+  OutputExpiredError,
+  RemoteError,
+  TimeoutError,
+} from "./errors.js";
+import { Transport, type TransportOptions } from "./transport.js";
+
+/** Longest single wait the daemon grants; longer waits are made of several requests. */
+const MAX_WAIT_PER_REQUEST_S = 50;
+const CALL_ID = /^fc-[0-9a-z]{26}$/;
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+/** A spawned call, by ID: `await call.get({ timeoutMs })`. */
+export class FunctionCall<R = unknown> {
+  constructor(
+    private readonly transport: Transport,
+    readonly callId: string,
+  ) {}
+
+  /** The call's current record (status, attempt, times), without waiting. */
+  status(): Promise<CallView> {
+    return this.transport.json<CallView>("GET", `/v1/calls/${encodeURIComponent(this.callId)}`);
+  }
+
+  /**
+   * Waits for the result. `timeoutMs: 0` polls once; no timeout waits as long as it takes.
+   * Throws TimeoutError while pending, OutputExpiredError after expiry, RemoteError (or
+   * FunctionTimeoutError) when the function failed, CancelledError when cancelled.
+   */
+  async get(opts: { timeoutMs?: number } = {}): Promise<R> {
+    const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + Math.max(0, opts.timeoutMs);
+    for (;;) {
+      const left = deadline - Date.now();
+      const wait = Math.max(0, Math.min(MAX_WAIT_PER_REQUEST_S, left / 1000));
+      const view = await this.transport.json<CallView>(
+        "GET",
+        `/v1/calls/${encodeURIComponent(this.callId)}?wait=${wait.toFixed(3)}`,
+      );
+      if (TERMINAL.has(view.status)) return settle<R>(view);
+      if (Date.now() >= deadline) {
+        const waited = opts.timeoutMs ?? 0;
+        throw new TimeoutError(`call ${this.callId} is still ${view.status} after waiting ${waited} ms`);
+      }
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.transport.json("POST", `/v1/calls/${encodeURIComponent(this.callId)}/cancel`);
+  }
+}
+
+function settle<R>(view: CallView): R {
+  if (view.status === "succeeded") {
+    if (view.expired) throw new OutputExpiredError(`the result of call ${view.call_id} expired at ${view.expires_at}`);
+    return view.result as R;
+  }
+  if (view.status === "cancelled") throw new CancelledError(`call ${view.call_id} was cancelled`);
+  const e = view.error ?? { type: "Error", message: "the call failed", traceback: "" };
+  if (e.type === "FunctionTimeoutError") throw new FunctionTimeoutError(e.message, e.traceback);
+  throw new RemoteError(e.type, e.message, e.traceback);
+}
+
+/** A deployed function, found by app and name. */
+export class Function_<A extends unknown[] = unknown[], R = unknown> {
+  constructor(
+    private readonly transport: Transport,
+    readonly appName: string,
+    readonly functionName: string,
+    readonly info: FunctionView,
+  ) {}
+
+  /** Queues a call; resolves once the call is durable, with its ID. */
+  async spawn(...args: A): Promise<FunctionCall<R>> {
+    const res = await this.transport.json<{ call_id: string }>(
+      "POST",
+      `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}/calls`,
+      { args },
+    );
+    return new FunctionCall<R>(this.transport, res.call_id);
+  }
+
+  /** Spawns and waits for the result. */
+  async remote(...args: A): Promise<R> {
+    return (await this.spawn(...args)).get();
+  }
+}
+
+export interface GantryClientOptions extends TransportOptions {}
+
+/**
+ * Client for a gantry daemon, shaped like Modal's JS SDK:
+ * `client.functions.fromName(app, fn)`, `fn.spawn(x)`, `client.functionCalls.fromId(id).get()`.
+ */
+export class GantryClient {
+  readonly transport: Transport;
+
+  readonly functions = {
+    fromName: async <A extends unknown[] = unknown[], R = unknown>(app: string, name: string): Promise<Function_<A, R>> => {
+      const info = await this.transport.json<FunctionView>(
+        "GET",
+        `/v1/apps/${encodeURIComponent(app)}/functions/${encodeURIComponent(name)}`,
+      );
+      return new Function_<A, R>(this.transport, app, name, info);
+    },
+  };
+
+  readonly functionCalls = {
+    fromId: async <R = unknown>(callId: string): Promise<FunctionCall<R>> => {
+      if (!CALL_ID.test(callId)) {
+        throw new InvalidArgumentError(`${JSON.stringify(callId)} is not a call ID (expected fc- and 26 letters or digits)`);
+      }
+      return new FunctionCall<R>(this.transport, callId);
+    },
+  };
+
+  constructor(opts: GantryClientOptions = {}) {
+    this.transport = new Transport(opts);
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Errors the client raises. Each has a stable `code` (the daemon's error code), so callers branch on
+ * the class or the code, never on message text.
+ */
+export class GantryError extends Error {
+  constructor(
+    message: string,
+    readonly code: string = "error",
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** The call was still queued or running when the wait ended. */
+export class TimeoutError extends GantryError {
+  constructor(message: string) {
+    super(message, "timeout");
+  }
+}
+
+/** The call finished, but its result was dropped after its resultTtl. */
+export class OutputExpiredError extends GantryError {
+  constructor(message: string) {
+    super(message, "output_expired");
+  }
+}
+
+/** Unknown app, function or call ID. */
+export class NotFoundError extends GantryError {
+  constructor(message: string) {
+    super(message, "not_found");
+  }
+}
+
+export class InvalidArgumentError extends GantryError {
+  constructor(message: string, code = "invalid_argument") {
+    super(message, code);
+  }
+}
+
+/** No daemon answers on the socket or URL. */
+export class DaemonNotRunningError extends GantryError {
+  constructor(message: string) {
+    super(message, "daemon_not_running");
+  }
+}
+
+/** The function raised: the remote type, message and traceback are kept. */
+export class RemoteError extends GantryError {
+  constructor(
+    readonly remoteType: string,
+    message: string,
+    readonly traceback: string,
+    code = "function_failed",
+  ) {
+    super(`${remoteType}: ${message}`, code);
+  }
+}
+
+/** The attempt ran past the function's timeout (and no retries were left). */
+export class FunctionTimeoutError extends RemoteError {
+  constructor(message: string, traceback = "") {
+    super("FunctionTimeoutError", message, traceback, "function_timeout");
+  }
+}
+
+export class CancelledError extends GantryError {
+  constructor(message: string) {
+    super(message, "cancelled");
+  }
+}
+
+/** Maps an API error body to the matching class. */
+export function errorFromApi(status: number, body: unknown): GantryError {
+  const e = (body as { error?: { code?: string; message?: string } })?.error;
+  const message = e?.message ?? `the daemon answered HTTP ${status}`;
+  switch (e?.code) {
+    case "not_found":
+      return new NotFoundError(message);
+    case "output_expired":
+      return new OutputExpiredError(message);
+    case "invalid_argument":
+    case "payload_too_large":
+    case "queue_full":
+      return new InvalidArgumentError(message, e.code);
+    default:
+      return new GantryError(message, e?.code ?? "error");
+  }
+}

@@ -1,0 +1,6 @@
+/** The `gantry` package: define apps (App, Image) and call deployed functions (GantryClient). */
+export { App, type FunctionDefinitionOptions, type FunctionHandle } from "./app.js";
+export { Image } from "./image.js";
+export { GantryClient, Function_, FunctionCall, type GantryClientOptions } from "./client.js";
+export * from "./errors.js";
+export type { CallView, FunctionView, ContainerView } from "../protocol/api.js";

@@ -1,0 +1,132 @@
+import http from "node:http";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { DaemonNotRunningError, errorFromApi, GantryError } from "./errors.js";
+
+export interface TransportOptions {
+  /** Unix socket of the daemon; default `$GANTRY_HOME/gantry.sock`. */
+  socketPath?: string;
+  /** Base URL instead of the socket, e.g. `http://127.0.0.1:8700`. */
+  url?: string;
+  token?: string;
+}
+
+export function gantryHome(): string {
+  return process.env.GANTRY_HOME || join(homedir(), ".gantry");
+}
+
+export function defaultSocketPath(): string {
+  return join(gantryHome(), "gantry.sock");
+}
+
+export interface Response {
+  status: number;
+  body: unknown;
+}
+
+/** JSON over HTTP, on the daemon's unix socket or TCP, with keep-alive. Shared by the CLI and the SDK. */
+export class Transport {
+  private readonly agent: http.Agent;
+  readonly target: string;
+
+  constructor(private readonly opts: TransportOptions = {}) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    this.target = opts.url ?? opts.socketPath ?? defaultSocketPath();
+  }
+
+  private requestOptions(method: string, path: string): http.RequestOptions {
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (this.opts.url) {
+      const u = new URL(path, this.opts.url);
+      return { method, hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: this.agent };
+    }
+    return { method, socketPath: this.opts.socketPath ?? defaultSocketPath(), path, headers, agent: this.agent };
+  }
+
+  private send(method: string, path: string, body: unknown, onResponse: (res: http.IncomingMessage) => void, reject: (e: unknown) => void): void {
+    const options = this.requestOptions(method, path);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (payload) {
+      (options.headers as Record<string, string>)["content-type"] = "application/json";
+      (options.headers as Record<string, string>)["content-length"] = String(payload.length);
+    }
+    const req = http.request(options, onResponse);
+    req.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
+        reject(new DaemonNotRunningError(`no gantry daemon answers at ${this.target} (${err.code}); start it with: gantry daemon start`));
+      } else reject(new GantryError(`request to the daemon at ${this.target} failed: ${err.message}`, "transport"));
+    });
+    req.end(payload);
+  }
+
+  /** Sends a request; resolves with status and parsed body, throwing only on transport failure. */
+  raw(method: string, path: string, body?: unknown): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      this.send(method, path, body, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let parsed: unknown = text;
+          try {
+            parsed = text ? JSON.parse(text) : null;
+          } catch {
+            /* keep the text */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+      }, reject);
+    });
+  }
+
+  /** Like raw(), but throws the matching GantryError for a non-2xx answer. */
+  async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.raw(method, path, body);
+    if (res.status < 200 || res.status >= 300) throw errorFromApi(res.status, res.body);
+    return res.body as T;
+  }
+
+  /** POSTs and reads an NDJSON stream, one parsed object per line. */
+  stream(method: string, path: string, body: unknown, onLine: (obj: unknown) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.send(method, path, body, (res) => {
+        if ((res.statusCode ?? 0) >= 300) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            let parsed: unknown = null;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+            } catch {
+              /* not JSON */
+            }
+            reject(errorFromApi(res.statusCode ?? 0, parsed));
+          });
+          return;
+        }
+        let buf = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf("\n")) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (line) onLine(JSON.parse(line));
+          }
+        });
+        res.on("error", reject);
+        res.on("end", () => {
+          if (buf.trim()) onLine(JSON.parse(buf));
+          resolve();
+        });
+      }, reject);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
