@@ -1,0 +1,181 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gantry } from "../helpers/cli.js";
+import { exampleApp, fixture } from "../helpers/daemon.js";
+
+let home: string;
+let baseUrl: string;
+const g = (...args: string[]) => gantry(home, args);
+
+beforeAll(async () => {
+  home = mkdtempSync(join(tmpdir(), "ge-"));
+  const started = await g("daemon", "start", "--http-port", "0", "--container-network", "none", "--json");
+  expect(started.code, started.stderr).toBe(0);
+  baseUrl = (JSON.parse(started.stdout) as { http: string }).http;
+});
+afterAll(async () => {
+  await g("daemon", "stop");
+  rmSync(home, { recursive: true, force: true });
+});
+
+describe("the gantry CLI, as a user drives it", () => {
+  it("reports the running daemon", async () => {
+    const status = await g("daemon", "status");
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/gantry daemon .* running \(pid \d+\)/);
+    const json = JSON.parse((await g("daemon", "status", "--json")).stdout) as { home: string };
+    expect(json.home).toBe(home);
+  });
+
+  it("deploys the example with progress, then spawn, get and call work", async () => {
+    const dep = await g("deploy", exampleApp);
+    expect(dep.code, dep.stderr).toBe(0);
+    expect(dep.stderr).toContain("bundled");
+    expect(dep.stdout).toContain("deployed app my-job-queue");
+    expect(dep.stdout).toContain("process_job");
+
+    const spawned = await g("spawn", "my-job-queue", "process_job", '{"x":1}');
+    expect(spawned.code, spawned.stderr).toBe(0);
+    const id = spawned.stdout.trim();
+    expect(id).toMatch(/^fc-[0-9a-z]{26}$/);
+
+    const got = await g("get", id, "--timeout", "30");
+    expect(got.code, got.stderr).toBe(0);
+    expect(got.stdout.trim()).toBe('{"result":{"x":1}}');
+
+    const called = await g("call", "my-job-queue", "process_job", '"hi"');
+    expect(called.code, called.stderr).toBe(0);
+    expect(called.stdout.trim()).toBe('{"result":"hi"}');
+
+    const shown = await g("calls", "show", id, "--json");
+    expect(JSON.parse(shown.stdout)).toMatchObject({ call_id: id, status: "succeeded", attempt: 1, result: { result: { x: 1 } } });
+    const listed = await g("calls", "ls", "--app", "my-job-queue");
+    expect(listed.stdout).toContain(id);
+    const apps = await g("apps", "ls");
+    expect(apps.stdout).toMatch(/my-job-queue\s+deployed\s+process_job/);
+    const cts = await g("containers", "ls", "--json");
+    expect(JSON.parse(cts.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ app: "my-job-queue", function: "process_job" })]));
+  });
+
+  it("answers the HTTP endpoint on the port it was started with", async () => {
+    const sub = await fetch(`${baseUrl}/submit/my-job-queue/process_job?data=data`, { method: "POST" });
+    expect(sub.status).toBe(202);
+    const { call_id } = (await sub.json()) as { call_id: string };
+    const got = await g("get", call_id, "--timeout", "30");
+    expect(got.stdout.trim()).toBe('{"result":"data"}');
+  });
+
+  it("redeploys an unchanged app without building", async () => {
+    const dep = await g("deploy", exampleApp, "--json");
+    expect(dep.code).toBe(0);
+    expect(JSON.parse(dep.stdout)).toMatchObject({ type: "done", built: [] });
+  });
+
+  it("gives each bad input a clear message and its exit code", async () => {
+    const syntax = await g("deploy", fixture("syntax-error.ts"));
+    expect(syntax.code).toBe(2);
+    expect(syntax.stderr).toContain('Expected "}" but found ";"');
+    expect(syntax.stderr).toMatch(/syntax-error\.ts:6:\d+/);
+
+    const missingFile = await g("deploy", "/nonexistent/app.ts");
+    expect(missingFile).toMatchObject({ code: 2, stderr: expect.stringContaining("app file /nonexistent/app.ts does not exist") });
+
+    const unknownApp = await g("spawn", "no-such-app", "process_job", "1");
+    expect(unknownApp).toMatchObject({ code: 4, stderr: "Error: no deployed app named no-such-app\n" });
+    const unknownFn = await g("spawn", "my-job-queue", "nope", "1");
+    expect(unknownFn).toMatchObject({ code: 4, stderr: "Error: app my-job-queue has no function named nope\n" });
+
+    const notJson = await g("spawn", "my-job-queue", "process_job", "{x:1}");
+    expect(notJson.code).toBe(2);
+    expect(notJson.stderr).toContain("is not valid JSON");
+
+    const unknownId = await g("get", "fc-00000000000000000000000000");
+    expect(unknownId).toMatchObject({ code: 4, stderr: "Error: no call with ID fc-00000000000000000000000000\n" });
+    const badId = await g("get", "hello");
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain("not a call ID");
+
+    const badTimeout = await g("get", "fc-00000000000000000000000000", "--timeout", "soon");
+    expect(badTimeout.code).toBe(2);
+
+    const usage = await g("spawn");
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain("missing required argument");
+  });
+
+  it("reports a failed call with exit code 6 and the remote traceback", async () => {
+    const file = join(home, "failing.ts");
+    writeFileSync(
+      file,
+      `import { App } from "gantry";\nconst app = new App("failing");\nexport const f = app.function({}, async function f() { throw new RangeError("out of range"); });\n`,
+    );
+    expect((await g("deploy", file)).code).toBe(0);
+    const res = await g("call", "failing", "f");
+    expect(res.code).toBe(6);
+    expect(res.stderr).toContain("Error: RangeError: out of range");
+    expect(res.stderr).toMatch(/at f /);
+    const json = await g("call", "failing", "f", "--json");
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: "function_failed", type: "RangeError", message: "RangeError: out of range" } });
+  });
+
+  it("exits 5 when get runs out of time on a pending call", async () => {
+    const file = join(home, "sleepy.ts");
+    writeFileSync(
+      file,
+      `import { App } from "gantry";\nconst app = new App("sleepy");\nexport const nap = app.function({}, async function nap() { await new Promise((r) => setTimeout(r, 60000)); });\n`,
+    );
+    expect((await g("deploy", file)).code).toBe(0);
+    const id = (await g("spawn", "sleepy", "nap")).stdout.trim();
+    const res = await g("get", id, "--timeout", "0.2");
+    expect(res.code).toBe(5);
+    expect(res.stderr).toMatch(/still (queued|running)/);
+    const cancelled = await g("cancel", id);
+    expect(cancelled.code).toBe(0);
+    expect((await g("get", id)).code).toBe(8);
+  });
+
+  it("refuses a second daemon on the same home", async () => {
+    const again = await g("daemon", "start");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already running \(pid \d+\)/);
+    const fg = await g("daemon", "start", "--foreground");
+    expect(fg.code).toBe(1);
+    expect(fg.stderr).toMatch(/another gantry daemon \(pid \d+\) already runs on this GANTRY_HOME/);
+  });
+});
+
+describe("the CLI without a daemon", () => {
+  it("says no daemon is running, with exit code 3", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "ge-none-"));
+    try {
+      const res = await gantry(empty, ["spawn", "my-job-queue", "process_job", "1"]);
+      expect(res.code).toBe(3);
+      expect(res.stderr).toContain("no gantry daemon answers");
+      expect(res.stderr).toContain("gantry daemon start");
+      const status = await gantry(empty, ["daemon", "status"]);
+      expect(status.code).toBe(3);
+      const stop = await gantry(empty, ["daemon", "stop"]);
+      expect(stop).toMatchObject({ code: 0, stdout: "no gantry daemon is running\n" });
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("replaces a stale socket left by a dead daemon", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ge-stale-"));
+    try {
+      writeFileSync(join(dir, "daemon.pid"), "999999\n");
+      // A socket file with nobody listening: made by a process that exits at once.
+      const { execFileSync } = await import("node:child_process");
+      execFileSync(process.execPath, ["-e", `require("net").createServer().listen(${JSON.stringify(join(dir, "gantry.sock"))}, () => process.exit(0))`]);
+      const started = await gantry(dir, ["daemon", "start", "--container-network", "none"]);
+      expect(started.code, started.stderr).toBe(0);
+      expect((await gantry(dir, ["daemon", "status"])).code).toBe(0);
+      expect((await gantry(dir, ["daemon", "stop"])).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,77 @@
+import Docker from "dockerode";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { bundleApp } from "../../cli/bundle-app.js";
+import { makeConfig, type DaemonConfig } from "../../daemon/config.js";
+import { startDaemon, type RunningDaemon } from "../../daemon/daemon.js";
+import { silentLogger } from "../../daemon/logger.js";
+import type { DeployEvent } from "../../protocol/api.js";
+import { GantryClient } from "../../sdk/client.js";
+
+export const docker = new Docker({ socketPath: "/var/run/docker.sock" });
+export const fixture = (name: string) => join(import.meta.dirname, "..", "fixtures", "apps", name);
+export const exampleApp = join(import.meta.dirname, "..", "..", "examples", "job-queue", "app.ts");
+
+export interface TestDaemon {
+  home: string;
+  daemon: RunningDaemon;
+  client: GantryClient;
+  baseUrl: string;
+  /** Stops this daemon (the home stays) so a test can start another on it. */
+  stop(): Promise<void>;
+  restart(): Promise<void>;
+  /** Stops and removes the home. */
+  dispose(): Promise<void>;
+}
+
+/** A real daemon (real Docker, real SQLite) in a fresh temp GANTRY_HOME; containers get no network. */
+export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Promise<TestDaemon> {
+  const home = mkdtempSync(join(tmpdir(), "gt-"));
+  const cfg = () => makeConfig({ home, httpPort: 0, forceNetwork: "none", ...overrides });
+  const t: TestDaemon = {
+    home,
+    daemon: await startDaemon(cfg(), { log: process.env.GANTRY_TEST_LOG ? undefined : silentLogger }),
+    client: null as unknown as GantryClient,
+    baseUrl: "",
+    async stop() {
+      t.client.close();
+      await t.daemon.stop();
+    },
+    async restart() {
+      await t.stop();
+      t.daemon = await startDaemon(cfg(), { log: silentLogger });
+      wire();
+    },
+    async dispose() {
+      await t.stop();
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+  const wire = () => {
+    t.client = new GantryClient({ socketPath: join(home, "gantry.sock") });
+    t.baseUrl = `http://127.0.0.1:${t.daemon.tcpPort}`;
+  };
+  wire();
+  return t;
+}
+
+/** Deploys an app file the way `gantry deploy` does; returns every event of the stream. */
+export async function deploy(t: TestDaemon, file: string): Promise<DeployEvent[]> {
+  const app = await bundleApp(file);
+  const events: DeployEvent[] = [];
+  await t.client.transport.stream("POST", "/v1/apps/deploy", { app: app.app, functions: app.functions, bundle: app.bundle }, (e) =>
+    events.push(e as DeployEvent),
+  );
+  const last = events.at(-1);
+  if (last?.type !== "done") throw new Error(`deploy of ${file} failed: ${JSON.stringify(last)}`);
+  return events;
+}
+
+/** The Docker containers this daemon owns for one function, as Docker sees them. */
+export async function containersOf(t: TestDaemon, fn: string): Promise<Docker.ContainerInfo[]> {
+  return docker.listContainers({
+    all: true,
+    filters: { label: [`gantry.daemon=${t.daemon.daemonId}`, `gantry.function=${fn}`] },
+  });
+}

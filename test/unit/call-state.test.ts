@@ -1,0 +1,168 @@
+import { describe, it, expect } from "vitest";
+import { CallStatus, TERMINAL, transition, type CallState, type Transition } from "../../daemon/core/call-state.js";
+import { normalizeRetries, type RetryPolicy } from "../../protocol/function-spec.js";
+import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
+
+const NO_RETRIES: RetryPolicy = normalizeRetries(undefined);
+const userError: RemoteError = { type: "ValueError", message: "bad input", traceback: "at f()" };
+
+const queued = (attempt = 1): CallState => ({ status: CallStatus.queued, attempt });
+const running = (attempt = 1): CallState => ({ status: CallStatus.running, attempt });
+
+function allowed(t: Transition) {
+  if (!t.ok) throw new Error(`expected the transition to be allowed, got ${t.reason}: ${t.detail}`);
+  return t;
+}
+
+function refused(t: Transition) {
+  if (t.ok) throw new Error(`expected the transition to be refused, got ${t.from.status} -> ${t.to.status}`);
+  return t;
+}
+
+describe("allowed transitions", () => {
+  it("dispatch moves a queued call to running, same attempt", () => {
+    const t = allowed(transition(queued(2), { type: "dispatch", attempt: 2 }, NO_RETRIES));
+    expect(t.from).toEqual(queued(2));
+    expect(t.to).toEqual(running(2));
+    expect(t.retryInMs).toBeUndefined();
+    expect(t.error).toBeUndefined();
+  });
+
+  it("succeed moves a running call to succeeded", () => {
+    const t = allowed(transition(running(1), { type: "succeed", attempt: 1 }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.succeeded, attempt: 1 });
+    expect(t.retryInMs).toBeUndefined();
+    expect(t.error).toBeUndefined();
+  });
+
+  it("fail with no retries left ends in failed and carries the user's error", () => {
+    const t = allowed(transition(running(1), { type: "fail", attempt: 1, error: userError }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.failed, attempt: 1 });
+    expect(t.retryInMs).toBeUndefined();
+    expect(t.error).toEqual(userError);
+  });
+
+  it("fail with retries left queues the next attempt after the retry delay", () => {
+    const t = allowed(transition(running(1), { type: "fail", attempt: 1, error: userError }, normalizeRetries(2)));
+    expect(t.to).toEqual(queued(2));
+    expect(t.retryInMs).toBe(1000);
+    expect(t.error).toEqual(userError);
+  });
+
+  it("timeout fails the attempt with a FunctionTimeoutError naming the timeout", () => {
+    const t = allowed(transition(running(1), { type: "timeout", attempt: 1, timeoutMs: 30_000 }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.failed, attempt: 1 });
+    expect(t.error?.type).toBe(SystemErrorType.timeout);
+    expect(t.error?.type).toBe("FunctionTimeoutError");
+    expect(t.error?.message).toContain("30 s");
+  });
+
+  it("timeout with retries left is retried", () => {
+    const t = allowed(transition(running(1), { type: "timeout", attempt: 1, timeoutMs: 5000 }, normalizeRetries(1)));
+    expect(t.to).toEqual(queued(2));
+    expect(t.retryInMs).toBe(1000);
+    expect(t.error?.type).toBe("FunctionTimeoutError");
+  });
+
+  it("lose fails the attempt with a ContainerLostError carrying the reason", () => {
+    const t = allowed(transition(running(1), { type: "lose", attempt: 1, reason: "container exited with code 137" }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.failed, attempt: 1 });
+    expect(t.error).toEqual({ type: "ContainerLostError", message: "container exited with code 137", traceback: "" });
+  });
+
+  it("lose with retries left is retried", () => {
+    const t = allowed(transition(running(1), { type: "lose", attempt: 1, reason: "daemon restarted" }, normalizeRetries(3)));
+    expect(t.to).toEqual(queued(2));
+    expect(t.error?.type).toBe(SystemErrorType.containerLost);
+  });
+
+  it.each([queued(1), running(1), queued(3), running(2)])("cancel moves %o to cancelled, keeping its attempt", (state) => {
+    const t = allowed(transition(state, { type: "cancel" }, normalizeRetries(5)));
+    expect(t.to).toEqual({ status: CallStatus.cancelled, attempt: state.attempt });
+    expect(t.retryInMs).toBeUndefined(); // never retried, even with retries left
+    expect(t.error?.type).toBe("CancelledError");
+  });
+});
+
+describe("refused transitions", () => {
+  it.each([
+    { type: "succeed", attempt: 2 },
+    { type: "fail", attempt: 2, error: userError },
+    { type: "timeout", attempt: 2, timeoutMs: 1000 },
+    { type: "lose", attempt: 2, reason: "gone" },
+  ] as const)("a late $type for attempt 2 once attempt 3 runs is a stale attempt", (event) => {
+    const t = refused(transition(running(3), event, normalizeRetries(5)));
+    expect(t.reason).toBe("stale_attempt");
+    expect(t.detail).toContain("2");
+  });
+
+  it("a late result for attempt 2 while attempt 3 waits in the queue is a stale attempt", () => {
+    const t = refused(transition(queued(3), { type: "succeed", attempt: 2 }, NO_RETRIES));
+    expect(t.reason).toBe("stale_attempt");
+  });
+
+  it("succeed on a queued call is not allowed", () => {
+    const t = refused(transition(queued(1), { type: "succeed", attempt: 1 }, NO_RETRIES));
+    expect(t.reason).toBe("not_allowed");
+    expect(t.detail).toContain("queued");
+  });
+
+  it.each([CallStatus.succeeded, CallStatus.failed, CallStatus.cancelled])("a %s call takes no further result", (status) => {
+    const t = refused(transition({ status, attempt: 1 }, { type: "fail", attempt: 1, error: userError }, normalizeRetries(3)));
+    expect(t.reason).toBe("not_allowed");
+  });
+
+  it.each([CallStatus.succeeded, CallStatus.failed, CallStatus.cancelled])("cancel of a %s call is not allowed", (status) => {
+    expect(TERMINAL.has(status)).toBe(true);
+    const t = refused(transition({ status, attempt: 2 }, { type: "cancel" }, NO_RETRIES));
+    expect(t.reason).toBe("not_allowed");
+    expect(t.detail).toContain(status);
+  });
+
+  it("dispatch of a running call is not allowed", () => {
+    const t = refused(transition(running(1), { type: "dispatch", attempt: 1 }, NO_RETRIES));
+    expect(t.reason).toBe("not_allowed");
+  });
+
+  it("dispatch of another attempt than the queued one is a stale attempt", () => {
+    const t = refused(transition(queued(2), { type: "dispatch", attempt: 1 }, NO_RETRIES));
+    expect(t.reason).toBe("stale_attempt");
+  });
+});
+
+describe("retries", () => {
+  /** Runs a call whose every attempt fails; returns the delays before each retry and the end state. */
+  function failEveryAttempt(policy: RetryPolicy) {
+    let state = queued(1);
+    const delays: number[] = [];
+    for (let guard = 0; guard < 50; guard++) {
+      state = allowed(transition(state, { type: "dispatch", attempt: state.attempt }, policy)).to;
+      const t = allowed(transition(state, { type: "fail", attempt: state.attempt, error: userError }, policy));
+      state = t.to;
+      if (t.retryInMs !== undefined) delays.push(t.retryInMs);
+      if (state.status !== CallStatus.queued) return { delays, state };
+    }
+    throw new Error("the call never stopped retrying");
+  }
+
+  it("integer retries wait a fixed 1 s between attempts", () => {
+    expect(failEveryAttempt(normalizeRetries(3)).delays).toEqual([1000, 1000, 1000]);
+  });
+
+  it("backoff multiplies the delay by the coefficient from initialDelay, capped at maxDelay", () => {
+    const policy = normalizeRetries({ maxRetries: 6, backoffCoefficient: 2, initialDelay: 0.5, maxDelay: 5 });
+    expect(failEveryAttempt(policy).delays).toEqual([500, 1000, 2000, 4000, 5000, 5000]);
+  });
+
+  it("the last retry ends in failed, on attempt maxRetries + 1", () => {
+    const { delays, state } = failEveryAttempt(normalizeRetries(2));
+    expect(delays).toHaveLength(2);
+    expect(state).toEqual({ status: CallStatus.failed, attempt: 3 });
+  });
+
+  it("no retries: the first failure is final", () => {
+    const { delays, state } = failEveryAttempt(NO_RETRIES);
+    expect(delays).toEqual([]);
+    expect(state).toEqual({ status: CallStatus.failed, attempt: 1 });
+  });
+});
