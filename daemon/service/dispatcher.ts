@@ -381,7 +381,8 @@ export class Dispatcher {
 
   /** The container exited or its agent went away: free its slots and decide what follows. */
   private onContainerGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
-    if (!pool.containers.has(c.id)) return;
+    // At shutdown the calls stay as stored; the next start's recover() retries them.
+    if (this.closing || !pool.containers.has(c.id)) return;
     pool.containers.delete(c.id);
     for (const lease of c.leases.values()) {
       clearTimeout(lease.timer);
