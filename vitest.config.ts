@@ -2,12 +2,23 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/global-setup.ts"],
-    // Integration and e2e tests share one Docker engine on a 2-core machine: one file at a time.
-    fileParallelism: false,
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
-    reporters: ["default"],
+    projects: [
+      {
+        // The pure core and the store: fakes and real SQLite files, no Docker.
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+      },
+      {
+        // A real Docker engine, daemon, HTTP clients and the CLI binary. They share one engine on
+        // a 2-core machine: one file at a time.
+        test: {
+          name: "docker",
+          include: ["test/integration/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          globalSetup: ["test/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
   },
 });

@@ -19,11 +19,14 @@ export function acquirePidLock(pidPath: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      const pid = Number(readFileSync(pidPath, "utf8").trim());
+      const seen = readFileSync(pidPath, "utf8");
+      const pid = Number(seen.trim());
       if (pid && pid !== process.pid && isAlive(pid)) {
         throw new Error(`another gantry daemon (pid ${pid}) already runs on this GANTRY_HOME (${pidPath}); stop it with: gantry daemon stop`);
       }
-      unlinkSync(pidPath); // stale: its process is gone
+      // Stale: its process is gone. Re-read first, so a lock another starting daemon has just
+      // taken in its place is not removed (the window left is a few microseconds).
+      if (readFileSync(pidPath, "utf8") === seen) unlinkSync(pidPath);
     }
   }
   throw new Error(`could not take the daemon lock ${pidPath}`);

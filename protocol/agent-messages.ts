@@ -10,6 +10,8 @@ export const AGENT_PROTOCOL_VERSION = 1;
 export const AGENT_SOCKET_DIR_IN_CONTAINER = "/run/gantry";
 export const AGENT_SOCKET_NAME = "agent.sock";
 export const AGENT_WS_PATH = "/agent";
+/** The largest return value (as JSON) an agent sends; a larger one fails the call with ResultTooLargeError. */
+export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
 const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().min(1) };
 

@@ -37,7 +37,13 @@ export const imageStepSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("apt"), packages: z.array(packageName).min(1) }),
   z.object({ kind: z.literal("npm"), packages: z.array(packageName).min(1) }),
   z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1).max(10_000)).min(1) }),
-  z.object({ kind: z.literal("env"), vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()) }),
+  z.object({
+    kind: z.literal("env"),
+    vars: z.record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"),
+      z.string().regex(/^[^\n\r]*$/, "image env values may not contain line breaks (use the function's env option)"),
+    ),
+  }),
 ]);
 export type ImageStep = z.infer<typeof imageStepSchema>;
 
@@ -63,7 +69,7 @@ export const retriesSchema = z.union([
     initialDelay: seconds("retries.initialDelay", 0, 60).optional(),
     maxDelay: seconds("retries.maxDelay", 1, 60).optional(),
   }).strict(),
-]);
+], { error: "retries must be a whole number from 0 to 10, or {maxRetries, backoffCoefficient, initialDelay, maxDelay}" });
 
 const gpuName = z.string().regex(/^(any|[A-Za-z0-9-]+)(:[1-8])?$/, 'gpu must look like "any", "A100" or "H100:2"');
 
@@ -166,8 +172,28 @@ export function resolveFunctionSpec(name: string, raw: unknown): FunctionSpec {
   };
 }
 
+const BASIC_TYPES = new Set(["object", "number", "string", "array", "boolean"]);
+
+/** A union branch whose only complaint is the value's basic type is not the branch the user meant. */
+function meantBranch(branches: z.core.$ZodIssue[][]): z.core.$ZodIssue[] | null {
+  const meant = branches.filter(
+    (issues) => !issues.every((i) => i.code === "invalid_type" && i.path.length === 0 && BASIC_TYPES.has(String(i.expected))),
+  );
+  return meant.length === 1 ? meant[0]! : null;
+}
+
+function flatten(issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]): string[] {
+  return issues.flatMap((i) => {
+    const path = [...prefix, ...i.path];
+    if (i.code === "invalid_union") {
+      const branch = meantBranch(i.errors);
+      if (branch) return flatten(branch, path);
+    }
+    const where = path.map(String).join(".");
+    return [!where || i.message.startsWith(where) ? i.message : `${where}: ${i.message}`];
+  });
+}
+
 export function formatZodError(err: z.ZodError): string {
-  return err.issues
-    .map((i) => (i.path.length ? `${i.path.join(".")}: ${i.message}` : i.message))
-    .join("; ");
+  return flatten(err.issues, []).join("; ");
 }

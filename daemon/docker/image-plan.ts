@@ -23,6 +23,8 @@ export interface ImagePlanInput {
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A double-quoted Dockerfile word: backslash, quote and $ escaped, so the value stays literal. */
+const dockerfileQuote = (s: string) => `"${s.replace(/[\\"$]/g, (c) => `\\${c}`)}"`;
 
 function renderStep(step: ImageStep): string {
   switch (step.kind) {
@@ -37,7 +39,7 @@ function renderStep(step: ImageStep): string {
       return step.commands.map((c) => `RUN ${c}`).join("\n");
     case "env":
       return Object.entries(step.vars)
-        .map(([k, v]) => `ENV ${k}=${JSON.stringify(v)}`)
+        .map(([k, v]) => `ENV ${k}=${dockerfileQuote(v)}`)
         .join("\n");
     default:
       return assertExhaustive(step, "image step");

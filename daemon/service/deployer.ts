@@ -118,7 +118,9 @@ export class Deployer {
       try {
         await this.d.runtime.buildImage(plan, (p) => emit({ type: "build", image: plan.tag, ...p }));
       } catch (err) {
-        throw new ApiError(422, "image_build_failed", (err as Error).message);
+        const pulled = baseId !== null || (await this.d.runtime.imageExists(ref));
+        const why = pulled ? "" : `the base image ${ref} is not on this machine and could not be pulled; `;
+        throw new ApiError(422, "image_build_failed", `${why}${(err as Error).message}`);
       }
       built.push(plan.tag);
       emit({ type: "image", image: plan.tag, status: "built", functions });

@@ -6,13 +6,18 @@ export type Db = Database.Database;
 /** Opens (creating if needed) the daemon's database in WAL mode and brings its schema up to date. */
 export function openDatabase(file: string): Db {
   const db = new Database(file);
-  db.pragma("journal_mode = WAL");
-  // FULL: a commit is on disk before the daemon acknowledges it (group commit keeps this cheap).
-  db.pragma("synchronous = FULL");
-  db.pragma("foreign_keys = ON");
-  db.pragma("busy_timeout = 5000");
-  migrate(db);
-  return db;
+  try {
+    db.pragma("journal_mode = WAL");
+    // FULL: a commit is on disk before the daemon acknowledges it (group commit keeps this cheap).
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    db.pragma("busy_timeout = 5000");
+    migrate(db);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
 }
 
 export function migrate(db: Db): void {

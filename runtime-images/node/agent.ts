@@ -12,6 +12,7 @@ import {
   AGENT_PROTOCOL_VERSION,
   AGENT_WS_PATH,
   AgentEnv,
+  MAX_OUTPUT_BYTES,
   daemonToAgentSchema,
   type AgentToDaemon,
 } from "../../protocol/agent-messages.js";
@@ -78,13 +79,19 @@ async function runInput(callId: string, attempt: number, args: unknown[]): Promi
   running++;
   try {
     const value = await currentCall.run(callId, async () => handler!(...args));
-    let encoded: unknown;
+    let text: string;
     try {
-      encoded = value === undefined ? null : JSON.parse(JSON.stringify(value));
+      text = value === undefined ? "null" : JSON.stringify(value);
     } catch (err) {
       throw new TypeError(`the function's return value is not JSON-serialisable: ${(err as Error).message}`);
     }
-    send({ type: "output", callId, attempt, ok: true, value: encoded });
+    if (text === undefined) throw new TypeError(`the function's return value (a ${typeof value}) is not JSON-serialisable`);
+    if (text.length > MAX_OUTPUT_BYTES) {
+      const err = new Error(`the return value is ${text.length} bytes of JSON, over the limit of ${MAX_OUTPUT_BYTES} bytes`);
+      err.name = "ResultTooLargeError";
+      throw err;
+    }
+    send({ type: "output", callId, attempt, ok: true, value: JSON.parse(text) });
   } catch (err) {
     send({ type: "output", callId, attempt, ok: false, error: toRemoteError(err) });
   } finally {

@@ -102,18 +102,24 @@ describe("resolveFunctionSpec defaults", () => {
 
 describe("resolveFunctionSpec errors", () => {
   it.each([
-    ["timeout 0", { timeout: 0 }, /function f: timeout: .*timeout must be between 1 and 86400 seconds/],
+    ["timeout 0", { timeout: 0 }, /^function f: timeout must be between 1 and 86400 seconds$/],
     ["timeout over 24 h", { timeout: 24 * 3600 + 1 }, /timeout must be between 1 and 86400 seconds/],
     ["a negative startupTimeout", { startupTimeout: -1 }, /startupTimeout must be between 1 and 86400 seconds/],
-    ["retries 11", { retries: 11 }, /retries: retries must be at most 10/],
+    ["retries 11", { retries: 11 }, /^function f: retries must be at most 10$/],
     ["retries.maxRetries 11", { retries: { maxRetries: 11 } }, /retries\.maxRetries must be at most 10/],
     ["scaledownWindow 1", { scaledownWindow: 1 }, /scaledownWindow must be between 2 and 1200 seconds/],
     ["maxInputs 0", { maxInputs: 0 }, /maxInputs must be at least 1/],
     ["maxContainers 101", { maxContainers: 101 }, /maxContainers must be at most 100/],
-    ["maxContainers 1.5", { maxContainers: 1.5 }, /maxContainers/],
+    ["maxContainers 1.5", { maxContainers: 1.5 }, /maxContainers must be a whole number/],
     ["resultTtl over 30 days", { resultTtl: 30 * 24 * 3600 + 1 }, /resultTtl must be between 1 and 2592000 seconds/],
   ])("%s names the option and its limit", (_what, options, message) => {
     expect(() => resolveFunctionSpec("f", options)).toThrow(message);
+  });
+
+  it("explains a bad retries value from the form the user meant", () => {
+    expect(() => resolveFunctionSpec("f", { retries: 1.5 })).toThrow(/^function f: retries must be a whole number$/);
+    expect(() => resolveFunctionSpec("f", { retries: { max_retries: 1 } })).toThrow(/Unrecognized key: "max_retries"/);
+    expect(() => resolveFunctionSpec("f", { retries: "3" })).toThrow(/retries must be a whole number from 0 to 10, or \{maxRetries/);
   });
 
   it("names the function", () => {
@@ -148,6 +154,6 @@ describe("snake_case and camelCase are not mixed", () => {
   });
 
   it("rejects snake_case inside the retries object", () => {
-    expect(() => resolveFunctionSpec("f", { retries: { maxRetries: 1, initial_delay: 2 } })).toThrow(/retries/);
+    expect(() => resolveFunctionSpec("f", { retries: { maxRetries: 1, initial_delay: 2 } })).toThrow(/retries: Unrecognized key.*initial_delay/);
   });
 });

@@ -1,0 +1,16 @@
+// The app the benchmarks deploy (npm run bench): no-op functions, so what is measured is gantry.
+import { App } from "gantry";
+
+const app = new App("gantry-bench");
+
+/** Warm-call latency and throughput: many inputs at once in one container, kept warm. */
+export const noop = app.function({ maxInputs: 50, maxContainers: 2, scaledownWindow: 600, retries: 0 }, async function noop(x: unknown) {
+  return x;
+});
+
+/** Cold calls: scales to zero 2 s after its last call. */
+export const cold = app.function({ maxInputs: 1, maxContainers: 1, scaledownWindow: 2, retries: 0 }, async function cold(x: unknown) {
+  return x;
+});
+
+export default app;
