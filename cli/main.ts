@@ -4,6 +4,7 @@ import { registerApps } from "./commands/apps.js";
 import { registerCalls } from "./commands/calls.js";
 import { registerDaemon } from "./commands/daemon.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerLogs } from "./commands/logs.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
 
@@ -21,6 +22,7 @@ registerDaemon(program, run);
 registerDeploy(program, run);
 registerCalls(program, run);
 registerApps(program, run);
+registerLogs(program, run);
 
 try {
   await program.parseAsync(process.argv);

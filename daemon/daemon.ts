@@ -132,6 +132,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       dispatcher,
       deployer,
       waiters,
+      logs: appLogs,
+      bus,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

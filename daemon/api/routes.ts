@@ -9,6 +9,8 @@ import type { Deployer } from "../service/deployer.js";
 import { functionView } from "../service/deployer.js";
 import type { Dispatcher } from "../service/dispatcher.js";
 import type { Waiters } from "../service/waiters.js";
+import type { AppLogs } from "../service/app-logs.js";
+import type { EventBus, GantryEvent } from "../service/event-bus.js";
 import { ApiError, invalid, notFound, toResponse } from "./errors.js";
 import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
 
@@ -18,6 +20,8 @@ export interface RouteDeps {
   dispatcher: Dispatcher;
   deployer: Deployer;
   waiters: Waiters;
+  logs: AppLogs;
+  bus: EventBus;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -173,6 +177,28 @@ export function buildRouter(d: RouteDeps): Router {
       started_at: iso(c.startedAtMs)!,
     }));
     return { status: 200, body: { containers: body } };
+  });
+
+  r.on("GET", "/v1/apps/:app/logs", async ({ req, res, params, query }) => {
+    const app = params.app!;
+    if (!d.apps.listApps().some((a) => a.name === app)) throw notFound(`no deployed app named ${app}`);
+    const fn = query.get("function") ?? undefined;
+    const tail = Number(query.get("tail") ?? "100");
+    if (!Number.isInteger(tail) || tail < 0 || tail > 100_000) throw invalid(`tail must be a whole number from 0 to 100000`);
+    res.writeHead(200, { "content-type": "application/x-ndjson" });
+    for (const e of await d.logs.tail(app, tail, fn)) res.write(JSON.stringify(e) + "\n");
+    if (query.get("follow") !== "1") {
+      res.end();
+      return undefined;
+    }
+    // Follow: new lines as they arrive, until the client goes away.
+    const onEvent = (e: GantryEvent) => {
+      if (e.type === "log" && e.app === app && (!fn || e.function === fn)) res.write(JSON.stringify(e) + "\n");
+    };
+    d.bus.on("event", onEvent);
+    await new Promise<void>((resolve) => req.socket.once("close", resolve));
+    d.bus.off("event", onEvent);
+    return undefined;
   });
 
   // ── the submit/poll pattern of Modal's job-queue guide (DESIGN 1.4) ──────────────────────────

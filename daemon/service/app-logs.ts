@@ -1,8 +1,15 @@
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { EventBus, LogEvent } from "./event-bus.js";
 
-/** Appends the log lines of each app's containers to `$GANTRY_HOME/logs/apps/<app>.log`. */
+/** How much of a log file's end `tail()` reads at most. */
+const TAIL_WINDOW_BYTES = 1024 * 1024;
+
+/**
+ * Appends the log lines of each app's containers to `$GANTRY_HOME/logs/apps/<app>.log`, one line
+ * each: `<ts> <function> <container> <call or -> <stream>: <text>`, and reads them back.
+ */
 export class AppLogs {
   private readonly files = new Map<string, WriteStream>();
 
@@ -29,9 +36,50 @@ export class AppLogs {
     f.write(`${e.ts} ${e.function} ${e.container_id} ${e.call_id ?? "-"} ${e.stream}: ${e.line}\n`);
   }
 
+  /** The last `lines` log lines of an app (optionally one function), oldest first. */
+  async tail(app: string, lines: number, fn?: string): Promise<LogEvent[]> {
+    const path = this.pathOf(app);
+    const size = await stat(path).then((s) => s.size, () => 0);
+    if (size === 0 || lines <= 0) return [];
+    const start = Math.max(0, size - TAIL_WINDOW_BYTES);
+    const fh = await open(path, "r");
+    let text: string;
+    try {
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      text = buf.toString("utf8");
+    } finally {
+      await fh.close();
+    }
+    const rows = text.split("\n").slice(start > 0 ? 1 : 0);
+    const events: LogEvent[] = [];
+    for (const row of rows) {
+      const e = parseLine(app, row);
+      if (e && (!fn || e.function === fn)) events.push(e);
+    }
+    return events.slice(-lines);
+  }
+
   close(): Promise<void> {
     const all = [...this.files.values()].map((f) => new Promise<void>((resolve) => f.end(() => resolve())));
     this.files.clear();
     return Promise.all(all).then(() => undefined);
   }
+}
+
+const LINE = /^(\S+) (\S+) (\S+) (\S+) (stdout|stderr): (.*)$/;
+
+function parseLine(app: string, row: string): LogEvent | null {
+  const m = LINE.exec(row);
+  if (!m) return null;
+  return {
+    type: "log",
+    app,
+    function: m[2]!,
+    container_id: m[3]!,
+    ...(m[4] !== "-" ? { call_id: m[4]! } : {}),
+    stream: m[5] as "stdout" | "stderr",
+    line: m[6]!,
+    ts: m[1]!,
+  };
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { gantry } from "../helpers/cli.js";
 import { exampleApp, fixture } from "../helpers/daemon.js";
 
@@ -134,6 +134,42 @@ describe("the gantry CLI, as a user drives it", () => {
     const cancelled = await g("cancel", id);
     expect(cancelled.code).toBe(0);
     expect((await g("get", id)).code).toBe(8);
+  });
+
+  it("prints a function's log lines with the call that wrote them, and follows new ones", async () => {
+    const file = join(home, "chatty.ts");
+    writeFileSync(
+      file,
+      `import { App } from "gantry";\nconst app = new App("chatty");\nexport const say = app.function({}, async function say(who: string) { console.log("hello from " + who); console.error("warn " + who); return who; });\n`,
+    );
+    expect((await g("deploy", file)).code).toBe(0);
+    const id = (await g("spawn", "chatty", "say", '"one"')).stdout.trim();
+    expect((await g("get", id, "--timeout", "30")).code).toBe(0);
+    await vi.waitFor(async () => {
+      const logs = await g("logs", "chatty", "say");
+      expect(logs.code).toBe(0);
+      expect(logs.stdout).toMatch(new RegExp(`say ${id}  hello from one`));
+      expect(logs.stderr).toContain("warn one");
+    });
+
+    const { spawn } = await import("node:child_process");
+    const { GANTRY_BIN } = await import("../helpers/cli.js");
+    const follower = spawn(process.execPath, [GANTRY_BIN, "logs", "chatty", "-f", "--tail", "0", "--json"], { env: { ...process.env, GANTRY_HOME: home } });
+    let followed = "";
+    follower.stdout.on("data", (d: Buffer) => (followed += d.toString()));
+    try {
+      // The follower is subscribed once it has connected; keep calling until a line shows up.
+      await vi.waitFor(async () => {
+        await g("call", "chatty", "say", '"two"');
+        expect(followed).toContain('"line":"hello from two"');
+      }, { timeout: 30_000, interval: 500 });
+    } finally {
+      follower.kill();
+    }
+    expect(followed).not.toContain("hello from one");
+
+    const unknown = await g("logs", "no-such-app");
+    expect(unknown).toMatchObject({ code: 4, stderr: "Error: no deployed app named no-such-app\n" });
   });
 
   it("refuses a second daemon on the same home", async () => {
