@@ -1,15 +1,19 @@
 // Yardstick: per-call throughput. CLIENTS concurrent keep-alive clients each submit a call and
 // wait for its result (GET /result?timeout=30), until CALLS calls are done; calls/s, versus the
-// no-op HTTP server with the same client pattern. (DESIGN 4) Target: ≥ 0.7× the no-op server.
+// no-op HTTP server with the same client pattern (and BullMQ add → completed, same concurrency,
+// when installed). Also BullMQ's addBulk + worker over BULK jobs, the batch yardstick. (DESIGN 4)
+// Targets: per call ≥ 0.7× the no-op server; batch (client map) ≥ 3× BullMQ addBulk.
+import { startBullmq } from "./bullmq.mjs";
 import { APP, deploy, log, main, makeClient, median, now, report, round, withServers } from "./lib.mjs";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
 const CALLS = Number(process.env.BENCH_THROUGHPUT_CALLS ?? 1000);
-const ROUNDS = 5; // the two servers take turns; the median round counts
+const BULK = Number(process.env.BENCH_BULK ?? 10_000);
+const ROUNDS = 5; // the contenders take turns; the median round counts
 const ROUND_LIMIT_MS = 30_000;
 
 /** CLIENTS loops share a counter; resolves with calls/s and the extra polls (202 answers) seen. */
-async function run(client, calls) {
+async function run(call, calls) {
   let next = 0;
   let repolls = 0;
   const deadline = now() + ROUND_LIMIT_MS;
@@ -18,8 +22,7 @@ async function run(client, calls) {
     Array.from({ length: CLIENTS }, async () => {
       while (next < calls) {
         const i = next++;
-        const { polls } = await client.call(APP, "noop", { i });
-        repolls += polls - 1;
+        repolls += ((await call({ i })) ?? 1) - 1;
         if (now() > deadline) throw new Error(`a round of ${calls} calls took over ${ROUND_LIMIT_MS / 1000} s`);
       }
     }),
@@ -30,37 +33,58 @@ async function run(client, calls) {
 main(async () => {
   await withServers(["noop", "gantry"], async (noop, gantry) => {
     await deploy(gantry);
-    const clients = { noop: makeClient(noop.baseUrl, CLIENTS), gantry: makeClient(gantry.baseUrl, CLIENTS) };
+    const http = { noop: makeClient(noop.baseUrl, CLIENTS), gantry: makeClient(gantry.baseUrl, CLIENTS) };
+    const bull = await startBullmq();
     try {
-      await clients.gantry.call(APP, "noop", { first: true }, { timeoutS: 60 }); // starts the container
-      await run(clients.noop, 1000); // warm-up: JIT, sockets
-      await run(clients.gantry, 500);
-      const rounds = { noop: [], gantry: [] };
+      const contenders = [
+        { name: "noop", call: async (x) => (await http.noop.call(APP, "noop", x)).polls },
+        { name: "gantry", call: async (x) => (await http.gantry.call(APP, "noop", x)).polls },
+      ];
+      if (bull.skipped) log(`BullMQ skipped: ${bull.skipped}`);
+      else contenders.push({ name: "bullmq", call: (x) => bull.call(x) });
+
+      await http.gantry.call(APP, "noop", { first: true }, { timeoutS: 60 }); // starts the container
+      for (const c of contenders) await run(c.call, c.name === "noop" ? 1000 : 500); // warm-up: JIT, sockets
+      const rounds = Object.fromEntries(contenders.map((c) => [c.name, []]));
       for (let r = 0; r < ROUNDS; r++) {
-        for (const which of ["noop", "gantry"]) {
-          const res = await run(clients[which], CALLS);
-          rounds[which].push(res);
-          log(`round ${r + 1} ${which}: ${res.callsPerS.toFixed(0)} calls/s (${res.repolls} re-polls)`);
+        for (const c of contenders) {
+          const res = await run(c.call, CALLS);
+          rounds[c.name].push(res);
+          log(`round ${r + 1} ${c.name.padEnd(6)}: ${res.callsPerS.toFixed(0)} calls/s${res.repolls ? ` (${res.repolls} re-polls)` : ""}`);
         }
       }
-      const g = round(median(rounds.gantry.map((x) => x.callsPerS)), 0);
-      const b = round(median(rounds.noop.map((x) => x.callsPerS)), 0);
+      const med = (name) => round(median(rounds[name].map((x) => x.callsPerS)), 0);
+      const g = med("gantry");
+      const b = med("noop");
       const ratio = round(g / b, 2);
+      const rows = [
+        { what: `throughput, ${CLIENTS} clients (calls/s)`, gantry: g, baseline: b, baseline_name: "no-op HTTP server", ratio, target: "≥ 0.7×", ok: ratio >= 0.7 },
+      ];
+      let bulkPerS = null;
+      if (!bull.skipped) {
+        const q = med("bullmq");
+        rows.push({ what: `throughput, ${CLIENTS} clients (calls/s)`, gantry: g, baseline: q, baseline_name: "BullMQ add → completed", ratio: round(g / q, 2), target: "", ok: null });
+        bulkPerS = round(await bull.bulk(BULK), 0);
+        log(`BullMQ addBulk + worker: ${bulkPerS} jobs/s over ${BULK} jobs`);
+        // gantry has no route that submits many calls in one request yet (DESIGN 4: map in /v1).
+        rows.push({ what: `batch, ${BULK} no-op inputs (calls/s)`, gantry: "n/a (no batch route)", baseline: bulkPerS, baseline_name: "BullMQ addBulk + worker", ratio: null, target: "≥ 3×", ok: null });
+      } else {
+        rows.push({ what: "throughput vs BullMQ", gantry: g, baseline: `skipped: ${bull.skipped}`, baseline_name: "", ratio: null, target: "", ok: null });
+      }
       report("throughput", {
         clients: CLIENTS,
         calls_per_round: CALLS,
         rounds: ROUNDS,
-        gantry_calls_per_s: rounds.gantry.map((x) => round(x.callsPerS, 0)),
-        noop_server_calls_per_s: rounds.noop.map((x) => round(x.callsPerS, 0)),
+        calls_per_s: Object.fromEntries(Object.entries(rounds).map(([k, v]) => [k, v.map((x) => round(x.callsPerS, 0))])),
         gantry_repolls: rounds.gantry.map((x) => x.repolls),
         ratio,
-        rows: [
-          { what: `throughput, ${CLIENTS} clients (calls/s)`, gantry: g, baseline: b, baseline_name: "no-op HTTP server", ratio, target: "≥ 0.7×", ok: ratio >= 0.7 },
-        ],
+        bullmq_bulk: bulkPerS === null ? null : { jobs: BULK, jobs_per_s: bulkPerS },
+        rows,
       });
     } finally {
-      clients.noop.close();
-      clients.gantry.close();
+      http.noop.close();
+      http.gantry.close();
+      if (!bull.skipped) await bull.stop();
     }
   });
 });

@@ -76,6 +76,20 @@ describe("calls: failures, retries, timeouts, cancellation, expiry", () => {
 });
 
 describe("containers", () => {
+  it("keeps to maxContainers containers and maxInputs calls per container; calls beyond wait", async () => {
+    const limited = await fn("limited");
+    const calls = await Promise.all(Array.from({ length: 10 }, () => limited.spawn(400)));
+    let most = 0;
+    const results: Array<{ container: string; peak: number }> = [];
+    for (const c of calls) {
+      most = Math.max(most, (await containersOf(t, "limited")).length);
+      results.push((await c.get({ timeoutMs: 60_000 })) as { container: string; peak: number });
+    }
+    expect(new Set(results.map((r) => r.container)).size).toBeLessThanOrEqual(2);
+    expect(Math.max(...results.map((r) => r.peak))).toBe(2);
+    expect(most).toBeLessThanOrEqual(2);
+  });
+
   it("stops a container after its scaledownWindow idle", async () => {
     expect(await (await fn("short_lived")).remote("x")).toBe("x");
     expect((await containersOf(t, "short_lived")).length).toBe(1);
