@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { buildRouter } from "./api/routes.js";
+import { EventStream } from "./api/event-stream.js";
 import { ApiServer } from "./api/server.js";
 import type { DaemonConfig } from "./config.js";
 import { makeId } from "./core/ids.js";
@@ -151,7 +152,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     });
     const server = new ApiServer({ router, log, socketPath: cfg.socketPath, httpHost: cfg.httpHost, httpPort: cfg.httpPort, token: cfg.token });
     await server.listen();
-    cleanups.push(() => server.close());
+    const events = new EventStream(bus, cfg.token);
+    server.onUpgrade((s, remote) => events.attach(s, remote));
+    cleanups.push(() => server.close(), () => events.close());
     log.info("daemon ready", {
       home: cfg.home,
       socket: cfg.socketPath,

@@ -74,9 +74,9 @@ export class ApiServer {
     }
   }
 
-  /** The raw servers, for attaching WebSocket upgrades. */
-  get httpServers(): readonly http.Server[] {
-    return this.servers;
+  /** Hands WebSocket upgrades on every listener to `attach` (remote: the TCP listener). */
+  onUpgrade(attach: (server: http.Server, remote: boolean) => void): void {
+    this.servers.forEach((s, i) => attach(s, i > 0));
   }
 
   async close(): Promise<void> {

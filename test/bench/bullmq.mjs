@@ -120,8 +120,10 @@ export async function startBullmq({ concurrency = 50 } = {}) {
     const connection = new IORedis({ host: "127.0.0.1", port, maxRetriesPerRequest: null });
     closers.push(async () => connection.disconnect());
     const queue = new bull.Queue(QUEUE, { connection });
+    queue.setMaxListeners(0); // each waitUntilFinished listens on the queue while it waits
     closers.push(() => queue.close());
     const events = new bull.QueueEvents(QUEUE, { connection: { host: "127.0.0.1", port } });
+    events.setMaxListeners(0);
     closers.push(() => events.close());
     await Promise.all([queue.waitUntilReady(), events.waitUntilReady()]);
 

@@ -1,0 +1,68 @@
+import { timingSafeEqual } from "node:crypto";
+import type http from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import type { EventBus, GantryEvent } from "../service/event-bus.js";
+
+/** A client that reads this much slower than events arrive is closed rather than buffered forever. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+/**
+ * `ws://…/v1/events[?call_id=&app=&function=]` (DESIGN 1.5): every committed change as one JSON
+ * message per event (`call.status`, `container.status`, `log`), filtered by the query.
+ */
+export class EventStream {
+  private readonly wss = new WebSocketServer({ noServer: true });
+
+  constructor(
+    private readonly bus: EventBus,
+    private readonly token: string | null,
+  ) {}
+
+  /** Takes WebSocket upgrades on `server`; `remote` servers (TCP) check the token. */
+  attach(server: http.Server, remote: boolean): void {
+    server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      const url = new URL(req.url ?? "/", "http://gantry");
+      if (url.pathname !== "/v1/events") return reject(socket, 404, "Not Found");
+      if (remote && this.token && !this.authorized(req)) return reject(socket, 401, "Unauthorized");
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.follow(ws, url.searchParams));
+    });
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
+    const want = Buffer.from(this.token!);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  private follow(ws: WebSocket, q: URLSearchParams): void {
+    const callId = q.get("call_id");
+    const app = q.get("app");
+    const fn = q.get("function");
+    const matches = (e: GantryEvent) =>
+      (!callId || (e.type !== "container.status" && "call_id" in e && e.call_id === callId)) &&
+      (!app || e.app === app) &&
+      (!fn || e.function === fn);
+    const onEvent = (e: GantryEvent) => {
+      if (!matches(e)) return;
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        ws.close(1013, "client too slow: events were dropped");
+        return;
+      }
+      ws.send(JSON.stringify(e));
+    };
+    this.bus.on("event", onEvent);
+    ws.on("close", () => this.bus.off("event", onEvent));
+    ws.on("error", () => this.bus.off("event", onEvent));
+    ws.on("message", () => undefined); // the stream is one-way; client messages are ignored
+  }
+
+  close(): void {
+    for (const ws of this.wss.clients) ws.close(1001, "daemon stopping");
+    this.wss.close();
+  }
+}
+
+function reject(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
