@@ -2,11 +2,11 @@ import { EventEmitter } from "node:events";
 import { chmodSync, chownSync, mkdirSync, rmSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
-import { timingSafeEqual } from "node:crypto";
 import { WebSocketServer, type WebSocket } from "ws";
 import { AGENT_SOCKET_NAME, AGENT_WS_PATH, agentToDaemonSchema, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
 import { formatZodError } from "../../protocol/function-spec.js";
 import type { Logger } from "../logger.js";
+import { hasBearer } from "./token.js";
 
 /** The largest message an agent may send (an output); larger closes the connection. */
 export const MAX_AGENT_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -50,8 +50,7 @@ export class AgentEndpoint extends EventEmitter<AgentEndpointEvents> {
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
     const server = http.createServer((_req, res) => res.writeHead(426).end());
     server.on("upgrade", (req, sock, head) => {
-      const auth = req.headers.authorization ?? "";
-      if (req.url !== AGENT_WS_PATH || !this.tokenMatches(auth.replace(/^Bearer /, "")) || this.socket) {
+      if (req.url !== AGENT_WS_PATH || !hasBearer(req, this.token) || this.socket) {
         sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
         return;
       }
@@ -68,12 +67,6 @@ export class AgentEndpoint extends EventEmitter<AgentEndpointEvents> {
     chmodSync(socketPath, 0o600);
     this.server = server;
     this.wss = wss;
-  }
-
-  private tokenMatches(given: string): boolean {
-    const a = Buffer.from(given);
-    const b = Buffer.from(this.token);
-    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   private accept(ws: WebSocket): void {

@@ -1,8 +1,8 @@
-import { timingSafeEqual } from "node:crypto";
 import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
+import { hasBearer } from "./token.js";
 
 /** A client that reads this much slower than events arrive is closed rather than buffered forever. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -24,15 +24,9 @@ export class EventStream {
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? "/", "http://gantry");
       if (url.pathname !== "/v1/events") return reject(socket, 404, "Not Found");
-      if (remote && this.token && !this.authorized(req)) return reject(socket, 401, "Unauthorized");
+      if (remote && this.token && !hasBearer(req, this.token)) return reject(socket, 401, "Unauthorized");
       this.wss.handleUpgrade(req, socket, head, (ws) => this.follow(ws, url.searchParams));
     });
-  }
-
-  private authorized(req: http.IncomingMessage): boolean {
-    const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
-    const want = Buffer.from(this.token!);
-    return given.length === want.length && timingSafeEqual(given, want);
   }
 
   private follow(ws: WebSocket, q: URLSearchParams): void {

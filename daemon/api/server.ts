@@ -1,10 +1,10 @@
-import { timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, unlinkSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import type { Logger } from "../logger.js";
 import { ApiError, toResponse } from "./errors.js";
 import type { Router } from "./http-kit.js";
+import { hasBearer } from "./token.js";
 
 export interface ApiServerOptions {
   router: Router;
@@ -36,7 +36,7 @@ export class ApiServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, remote: boolean): Promise<void> {
     try {
-      if (remote && this.o.token && !this.authorized(req)) {
+      if (remote && this.o.token && !hasBearer(req, this.o.token)) {
         throw new ApiError(401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>");
       }
       const url = new URL(req.url ?? "/", "http://gantry");
@@ -52,12 +52,6 @@ export class ApiServer {
         send(res, status, body);
       }
     }
-  }
-
-  private authorized(req: http.IncomingMessage): boolean {
-    const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
-    const want = Buffer.from(this.o.token!);
-    return given.length === want.length && timingSafeEqual(given, want);
   }
 
   async listen(): Promise<void> {

@@ -21,9 +21,14 @@ export const log = (...a) => process.stderr.write(`  ${a.join(" ")}\n`);
 
 // ── servers ─────────────────────────────────────────────────────────────────────────────────
 
-/** Starts test/bench/server.mjs (mode "gantry" or "noop") in its own process; resolves once it serves. */
+/**
+ * Starts test/bench/server.mjs (mode "gantry" or "noop") in its own process; resolves once it
+ * serves. BENCH_SERVER_NODE_ARGS adds node flags to that process, e.g. to profile the daemon:
+ *   BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node test/bench/throughput.bench.mjs
+ */
 export async function startServer(mode) {
-  const child = spawn(process.execPath, [join(benchDir, "server.mjs"), mode], { stdio: ["pipe", "pipe", "inherit"] });
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(benchDir, "server.mjs"), mode], { stdio: ["pipe", "pipe", "inherit"] });
   const info = await new Promise((resolve, reject) => {
     let buf = "";
     const timer = setTimeout(() => reject(new Error(`${mode} server did not start within 30 s`)), 30_000);
