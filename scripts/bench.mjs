@@ -82,9 +82,14 @@ try {
   for (const name of names) {
     console.error(`\n── bench ${name} ──`);
     const outFile = join(tmp, `${name}.json`);
+    const load = os.loadavg()[0];
     const r = await runOne(name, outFile);
     if (r.code === 0 && existsSync(outFile)) {
-      results.benches[name] = { ...JSON.parse(readFileSync(outFile, "utf8")), seconds: Math.round(r.seconds * 10) / 10 };
+      results.benches[name] = {
+        ...JSON.parse(readFileSync(outFile, "utf8")),
+        seconds: Math.round(r.seconds * 10) / 10,
+        load_average_1m_at_start: Math.round(load * 100) / 100,
+      };
     } else {
       failed++;
       results.benches[name] = { name, error: `exited with ${r.signal ?? `code ${r.code}`}`, seconds: Math.round(r.seconds * 10) / 10 };

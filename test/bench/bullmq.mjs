@@ -9,7 +9,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { log, now, sleep } from "./lib.mjs";
+import { log, now, onCleanup, sleep } from "./lib.mjs";
 
 const QUEUE = "gantry-bench";
 const self = fileURLToPath(import.meta.url);
@@ -104,11 +104,13 @@ export async function startBullmq({ concurrency = 50 } = {}) {
   let worker = null;
   const closers = [];
   const stop = async () => {
+    forget();
     for (const c of closers.splice(0).reverse()) await c().catch(() => undefined);
     await stopChild(worker);
     await stopChild(server);
     rmSync(dir, { recursive: true, force: true });
   };
+  const forget = onCleanup(() => stop());
   try {
     server = spawn(redis, ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"], {
       stdio: ["ignore", "ignore", "inherit"],

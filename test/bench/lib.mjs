@@ -56,6 +56,7 @@ export async function startServer(mode) {
     baseUrl: `http://127.0.0.1:${info.port}`,
     /** Stops the server process, then makes sure its containers and home are gone. */
     async stop() {
+      forget();
       if (child.exitCode === null) {
         child.kill("SIGTERM");
         const code = await Promise.race([exited, sleep(25_000).then(() => "timeout")]);
@@ -71,6 +72,7 @@ export async function startServer(mode) {
       if (info.home) rmSync(info.home, { recursive: true, force: true });
     },
   };
+  const forget = onCleanup(() => server.stop());
   return server;
 }
 
@@ -196,22 +198,38 @@ export function report(name, result) {
   else process.stdout.write(text + "\n");
 }
 
+// Clean-ups still owed (servers, redis): run on a normal end by their owners, and by main() when
+// the bench is interrupted (SIGINT/SIGTERM) or runs past its time limit.
+const cleanups = new Set();
+export function onCleanup(fn) {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+async function runCleanups() {
+  const all = [...cleanups].reverse();
+  cleanups.clear();
+  await Promise.race([Promise.allSettled(all.map((fn) => Promise.resolve().then(fn))), sleep(20_000)]);
+}
+
 /** Runs a bench's main function with a hard time limit; any failure exits non-zero. */
 export function main(fn, limitMs = 150_000) {
-  const timer = setTimeout(() => {
-    log(`bench did not finish within ${limitMs / 1000} s`);
-    process.exit(4);
-  }, limitMs);
+  const abort = async (why, code) => {
+    log(why);
+    await runCleanups();
+    process.exit(code);
+  };
+  const timer = setTimeout(() => void abort(`bench did not finish within ${limitMs / 1000} s`, 4), limitMs);
+  for (const sig of ["SIGINT", "SIGTERM"]) process.once(sig, () => void abort(`bench interrupted (${sig})`, 130));
   fn().then(
     () => {
       clearTimeout(timer);
       process.exit(0);
     },
-    (err) => {
+    async (err) => {
       clearTimeout(timer);
       process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
-      process.exitCode = 1;
-      setTimeout(() => process.exit(1), 100);
+      await runCleanups();
+      process.exit(1);
     },
   );
 }

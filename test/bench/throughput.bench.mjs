@@ -7,7 +7,7 @@ import { startBullmq } from "./bullmq.mjs";
 import { APP, deploy, log, main, makeClient, median, now, report, round, withServers } from "./lib.mjs";
 
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
-const CALLS = Number(process.env.BENCH_THROUGHPUT_CALLS ?? 1000);
+const CALLS = Number(process.env.BENCH_THROUGHPUT_CALLS ?? 2000);
 const BULK = Number(process.env.BENCH_BULK ?? 10_000);
 const ROUNDS = 5; // the contenders take turns; the median round counts
 const ROUND_LIMIT_MS = 30_000;
@@ -44,7 +44,7 @@ main(async () => {
       else contenders.push({ name: "bullmq", call: (x) => bull.call(x) });
 
       await http.gantry.call(APP, "noop", { first: true }, { timeoutS: 60 }); // starts the container
-      for (const c of contenders) await run(c.call, c.name === "noop" ? 1000 : 500); // warm-up: JIT, sockets
+      for (const c of contenders) await run(c.call, CALLS); // warm-up round, not counted: JIT, sockets, CPU clocks
       const rounds = Object.fromEntries(contenders.map((c) => [c.name, []]));
       for (let r = 0; r < ROUNDS; r++) {
         for (const c of contenders) {

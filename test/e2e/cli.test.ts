@@ -124,7 +124,7 @@ describe("the gantry CLI, as a user drives it", () => {
     const file = join(home, "sleepy.ts");
     writeFileSync(
       file,
-      `import { App } from "gantry";\nconst app = new App("sleepy");\nexport const nap = app.function({}, async function nap() { await new Promise((r) => setTimeout(r, 60000)); });\n`,
+      `import { App } from "gantry";\nconst app = new App("sleepy");\nexport const nap = app.function({}, async function nap(ms = 60_000) { await new Promise((r) => setTimeout(r, ms)); });\n`,
     );
     expect((await g("deploy", file)).code).toBe(0);
     const id = (await g("spawn", "sleepy", "nap")).stdout.trim();
