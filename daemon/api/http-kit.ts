@@ -11,8 +11,11 @@ export interface RequestContext {
   remote: boolean;
 }
 
-/** A handler answers with a JSON body, or writes the response itself and returns undefined. */
-export type Handler = (ctx: RequestContext) => Promise<{ status: number; body: unknown } | undefined>;
+/** A handler's answer: a value to send as JSON, or JSON text to send as is. */
+export type Answer = { status: number; body: unknown } | { status: number; json: string };
+
+/** A handler answers, or writes the response itself and returns undefined. */
+export type Handler = (ctx: RequestContext) => Promise<Answer | undefined>;
 
 interface Route {
   method: string;

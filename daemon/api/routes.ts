@@ -45,7 +45,7 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
     expired,
     expires_at: iso(r.expiresAt),
   };
-  if (r.status === CallStatus.succeeded && !expired) v.result = r.result ?? null;
+  if (r.status === CallStatus.succeeded && !expired) v.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;
   return v;
 }
@@ -220,7 +220,7 @@ export function buildRouter(d: RouteDeps): Router {
         return { status: 202, body: { call_id: id, status: rec.status, attempt: rec.attempt } };
       case CallStatus.succeeded:
         if (callView(rec).expired) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
-        return { status: 200, body: rec.result ?? null };
+        return { status: 200, json: rec.resultJson ?? "null" };
       case CallStatus.failed:
         return { status: 500, body: { call_id: id, error: rec.error } };
       case CallStatus.cancelled:

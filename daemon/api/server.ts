@@ -42,7 +42,7 @@ export class ApiServer {
       const url = new URL(req.url ?? "/", "http://gantry");
       const { handler, params } = this.o.router.match(req.method ?? "GET", url.pathname);
       const out = await handler({ req, res, params, query: url.searchParams, remote });
-      if (out) send(res, out.status, out.body);
+      if (out) sendText(res, out.status, "json" in out ? out.json : JSON.stringify(out.body));
     } catch (err) {
       const { status, body, unexpected } = toResponse(err);
       if (unexpected) this.o.log.error("request failed", { method: req.method, url: req.url, err: (err as Error)?.stack ?? String(err) });
@@ -92,7 +92,10 @@ export class ApiServer {
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body));
+}
+
+function sendText(res: http.ServerResponse, status: number, text: string): void {
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }

@@ -170,7 +170,7 @@ export class Dispatcher {
     let requeued = 0;
     let failed = 0;
     for (const rec of this.d.calls.listOpen()) {
-      const call: LiveCall = { ...rec, containerId: null };
+      const call: LiveCall = { id: rec.id, app: rec.app, function: rec.function, status: rec.status, attempt: rec.attempt, args: rec.args, runAt: rec.runAt, containerId: null };
       const pool = this.pool(rec.app, rec.function);
       if (!pool) {
         const from = { status: rec.status, attempt: rec.attempt };

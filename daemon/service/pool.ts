@@ -1,11 +1,11 @@
 import type { FunctionSpec } from "../../protocol/function-spec.js";
-import type { CallRecord } from "../store/call-store.js";
+import type { OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
 import type { AgentConnection, AgentEndpoint } from "../api/agent-hub.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 
 /** A call the daemon is responsible for (queued or running). Finished calls live in the store only. */
-export type LiveCall = Pick<CallRecord, "id" | "app" | "function" | "status" | "attempt" | "args" | "runAt" | "containerId">;
+export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "args" | "runAt" | "containerId">;
 
 /** One attempt occupying a container slot. */
 export interface Lease {

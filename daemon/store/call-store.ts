@@ -3,13 +3,13 @@ import type { CallStatus } from "../core/call-state.js";
 import type { Db } from "./database.js";
 import type { GroupCommit } from "./group-commit.js";
 
+/** A call as stored, without its input (reads that answer clients never need it). */
 export interface CallRecord {
   id: string;
   app: string;
   function: string;
   status: CallStatus;
   attempt: number;
-  args: unknown[];
   containerId: string | null;
   createdAt: number;
   runAt: number;
@@ -17,8 +17,14 @@ export interface CallRecord {
   finishedAt: number | null;
   expiresAt: number | null;
   expired: boolean;
-  result?: unknown;
+  /** The result as the JSON text the agent sent: answered as is, parsed only where needed. */
+  resultJson: string | null;
   error?: RemoteError;
+}
+
+/** A queued or running call with its input, for the dispatcher. */
+export interface OpenCall extends CallRecord {
+  args: unknown[];
 }
 
 interface Row {
@@ -27,7 +33,7 @@ interface Row {
   function: string;
   status: CallStatus;
   attempt: number;
-  input: string;
+  input?: string;
   result: string | null;
   error: string | null;
   container_id: string | null;
@@ -39,6 +45,10 @@ interface Row {
   expired: number;
 }
 
+/** Every column but the input. */
+const COLUMNS =
+  "id, app, function, status, attempt, result, error, container_id, created_at, run_at, started_at, finished_at, expires_at, expired";
+
 function fromRow(r: Row): CallRecord {
   const rec: CallRecord = {
     id: r.id,
@@ -46,7 +56,6 @@ function fromRow(r: Row): CallRecord {
     function: r.function,
     status: r.status,
     attempt: r.attempt,
-    args: JSON.parse(r.input) as unknown[],
     containerId: r.container_id,
     createdAt: r.created_at,
     runAt: r.run_at,
@@ -54,8 +63,8 @@ function fromRow(r: Row): CallRecord {
     finishedAt: r.finished_at,
     expiresAt: r.expires_at,
     expired: r.expired === 1,
+    resultJson: r.result,
   };
-  if (r.result !== null) rec.result = JSON.parse(r.result);
   if (r.error !== null) rec.error = JSON.parse(r.error) as RemoteError;
   return rec;
 }
@@ -99,7 +108,7 @@ export class CallStore {
         `INSERT INTO calls (id, app, function, status, attempt, input, created_at, run_at)
          VALUES (@id, @app, @function, 'queued', 1, @input, @now, @now)`,
       ),
-      get: db.prepare(`SELECT * FROM calls WHERE id = ?`),
+      get: db.prepare(`SELECT ${COLUMNS} FROM calls WHERE id = ?`),
       open: db.prepare(`SELECT * FROM calls WHERE status IN ('queued', 'running') ORDER BY id`),
       cas: db.prepare(
         `UPDATE calls SET status = @status, attempt = @attempt,
@@ -133,9 +142,9 @@ export class CallStore {
     return row ? fromRow(row) : null;
   }
 
-  /** Calls not yet finished, oldest first (recovery at start). */
-  listOpen(): CallRecord[] {
-    return (this.stmts.open.all() as Row[]).map(fromRow);
+  /** Calls not yet finished, oldest first, with their input (recovery at start). */
+  listOpen(): OpenCall[] {
+    return (this.stmts.open.all() as Row[]).map((r) => ({ ...fromRow(r), args: JSON.parse(r.input!) as unknown[] }));
   }
 
   list(q: CallQuery): CallRecord[] {
@@ -145,7 +154,7 @@ export class CallStore {
     if (q.function) (where.push("function = ?"), params.push(q.function));
     if (q.status) (where.push("status = ?"), params.push(q.status));
     if (q.before) (where.push("id < ?"), params.push(q.before));
-    const sql = `SELECT * FROM calls ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
+    const sql = `SELECT ${COLUMNS} FROM calls ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
     return (this.db.prepare(sql).all(...params, q.limit) as Row[]).map(fromRow);
   }
 

@@ -96,7 +96,6 @@ describe("CallStore", () => {
       function: "fn",
       status: "queued",
       attempt: 1,
-      args: [1, "two", { three: [3] }, null],
       containerId: null,
       createdAt: 1234,
       runAt: 1234,
@@ -104,7 +103,11 @@ describe("CallStore", () => {
       finishedAt: null,
       expiresAt: null,
       expired: false,
+      resultJson: null,
     });
+    // Reads for clients skip the input; the dispatcher's recovery reads it.
+    expect(calls.get("fc-1")).not.toHaveProperty("args");
+    expect(calls.listOpen()).toEqual([expect.objectContaining({ id: "fc-1", args: [1, "two", { three: [3] }, null] })]);
     expect(calls.get("fc-missing")).toBeNull();
   });
 
@@ -164,7 +167,7 @@ describe("CallStore", () => {
       { status: "succeeded", attempt: 1, finishedAt: 3000, expiresAt: 9000, resultJson: JSON.stringify({ ok: [1, 2] }) },
     );
     expect(succeeded).toBe(true);
-    expect(calls.get("fc-1")).toMatchObject({ status: "succeeded", finishedAt: 3000, expiresAt: 9000, result: { ok: [1, 2] }, containerId: "c1", startedAt: 2000 });
+    expect(calls.get("fc-1")).toMatchObject({ status: "succeeded", finishedAt: 3000, expiresAt: 9000, resultJson: '{"ok":[1,2]}', containerId: "c1", startedAt: 2000 });
   });
 
   it("a stale attempt changes nothing", async () => {
@@ -200,9 +203,9 @@ describe("CallStore", () => {
 
     expect(await calls.expireResults(150)).toBe(1);
     expect(calls.get("fc-1")).toMatchObject({ status: "succeeded", expired: true });
-    expect(calls.get("fc-1")).not.toHaveProperty("result");
-    expect(calls.get("fc-2")).toMatchObject({ expired: false, result: "result fc-2" });
-    expect(calls.get("fc-3")).toMatchObject({ expired: false, result: "result fc-3" });
+    expect(calls.get("fc-1")?.resultJson).toBeNull();
+    expect(calls.get("fc-2")).toMatchObject({ expired: false, resultJson: '"result fc-2"' });
+    expect(calls.get("fc-3")).toMatchObject({ expired: false, resultJson: '"result fc-3"' });
 
     expect(await calls.expireResults(150)).toBe(0); // already expired
     expect(await calls.expireResults(200)).toBe(1); // expires_at <= now
