@@ -74,7 +74,8 @@ export class ContainerLauncher {
   private async follow(pool: FunctionPool, c: ContainerEntry, h: LaunchHandlers): Promise<void> {
     const spec = pool.spec;
     const token = randomBytes(24).toString("hex");
-    let startupFailure: string | null = null;
+    /** Why the container failed (startup deadline, init error, agent gone), when it did. */
+    let failure: string | null = null;
     let gone = false;
     const finish = async (reason: string) => {
       if (gone) return;
@@ -97,12 +98,12 @@ export class ContainerLauncher {
       endpoint.on("message", (msg) => this.onMessage(pool, c, msg, h));
       endpoint.on("disconnected", (why) => {
         if (!gone && c.dockerId) void this.d.runtime.kill(c.dockerId);
-        if (c.initError) startupFailure = `${c.initError.type}: ${c.initError.message}`;
-        else if (c.state !== "stopping") startupFailure ??= why;
+        if (c.initError) failure = `${c.initError.type}: ${c.initError.message}`;
+        else if (c.state !== "stopping") failure ??= why;
       });
       await endpoint.listen(this.identity.owner);
       c.startupTimer = setTimeout(() => {
-        startupFailure = `the container did not become ready within its startupTimeout of ${spec.startupTimeoutMs / 1000} s`;
+        failure = `the container did not become ready within its startupTimeout of ${spec.startupTimeoutMs / 1000} s`;
         if (c.dockerId) void this.d.runtime.kill(c.dockerId);
       }, spec.startupTimeoutMs);
       c.startupTimer.unref();
@@ -132,7 +133,7 @@ export class ContainerLauncher {
       });
       if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);
       const code = await this.d.runtime.waitExit(c.dockerId);
-      await finish(c.exitReason ?? startupFailure ?? `the container exited with code ${code}`);
+      await finish(c.exitReason ?? failure ?? `the container exited with code ${code}`);
     } catch (err) {
       await finish(`could not start a container: ${(err as Error).message}`);
     }
