@@ -90,6 +90,13 @@ describe("containers", () => {
     expect(most).toBeLessThanOrEqual(2);
   });
 
+  it("keeps minContainers warm before any call, and serves the first call from it", async () => {
+    await vi.waitFor(async () => expect((await containersOf(t, "warm")).filter((c) => c.State === "running")).toHaveLength(1), { timeout: 20_000 });
+    const [before] = await containersOf(t, "warm");
+    expect(await (await fn("warm")).remote()).toBe("already warm");
+    expect((await containersOf(t, "warm")).map((c) => c.Id)).toEqual([before!.Id]);
+  });
+
   it("stops a container after its scaledownWindow idle", async () => {
     expect(await (await fn("short_lived")).remote("x")).toBe("x");
     expect((await containersOf(t, "short_lived")).length).toBe(1);
