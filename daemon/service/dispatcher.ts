@@ -43,6 +43,7 @@ const START_FAILURES_BEFORE_FAILING_CALLS = 3;
 export class Dispatcher {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly live = new Map<string, LiveCall>();
+  private readonly stoppedApps = new Set<string>();
   private readonly now: () => number;
   private readonly random: RandomSource;
   private closing = false;
@@ -61,6 +62,7 @@ export class Dispatcher {
 
   /** Installs or updates the functions of one app; containers of older revisions drain. */
   applyDeployment(app: string, functions: DeployedFunction[]): void {
+    this.stoppedApps.delete(app);
     const keep = new Set(functions.map((f) => `${app}/${f.spec.name}`));
     for (const f of functions) {
       const key = `${app}/${f.spec.name}`;
@@ -85,6 +87,7 @@ export class Dispatcher {
 
   /** Stops an app: its queued calls are cancelled and its containers stop. */
   stopApp(app: string): number {
+    this.stoppedApps.add(app);
     let n = 0;
     for (const pool of this.pools.values()) {
       if (pool.app === app && !pool.removed) {
@@ -131,6 +134,7 @@ export class Dispatcher {
     const pool = this.pool(app, fn);
     if (!pool) {
       const appKnown = [...this.pools.values()].some((p) => p.app === app && !p.removed);
+      if (!appKnown && this.stoppedApps.has(app)) throw new ApiError(404, "not_found", `app ${app} is stopped; deploy it again to serve calls`);
       throw new ApiError(404, "not_found", appKnown ? `app ${app} has no function named ${fn}` : `no deployed app named ${app}`);
     }
     return pool;

@@ -172,6 +172,28 @@ describe("the gantry CLI, as a user drives it", () => {
     expect(unknown).toMatchObject({ code: 4, stderr: "Error: no deployed app named no-such-app\n" });
   });
 
+  it("stops an app: its pending calls are cancelled, new ones refused until it is deployed again", async () => {
+    const file = join(home, "stoppable.ts");
+    writeFileSync(
+      file,
+      `import { App } from "gantry";\nconst app = new App("stoppable");\nexport const wait = app.function({}, async function wait(ms: number) { await new Promise((r) => setTimeout(r, ms)); return ms; });\n`,
+    );
+    expect((await g("deploy", file)).code).toBe(0);
+    const ids = await Promise.all([1, 2].map(async () => (await g("spawn", "stoppable", "wait", "60000")).stdout.trim()));
+    const stopped = await g("apps", "stop", "stoppable");
+    expect(stopped).toMatchObject({ code: 0, stdout: "stopped app stoppable\n" });
+    for (const id of ids) expect((await g("get", id, "--timeout", "20")).code).toBe(8);
+    const refused = await g("spawn", "stoppable", "wait", "1");
+    expect(refused).toMatchObject({ code: 4, stderr: "Error: app stoppable is stopped; deploy it again to serve calls\n" });
+    expect((await g("apps", "ls")).stdout).toMatch(/stoppable\s+stopped/);
+    await vi.waitFor(async () => {
+      const cts = JSON.parse((await g("containers", "ls", "--json")).stdout) as Array<{ app: string }>;
+      expect(cts.filter((c) => c.app === "stoppable")).toEqual([]);
+    }, { timeout: 20_000, interval: 250 });
+    expect((await g("deploy", file)).code).toBe(0);
+    expect((await g("call", "stoppable", "wait", "1")).stdout.trim()).toBe("1");
+  });
+
   it("refuses a second daemon on the same home", async () => {
     const again = await g("daemon", "start");
     expect(again.code).toBe(1);
