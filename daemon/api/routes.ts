@@ -63,9 +63,7 @@ export function buildRouter(d: RouteDeps): Router {
     let rec = d.calls.get(id);
     if (!rec) throw notFound(`no call with ID ${id}`);
     if (!TERMINAL.has(rec.status) && seconds > 0) {
-      const abort = new AbortController();
-      ctx.req.once("close", () => abort.abort());
-      await d.waiters.wait(id, seconds * 1000, abort.signal);
+      await d.waiters.wait(id, seconds * 1000, ctx.req); // a client that goes away stops the wait
       rec = d.calls.get(id)!;
     }
     return rec;

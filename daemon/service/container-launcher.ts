@@ -8,6 +8,7 @@ import { APP_MODULE_NAME, CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js"
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
+import { pooledRandom } from "./random-pool.js";
 import type { ContainerEntry, FunctionPool } from "./pool.js";
 
 export interface LaunchHandlers {
@@ -46,7 +47,7 @@ export class ContainerLauncher {
 
   constructor(private readonly d: LauncherDeps) {
     this.now = d.clock ?? Date.now;
-    this.random = d.random ?? ((n) => randomBytes(n));
+    this.random = d.random ?? pooledRandom();
   }
 
   launch(pool: FunctionPool, h: LaunchHandlers): ContainerEntry {

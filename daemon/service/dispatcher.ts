@@ -3,7 +3,6 @@
  * function's pool, hands calls to container slots, applies the call state machine to what agents
  * report, persists every change with a compare-and-set, and publishes events after commit.
  */
-import { randomBytes } from "node:crypto";
 import type { DaemonToAgent } from "../../protocol/agent-messages.js";
 import type { FunctionSpec } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
@@ -14,6 +13,7 @@ import type { Logger } from "../logger.js";
 import type { CallStore } from "../store/call-store.js";
 import { ApiError } from "../api/errors.js";
 import type { EventBus } from "./event-bus.js";
+import { pooledRandom } from "./random-pool.js";
 import { FunctionPool, type ContainerEntry, type LiveCall } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 
@@ -50,7 +50,7 @@ export class Dispatcher {
 
   constructor(private readonly d: DispatcherDeps) {
     this.now = d.clock ?? Date.now;
-    this.random = d.random ?? ((n) => randomBytes(n));
+    this.random = d.random ?? pooledRandom();
   }
 
   // ── functions ────────────────────────────────────────────────────────────────────────────

@@ -1,3 +1,4 @@
+import type { EventEmitter } from "node:events";
 import { TERMINAL, type CallStatus } from "../core/call-state.js";
 import type { EventBus } from "./event-bus.js";
 
@@ -15,8 +16,8 @@ export class Waiters {
     });
   }
 
-  /** Resolves when the call finishes or after `ms`, whichever is first (also on abort). */
-  wait(callId: string, ms: number, signal?: AbortSignal): Promise<void> {
+  /** Resolves when the call finishes or after `ms`, whichever is first, or when `until` emits "close". */
+  wait(callId: string, ms: number, until?: EventEmitter): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const set = this.waiting.get(callId) ?? new Set();
@@ -25,12 +26,12 @@ export class Waiters {
         clearTimeout(timer);
         set.delete(done);
         if (set.size === 0 && this.waiting.get(callId) === set) this.waiting.delete(callId);
-        signal?.removeEventListener("abort", done);
+        until?.off("close", done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       set.add(done);
-      signal?.addEventListener("abort", done);
+      until?.once("close", done);
     });
   }
 }
