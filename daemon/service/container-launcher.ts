@@ -133,6 +133,7 @@ export class ContainerLauncher {
         gpuDeviceIds: null,
       });
       if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);
+      else if (failure) void this.d.runtime.kill(c.dockerId); // the startup deadline passed during create
       const code = await this.d.runtime.waitExit(c.dockerId);
       await finish(c.exitReason ?? failure ?? `the container exited with code ${code}`);
     } catch (err) {
