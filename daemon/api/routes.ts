@@ -69,10 +69,6 @@ export function buildRouter(d: RouteDeps): Router {
     return rec;
   }
 
-  async function submit(app: string, fn: string, args: unknown[]): Promise<string> {
-    return d.dispatcher.submit(app, fn, args);
-  }
-
   r.on("GET", "/v1/health", async () => ({ status: 200, body: d.health() }));
   r.on("POST", "/v1/daemon/stop", async () => {
     setImmediate(d.requestStop);
@@ -125,12 +121,10 @@ export function buildRouter(d: RouteDeps): Router {
 
   r.on("POST", "/v1/apps/:app/functions/:fn/calls", async ({ req, params }) => {
     d.dispatcher.requirePool(params.app!, params.fn!);
-    const body = (await readJson(req, d.maxBodyBytes)) as { args?: unknown } | undefined;
-    const args = body === undefined ? [] : body.args;
-    if (body !== undefined && (typeof body !== "object" || body === null || !Array.isArray(args))) {
-      throw invalid(`the body must be {"args": [...]}, the function's arguments`);
-    }
-    const id = await submit(params.app!, params.fn!, (args ?? []) as unknown[]);
+    const body = await readJson(req, d.maxBodyBytes);
+    const args = body === undefined ? [] : (body as { args?: unknown } | null)?.args;
+    if (!Array.isArray(args)) throw invalid(`the body must be {"args": [...]}, the function's arguments`);
+    const id = await d.dispatcher.submit(params.app!, params.fn!, args);
     return { status: 202, body: { call_id: id } };
   });
 
@@ -205,7 +199,7 @@ export function buildRouter(d: RouteDeps): Router {
     const body = await readJson(req, d.maxBodyBytes);
     const data = body !== undefined ? body : query.get("data");
     if (data === null) throw invalid(`send the input as a JSON body or as ?data=VALUE`);
-    const id = await submit(params.app!, params.fn!, [data]);
+    const id = await d.dispatcher.submit(params.app!, params.fn!, [data]);
     return { status: 202, body: { call_id: id } };
   });
 

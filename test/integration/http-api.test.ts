@@ -87,6 +87,12 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
     const noInput = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST" });
     expect(noInput.status).toBe(400);
 
+    for (const body of ["null", "5", '{"args": 5}', '{"arg": []}']) {
+      const res = await fetch(`${t.baseUrl}/v1/apps/my-job-queue/functions/process_job/calls`, { method: "POST", body });
+      expect(res.status, body).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { message: 'the body must be {"args": [...]}, the function\'s arguments' } });
+    }
+
     // None of the refused requests queued a call.
     const list = await fetch(`${t.baseUrl}/v1/calls?app=my-job-queue&limit=1000`);
     const { calls } = (await list.json()) as { calls: Array<{ status: string }> };
