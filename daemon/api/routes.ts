@@ -197,8 +197,8 @@ export function buildRouter(d: RouteDeps): Router {
   r.on("POST", "/submit/:app/:fn", async ({ req, params, query }) => {
     d.dispatcher.requirePool(params.app!, params.fn!);
     const body = await readJson(req, d.maxBodyBytes);
-    const data = body !== undefined ? body : query.get("data");
-    if (data === null) throw invalid(`send the input as a JSON body or as ?data=VALUE`);
+    const data = body !== undefined ? body : query.get("data"); // a JSON body may be null itself
+    if (body === undefined && data === null) throw invalid(`send the input as a JSON body or as ?data=VALUE`);
     const id = await d.dispatcher.submit(params.app!, params.fn!, [data]);
     return { status: 202, body: { call_id: id } };
   });

@@ -37,6 +37,13 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
     expect(await res.json()).toEqual({ result: { x: [1, 2] } });
   });
 
+  it("takes a JSON null body as the input (null is a value)", async () => {
+    const sub = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", body: "null" });
+    expect(sub.status).toBe(202);
+    const { call_id } = (await sub.json()) as { call_id: string };
+    expect(await (await fetch(`${t.baseUrl}/result/${call_id}?timeout=30`)).json()).toEqual({ result: null });
+  });
+
   it("GET /result answers 202 while the call is pending", async () => {
     const sub = await fetch(`${t.baseUrl}/submit/behaviours/slow`, { method: "POST", body: "3000" });
     const { call_id } = (await sub.json()) as { call_id: string };
