@@ -4,6 +4,11 @@ import { GantryError } from "../../sdk/errors.js";
 import { makeContext } from "../context.js";
 import type { Runner } from "../runner.js";
 
+function bar(step: number, total: number, width = 12): string {
+  const done = total ? Math.round((step / total) * width) : 0;
+  return `[${"█".repeat(done)}${"░".repeat(width - done)}]`;
+}
+
 export function registerDeploy(program: Command, run: Runner): void {
   program
     .command("deploy")
@@ -19,6 +24,9 @@ export function registerDeploy(program: Command, run: Runner): void {
       let done: Extract<DeployEvent, { type: "done" }> | null = null;
       let failure: Extract<DeployEvent, { type: "error" }> | null = null;
       const buildStart = new Map<string, number>();
+      let stepText = "";
+      /** The build's latest output lines, shown when it fails. */
+      const recent: string[] = [];
       try {
         await client.transport.stream("POST", "/v1/apps/deploy", { app: app.app, functions: app.functions, bundle: app.bundle, source: file }, (line) => {
           const e = line as DeployEvent;
@@ -31,8 +39,19 @@ export function registerDeploy(program: Command, run: Runner): void {
               } else out.note(`✓ built image ${e.image} in ${((Date.now() - buildStart.get(e.image)!) / 1000).toFixed(1)} s`);
               break;
             case "build": {
-              const step = e.total ? `[${e.step}/${e.total}] ` : "";
-              if (e.line.trim()) out.progress(`  ${step}${e.line.trim()}`);
+              const line = e.line.trim();
+              const step = /^Step \d+\/\d+ : (.*)$/.exec(line);
+              if (step) {
+                stepText = step[1]!;
+                if (!process.stderr.isTTY) out.note(`  [${e.step}/${e.total}] ${stepText}`);
+              } else if (line && !/^(---> |Removing intermediate container|Successfully (built|tagged))/.test(line)) {
+                recent.push(line);
+                if (recent.length > 30) recent.shift();
+              }
+              if (process.stderr.isTTY) {
+                const latest = step ? "" : recent.at(-1) ?? "";
+                out.progress(`building ${e.image.slice(0, 26)} ${bar(e.step, e.total)} ${e.step}/${e.total} ${stepText}${latest ? ` · ${latest}` : ""}`);
+              }
               break;
             }
             case "log":
@@ -50,6 +69,7 @@ export function registerDeploy(program: Command, run: Runner): void {
         out.endProgress();
         client.close();
       }
+      if (failure && recent.length && !out.json) out.note(`last build output:\n${recent.map((l) => `  ${l}`).join("\n")}`);
       if (failure) throw new GantryError(`deploy of ${app.app} failed: ${(failure as { error: { message: string } }).error.message}`, "deploy_failed");
       if (!done) throw new GantryError(`the daemon ended the deploy of ${app.app} without an answer; see its log`);
       const d = done as Extract<DeployEvent, { type: "done" }>;

@@ -7,6 +7,9 @@ import { AGENT_SOCKET_DIR_IN_CONTAINER } from "../../protocol/agent-messages.js"
 import { CODE_DIR_IN_CONTAINER } from "./image-plan.js";
 import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type ImagePlan, type OwnedContainer } from "./types.js";
 
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
 function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number })?.statusCode;
 }
@@ -59,14 +62,15 @@ export class DockerRuntime implements ContainerRuntime {
           (err) => (err ? reject(err) : resolve()),
           (ev: { stream?: string; error?: string; status?: string }) => {
             if (ev.error) failure = ev.error;
-            const text = (ev.stream ?? ev.status ?? "").replace(/\s+$/, "");
+            // Docker colours a step's stderr with ANSI codes; progress lines carry carriage returns.
+            const text = (ev.stream ?? ev.status ?? "").replace(ANSI, "").replace(/\r/g, "").replace(/\s+$/, "");
             if (!text) return;
             const m = /^Step (\d+)\/(\d+) : /.exec(text);
             if (m) {
               step = Number(m[1]);
               total = Number(m[2]);
             }
-            for (const line of text.split("\n")) onProgress({ step, total, line });
+            for (const line of text.split("\n")) if (line.trim()) onProgress({ step, total, line });
           },
         );
       });

@@ -105,6 +105,21 @@ describe("the gantry CLI, as a user drives it", () => {
     expect(usage.stderr).toContain("missing required argument");
   });
 
+  it("shows the build's steps, and its last output when a build step fails", async () => {
+    const file = join(home, "bad-build.ts");
+    writeFileSync(
+      file,
+      `import { App, Image } from "gantry";\nconst app = new App("bad-build");\n` +
+        `export const f = app.function({ image: Image.node().runCommands("echo preparing; echo oops >&2; exit 3") }, async function f() { return 1; });\n`,
+    );
+    const res = await g("deploy", file);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/\[\d+\/\d+\] RUN echo preparing; echo oops >&2; exit 3/);
+    expect(res.stderr).toContain("last build output:\n  preparing\n  oops\n");
+    expect(res.stderr).toContain("returned a non-zero code: 3");
+    expect(res.stderr).not.toContain("\x1b[");
+  });
+
   it("reports a failed call with exit code 6 and the remote traceback", async () => {
     const file = join(home, "failing.ts");
     writeFileSync(
