@@ -115,7 +115,11 @@ describe("the gantry CLI, as a user drives it", () => {
     const res = await g("deploy", file);
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/\[\d+\/\d+\] RUN echo preparing; echo oops >&2; exit 3/);
-    expect(res.stderr).toContain("last build output:\n  preparing\n  oops\n");
+    // Docker interleaves a step's stdout and stderr in no fixed order.
+    const output = res.stderr.slice(res.stderr.indexOf("last build output:\n"));
+    expect(output).toMatch(/^last build output:\n/);
+    expect(output).toContain("\n  preparing\n");
+    expect(output).toContain("\n  oops\n");
     expect(res.stderr).toContain("returned a non-zero code: 3");
     expect(res.stderr).not.toContain("\x1b[");
   });
