@@ -1,4 +1,7 @@
 /** Shapes of the daemon's /v1 API answers, shared by daemon, CLI and SDK. */
+
+/** `fc-` + 10 characters of time + 16 random, in Crockford base32 (see daemon/core/ids.ts). */
+export const CALL_ID_PATTERN = /^fc-[0-9a-hjkmnp-tv-z]{26}$/;
 import type { RemoteError } from "./remote-error.js";
 
 export type CallStatusName = "queued" | "running" | "succeeded" | "failed" | "cancelled";

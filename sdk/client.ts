@@ -1,4 +1,4 @@
-import type { CallView, FunctionView } from "../protocol/api.js";
+import { CALL_ID_PATTERN, type CallView, type FunctionView } from "../protocol/api.js";
 import {
   CancelledError,
   FunctionTimeoutError,
@@ -11,7 +11,6 @@ import { Transport, type TransportOptions } from "./transport.js";
 
 /** Longest single wait the daemon grants; longer waits are made of several requests. */
 const MAX_WAIT_PER_REQUEST_S = 50;
-const CALL_ID = /^fc-[0-9a-z]{26}$/;
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 
 /** A spawned call, by ID: `await call.get({ timeoutMs })`. */
@@ -110,7 +109,7 @@ export class GantryClient {
 
   readonly functionCalls = {
     fromId: async <R = unknown>(callId: string): Promise<FunctionCall<R>> => {
-      if (!CALL_ID.test(callId)) {
+      if (!CALL_ID_PATTERN.test(callId)) {
         throw new InvalidArgumentError(`${JSON.stringify(callId)} is not a call ID (expected fc- and 26 letters or digits)`);
       }
       return new FunctionCall<R>(this.transport, callId);

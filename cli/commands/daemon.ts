@@ -58,7 +58,8 @@ async function runForeground(o: StartOptions): Promise<void> {
   await daemon.stopped;
 }
 
-async function startBackground(o: StartOptions, g: GlobalOptions): Promise<void> {
+async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
+  const g = o;
   const { out } = makeContext(g);
   const running = await health(g);
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
@@ -111,7 +112,7 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--container-network <none>", "force every container onto network none")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
-      else await startBackground(o, o);
+      else await startBackground(o);
     }));
   daemon
     .command("stop")

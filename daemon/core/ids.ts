@@ -2,8 +2,11 @@
  * Call IDs: `fc-` + 10 chars of millisecond time + 16 random chars, all in Crockford base32, so
  * IDs sort in creation order and stay unguessable. Randomness is injected for tests.
  */
+import { CALL_ID_PATTERN } from "../../protocol/api.js";
+
+export { CALL_ID_PATTERN };
+
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
-export const CALL_ID_PATTERN = /^fc-[0-9a-hjkmnp-tv-z]{26}$/;
 
 export type RandomSource = (bytes: number) => Uint8Array;
 
