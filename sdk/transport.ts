@@ -107,6 +107,14 @@ export class Transport {
           return;
         }
         let buf = "";
+        const emit = (line: string) => {
+          try {
+            onLine(JSON.parse(line));
+          } catch (err) {
+            res.destroy();
+            reject(err instanceof SyntaxError ? new GantryError(`the daemon sent a malformed line: ${line.slice(0, 200)}`, "transport") : err);
+          }
+        };
         res.setEncoding("utf8");
         res.on("data", (chunk: string) => {
           buf += chunk;
@@ -114,12 +122,12 @@ export class Transport {
           while ((nl = buf.indexOf("\n")) >= 0) {
             const line = buf.slice(0, nl).trim();
             buf = buf.slice(nl + 1);
-            if (line) onLine(JSON.parse(line));
+            if (line) emit(line);
           }
         });
         res.on("error", reject);
         res.on("end", () => {
-          if (buf.trim()) onLine(JSON.parse(buf));
+          if (buf.trim()) emit(buf.trim());
           resolve();
         });
       }, reject);
