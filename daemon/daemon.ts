@@ -26,6 +26,8 @@ import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
 
 const EXPIRY_SWEEP_MS = 1000;
+/** How long a stop lets running calls finish, unless told otherwise. */
+export const DEFAULT_STOP_GRACE_MS = 30_000;
 
 export interface RunningDaemon {
   config: DaemonConfig;
@@ -33,7 +35,8 @@ export interface RunningDaemon {
   tcpPort: number | null;
   /** Resolves once the daemon has stopped (by stop() or POST /v1/daemon/stop). */
   stopped: Promise<void>;
-  stop(): Promise<void>;
+  /** Stops taking calls, lets running ones finish for up to graceMs, then stops everything. */
+  stop(opts?: { graceMs?: number }): Promise<void>;
 }
 
 export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runtime?: ContainerRuntime } = {}): Promise<RunningDaemon> {
@@ -117,9 +120,11 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     let resolveStopped!: () => void;
     const stopped = new Promise<void>((r) => (resolveStopped = r));
     let stopping: Promise<void> | null = null;
-    const stop = () => {
+    const stop = (opts: { graceMs?: number } = {}) => {
       stopping ??= (async () => {
-        log.info("stopping");
+        const graceMs = opts.graceMs ?? DEFAULT_STOP_GRACE_MS;
+        log.info("stopping", { grace_ms: graceMs });
+        await dispatcher.drain(graceMs);
         await cleanup();
         log.info("stopped");
         resolveStopped();
@@ -149,7 +154,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         http: server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`,
         ...dispatcher.stats(),
       }),
-      requestStop: () => void stop(),
+      requestStop: (graceMs) => void stop({ graceMs }),
     });
     const server = new ApiServer({ router, log, socketPath: cfg.socketPath, httpHost: cfg.httpHost, httpPort: cfg.httpPort, token: cfg.token });
     await server.listen();

@@ -116,19 +116,23 @@ export function registerDaemon(program: Command, run: Runner): void {
     }));
   daemon
     .command("stop")
-    .description("stop the daemon; its containers stop, calls stay stored")
-    .action(run(async (g) => {
+    .description("stop the daemon: running calls get --grace to finish, then containers stop; calls stay stored")
+    .option("--grace <seconds>", "how long running calls may finish first", "30")
+    .action(run<{ grace: string }>(async (g) => {
       const { out, client } = makeContext(g);
+      const grace = Number(g.grace);
+      if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw new UsageError(`--grace must be a number of seconds from 0 to 3600, got ${JSON.stringify(g.grace)}`);
       const h = await health(g);
       if (!h) {
         out.result({ stopped: false, running: false }, () => "no gantry daemon is running");
         return;
       }
-      await client.transport.json("POST", "/v1/daemon/stop");
+      await client.transport.json("POST", "/v1/daemon/stop", { grace_s: grace });
       client.close();
-      const deadline = Date.now() + 60_000;
+      const limit = grace + 60;
+      const deadline = Date.now() + limit * 1000;
       while (isAlive(h.pid) && Date.now() < deadline) await sleep(100);
-      if (isAlive(h.pid)) throw new GantryError(`the daemon (pid ${h.pid}) did not stop within 60 s`);
+      if (isAlive(h.pid)) throw new GantryError(`the daemon (pid ${h.pid}) did not stop within ${limit} s`);
       out.result({ stopped: true, pid: h.pid }, () => `gantry daemon stopped (pid ${h.pid})`);
     }));
   daemon

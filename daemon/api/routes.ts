@@ -26,7 +26,7 @@ export interface RouteDeps {
   deployBodyBytes: number;
   maxWaitSeconds: number;
   health: () => Record<string, unknown>;
-  requestStop: () => void;
+  requestStop: (graceMs: number | undefined) => void;
 }
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
@@ -70,8 +70,13 @@ export function buildRouter(d: RouteDeps): Router {
   }
 
   r.on("GET", "/v1/health", async () => ({ status: 200, body: d.health() }));
-  r.on("POST", "/v1/daemon/stop", async () => {
-    setImmediate(d.requestStop);
+  r.on("POST", "/v1/daemon/stop", async ({ req }) => {
+    const body = (await readJson(req, 1024)) as { grace_s?: unknown } | undefined;
+    const grace = body?.grace_s;
+    if (grace !== undefined && (typeof grace !== "number" || !(grace >= 0) || grace > 3600)) {
+      throw invalid(`grace_s must be a number of seconds from 0 to 3600`);
+    }
+    setImmediate(() => d.requestStop(grace === undefined ? undefined : grace * 1000));
     return { status: 202, body: { stopping: true } };
   });
 

@@ -75,7 +75,7 @@ export class Dispatcher {
           Object.assign(existing, { spec: f.spec, image: f.image, bundleDir: f.bundleDir, revision: f.revision });
           existing.startFailures = 0;
           existing.startBlockedUntilMs = 0;
-          for (const c of existing.containers.values()) if (c.revision !== f.revision && c.state !== "stopping") this.drain(c);
+          for (const c of existing.containers.values()) if (c.revision !== f.revision && c.state !== "stopping") this.retire(c);
         }
       }
       this.pump(this.pools.get(key)!);
@@ -101,11 +101,12 @@ export class Dispatcher {
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
     for (const call of [...pool.queue, ...pool.delayed]) this.bg(this.cancelLive(call, why));
-    for (const c of pool.containers.values()) if (c.state !== "stopping") this.drain(c);
+    for (const c of pool.containers.values()) if (c.state !== "stopping") this.retire(c);
     this.pump(pool);
   }
 
-  private drain(c: ContainerEntry): void {
+  /** A container of an older revision, or of a removed function: it takes no new calls, stops when idle. */
+  private retire(c: ContainerEntry): void {
     if (c.state === "starting") this.stopContainer(this.poolOf(c), c, "superseded by a new deployment");
     else c.state = "draining";
   }
@@ -385,8 +386,14 @@ export class Dispatcher {
 
   /** The container exited or its agent went away: free its slots and decide what follows. */
   private onContainerGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
-    // At shutdown the calls stay as stored; the next start's recover() retries them.
-    if (this.closing || !pool.containers.has(c.id)) return;
+    if (!pool.containers.has(c.id)) return;
+    if (this.closing) {
+      // At shutdown the calls stay as stored (running); the next start's recover() retries them.
+      pool.containers.delete(c.id);
+      for (const lease of c.leases.values()) clearTimeout(lease.timer);
+      c.leases.clear();
+      return;
+    }
     pool.containers.delete(c.id);
     for (const lease of c.leases.values()) {
       clearTimeout(lease.timer);
@@ -449,7 +456,27 @@ export class Dispatcher {
     });
   }
 
-  /** Stops dispatching and stops every container; calls stay in the store for the next start. */
+  /** Calls running in containers now. */
+  private runningCount(): number {
+    let n = 0;
+    for (const pool of this.pools.values()) for (const c of pool.containers.values()) n += c.leases.size;
+    return n;
+  }
+
+  /**
+   * Stops taking and dispatching calls, then lets the running ones finish for up to `graceMs`.
+   * Results that arrive meanwhile are committed as usual; queued calls stay queued.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.closing = true;
+    for (const pool of this.pools.values()) if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+    const deadline = this.now() + graceMs;
+    while (this.runningCount() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const left = this.runningCount();
+    if (left) this.d.log.warn("stopping with calls still running; they run again after the next start", { calls: left });
+  }
+
+  /** Stops every container at once; calls stay in the store for the next start. */
   async shutdown(): Promise<void> {
     this.closing = true;
     const stops: Promise<void>[] = [];

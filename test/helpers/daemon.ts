@@ -19,7 +19,7 @@ export interface TestDaemon {
   client: GantryClient;
   baseUrl: string;
   /** Stops this daemon (the home stays) so a test can start another on it. */
-  stop(): Promise<void>;
+  stop(opts?: { graceMs?: number }): Promise<void>;
   restart(): Promise<void>;
   /** Stops and removes the home. */
   dispose(): Promise<void>;
@@ -34,9 +34,9 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
     daemon: await startDaemon(cfg(), { log: process.env.GANTRY_TEST_LOG ? undefined : silentLogger }),
     client: null as unknown as GantryClient,
     baseUrl: "",
-    async stop() {
+    async stop(opts) {
       t.client.close();
-      await t.daemon.stop();
+      await t.daemon.stop(opts);
     },
     async restart() {
       await t.stop();
@@ -44,7 +44,7 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
       wire();
     },
     async dispose() {
-      await t.stop();
+      await t.stop({ graceMs: 0 });
       rmSync(home, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { RemoteError } from "../../sdk/errors.js";
+import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+let t: TestDaemon;
+
+beforeAll(async () => {
+  t = await startTestDaemon();
+  await deploy(t, fixture("behaviours.ts"));
+});
+afterAll(async () => {
+  await t?.dispose();
+});
+
+async function runningCall(ms: number) {
+  const call = await (await t.client.functions.fromName("behaviours", "slow")).spawn(ms);
+  await vi.waitFor(async () => expect((await call.status()).status).toBe("running"), { timeout: 20_000 });
+  return call.callId;
+}
+
+describe("stopping the daemon", () => {
+  it("lets a running call finish within the grace period, and refuses new calls meanwhile", async () => {
+    const id = await runningCall(1500);
+    const stopping = t.daemon.stop({ graceMs: 30_000 });
+    await expect((await t.client.functions.fromName("behaviours", "echo")).spawn(1)).rejects.toThrow(/shutting down|no gantry daemon/);
+    await stopping;
+    await t.restart();
+    const view = await (await t.client.functionCalls.fromId(id)).status();
+    expect(view).toMatchObject({ status: "succeeded", attempt: 1, result: { slept: 1500 } });
+  });
+
+  it("with no grace, a running call is treated as lost at the next start (retried, or failed without retries)", async () => {
+    const id = await runningCall(60_000);
+    await t.stop({ graceMs: 0 });
+    await t.restart();
+    const call = await t.client.functionCalls.fromId(id);
+    const err = await call.get({ timeoutMs: 0 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RemoteError);
+    expect((err as RemoteError).remoteType).toBe("ContainerLostError");
+    expect((err as Error).message).toContain("the daemon restarted while attempt 1 ran");
+  });
+});
