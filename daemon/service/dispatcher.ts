@@ -4,7 +4,7 @@
  * report, persists every change with a compare-and-set, and publishes events after commit.
  */
 import type { DaemonToAgent } from "../../protocol/agent-messages.js";
-import type { FunctionSpec } from "../../protocol/function-spec.js";
+import { DEFAULTS, type FunctionSpec } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
@@ -125,6 +125,11 @@ export class Dispatcher {
     await this.d.calls.insert({ id, app, function: fn, args, now });
     const call: LiveCall = { id, app, function: fn, status: CallStatus.queued, attempt: 1, args, runAt: now, containerId: null };
     this.live.set(id, call);
+    if (pool.removed) {
+      // The app was stopped while this call was being committed: it is cancelled like the others.
+      await this.cancelLive(call, "the app was stopped");
+      return id;
+    }
     pool.queue.push(call);
     this.publishStatus(call);
     this.pump(pool);
@@ -183,7 +188,7 @@ export class Dispatcher {
           status: CallStatus.failed,
           attempt: rec.attempt,
           finishedAt: this.now(),
-          expiresAt: this.now() + 3600_000,
+          expiresAt: this.now() + DEFAULTS.resultTtl * 1000,
           containerId: null,
           error: { type: SystemErrorType.functionRemoved, message: `function ${rec.app}.${rec.function} is no longer deployed`, traceback: "" },
         });
@@ -416,7 +421,7 @@ export class Dispatcher {
       message: `no container of ${pool.key} could start (${pool.startFailures} tries): ${cause.message}`,
       traceback: cause.traceback,
     };
-    for (const call of pool.queue.splice(0)) {
+    for (const call of pool.queue.drain()) {
       this.bg(this.finish(pool, call, { status: call.status, attempt: call.attempt }, CallStatus.failed, call.attempt, { error }));
     }
   }

@@ -3,6 +3,7 @@ import type { OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
 import type { AgentConnection, AgentEndpoint } from "../api/agent-hub.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
+import { CallQueue } from "./call-queue.js";
 
 /** A call the daemon is responsible for (queued or running). Finished calls live in the store only. */
 export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "args" | "runAt" | "containerId">;
@@ -34,7 +35,7 @@ export interface ContainerEntry {
 
 /** One deployed function: its queue, its delayed retries and its containers. */
 export class FunctionPool {
-  readonly queue: LiveCall[] = [];
+  readonly queue = new CallQueue();
   /** Retries waiting for their backoff, ordered by runAt. */
   readonly delayed: LiveCall[] = [];
   readonly containers = new Map<string, ContainerEntry>();
@@ -70,11 +71,18 @@ export class FunctionPool {
 
   /** Moves retries whose backoff has passed into the queue; returns the next runAt, if any. */
   releaseDelayed(nowMs: number): number | null {
-    while (this.delayed.length && this.delayed[0]!.runAt <= nowMs) this.queue.push(this.delayed.shift()!);
+    let due = 0;
+    while (due < this.delayed.length && this.delayed[due]!.runAt <= nowMs) due++;
+    for (const call of this.delayed.splice(0, due)) this.queue.push(call); // one splice: linear
     return this.delayed.length ? this.delayed[0]!.runAt : null;
   }
 
   addDelayed(call: LiveCall): void {
+    const last = this.delayed.at(-1);
+    if (!last || last.runAt <= call.runAt) {
+      this.delayed.push(call); // the usual case (recovery reads calls in time order): no search
+      return;
+    }
     const i = this.delayed.findIndex((c) => c.runAt > call.runAt);
     if (i < 0) this.delayed.push(call);
     else this.delayed.splice(i, 0, call);
@@ -82,14 +90,11 @@ export class FunctionPool {
 
   /** Removes a waiting call from the queue or the delayed list; true when it was there. */
   unqueue(callId: string): boolean {
-    for (const list of [this.queue, this.delayed]) {
-      const i = list.findIndex((c) => c.id === callId);
-      if (i >= 0) {
-        list.splice(i, 1);
-        return true;
-      }
-    }
-    return false;
+    if (this.queue.remove(callId)) return true;
+    const i = this.delayed.findIndex((c) => c.id === callId);
+    if (i < 0) return false;
+    this.delayed.splice(i, 1);
+    return true;
   }
 
   view(nowMs: number): PoolView {
