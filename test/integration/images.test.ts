@@ -27,6 +27,12 @@ describe("function images", () => {
     expect(await fn.remote()).toEqual({ marker: "baked", greeting: 'a$B "q" \\back', runtimeVar: "from-env", uid: 1000 });
   });
 
+  it("installs Debian packages with aptInstall, and the function can run them", async () => {
+    await deploy(t, fixture("apt-image.ts"));
+    const fn = await t.client.functions.fromName("apt-demo", "jqv");
+    expect(await fn.remote()).toMatch(/^jq-\d/);
+  }, 180_000);
+
   it("refuses a deploy whose base image is missing, naming the image and the fix", async () => {
     const { bundleApp } = await import("../../cli/bundle-app.js");
     const app = await bundleApp(fixture("custom-image.ts"));
