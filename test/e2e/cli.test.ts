@@ -224,6 +224,12 @@ describe("the gantry CLI, as a user drives it", () => {
 });
 
 describe("the CLI without a daemon", () => {
+  it("runs as npx gantry in the project folder", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const root = join(import.meta.dirname, "..", "..");
+    expect(execFileSync("npx", ["--no-install", "gantry", "--version"], { cwd: root, encoding: "utf8" }).trim()).toBe("0.1.0");
+  });
+
   it("says no daemon is running, with exit code 3", async () => {
     const empty = mkdtempSync(join(tmpdir(), "ge-none-"));
     try {
