@@ -260,7 +260,9 @@ export class Dispatcher {
     c.leases.set(call.id, { call, attempt, timer });
     this.bg(
       this.d.calls
-        .compareAndSet(call.id, from, { status: CallStatus.running, attempt, startedAt: now, containerId: c.id })
+        // Deferred: a "running" mark lost in a crash changes nothing (recovery treats a queued
+        // call like a lost running one), so it rides with the next durable write, usually the result.
+        .compareAndSet(call.id, from, { status: CallStatus.running, attempt, startedAt: now, containerId: c.id }, { deferred: true })
         .then((ok) => {
           if (ok) this.publishStatus(call, CallStatus.running, attempt);
           else this.d.log.warn("store refused running", { call: call.id, attempt });

@@ -158,8 +158,11 @@ export class CallStore {
     return (this.db.prepare(sql).all(...params, q.limit) as Row[]).map(fromRow);
   }
 
-  /** Resolves true when the row was in (fromStatus, fromAttempt) and now holds the update. */
-  compareAndSet(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate): Promise<boolean> {
+  /**
+   * Resolves true when the row was in (fromStatus, fromAttempt) and now holds the update.
+   * `deferred`: the write may wait for the next batch (GroupCommit.defer).
+   */
+  compareAndSet(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate, opts: { deferred?: boolean } = {}): Promise<boolean> {
     const params = {
       id,
       fromStatus: from.status,
@@ -180,7 +183,8 @@ export class CallStore {
       setError: u.error !== undefined ? 1 : 0,
       error: u.error ? JSON.stringify(u.error) : null,
     };
-    return this.commit.run(() => this.stmts.cas.run(params).changes === 1);
+    const write = () => this.stmts.cas.run(params).changes === 1;
+    return opts.deferred ? this.commit.defer(write) : this.commit.run(write);
   }
 
   /** Drops results whose resultTtl passed; returns how many. Bounded per run. */

@@ -14,18 +14,35 @@ interface Pending {
 export class GroupCommit {
   private pending: Pending[] = [];
   private scheduled = false;
+  private deferTimer: NodeJS.Timeout | null = null;
   private closed = false;
   batches = 0;
 
   constructor(private readonly db: Db) {}
 
   run<T>(write: () => T): Promise<T> {
+    return this.enqueue(write, 0);
+  }
+
+  /**
+   * A write nobody needs durable at once (a call marked running): it joins the next batch that
+   * run() triggers (usually the call's result), or is flushed after at most `maxDelayMs`.
+   */
+  defer<T>(write: () => T, maxDelayMs = 50): Promise<T> {
+    return this.enqueue(write, maxDelayMs);
+  }
+
+  private enqueue<T>(write: () => T, delayMs: number): Promise<T> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ write, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
+      if (delayMs === 0) {
+        if (!this.scheduled) {
+          this.scheduled = true;
+          setImmediate(() => this.flush());
+        }
+      } else if (!this.scheduled && !this.deferTimer) {
+        this.deferTimer = setTimeout(() => this.flush(), delayMs);
       }
     });
   }
@@ -33,6 +50,8 @@ export class GroupCommit {
   /** Commits whatever is pending now (also used at shutdown). */
   flush(): void {
     this.scheduled = false;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;

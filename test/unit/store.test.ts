@@ -281,6 +281,26 @@ describe("GroupCommit", () => {
     expect(keys).toEqual(["after", "before"]);
   });
 
+  it("a deferred write joins the next batch a normal write triggers, in order", async () => {
+    const { db, commit } = stores();
+    const put = (v: string) => () => db.prepare(`INSERT INTO meta (key, value) VALUES ('k', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(v);
+    const start = commit.batches;
+    const deferred = commit.defer(put("deferred"), 60_000);
+    await new Promise((r) => setImmediate(r)); // a whole turn passes: the deferred write waits
+    expect(commit.batches).toBe(start);
+    await Promise.all([deferred, commit.run(put("after"))]);
+    expect(commit.batches).toBe(start + 1);
+    expect(new AppStore(db).getMeta("k")).toBe("after");
+  });
+
+  it("a deferred write alone is committed after its delay", async () => {
+    const { db, commit } = stores();
+    const start = commit.batches;
+    const changes = await commit.defer(() => db.prepare(`INSERT INTO meta (key, value) VALUES ('k', 'v')`).run().changes, 20);
+    expect(changes).toBe(1);
+    expect(commit.batches).toBe(start + 1);
+  });
+
   it("close commits what is pending, then refuses new writes", async () => {
     const { db, commit } = stores();
     const pending = commit.run(() => db.prepare(`INSERT INTO meta (key, value) VALUES ('k', 'v')`).run().changes);
