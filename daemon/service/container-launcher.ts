@@ -66,13 +66,16 @@ export class ContainerLauncher {
       startupTimer: null,
       exitReason: null,
       initError: null,
+      created: Promise.resolve(null),
     };
+    let created!: (dockerId: string | null) => void;
+    c.created = new Promise((resolve) => (created = resolve));
     this.event(pool, c, "starting");
-    void this.follow(pool, c, h);
+    void this.follow(pool, c, h, created);
     return c;
   }
 
-  private async follow(pool: FunctionPool, c: ContainerEntry, h: LaunchHandlers): Promise<void> {
+  private async follow(pool: FunctionPool, c: ContainerEntry, h: LaunchHandlers, created: (dockerId: string | null) => void): Promise<void> {
     const spec = pool.spec;
     const token = randomBytes(24).toString("hex");
     /** Why the container failed (startup deadline, init error, agent gone), when it did. */
@@ -132,11 +135,13 @@ export class ContainerLauncher {
         memoryMiB: spec.memoryMiB,
         gpuDeviceIds: null,
       });
+      created(c.dockerId);
       if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);
       else if (failure) void this.d.runtime.kill(c.dockerId); // the startup deadline passed during create
       const code = await this.d.runtime.waitExit(c.dockerId);
       await finish(c.exitReason ?? failure ?? `the container exited with code ${code}`);
     } catch (err) {
+      created(c.dockerId);
       await finish(`could not start a container: ${(err as Error).message}`);
     }
   }
@@ -181,9 +186,10 @@ export class ContainerLauncher {
     if (c.dockerId) void this.d.runtime.kill(c.dockerId).catch((e) => this.d.log.warn("kill failed", { container: c.id, err: e }));
   }
 
-  /** At shutdown: remove the container at once and close its socket. */
+  /** At shutdown: remove the container at once (waiting for Docker to create it, if it is) and close its socket. */
   async stopNow(c: ContainerEntry): Promise<void> {
-    if (c.dockerId) await this.d.runtime.remove(c.dockerId).catch(() => undefined);
+    const dockerId = c.dockerId ?? (await c.created);
+    if (dockerId) await this.d.runtime.remove(dockerId).catch(() => undefined);
     await c.endpoint?.close().catch(() => undefined);
   }
 

@@ -31,6 +31,8 @@ export interface ContainerEntry {
   /** Why the container is going away, once it is. */
   exitReason: string | null;
   initError: RemoteError | null;
+  /** Settles once Docker has created and started the container (its id), or failed to (null). */
+  created: Promise<string | null>;
 }
 
 /** One deployed function: its queue, its delayed retries and its containers. */

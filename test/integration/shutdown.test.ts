@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { RemoteError } from "../../sdk/errors.js";
-import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { deploy, docker, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 let t: TestDaemon;
 
@@ -19,6 +19,14 @@ async function runningCall(ms: number) {
 }
 
 describe("stopping the daemon", () => {
+  it("removes even the containers Docker is still creating", async () => {
+    const other = await startTestDaemon();
+    await deploy(other, fixture("behaviours.ts")); // `warm` (minContainers 1) starts a container now
+    const daemonId = other.daemon.daemonId;
+    await other.dispose();
+    expect(await docker.listContainers({ all: true, filters: { label: [`gantry.daemon=${daemonId}`] } })).toEqual([]);
+  });
+
   it("lets a running call finish within the grace period, and refuses new calls meanwhile", async () => {
     const id = await runningCall(1500);
     const stopping = t.daemon.stop({ graceMs: 30_000 });
