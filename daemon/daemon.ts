@@ -103,8 +103,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       runtimeDockerfilePath: cfg.runtimeDockerfilePath,
     });
 
-    for (const a of apps.listApps()) if (a.state === "stopped") dispatcher.stopApp(a.name);
-    const deployed = new Set(apps.listApps().filter((a) => a.state === "deployed").map((a) => a.name));
+    const known = apps.listApps();
+    for (const a of known) if (a.state === "stopped") dispatcher.stopApp(a.name);
+    const deployed = new Set(known.filter((a) => a.state === "deployed").map((a) => a.name));
     const fns = apps.listFunctions().filter((f) => deployed.has(f.app));
     for (const app of deployed) {
       dispatcher.applyDeployment(app, fns.filter((f) => f.app === app).map((f) => deployedFunction(f, cfg.appsDir)));

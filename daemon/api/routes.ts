@@ -31,8 +31,13 @@ export interface RouteDeps {
 
 const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
+/** Expired once the sweep dropped the result, or as soon as expires_at has passed (before the sweep). */
+function isExpired(r: CallRecord, nowMs: number): boolean {
+  return r.expired || (r.expiresAt !== null && r.expiresAt <= nowMs);
+}
+
 export function callView(r: CallRecord, nowMs = Date.now()): CallView {
-  const expired = r.expired || (r.expiresAt !== null && r.expiresAt <= nowMs);
+  const expired = isExpired(r, nowMs);
   const v: CallView = {
     call_id: r.id,
     app: r.app,
@@ -98,18 +103,17 @@ export function buildRouter(d: RouteDeps): Router {
     return undefined;
   });
 
-  r.on("GET", "/v1/apps", async () => ({
-    status: 200,
-    body: {
-      apps: d.apps.listApps().map((a) => ({
-        name: a.name,
-        state: a.state,
-        deployed_at: iso(a.deployedAt),
-        source: a.source,
-        functions: d.apps.listFunctions().filter((f) => f.app === a.name).map((f) => f.name),
-      })),
-    },
-  }));
+  r.on("GET", "/v1/apps", async () => {
+    const functions = d.apps.listFunctions();
+    const apps = d.apps.listApps().map((a) => ({
+      name: a.name,
+      state: a.state,
+      deployed_at: iso(a.deployedAt),
+      source: a.source,
+      functions: functions.filter((f) => f.app === a.name).map((f) => f.name),
+    }));
+    return { status: 200, body: { apps } };
+  });
 
   r.on("POST", "/v1/apps/:app/stop", async ({ params }) => {
     if (!d.apps.setAppState(params.app!, "stopped")) throw notFound(`no deployed app named ${params.app}`);
@@ -216,7 +220,7 @@ export function buildRouter(d: RouteDeps): Router {
       case CallStatus.running:
         return { status: 202, body: { call_id: id, status: rec.status, attempt: rec.attempt } };
       case CallStatus.succeeded:
-        if (callView(rec).expired) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
+        if (isExpired(rec, Date.now())) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
         return { status: 200, json: rec.resultJson ?? "null" };
       case CallStatus.failed:
         return { status: 500, body: { call_id: id, error: rec.error } };
