@@ -4,6 +4,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { socketAgentEndpoints } from "./api/agent-hub.js";
 import { buildRouter } from "./api/routes.js";
 import { EventStream } from "./api/event-stream.js";
 import { ApiServer } from "./api/server.js";
@@ -84,6 +85,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     cleanups.push(() => appLogs.close());
     const launcher = new ContainerLauncher({
       runtime,
+      agents: socketAgentEndpoints(log),
       bus,
       log,
       daemonId,

@@ -6,28 +6,18 @@ import { WebSocketServer, type WebSocket } from "ws";
 import { AGENT_SOCKET_NAME, AGENT_WS_PATH, agentToDaemonSchema, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
 import { formatZodError } from "../../protocol/function-spec.js";
 import type { Logger } from "../logger.js";
+import type { AgentConnection, AgentEndpoint, AgentEndpointEvents, AgentEndpointFactory } from "../service/ports.js";
 import { hasBearer } from "./token.js";
 
 /** The largest message an agent may send (an output); larger closes the connection. */
 export const MAX_AGENT_MESSAGE_BYTES = 64 * 1024 * 1024;
 const UNIX_PATH_MAX = 107;
 
-export interface AgentConnection {
-  send(msg: DaemonToAgent): void;
-  close(): void;
-}
-
-export interface AgentEndpointEvents {
-  connected: [conn: AgentConnection];
-  message: [msg: AgentToDaemon];
-  disconnected: [reason: string];
-}
-
 /**
  * One container's private endpoint: a unix socket in a folder of its own (mounted into that
  * container alone), serving one WebSocket that must present the container's token.
  */
-export class AgentEndpoint extends EventEmitter<AgentEndpointEvents> {
+export class SocketAgentEndpoint extends EventEmitter<AgentEndpointEvents> implements AgentEndpoint {
   private server: http.Server | null = null;
   private wss: WebSocketServer | null = null;
   private socket: WebSocket | null = null;
@@ -111,3 +101,6 @@ export class AgentEndpoint extends EventEmitter<AgentEndpointEvents> {
     rmSync(this.socketDir, { recursive: true, force: true });
   }
 }
+
+/** The factory the container launcher is given: one endpoint per container. */
+export const socketAgentEndpoints = (log: Logger): AgentEndpointFactory => (socketDir, token) => new SocketAgentEndpoint(socketDir, token, log);

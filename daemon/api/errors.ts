@@ -1,7 +1,10 @@
 /**
- * The one family of errors that know their HTTP answer. Route handlers throw these; `toResponse`
- * maps them (and anything else, as a logged 500) in one place.
+ * Errors meet HTTP here, in one place: `ApiError` for what only the API knows (a body too large,
+ * an expired result), and the service layer's `ServiceError` codes mapped to their status.
+ * Anything else is a logged 500.
  */
+import { ServiceError, ServiceErrorCode } from "../service/errors.js";
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -14,12 +17,27 @@ export class ApiError extends Error {
   }
 }
 
-export const notFound = (message: string) => new ApiError(404, "not_found", message);
-export const invalid = (message: string) => new ApiError(400, "invalid_argument", message);
+export const notFound = (message: string) => new ApiError(404, ServiceErrorCode.notFound, message);
+export const invalid = (message: string) => new ApiError(400, ServiceErrorCode.invalidArgument, message);
+
+const STATUS: Record<ServiceErrorCode, number> = {
+  not_found: 404,
+  invalid_argument: 400,
+  conflict: 409,
+  queue_full: 429,
+  shutting_down: 503,
+  gpu_unavailable: 422,
+  image_build_failed: 422,
+  base_image_missing: 500,
+  internal: 500,
+};
 
 export function toResponse(err: unknown): { status: number; body: { error: Record<string, unknown> }; unexpected: boolean } {
   if (err instanceof ApiError) {
     return { status: err.status, body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false };
+  }
+  if (err instanceof ServiceError) {
+    return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message } }, unexpected: false };
   }
   return { status: 500, body: { error: { code: "internal", message: "internal error; see the daemon log" } }, unexpected: true };
 }

@@ -2,12 +2,12 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { AGENT_SOCKET_DIR_IN_CONTAINER, AGENT_SOCKET_NAME, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
-import { AgentEndpoint } from "../api/agent-hub.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import { APP_MODULE_NAME, CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
+import type { AgentEndpointFactory } from "./ports.js";
 import { pooledRandom } from "./random-pool.js";
 import type { ContainerEntry, FunctionPool } from "./pool.js";
 
@@ -20,6 +20,8 @@ export interface LaunchHandlers {
 
 export interface LauncherDeps {
   runtime: ContainerRuntime;
+  /** Opens each container's private agent endpoint (daemon/api/agent-hub.ts). */
+  agents: AgentEndpointFactory;
   bus: EventBus;
   log: Logger;
   daemonId: string;
@@ -96,7 +98,7 @@ export class ContainerLauncher {
       h.onGone(reason, duringStart);
     };
     try {
-      const endpoint = new AgentEndpoint(join(this.d.agentSocketsDir, c.id), token, this.d.log);
+      const endpoint = this.d.agents(join(this.d.agentSocketsDir, c.id), token);
       c.endpoint = endpoint;
       endpoint.on("connected", (conn) => (c.conn = conn));
       endpoint.on("message", (msg) => this.onMessage(pool, c, msg, h));

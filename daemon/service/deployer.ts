@@ -3,7 +3,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promise
 import { join } from "node:path";
 import type { DeployEvent, FunctionView } from "../../protocol/api.js";
 import { resolveFunctionSpec, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
-import { ApiError } from "../api/errors.js";
+import { invalid, ServiceError, ServiceErrorCode } from "./errors.js";
 import { APP_MODULE_NAME, baseRef, planImage } from "../docker/image-plan.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
@@ -82,7 +82,7 @@ export class Deployer {
 
     const [agent, runtimeDockerfile] = await Promise.all([
       readFile(this.d.agentBundlePath).catch(() => {
-        throw new ApiError(500, "internal", `the node agent bundle ${this.d.agentBundlePath} is missing: run npm run build`);
+        throw new ServiceError(ServiceErrorCode.internal, `the node agent bundle ${this.d.agentBundlePath} is missing: run npm run build`);
       }),
       readFile(this.d.runtimeDockerfilePath, "utf8"),
     ]);
@@ -101,9 +101,8 @@ export class Deployer {
       const ref = baseRef(image, this.d.nodeBaseImage);
       const baseId = await this.d.runtime.imageId(ref);
       if (!baseId && image.base.kind === "node") {
-        throw new ApiError(
-          500,
-          "base_image_missing",
+        throw new ServiceError(
+          ServiceErrorCode.baseImageMissing,
           `the base image ${ref} does not exist: run scripts/setup.sh (or scripts/lib/ensure-base-images.sh) to make it`,
         );
       }
@@ -120,7 +119,7 @@ export class Deployer {
       } catch (err) {
         const pulled = baseId !== null || (await this.d.runtime.imageExists(ref));
         const why = pulled ? "" : `the base image ${ref} is not on this machine and could not be pulled; `;
-        throw new ApiError(422, "image_build_failed", `${why}${(err as Error).message}`);
+        throw new ServiceError(ServiceErrorCode.imageBuildFailed, `${why}${(err as Error).message}`);
       }
       built.push(plan.tag);
       emit({ type: "image", image: plan.tag, status: "built", functions });
@@ -146,18 +145,17 @@ export class Deployer {
   private validate(req: DeployRequest): FunctionSpec[] {
     const seen = new Set<string>();
     return req.functions.map((f) => {
-      if (seen.has(f.name)) throw new ApiError(400, "invalid_argument", `app ${req.app} defines function ${f.name} twice`);
+      if (seen.has(f.name)) throw invalid(`app ${req.app} defines function ${f.name} twice`);
       seen.add(f.name);
       let spec: FunctionSpec;
       try {
         spec = resolveFunctionSpec(f.name, f.options);
       } catch (err) {
-        throw new ApiError(400, "invalid_argument", (err as Error).message);
+        throw invalid((err as Error).message);
       }
       if (spec.gpu) {
-        throw new ApiError(
-          400,
-          "unsupported",
+        throw new ServiceError(
+          ServiceErrorCode.invalidArgument,
           `function ${f.name} asks for gpu ${JSON.stringify(spec.gpu)}, but this gantry version does not allocate GPUs yet`,
         );
       }

@@ -11,7 +11,7 @@ import { newCallId, type RandomSource } from "../core/ids.js";
 import { planPool } from "../core/scheduler.js";
 import type { Logger } from "../logger.js";
 import type { CallStore } from "../store/call-store.js";
-import { ApiError } from "../api/errors.js";
+import { notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
 import { FunctionPool, type ContainerEntry, type LiveCall } from "./pool.js";
@@ -115,10 +115,10 @@ export class Dispatcher {
 
   /** Commits a new queued call and returns its ID; the call is durable before anyone sees the ID. */
   async submit(app: string, fn: string, args: unknown[]): Promise<string> {
-    if (this.closing) throw new ApiError(503, "shutting_down", "the daemon is shutting down");
+    if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const pool = this.requirePool(app, fn);
     if (pool.queue.length + pool.delayed.length >= this.d.maxQueuedPerFunction) {
-      throw new ApiError(429, "queue_full", `function ${app}.${fn} already has ${this.d.maxQueuedPerFunction} queued calls (the limit); retry later`);
+      throw new ServiceError(ServiceErrorCode.queueFull, `function ${app}.${fn} already has ${this.d.maxQueuedPerFunction} queued calls (the limit); retry later`);
     }
     const now = this.now();
     const id = newCallId(now, this.random);
@@ -140,8 +140,8 @@ export class Dispatcher {
     const pool = this.pool(app, fn);
     if (!pool) {
       const appKnown = [...this.pools.values()].some((p) => p.app === app && !p.removed);
-      if (!appKnown && this.stoppedApps.has(app)) throw new ApiError(404, "not_found", `app ${app} is stopped; deploy it again to serve calls`);
-      throw new ApiError(404, "not_found", appKnown ? `app ${app} has no function named ${fn}` : `no deployed app named ${app}`);
+      if (!appKnown && this.stoppedApps.has(app)) throw notFound(`app ${app} is stopped; deploy it again to serve calls`);
+      throw notFound(appKnown ? `app ${app} has no function named ${fn}` : `no deployed app named ${app}`);
     }
     return pool;
   }

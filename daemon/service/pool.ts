@@ -1,7 +1,7 @@
 import type { FunctionSpec } from "../../protocol/function-spec.js";
 import type { OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
-import type { AgentConnection, AgentEndpoint } from "../api/agent-hub.js";
+import type { AgentConnection, AgentEndpoint } from "./ports.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { CallQueue } from "./call-queue.js";
 

@@ -3,17 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import WebSocket from "ws";
-import { AgentEndpoint } from "../../daemon/api/agent-hub.js";
+import { SocketAgentEndpoint } from "../../daemon/api/agent-hub.js";
 import { silentLogger } from "../../daemon/logger.js";
 import type { AgentToDaemon } from "../../protocol/agent-messages.js";
 
 let dir: string;
-let endpoint: AgentEndpoint;
+let endpoint: SocketAgentEndpoint;
 const TOKEN = "t0ken-for-this-container";
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "gantry-agent-"));
-  endpoint = new AgentEndpoint(join(dir, "ct-1"), TOKEN, silentLogger);
+  endpoint = new SocketAgentEndpoint(join(dir, "ct-1"), TOKEN, silentLogger);
   await endpoint.listen(null);
 });
 afterEach(async () => {
