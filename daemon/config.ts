@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { GpuPassthroughSetting } from "./service/gpu-broker.js";
 
 export interface DaemonConfig {
   home: string;
@@ -30,6 +31,10 @@ export interface DaemonConfig {
   /** Longest ?wait= / ?timeout= a request may hold the connection, seconds. */
   maxWaitSeconds: number;
   dockerSocket: string;
+  /** nvidia-smi, looked up on PATH unless a path; the GPU inventory comes from it. */
+  nvidiaSmi: string;
+  /** How containers get GPUs: "auto" picks device requests when the engine has NVIDIA's runtime. */
+  gpuPassthrough: GpuPassthroughSetting;
 }
 
 /** The package root, found from this file in both source (daemon/) and built (dist/daemon/) layouts. */
@@ -69,9 +74,21 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     maxQueuedPerFunction: 100_000,
     maxWaitSeconds: 60,
     dockerSocket: process.env.DOCKER_SOCKET || "/var/run/docker.sock",
+    nvidiaSmi: process.env.GANTRY_NVIDIA_SMI || "nvidia-smi",
+    gpuPassthrough: parsePassthrough(process.env.GANTRY_GPU_PASSTHROUGH),
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;
+}
+
+const PASSTHROUGH: readonly GpuPassthroughSetting[] = ["auto", "device-requests", "device-nodes"];
+
+export function parsePassthrough(raw: string | undefined): GpuPassthroughSetting {
+  if (!raw) return "auto";
+  if (!(PASSTHROUGH as readonly string[]).includes(raw)) {
+    throw new Error(`GPU passthrough ${JSON.stringify(raw)} is not one of ${PASSTHROUGH.join(", ")}`);
+  }
+  return raw as GpuPassthroughSetting;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

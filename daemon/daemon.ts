@@ -18,6 +18,8 @@ import { AppLogs } from "./service/app-logs.js";
 import { ContainerLauncher } from "./service/container-launcher.js";
 import { Deployer, deployedFunction } from "./service/deployer.js";
 import { Dispatcher } from "./service/dispatcher.js";
+import { GpuBroker } from "./service/gpu-broker.js";
+import { NvidiaHost } from "./host/nvidia.js";
 import { EventBus } from "./service/event-bus.js";
 import { Waiters } from "./service/waiters.js";
 import { VERSION } from "../protocol/version.js";
@@ -79,6 +81,14 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     rmSync(cfg.agentSocketsDir, { recursive: true, force: true });
     mkdirSync(cfg.agentSocketsDir, { recursive: true, mode: 0o711 });
 
+    const gpus = new GpuBroker({
+      host: new NvidiaHost({ smi: cfg.nvidiaSmi }),
+      runtime,
+      passthrough: cfg.gpuPassthrough,
+      log,
+    });
+    await gpus.refresh();
+
     const bus = new EventBus();
     const waiters = new Waiters(bus);
     const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus);
@@ -92,12 +102,13 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       agentSocketsDir: cfg.agentSocketsDir,
       forceNetwork: cfg.forceNetwork,
     });
-    const dispatcher = new Dispatcher({ calls, launcher, bus, log, maxQueuedPerFunction: cfg.maxQueuedPerFunction });
+    const dispatcher = new Dispatcher({ calls, launcher, gpus, bus, log, maxQueuedPerFunction: cfg.maxQueuedPerFunction });
     cleanups.push(() => dispatcher.shutdown());
     const deployer = new Deployer({
       runtime,
       apps,
       dispatcher,
+      gpus,
       log,
       appsDir: cfg.appsDir,
       nodeBaseImage: cfg.nodeBaseImage,
@@ -141,6 +152,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       apps,
       dispatcher,
       deployer,
+      gpus,
       waiters,
       logs: appLogs,
       bus,
@@ -156,6 +168,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         started_at: startedAt,
         http: server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`,
         ...dispatcher.stats(),
+        gpu: gpus.status(),
       }),
       requestStop: (graceMs) => void stop({ graceMs }),
     });

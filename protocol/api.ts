@@ -30,6 +30,8 @@ export interface FunctionView {
   app: string;
   name: string;
   image: string;
+  /** The GPU request and its fallbacks, as written ("A100", "H100:2"); null: no GPU. */
+  gpu: string[] | null;
   deployed_at: string;
   max_containers: number;
   max_inputs: number;
@@ -46,6 +48,39 @@ export interface ContainerView {
   active_calls: number;
   max_inputs: number;
   started_at: string;
+  /** The GPUs this container holds (none for CPU functions). */
+  gpus: Array<{ index: number; uuid: string }>;
+}
+
+/** One GPU of the machine and the container holding it (GET /v1/gpus). */
+export interface GpuView {
+  index: number;
+  uuid: string;
+  name: string;
+  memory_mib: number;
+  /** Its device node on the host. */
+  device: string;
+  holder: { app: string; function: string; container_id: string } | null;
+}
+
+/** The daemon's GPU summary (health, GET /v1/gpus). */
+export interface GpuStatusView {
+  count: number;
+  /** How containers get their GPUs; null when the machine has none. */
+  passthrough: "device-requests" | "device-nodes" | null;
+  driver_version: string | null;
+  /** Why no GPU is listed (nvidia-smi missing or failing). */
+  problem: string | null;
+  held: number;
+}
+
+/** A function whose calls wait for GPUs (GET /v1/gpus). */
+export interface GpuWaitView {
+  app: string;
+  function: string;
+  gpu: string[];
+  queued: number;
+  since: string;
 }
 
 /** Lines of the NDJSON stream that answers POST /v1/apps/deploy. */

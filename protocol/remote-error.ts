@@ -15,6 +15,8 @@ export const SystemErrorType = {
   containerStart: "ContainerStartError",
   cancelled: "CancelledError",
   functionRemoved: "FunctionRemovedError",
+  /** The function asks for GPUs this machine cannot give (fewer GPUs than at deploy). */
+  gpuUnavailable: "GpuUnavailableError",
 } as const;
 
 const MAX_TRACEBACK = 64 * 1024;

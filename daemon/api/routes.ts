@@ -1,4 +1,4 @@
-import type { CallView, ContainerView, DeployEvent } from "../../protocol/api.js";
+import type { CallView, ContainerView, DeployEvent, GpuWaitView } from "../../protocol/api.js";
 import { deployRequestSchema, formatZodError } from "../../protocol/function-spec.js";
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
@@ -8,6 +8,7 @@ import type { CallRecord, CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
 import { functionView } from "../service/deployer.js";
 import type { Dispatcher } from "../service/dispatcher.js";
+import type { GpuBroker } from "../service/gpu-broker.js";
 import type { Waiters } from "../service/waiters.js";
 import type { AppLogs } from "../service/app-logs.js";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
@@ -19,6 +20,7 @@ export interface RouteDeps {
   apps: AppStore;
   dispatcher: Dispatcher;
   deployer: Deployer;
+  gpus: GpuBroker;
   waiters: Waiters;
   logs: AppLogs;
   bus: EventBus;
@@ -176,8 +178,23 @@ export function buildRouter(d: RouteDeps): Router {
       active_calls: c.leases.size,
       max_inputs: pool.spec.maxInputs,
       started_at: iso(c.startedAtMs)!,
+      gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
     }));
     return { status: 200, body: { containers: body } };
+  });
+
+  r.on("GET", "/v1/gpus", async ({ query }) => {
+    const refresh = query.get("refresh");
+    if (refresh !== null && refresh !== "0" && refresh !== "1") throw invalid(`refresh must be 0 or 1`);
+    if (refresh === "1") await d.gpus.refresh();
+    const waiting: GpuWaitView[] = d.dispatcher.gpuWaiting().map((p) => ({
+      app: p.app,
+      function: p.spec.name,
+      gpu: p.spec.gpu ?? [],
+      queued: p.queue.length,
+      since: iso(p.gpuWaitSinceMs)!,
+    }));
+    return { status: 200, body: { ...d.gpus.status(), gpus: d.gpus.view(), waiting } };
   });
 
   r.on("GET", "/v1/apps/:app/logs", async ({ req, res, params, query }) => {

@@ -3,9 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pack } from "tar-fs";
-import { AGENT_SOCKET_DIR_IN_CONTAINER } from "../../protocol/agent-messages.js";
-import { CODE_DIR_IN_CONTAINER } from "./image-plan.js";
-import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type ImagePlan, type OwnedContainer } from "./types.js";
+import { containerCreateOptions } from "./container-spec.js";
+import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type EngineInfo, type ImagePlan, type OwnedContainer } from "./types.js";
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
@@ -16,6 +15,7 @@ function statusOf(err: unknown): number | undefined {
 
 export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
+  private readonly imageEnvs = new Map<string, Promise<string[]>>();
 
   constructor(opts: { socketPath?: string } = {}) {
     this.docker = new Docker({ socketPath: opts.socketPath ?? process.env.DOCKER_SOCKET ?? "/var/run/docker.sock" });
@@ -80,34 +80,28 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  async engineInfo(): Promise<EngineInfo> {
+    const info = (await this.docker.info()) as { ServerVersion?: string; Runtimes?: Record<string, unknown> };
+    return { version: info.ServerVersion ?? "unknown", runtimes: Object.keys(info.Runtimes ?? {}) };
+  }
+
+  /** Config.Env of an image, read once per tag (function images are tagged by content). */
+  private imageEnv(ref: string): Promise<string[]> {
+    let env = this.imageEnvs.get(ref);
+    if (!env) {
+      env = this.docker
+        .getImage(ref)
+        .inspect()
+        .then((i) => i.Config?.Env ?? []);
+      env.catch(() => this.imageEnvs.delete(ref));
+      this.imageEnvs.set(ref, env);
+    }
+    return env;
+  }
+
   async start(l: ContainerLaunch): Promise<string> {
-    const container = await this.docker.createContainer({
-      name: `gantry-${l.app}-${l.function}-${l.containerId}`.slice(0, 120),
-      Image: l.image,
-      Env: Object.entries(l.env).map(([k, v]) => `${k}=${v}`),
-      User: l.user,
-      WorkingDir: "/tmp",
-      Labels: {
-        [Labels.daemon]: l.daemonId,
-        [Labels.app]: l.app,
-        [Labels.function]: l.function,
-        [Labels.container]: l.containerId,
-      },
-      HostConfig: {
-        Binds: [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}`, `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`],
-        NetworkMode: l.network,
-        CapDrop: ["ALL"],
-        SecurityOpt: ["no-new-privileges"],
-        PidsLimit: 512,
-        ReadonlyRootfs: true,
-        Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
-        NanoCpus: l.cpu ? Math.round(l.cpu * 1e9) : undefined,
-        Memory: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
-        DeviceRequests: l.gpuDeviceIds
-          ? [{ Driver: "nvidia", DeviceIDs: l.gpuDeviceIds, Capabilities: [["gpu"]] }]
-          : undefined,
-      },
-    });
+    const imageEnv = l.gpu?.mode === "device-nodes" ? await this.imageEnv(l.image) : [];
+    const container = await this.docker.createContainer(containerCreateOptions(l, imageEnv));
     try {
       await container.start();
     } catch (err) {

@@ -32,7 +32,32 @@ export interface ContainerLaunch {
   user: string;
   cpu: number | null;
   memoryMiB: number | null;
-  gpuDeviceIds: string[] | null;
+  /** The container's GPUs and how they reach it; null: no GPU at all. */
+  gpu: GpuAccess | null;
+}
+
+/** How a container gets its GPUs (DESIGN 1.9), chosen by the daemon per machine. */
+export type GpuAccess =
+  /** NVIDIA's container toolkit: Docker's DeviceRequests naming the GPUs by UUID. */
+  | { mode: "device-requests"; deviceIds: string[] }
+  /** No toolkit: the device nodes, plus the driver's libraries and nvidia-smi mounted read-only. */
+  | {
+      mode: "device-nodes";
+      /** Host device nodes; each appears at the same path in the container. */
+      devices: string[];
+      /** Files mounted read-only: host path → path in the container. */
+      files: Array<{ host: string; container: string }>;
+      /** Prepended to the image's LD_LIBRARY_PATH and PATH. */
+      libraryDir: string;
+      binDir: string;
+      /** Paths hidden in the container: other GPUs' entries under /proc/driver/nvidia/gpus. */
+      hiddenPaths: string[];
+    };
+
+export interface EngineInfo {
+  version: string;
+  /** OCI runtimes the engine knows ("runc", "nvidia", …). */
+  runtimes: string[];
 }
 
 export interface OwnedContainer {
@@ -46,6 +71,7 @@ export interface OwnedContainer {
 export interface ContainerRuntime {
   /** Throws a readable error when no engine answers. */
   ping(): Promise<void>;
+  engineInfo(): Promise<EngineInfo>;
   imageExists(tag: string): Promise<boolean>;
   /** Id of a local image, or null when absent. */
   imageId(ref: string): Promise<string | null>;

@@ -4,7 +4,8 @@ import { AGENT_SOCKET_DIR_IN_CONTAINER, AGENT_SOCKET_NAME, AgentEnv, type AgentT
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import { APP_MODULE_NAME, CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
-import type { ContainerRuntime } from "../docker/types.js";
+import type { Gpu } from "../core/gpu.js";
+import type { ContainerRuntime, GpuAccess } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
 import type { AgentEndpointFactory } from "./ports.js";
@@ -16,6 +17,13 @@ export interface LaunchHandlers {
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
   /** Called once, when the container is gone; duringStart: it never became ready. */
   onGone(reason: string, duringStart: boolean): void;
+}
+
+/** One container to start: its id, and the GPUs it holds with how they reach it. */
+export interface ContainerToLaunch {
+  id: string;
+  gpus: Gpu[];
+  gpuAccess: { gpu: GpuAccess; env: Record<string, string> } | null;
 }
 
 export interface LauncherDeps {
@@ -52,10 +60,15 @@ export class ContainerLauncher {
     this.random = d.random ?? pooledRandom();
   }
 
-  launch(pool: FunctionPool, h: LaunchHandlers): ContainerEntry {
+  /** A new container id (`ct-…`), known before launch so that GPUs can be taken in its name. */
+  newContainerId(): string {
+    return makeId("ct", this.now(), this.random, 8);
+  }
+
+  launch(pool: FunctionPool, l: ContainerToLaunch, h: LaunchHandlers): ContainerEntry {
     const now = this.now();
     const c: ContainerEntry = {
-      id: makeId("ct", now, this.random, 8),
+      id: l.id,
       dockerId: null,
       state: "starting",
       revision: pool.revision,
@@ -69,15 +82,22 @@ export class ContainerLauncher {
       exitReason: null,
       initError: null,
       created: Promise.resolve(null),
+      gpus: l.gpus,
     };
     let created!: (dockerId: string | null) => void;
     c.created = new Promise((resolve) => (created = resolve));
-    this.event(pool, c, "starting");
-    void this.follow(pool, c, h, created);
+    this.event(pool, c, "starting", l.gpus.length ? `GPUs ${l.gpus.map((g) => g.index).join(", ")}` : undefined);
+    void this.follow(pool, c, l.gpuAccess, h, created);
     return c;
   }
 
-  private async follow(pool: FunctionPool, c: ContainerEntry, h: LaunchHandlers, created: (dockerId: string | null) => void): Promise<void> {
+  private async follow(
+    pool: FunctionPool,
+    c: ContainerEntry,
+    gpu: ContainerToLaunch["gpuAccess"],
+    h: LaunchHandlers,
+    created: (dockerId: string | null) => void,
+  ): Promise<void> {
     const spec = pool.spec;
     const token = randomBytes(24).toString("hex");
     /** Why the container failed (startup deadline, init error, agent gone), when it did. */
@@ -121,6 +141,8 @@ export class ContainerLauncher {
         image: pool.image,
         env: {
           ...spec.env,
+          // Which GPUs it has; "void" keeps an image's NVIDIA_VISIBLE_DEVICES=all from exposing every GPU.
+          ...(gpu?.env ?? { NVIDIA_VISIBLE_DEVICES: "void" }),
           [AgentEnv.token]: token,
           [AgentEnv.socket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
           [AgentEnv.module]: `${CODE_DIR_IN_CONTAINER}/${APP_MODULE_NAME}`,
@@ -135,7 +157,7 @@ export class ContainerLauncher {
         user: this.identity.user,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,
-        gpuDeviceIds: null,
+        gpu: gpu?.gpu ?? null,
       });
       created(c.dockerId);
       if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);

@@ -9,11 +9,13 @@ import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { AppStore, FunctionRecord } from "../store/app-store.js";
 import type { DeployedFunction, Dispatcher } from "./dispatcher.js";
+import type { GpuBroker } from "./gpu-broker.js";
 
 export interface DeployerDeps {
   runtime: ContainerRuntime;
   apps: AppStore;
   dispatcher: Dispatcher;
+  gpus: GpuBroker;
   log: Logger;
   appsDir: string;
   nodeBaseImage: string;
@@ -33,6 +35,7 @@ export function functionView(f: FunctionRecord): FunctionView {
     app: f.app,
     name: f.name,
     image: f.image,
+    gpu: f.spec.gpu,
     deployed_at: new Date(f.deployedAt).toISOString(),
     max_containers: f.spec.maxContainers,
     max_inputs: f.spec.maxInputs,
@@ -76,6 +79,7 @@ export class Deployer {
 
   private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
     const specs = this.validate(req);
+    for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
     const bundleHash = sha256(req.bundle).slice(0, 24);
     const bundleDir = join(this.d.appsDir, req.app, bundleHash);
     await this.storeBundle(bundleDir, req.bundle);
@@ -152,12 +156,6 @@ export class Deployer {
         spec = resolveFunctionSpec(f.name, f.options);
       } catch (err) {
         throw invalid((err as Error).message);
-      }
-      if (spec.gpu) {
-        throw new ServiceError(
-          ServiceErrorCode.invalidArgument,
-          `function ${f.name} asks for gpu ${JSON.stringify(spec.gpu)}, but this gantry version does not allocate GPUs yet`,
-        );
       }
       return spec;
     });

@@ -1,34 +1,32 @@
 /**
- * The dispatcher carries out the pure core's decisions: it owns the live calls and each
- * function's pool, hands calls to container slots, applies the call state machine to what agents
+ * The dispatcher owns the deployed functions' pools and the live calls: it queues submitted calls,
+ * hands them to container slots the scaler offers, applies the call state machine to what agents
  * report, persists every change with a compare-and-set, and publishes events after commit.
+ * Containers (starting, stopping, GPUs) are the scaler's.
  */
 import type { DaemonToAgent } from "../../protocol/agent-messages.js";
 import { DEFAULTS, type FunctionSpec } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
-import { planPool } from "../core/scheduler.js";
 import type { Logger } from "../logger.js";
 import type { CallStore } from "../store/call-store.js";
 import { notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
-import { FunctionPool, type ContainerEntry, type LiveCall } from "./pool.js";
+import { FunctionPool, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
+import type { GpuBroker } from "./gpu-broker.js";
+import { Scaler, type CallSide } from "./scaler.js";
 
-export interface DeployedFunction {
+export interface DeployedFunction extends PoolDeployment {
   app: string;
-  spec: FunctionSpec;
-  image: string;
-  bundleDir: string;
-  /** Changes whenever code, image or options change: containers of an older revision drain. */
-  revision: string;
 }
 
 export interface DispatcherDeps {
   calls: CallStore;
   launcher: ContainerLauncher;
+  gpus: GpuBroker;
   bus: EventBus;
   log: Logger;
   clock?: () => number;
@@ -36,21 +34,27 @@ export interface DispatcherDeps {
   maxQueuedPerFunction: number;
 }
 
-const START_BACKOFF_MAX_MS = 30_000;
-/** Consecutive failed container starts after which a function's queued calls fail. */
-const START_FAILURES_BEFORE_FAILING_CALLS = 3;
-
-export class Dispatcher {
+export class Dispatcher implements CallSide {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly live = new Map<string, LiveCall>();
   private readonly stoppedApps = new Set<string>();
   private readonly now: () => number;
   private readonly random: RandomSource;
+  private readonly scaler: Scaler;
   private closing = false;
 
   constructor(private readonly d: DispatcherDeps) {
     this.now = d.clock ?? Date.now;
     this.random = d.random ?? pooledRandom();
+    this.scaler = new Scaler({
+      launcher: d.launcher,
+      gpus: d.gpus,
+      log: d.log,
+      calls: this,
+      clock: this.now,
+      pools: () => this.pools.values(),
+      onPoolDone: (pool) => this.pools.delete(pool.key),
+    });
   }
 
   // ── functions ────────────────────────────────────────────────────────────────────────────
@@ -68,14 +72,14 @@ export class Dispatcher {
       const key = `${app}/${f.spec.name}`;
       const existing = this.pools.get(key);
       if (!existing) {
-        this.pools.set(key, new FunctionPool(app, f.spec, f.image, f.bundleDir, f.revision));
+        this.pools.set(key, new FunctionPool(app, f));
       } else {
         existing.removed = false;
         if (existing.revision !== f.revision) {
-          Object.assign(existing, { spec: f.spec, image: f.image, bundleDir: f.bundleDir, revision: f.revision });
+          existing.deploy(f);
           existing.startFailures = 0;
           existing.startBlockedUntilMs = 0;
-          for (const c of existing.containers.values()) if (c.revision !== f.revision && c.state !== "stopping") this.retire(c);
+          for (const c of existing.containers.values()) if (c.revision !== f.revision) this.scaler.retire(existing, c);
         }
       }
       this.pump(this.pools.get(key)!);
@@ -101,14 +105,8 @@ export class Dispatcher {
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
     for (const call of [...pool.queue, ...pool.delayed]) this.bg(this.cancelLive(call, why));
-    for (const c of pool.containers.values()) if (c.state !== "stopping") this.retire(c);
+    for (const c of pool.containers.values()) this.scaler.retire(pool, c);
     this.pump(pool);
-  }
-
-  /** A container of an older revision, or of a removed function: it takes no new calls, stops when idle. */
-  private retire(c: ContainerEntry): void {
-    if (c.state === "starting") this.stopContainer(this.poolOf(c), c, "superseded by a new deployment");
-    else c.state = "draining";
   }
 
   // ── calls ────────────────────────────────────────────────────────────────────────────────
@@ -165,7 +163,7 @@ export class Dispatcher {
         clearTimeout(lease.timer);
         c.leases.delete(call.id);
         // A JS or Python function cannot be interrupted in place: a one-slot container is stopped.
-        if (pool.spec.maxInputs === 1) this.killContainer(pool, c, `its call ${call.id} was cancelled`);
+        if (pool.spec.maxInputs === 1) this.scaler.kill(pool, c, `its call ${call.id} was cancelled`);
         else this.markIdleIfFree(c);
       }
     }
@@ -211,39 +209,11 @@ export class Dispatcher {
 
   // ── dispatch ─────────────────────────────────────────────────────────────────────────────
 
-  /** Plans the pool on the next microtask (several events in one tick plan once). */
   pump(pool: FunctionPool): void {
-    if (pool.pumpScheduled || this.closing) return;
-    pool.pumpScheduled = true;
-    queueMicrotask(() => {
-      pool.pumpScheduled = false;
-      this.plan(pool);
-    });
+    if (!this.closing) this.scaler.pump(pool);
   }
 
-  private plan(pool: FunctionPool): void {
-    const now = this.now();
-    const nextRetryAt = pool.releaseDelayed(now);
-    const plan = planPool(pool.view(now));
-    plan.assign.forEach((containerId) => {
-      const call = pool.queue.shift()!;
-      this.dispatch(pool, pool.containers.get(containerId)!, call);
-    });
-    for (let i = 0; i < plan.start; i++) this.startContainer(pool);
-    for (const id of plan.stop) this.stopContainer(pool, pool.containers.get(id)!, "idle for its scaledown window");
-    const wake = [plan.wakeAtMs, nextRetryAt].filter((t): t is number => t !== null);
-    if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
-    pool.wakeTimer = null;
-    if (wake.length) {
-      pool.wakeTimer = setTimeout(() => this.pump(pool), Math.max(0, Math.min(...wake) - now) + 5);
-      pool.wakeTimer.unref();
-    }
-    if (pool.removed && pool.containers.size === 0 && pool.queue.length === 0 && pool.delayed.length === 0) {
-      this.pools.delete(pool.key);
-    }
-  }
-
-  private dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void {
+  dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void {
     const from = { status: call.status, attempt: call.attempt };
     const tr = transition(from, { type: "dispatch", attempt: call.attempt }, pool.spec.retries);
     if (!tr.ok) {
@@ -350,79 +320,20 @@ export class Dispatcher {
     if (!lease || lease.attempt !== attempt) return;
     c.leases.delete(call.id);
     this.bg(this.apply(pool, call, { type: "timeout", attempt, timeoutMs: pool.spec.timeoutMs }));
-    this.killContainer(pool, c, `call ${call.id} attempt ${attempt} timed out`);
+    this.scaler.kill(pool, c, `call ${call.id} attempt ${attempt} timed out`);
   }
 
   private markIdleIfFree(c: ContainerEntry): void {
     if (c.leases.size === 0) c.idleSinceMs = this.now();
   }
 
-  // ── containers ───────────────────────────────────────────────────────────────────────────
+  // ── what the scaler reports ──────────────────────────────────────────────────────────────
 
-  private poolOf(c: ContainerEntry): FunctionPool {
-    for (const p of this.pools.values()) if (p.containers.get(c.id) === c) return p;
-    throw new Error(`container ${c.id} belongs to no pool`);
+  lose(pool: FunctionPool, lease: Lease, reason: string): void {
+    this.bg(this.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason }));
   }
 
-  private startContainer(pool: FunctionPool): void {
-    const c = this.d.launcher.launch(pool, {
-      onReady: () => {
-        c.state = "ready";
-        c.idleSinceMs = this.now();
-        pool.startFailures = 0;
-        pool.lastStartError = null;
-        this.pump(pool);
-      },
-      onOutput: (msg) => this.onOutput(pool, c, msg),
-      onGone: (reason, duringStart) => this.onContainerGone(pool, c, reason, duringStart),
-    });
-    pool.containers.set(c.id, c);
-  }
-
-  private stopContainer(pool: FunctionPool, c: ContainerEntry, why: string): void {
-    if (c.state === "stopping") return;
-    c.state = "stopping";
-    c.exitReason = why;
-    this.d.launcher.stop(pool, c, why);
-  }
-
-  private killContainer(pool: FunctionPool, c: ContainerEntry, why: string): void {
-    c.exitReason ??= why;
-    this.d.launcher.kill(pool, c, why);
-  }
-
-  /** The container exited or its agent went away: free its slots and decide what follows. */
-  private onContainerGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
-    if (!pool.containers.has(c.id)) return;
-    if (this.closing) {
-      // At shutdown the calls stay as stored (running); the next start's recover() retries them.
-      pool.containers.delete(c.id);
-      for (const lease of c.leases.values()) clearTimeout(lease.timer);
-      c.leases.clear();
-      return;
-    }
-    pool.containers.delete(c.id);
-    for (const lease of c.leases.values()) {
-      clearTimeout(lease.timer);
-      this.bg(this.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason: `container ${c.id} went away: ${reason}` }));
-    }
-    c.leases.clear();
-    if (duringStart && c.exitReason === null) {
-      pool.startFailures++;
-      pool.lastStartError = c.initError ?? { type: SystemErrorType.containerStart, message: reason, traceback: "" };
-      pool.startBlockedUntilMs = this.now() + Math.min(START_BACKOFF_MAX_MS, 1000 * 2 ** (pool.startFailures - 1));
-      this.d.log.warn("container failed to start", { fn: pool.key, failures: pool.startFailures, reason });
-      if (pool.startFailures >= START_FAILURES_BEFORE_FAILING_CALLS) this.failQueued(pool, pool.lastStartError);
-    }
-    this.pump(pool);
-  }
-
-  private failQueued(pool: FunctionPool, cause: RemoteError): void {
-    const error: RemoteError = {
-      type: cause.type,
-      message: `no container of ${pool.key} could start (${pool.startFailures} tries): ${cause.message}`,
-      traceback: cause.traceback,
-    };
+  failQueued(pool: FunctionPool, error: RemoteError): void {
     for (const call of pool.queue.drain()) {
       this.bg(this.finish(pool, call, { status: call.status, attempt: call.attempt }, CallStatus.failed, call.attempt, { error }));
     }
@@ -431,9 +342,12 @@ export class Dispatcher {
   // ── views & lifecycle ────────────────────────────────────────────────────────────────────
 
   containers(): Array<{ pool: FunctionPool; c: ContainerEntry }> {
-    const out: Array<{ pool: FunctionPool; c: ContainerEntry }> = [];
-    for (const pool of this.pools.values()) for (const c of pool.containers.values()) out.push({ pool, c });
-    return out;
+    return this.scaler.containers();
+  }
+
+  /** Functions whose calls wait for GPUs, longest waiting first. */
+  gpuWaiting(): FunctionPool[] {
+    return [...this.pools.values()].filter((p) => p.gpuWaitSinceMs !== null).sort((a, b) => a.gpuWaitSinceMs! - b.gpuWaitSinceMs!);
   }
 
   stats(): { live: number; queued: number; containers: number } {
@@ -476,7 +390,7 @@ export class Dispatcher {
    */
   async drain(graceMs: number): Promise<void> {
     this.closing = true;
-    for (const pool of this.pools.values()) if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+    this.scaler.close();
     const deadline = this.now() + graceMs;
     while (this.runningCount() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const left = this.runningCount();
@@ -486,17 +400,6 @@ export class Dispatcher {
   /** Stops every container at once; calls stay in the store for the next start. */
   async shutdown(): Promise<void> {
     this.closing = true;
-    const stops: Promise<void>[] = [];
-    for (const pool of this.pools.values()) {
-      if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
-      for (const c of pool.containers.values()) {
-        for (const lease of c.leases.values()) clearTimeout(lease.timer);
-        if (c.startupTimer) clearTimeout(c.startupTimer);
-        c.state = "stopping";
-        c.exitReason = "the daemon is shutting down";
-        stops.push(this.d.launcher.stopNow(c));
-      }
-    }
-    await Promise.allSettled(stops);
+    await this.scaler.shutdown();
   }
 }

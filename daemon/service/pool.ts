@@ -1,4 +1,5 @@
 import type { FunctionSpec } from "../../protocol/function-spec.js";
+import { parseGpuRequest, type Gpu, type GpuRequest } from "../core/gpu.js";
 import type { OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
 import type { AgentConnection, AgentEndpoint } from "./ports.js";
@@ -33,6 +34,16 @@ export interface ContainerEntry {
   initError: RemoteError | null;
   /** Settles once Docker has created and started the container (its id), or failed to (null). */
   created: Promise<string | null>;
+  /** The GPUs it holds until it is gone ([] for CPU functions). */
+  gpus: Gpu[];
+}
+
+/** What a deployment sets on a pool; a new revision replaces it. */
+export interface PoolDeployment {
+  spec: FunctionSpec;
+  image: string;
+  bundleDir: string;
+  revision: string;
 }
 
 /** One deployed function: its queue, its delayed retries and its containers. */
@@ -47,14 +58,29 @@ export class FunctionPool {
   wakeTimer: NodeJS.Timeout | null = null;
   pumpScheduled = false;
   removed = false;
+  spec!: FunctionSpec;
+  image!: string;
+  bundleDir!: string;
+  revision!: string;
+  /** The GPU request and its fallbacks; null for CPU functions. */
+  gpu: GpuRequest[] | null = null;
+  /** Since when a container it wants waits for GPUs; null when none does. */
+  gpuWaitSinceMs: number | null = null;
 
   constructor(
     readonly app: string,
-    public spec: FunctionSpec,
-    public image: string,
-    public bundleDir: string,
-    public revision: string,
-  ) {}
+    deployment: PoolDeployment,
+  ) {
+    this.deploy(deployment);
+  }
+
+  deploy(d: PoolDeployment): void {
+    this.spec = d.spec;
+    this.image = d.image;
+    this.bundleDir = d.bundleDir;
+    this.revision = d.revision;
+    this.gpu = d.spec.gpu ? d.spec.gpu.map(parseGpuRequest) : null;
+  }
 
   get key(): string {
     return `${this.app}/${this.spec.name}`;

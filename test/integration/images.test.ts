@@ -47,7 +47,7 @@ describe("function images", () => {
     expect(last.error!.message).toContain("the base image gantry-test/does-not-exist:1 is not on this machine and could not be pulled");
   });
 
-  it("refuses a function that asks for a GPU, saying GPUs are not allocated yet", async () => {
+  it("refuses a function that asks for a GPU on a machine without one, naming the request and why", async () => {
     const res = await t.client.transport.raw("POST", "/v1/apps/deploy", {
       app: "gpu-app",
       functions: [{ name: "train", options: { gpu: "A100" } }],
@@ -55,6 +55,12 @@ describe("function images", () => {
     });
     expect(res.status).toBe(200);
     // One NDJSON line: the transport already parsed it.
-    expect(res.body).toMatchObject({ type: "error", error: { message: expect.stringContaining('asks for gpu ["A100"]') } });
+    expect(res.body).toMatchObject({
+      type: "error",
+      error: {
+        code: "gpu_unavailable",
+        message: 'function train asks for gpu "A100", which no GPU of this machine can meet: it has no NVIDIA GPUs (nvidia-smi is not on PATH (is the NVIDIA driver installed?))',
+      },
+    });
   });
 });

@@ -1,0 +1,231 @@
+/**
+ * Scales each function's containers. It plans a pool with the pure core (which queued call goes
+ * to which slot, how many containers to start, which idle ones to stop), starts containers with
+ * the GPUs they need, lets an idle container give its GPUs to a waiting call of another function,
+ * and follows every container to its end, when its GPUs come back. What happens to calls is the
+ * dispatcher's (`CallSide`).
+ */
+import type { RemoteError } from "../../protocol/remote-error.js";
+import { SystemErrorType } from "../../protocol/remote-error.js";
+import { pickDonors, type GpuHolder } from "../core/gpu.js";
+import { planPool } from "../core/scheduler.js";
+import type { Logger } from "../logger.js";
+import type { ContainerLauncher, LaunchHandlers } from "./container-launcher.js";
+import type { GpuBroker } from "./gpu-broker.js";
+import type { ContainerEntry, FunctionPool, Lease, LiveCall } from "./pool.js";
+
+/** What the scaler asks of the side that owns calls. */
+export interface CallSide {
+  /** Hands a queued call to a free slot of a ready container. */
+  dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void;
+  onOutput: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onOutput"]>[0]) => void;
+  /** The container running this attempt went away. */
+  lose(pool: FunctionPool, lease: Lease, reason: string): void;
+  /** Fails the pool's queued calls: they cannot run (no container starts, or no GPU ever fits). */
+  failQueued(pool: FunctionPool, error: RemoteError): void;
+}
+
+export interface ScalerDeps {
+  launcher: ContainerLauncher;
+  gpus: GpuBroker;
+  log: Logger;
+  calls: CallSide;
+  /** Every pool, for GPU donors. */
+  pools: () => Iterable<FunctionPool>;
+  /** A removed pool has no containers and no calls left. */
+  onPoolDone: (pool: FunctionPool) => void;
+  clock?: () => number;
+}
+
+const START_BACKOFF_MAX_MS = 30_000;
+/** Consecutive failed container starts after which a function's queued calls fail. */
+const START_FAILURES_BEFORE_FAILING_CALLS = 3;
+
+export class Scaler {
+  private readonly now: () => number;
+  private closing = false;
+
+  constructor(private readonly d: ScalerDeps) {
+    this.now = d.clock ?? Date.now;
+    // GPUs came back: pools waiting for them plan again, longest waiting first.
+    d.gpus.onRelease(() => {
+      const waiting = [...d.pools()].filter((p) => p.gpuWaitSinceMs !== null).sort((a, b) => a.gpuWaitSinceMs! - b.gpuWaitSinceMs!);
+      for (const p of waiting) this.pump(p);
+    });
+  }
+
+  /** Plans the pool on the next microtask (several events in one tick plan once). */
+  pump(pool: FunctionPool): void {
+    if (pool.pumpScheduled || this.closing) return;
+    pool.pumpScheduled = true;
+    queueMicrotask(() => {
+      pool.pumpScheduled = false;
+      this.plan(pool);
+    });
+  }
+
+  private plan(pool: FunctionPool): void {
+    const now = this.now();
+    const nextRetryAt = pool.releaseDelayed(now);
+    if (pool.gpu && pool.queue.length && !this.d.gpus.everSatisfiable(pool.gpu)) {
+      const message = `function ${pool.key} asks for gpu ${this.d.gpus.unmet(pool.spec.gpu!)}`;
+      this.d.calls.failQueued(pool, { type: SystemErrorType.gpuUnavailable, message, traceback: "" });
+    }
+    const plan = planPool(pool.view(now));
+    plan.assign.forEach((containerId) => this.d.calls.dispatch(pool, pool.containers.get(containerId)!, pool.queue.shift()!));
+    let started = 0;
+    while (started < plan.start && this.start(pool)) started++;
+    this.waitForGpus(pool, started < plan.start, now);
+    for (const id of plan.stop) this.stop(pool, pool.containers.get(id)!, "idle for its scaledown window");
+    const wake = [plan.wakeAtMs, nextRetryAt].filter((t): t is number => t !== null);
+    if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+    pool.wakeTimer = null;
+    if (wake.length) {
+      pool.wakeTimer = setTimeout(() => this.pump(pool), Math.max(0, Math.min(...wake) - now) + 5);
+      pool.wakeTimer.unref();
+    }
+    if (pool.removed && pool.containers.size === 0 && pool.queue.length === 0 && pool.delayed.length === 0) this.d.onPoolDone(pool);
+  }
+
+  /** Starts one container; false when the GPUs it needs are not free. */
+  private start(pool: FunctionPool): boolean {
+    const id = this.d.launcher.newContainerId();
+    const gpus = pool.gpu ? this.d.gpus.acquire({ app: pool.app, function: pool.spec.name, containerId: id }, pool.gpu) : [];
+    if (!gpus) return false;
+    const c = this.d.launcher.launch(pool, { id, gpus, gpuAccess: gpus.length ? this.d.gpus.access(gpus) : null }, {
+      onReady: () => {
+        c.state = "ready";
+        c.idleSinceMs = this.now();
+        pool.startFailures = 0;
+        pool.lastStartError = null;
+        this.pump(pool);
+      },
+      onOutput: (msg) => this.d.calls.onOutput(pool, c, msg),
+      onGone: (reason, duringStart) => this.onGone(pool, c, reason, duringStart),
+    });
+    pool.containers.set(c.id, c);
+    return true;
+  }
+
+  /**
+   * A container the pool wants waits for GPUs. When calls are queued, idle containers of other
+   * functions give theirs up (longest idle first; those keeping minContainers warm stay).
+   */
+  private waitForGpus(pool: FunctionPool, waiting: boolean, now: number): void {
+    if (!waiting) {
+      pool.gpuWaitSinceMs = null;
+      return;
+    }
+    pool.gpuWaitSinceMs ??= now;
+    if (pool.queue.length === 0) return;
+    const donors = pickDonors(this.d.gpus.inventory, this.holders(pool), pool.gpu!) ?? [];
+    for (const id of donors) {
+      const owner = this.ownerOf(id);
+      if (owner) this.stop(owner.pool, owner.c, `gave its GPUs to a waiting call of ${pool.key}`);
+    }
+  }
+
+  private holders(except: FunctionPool): GpuHolder[] {
+    const out: GpuHolder[] = [];
+    for (const p of this.d.pools()) {
+      if (p === except) continue;
+      const cs = [...p.containers.values()];
+      const live = cs.filter((c) => c.state === "starting" || c.state === "ready").length;
+      const idle = cs.filter((c) => c.state === "ready" && c.leases.size === 0).sort((a, b) => a.idleSinceMs! - b.idleSinceMs!);
+      const donatable = new Set(idle.slice(0, Math.max(0, live - p.limits().minContainers)).map((c) => c.id));
+      for (const c of cs) {
+        if (!c.gpus.length) continue;
+        out.push({
+          containerId: c.id,
+          uuids: c.gpus.map((g) => g.uuid),
+          idleSinceMs: c.state === "ready" && c.leases.size === 0 ? c.idleSinceMs : null,
+          releasing: c.state === "stopping",
+          donatable: donatable.has(c.id),
+        });
+      }
+    }
+    return out;
+  }
+
+  private ownerOf(containerId: string): { pool: FunctionPool; c: ContainerEntry } | null {
+    for (const pool of this.d.pools()) {
+      const c = pool.containers.get(containerId);
+      if (c) return { pool, c };
+    }
+    return null;
+  }
+
+  /** A container of an older revision, or of a removed function: it takes no new calls, stops when idle. */
+  retire(pool: FunctionPool, c: ContainerEntry): void {
+    if (c.state === "starting") this.stop(pool, c, "superseded by a new deployment");
+    else if (c.state !== "stopping") c.state = "draining";
+  }
+
+  stop(pool: FunctionPool, c: ContainerEntry, why: string): void {
+    if (c.state === "stopping") return;
+    c.state = "stopping";
+    c.exitReason = why;
+    this.d.launcher.stop(pool, c, why);
+  }
+
+  /** Kills a running container (a timed-out or cancelled call); it takes no new calls meanwhile. */
+  kill(pool: FunctionPool, c: ContainerEntry, why: string): void {
+    c.exitReason ??= why;
+    if (c.state !== "starting") c.state = "stopping";
+    this.d.launcher.kill(pool, c, why);
+  }
+
+  /** The container exited or its agent went away: its GPUs come back, its slots are freed. */
+  private onGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
+    this.d.gpus.release(c.id);
+    if (!pool.containers.has(c.id)) return;
+    pool.containers.delete(c.id);
+    const leases = [...c.leases.values()];
+    c.leases.clear();
+    for (const lease of leases) clearTimeout(lease.timer);
+    // At shutdown the calls stay as stored (running); the next start's recover() retries them.
+    if (this.closing) return;
+    for (const lease of leases) this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}`);
+    if (duringStart && c.exitReason === null) {
+      pool.startFailures++;
+      pool.lastStartError = c.initError ?? { type: SystemErrorType.containerStart, message: reason, traceback: "" };
+      pool.startBlockedUntilMs = this.now() + Math.min(START_BACKOFF_MAX_MS, 1000 * 2 ** (pool.startFailures - 1));
+      this.d.log.warn("container failed to start", { fn: pool.key, failures: pool.startFailures, reason });
+      if (pool.startFailures >= START_FAILURES_BEFORE_FAILING_CALLS) {
+        const cause = pool.lastStartError;
+        this.d.calls.failQueued(pool, {
+          type: cause.type,
+          message: `no container of ${pool.key} could start (${pool.startFailures} tries): ${cause.message}`,
+          traceback: cause.traceback,
+        });
+      }
+    }
+    this.pump(pool);
+  }
+
+  containers(): Array<{ pool: FunctionPool; c: ContainerEntry }> {
+    const out: Array<{ pool: FunctionPool; c: ContainerEntry }> = [];
+    for (const pool of this.d.pools()) for (const c of pool.containers.values()) out.push({ pool, c });
+    return out;
+  }
+
+  /** Stops planning: no container starts or stops from now on but by shutdown(). */
+  close(): void {
+    this.closing = true;
+    for (const pool of this.d.pools()) if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
+  }
+
+  /** Removes every container at once; calls stay in the store for the next start. */
+  async shutdown(): Promise<void> {
+    this.close();
+    const stops: Promise<void>[] = [];
+    for (const { c } of this.containers()) {
+      for (const lease of c.leases.values()) clearTimeout(lease.timer);
+      if (c.startupTimer) clearTimeout(c.startupTimer);
+      c.state = "stopping";
+      c.exitReason = "the daemon is shutting down";
+      stops.push(this.d.launcher.stopNow(c));
+    }
+    await Promise.allSettled(stops);
+  }
+}
