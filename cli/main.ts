@@ -4,6 +4,7 @@ import { registerApps } from "./commands/apps.js";
 import { registerCalls } from "./commands/calls.js";
 import { registerDaemon } from "./commands/daemon.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
@@ -23,6 +24,7 @@ registerDeploy(program, run);
 registerCalls(program, run);
 registerApps(program, run);
 registerLogs(program, run);
+registerGpus(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -39,15 +39,24 @@ export function registerApps(program: Command, run: Runner): void {
   const containers = program.command("containers").description("list the daemon's containers");
   containers
     .command("ls")
-    .description("list running containers with their busy slots")
+    .description("list running containers with their busy slots and GPUs")
     .action(run(async (g) => {
       const { out, client } = makeContext(g);
       const res = await client.transport.json<{ containers: ContainerView[] }>("GET", "/v1/containers");
       client.close();
       out.result(res.containers, () =>
         table(
-          ["CONTAINER", "DOCKER ID", "APP", "FUNCTION", "STATE", "SLOTS", "STARTED"],
-          res.containers.map((c) => [c.id, (c.docker_id ?? "-").slice(0, 12), c.app, c.function, c.state, `${c.active_calls}/${c.max_inputs}`, ago(c.started_at)]),
+          ["CONTAINER", "DOCKER ID", "APP", "FUNCTION", "STATE", "SLOTS", "GPUS", "STARTED"],
+          res.containers.map((c) => [
+            c.id,
+            (c.docker_id ?? "-").slice(0, 12),
+            c.app,
+            c.function,
+            c.state,
+            `${c.active_calls}/${c.max_inputs}`,
+            c.gpus.length ? c.gpus.map((g) => g.index).join(",") : "-",
+            ago(c.started_at),
+          ]),
         ) || "no containers",
       );
     }));

@@ -9,6 +9,8 @@ import { gantryHome } from "../../sdk/transport.js";
 import { makeContext, type GlobalOptions } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import type { Runner } from "../runner.js";
+import type { GpuStatusView } from "../../protocol/api.js";
+import { gpuSummary } from "./gpus.js";
 
 interface StartOptions {
   foreground?: boolean;
@@ -16,9 +18,10 @@ interface StartOptions {
   httpHost?: string;
   token?: string;
   containerNetwork?: string;
+  gpuPassthrough?: string;
 }
 
-type Health = { pid: number; home: string; http: string | null; version: string; queued: number; containers: number };
+type Health = { pid: number; home: string; http: string | null; version: string; queued: number; containers: number; gpu: GpuStatusView };
 
 function parsePort(raw: string | undefined): number | null {
   if (raw === undefined) return null;
@@ -39,10 +42,21 @@ async function health(opts: GlobalOptions): Promise<Health | null> {
   }
 }
 
+/** --gpu-passthrough (or GANTRY_GPU_PASSTHROUGH), checked before any daemon starts. */
+async function passthroughOption(o: StartOptions) {
+  const { parsePassthrough } = await import("../../daemon/config.js");
+  try {
+    return parsePassthrough(o.gpuPassthrough ?? process.env.GANTRY_GPU_PASSTHROUGH);
+  } catch (err) {
+    throw new UsageError(`--gpu-passthrough: ${(err as Error).message}`);
+  }
+}
+
 async function runForeground(o: StartOptions): Promise<void> {
   if (o.containerNetwork && o.containerNetwork !== "none") throw new UsageError(`--container-network takes only "none"`);
   // Loaded here so that other verbs do not pay for the daemon's modules (SQLite, Docker client).
   const { makeConfig } = await import("../../daemon/config.js");
+  const gpuPassthrough = await passthroughOption(o);
   const { startDaemon } = await import("../../daemon/daemon.js");
   const cfg = makeConfig({
     home: gantryHome(),
@@ -50,6 +64,7 @@ async function runForeground(o: StartOptions): Promise<void> {
     httpHost: o.httpHost,
     token: o.token ?? process.env.GANTRY_TOKEN ?? null,
     forceNetwork: o.containerNetwork === "none" ? "none" : null,
+    gpuPassthrough,
   });
   const daemon = await startDaemon(cfg);
   const onSignal = () => void daemon.stop();
@@ -63,6 +78,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   const { out } = makeContext(g);
   const running = await health(g);
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
+  await passthroughOption(o);
   const home = gantryHome();
   const logDir = join(home, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -72,6 +88,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.httpPort !== undefined) args.push("--http-port", String(parsePort(o.httpPort)));
   if (o.httpHost) args.push("--http-host", o.httpHost);
   if (o.containerNetwork) args.push("--container-network", o.containerNetwork);
+  if (o.gpuPassthrough) args.push("--gpu-passthrough", o.gpuPassthrough);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -110,6 +127,7 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--http-host <host>", "TCP address to listen on (default 127.0.0.1; beyond loopback needs --token)")
     .option("--token <token>", "require this bearer token on TCP (or set GANTRY_TOKEN)")
     .option("--container-network <none>", "force every container onto network none")
+    .option("--gpu-passthrough <mode>", "auto (default), device-requests (NVIDIA toolkit) or device-nodes (or GANTRY_GPU_PASSTHROUGH)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
       else await startBackground(o);
@@ -143,7 +161,7 @@ export function registerDaemon(program: Command, run: Runner): void {
       const h = await health(g);
       if (!h) throw new DaemonNotRunningError(`no gantry daemon is running on ${gantryHome()}; start it with: gantry daemon start`);
       out.result(h, () =>
-        `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n  queued:     ${h.queued}\n  containers: ${h.containers}`,
+        `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n  queued:     ${h.queued}\n  containers: ${h.containers}\n  gpus:       ${gpuSummary(h.gpu)}`,
       );
     }));
 }

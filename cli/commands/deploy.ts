@@ -76,7 +76,12 @@ export function registerDeploy(program: Command, run: Runner): void {
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       out.result(d, () =>
         `✓ deployed app ${d.app} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +
-          d.functions.map((f) => `  ${f.name}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries})`).join("\n"),
+          d.functions
+            .map((f) => {
+              const gpu = f.gpu ? `, gpu ${f.gpu.join(" or ")}` : "";
+              return `  ${f.name}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries}${gpu})`;
+            })
+            .join("\n"),
       );
     }));
 }

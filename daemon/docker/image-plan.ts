@@ -12,6 +12,7 @@ export const APP_MODULE_NAME = "app.mjs";
 /** npmInstall() packages land here, so the app module (in /opt/gantry/app) resolves them. */
 export const NPM_DEPS_DIR = "/opt/gantry";
 export const DEFAULT_NODE_BASE = "gantry/base-node:1";
+const RUNTIME_PACKAGE_JSON = Buffer.from('{"private":true}\n');
 
 export interface ImagePlanInput {
   spec: ImageSpec;
@@ -62,5 +63,6 @@ export function planImage(input: ImagePlanInput): { tag: string; dockerfile: str
     .update(input.base.id ?? input.base.ref)
     .digest("hex")
     .slice(0, 20);
-  return { tag: `gantry/fn-node:${hash}`, dockerfile, files: { "agent.cjs": input.agentBundle } };
+  // package.json makes /opt/gantry the npm project that npmInstall() packages land in.
+  return { tag: `gantry/fn-node:${hash}`, dockerfile, files: { "agent.cjs": input.agentBundle, "package.json": RUNTIME_PACKAGE_JSON } };
 }

@@ -124,7 +124,7 @@ export class NvidiaHost {
     const none = (problem: string): HostGpus => ({ gpus: [], problem, driverVersion: null, controlNodes: [], libraries: [], smiPath: null, devDir: this.devDir });
     const smi = which(this.o.smi);
     if (!smi) {
-      return none(this.o.smi.includes("/") ? `${this.o.smi} does not exist` : `${this.o.smi} is not on PATH (is the NVIDIA driver installed?)`);
+      return none(this.o.smi.includes("/") ? `${this.o.smi} does not exist` : `${this.o.smi} is not on PATH; is the NVIDIA driver installed?`);
     }
     let rows: ReturnType<typeof parseGpuQuery>;
     try {

@@ -160,7 +160,7 @@ export class ContainerLauncher {
         gpu: gpu?.gpu ?? null,
       });
       created(c.dockerId);
-      if (c.state === "stopping") void this.d.runtime.stop(c.dockerId, 2);
+      if (c.state === "stopping") void this.d.runtime.kill(c.dockerId); // stopped before its agent came: nothing to finish
       else if (failure) void this.d.runtime.kill(c.dockerId); // the startup deadline passed during create
       const code = await this.d.runtime.waitExit(c.dockerId);
       await finish(c.exitReason ?? failure ?? `the container exited with code ${code}`);
@@ -201,8 +201,9 @@ export class ContainerLauncher {
   }
 
   /** Asks the agent to finish and the container to stop; the exit is handled by follow(). */
-  stop(_pool: FunctionPool, c: ContainerEntry, _why: string): void {
-    c.conn?.send({ type: "shutdown" });
+  stop(pool: FunctionPool, c: ContainerEntry, why: string): void {
+    if (!c.conn) return this.kill(pool, c, why); // no agent yet: nothing to finish gracefully
+    c.conn.send({ type: "shutdown" });
     if (c.dockerId) void this.d.runtime.stop(c.dockerId, 5).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
   }
 

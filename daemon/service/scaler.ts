@@ -67,15 +67,17 @@ export class Scaler {
   private plan(pool: FunctionPool): void {
     const now = this.now();
     const nextRetryAt = pool.releaseDelayed(now);
-    if (pool.gpu && pool.queue.length && !this.d.gpus.everSatisfiable(pool.gpu)) {
-      const message = `function ${pool.key} asks for gpu ${this.d.gpus.unmet(pool.spec.gpu!)}`;
+    // GPUs this machine no longer has (fewer than at deploy): calls fail rather than wait forever.
+    const gpuPossible = !pool.gpu || this.d.gpus.everSatisfiable(pool.gpu);
+    if (!gpuPossible && pool.queue.length) {
+      const message = `function ${pool.app}.${pool.spec.name} asks for gpu ${this.d.gpus.unmet(pool.spec.gpu!)}`;
       this.d.calls.failQueued(pool, { type: SystemErrorType.gpuUnavailable, message, traceback: "" });
     }
     const plan = planPool(pool.view(now));
     plan.assign.forEach((containerId) => this.d.calls.dispatch(pool, pool.containers.get(containerId)!, pool.queue.shift()!));
     let started = 0;
-    while (started < plan.start && this.start(pool)) started++;
-    this.waitForGpus(pool, started < plan.start, now);
+    while (gpuPossible && started < plan.start && this.start(pool)) started++;
+    this.waitForGpus(pool, gpuPossible && started < plan.start, now);
     for (const id of plan.stop) this.stop(pool, pool.containers.get(id)!, "idle for its scaledown window");
     const wake = [plan.wakeAtMs, nextRetryAt].filter((t): t is number => t !== null);
     if (pool.wakeTimer) clearTimeout(pool.wakeTimer);

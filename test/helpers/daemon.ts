@@ -20,7 +20,8 @@ export interface TestDaemon {
   baseUrl: string;
   /** Stops this daemon (the home stays) so a test can start another on it. */
   stop(opts?: { graceMs?: number }): Promise<void>;
-  restart(): Promise<void>;
+  /** Stops and starts again on the same home; `more` changes the configuration from now on. */
+  restart(more?: Partial<DaemonConfig>): Promise<void>;
   /** Stops and removes the home. */
   dispose(): Promise<void>;
 }
@@ -38,7 +39,8 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
       t.client.close();
       await t.daemon.stop(opts);
     },
-    async restart() {
+    async restart(more = {}) {
+      Object.assign(overrides, more);
       await t.stop();
       t.daemon = await startDaemon(cfg(), { log: silentLogger });
       wire();

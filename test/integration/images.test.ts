@@ -59,7 +59,7 @@ describe("function images", () => {
       type: "error",
       error: {
         code: "gpu_unavailable",
-        message: 'function train asks for gpu "A100", which no GPU of this machine can meet: it has no NVIDIA GPUs (nvidia-smi is not on PATH (is the NVIDIA driver installed?))',
+        message: 'function train asks for gpu "A100", which no GPU of this machine can meet: it has no NVIDIA GPUs (nvidia-smi is not on PATH; is the NVIDIA driver installed?)',
       },
     });
   });

@@ -107,10 +107,15 @@ describe("planImage Dockerfile", () => {
     expect(dockerfile).toContain(`--omit=dev 'it'\\''s'`);
   });
 
-  it("ships the agent bundle as agent.cjs", () => {
+  it("ships the agent bundle as agent.cjs, and the package.json that npmInstall() packages land in", () => {
     const { files } = planImage(input());
-    expect(Object.keys(files)).toEqual(["agent.cjs"]);
+    expect(Object.keys(files)).toEqual(["agent.cjs", "package.json"]);
     expect(files["agent.cjs"]?.equals(AGENT)).toBe(true);
+    expect(JSON.parse(files["package.json"]!.toString())).toEqual({ private: true });
+  });
+
+  it("runs no build step for an image without steps (it builds without a network)", () => {
+    expect(planImage(input({ spec: spec([]) })).dockerfile).not.toMatch(/^RUN /m);
   });
 });
 
