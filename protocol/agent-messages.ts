@@ -37,7 +37,13 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
 export type AgentToDaemon = z.infer<typeof agentToDaemonSchema>;
 
 export const daemonToAgentSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("input"), ...callRef, args: z.array(z.unknown()) }),
+  z.object({
+    type: z.literal("input"),
+    ...callRef,
+    args: z.array(z.unknown()),
+    /** Keyword arguments (Python functions); absent when there are none. */
+    kwargs: z.record(z.string(), z.unknown()).optional(),
+  }),
   z.object({ type: z.literal("shutdown") }),
 ]);
 export type DaemonToAgent = z.infer<typeof daemonToAgentSchema>;
@@ -46,7 +52,10 @@ export type DaemonToAgent = z.infer<typeof daemonToAgentSchema>;
 export const AgentEnv = {
   token: "GANTRY_AGENT_TOKEN",
   socket: "GANTRY_AGENT_SOCKET",
+  /** Node: the app module's path. Python: the module's name, imported from appDir. */
   module: "GANTRY_APP_MODULE",
+  /** The folder holding the app's code (Python puts it first on sys.path). */
+  appDir: "GANTRY_APP_DIR",
   app: "GANTRY_APP",
   function: "GANTRY_FUNCTION",
   maxInputs: "GANTRY_MAX_INPUTS",

@@ -57,6 +57,22 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
   return v;
 }
 
+/** `{"args": [...], "kwargs": {...}}`, both optional: a call's positional and keyword arguments. */
+function callInput(body: unknown): { args: unknown[]; kwargs: Record<string, unknown> | null } {
+  if (body === undefined) return { args: [], kwargs: null };
+  const shape = `the body must be {"args": [...], "kwargs": {...}}, the function's arguments (both optional)`;
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid(shape);
+  const { args = [], kwargs, ...rest } = body as { args?: unknown; kwargs?: unknown };
+  const extra = Object.keys(rest);
+  if (extra.length) throw invalid(`${shape}; unknown field ${JSON.stringify(extra[0])}`);
+  if (!Array.isArray(args)) throw invalid(`"args" must be an array: ${shape}`);
+  if (kwargs !== undefined && (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs))) {
+    throw invalid(`"kwargs" must be an object of named arguments: ${shape}`);
+  }
+  const named = kwargs as Record<string, unknown> | undefined;
+  return { args, kwargs: named && Object.keys(named).length ? named : null };
+}
+
 function checkedCallId(raw: string): string {
   if (!isCallId(raw)) throw invalid(`${JSON.stringify(raw.slice(0, 80))} is not a call ID (expected fc- followed by 26 letters or digits)`);
   return raw;
@@ -133,9 +149,8 @@ export function buildRouter(d: RouteDeps): Router {
   r.on("POST", "/v1/apps/:app/functions/:fn/calls", async ({ req, params }) => {
     d.dispatcher.requirePool(params.app!, params.fn!);
     const body = await readJson(req, d.maxBodyBytes);
-    const args = body === undefined ? [] : (body as { args?: unknown } | null)?.args;
-    if (!Array.isArray(args)) throw invalid(`the body must be {"args": [...]}, the function's arguments`);
-    const id = await d.dispatcher.submit(params.app!, params.fn!, args);
+    const { args, kwargs } = callInput(body);
+    const id = await d.dispatcher.submit(params.app!, params.fn!, args, kwargs);
     return { status: 202, body: { call_id: id } };
   });
 

@@ -10,7 +10,7 @@ import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.j
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { CallStore } from "../store/call-store.js";
+import type { CallKwargs, CallStore } from "../store/call-store.js";
 import { notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
@@ -112,7 +112,7 @@ export class Dispatcher implements CallSide {
   // ── calls ────────────────────────────────────────────────────────────────────────────────
 
   /** Commits a new queued call and returns its ID; the call is durable before anyone sees the ID. */
-  async submit(app: string, fn: string, args: unknown[]): Promise<string> {
+  async submit(app: string, fn: string, args: unknown[], kwargs: CallKwargs = null): Promise<string> {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const pool = this.requirePool(app, fn);
     if (pool.queue.length + pool.delayed.length >= this.d.maxQueuedPerFunction) {
@@ -120,8 +120,8 @@ export class Dispatcher implements CallSide {
     }
     const now = this.now();
     const id = newCallId(now, this.random);
-    await this.d.calls.insert({ id, app, function: fn, args, now });
-    const call: LiveCall = { id, app, function: fn, status: CallStatus.queued, attempt: 1, args, runAt: now, containerId: null };
+    await this.d.calls.insert({ id, app, function: fn, args, kwargs, now });
+    const call: LiveCall = { id, app, function: fn, status: CallStatus.queued, attempt: 1, args, kwargs, runAt: now, containerId: null };
     this.live.set(id, call);
     if (pool.removed) {
       // The app was stopped while this call was being committed: it is cancelled like the others.
@@ -178,7 +178,17 @@ export class Dispatcher implements CallSide {
     let requeued = 0;
     let failed = 0;
     for (const rec of this.d.calls.listOpen()) {
-      const call: LiveCall = { id: rec.id, app: rec.app, function: rec.function, status: rec.status, attempt: rec.attempt, args: rec.args, runAt: rec.runAt, containerId: null };
+      const call: LiveCall = {
+        id: rec.id,
+        app: rec.app,
+        function: rec.function,
+        status: rec.status,
+        attempt: rec.attempt,
+        args: rec.args,
+        kwargs: rec.kwargs,
+        runAt: rec.runAt,
+        containerId: null,
+      };
       const pool = this.pool(rec.app, rec.function);
       if (!pool) {
         const from = { status: rec.status, attempt: rec.attempt };
@@ -238,7 +248,7 @@ export class Dispatcher implements CallSide {
           else this.d.log.warn("store refused running", { call: call.id, attempt });
         }),
     );
-    this.send(c, { type: "input", callId: call.id, attempt, args: call.args });
+    this.send(c, { type: "input", callId: call.id, attempt, args: call.args, ...(call.kwargs ? { kwargs: call.kwargs } : {}) });
   }
 
   private send(c: ContainerEntry, msg: DaemonToAgent): void {

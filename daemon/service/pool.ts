@@ -7,7 +7,7 @@ import type { RemoteError } from "../../protocol/remote-error.js";
 import { CallQueue } from "./call-queue.js";
 
 /** A call the daemon is responsible for (queued or running). Finished calls live in the store only. */
-export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "args" | "runAt" | "containerId">;
+export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "args" | "kwargs" | "runAt" | "containerId">;
 
 /** One attempt occupying a container slot. */
 export interface Lease {

@@ -22,9 +22,23 @@ export interface CallRecord {
   error?: RemoteError;
 }
 
+/** Keyword arguments of a call (Python functions take them); null when there are none. */
+export type CallKwargs = Record<string, unknown> | null;
+
 /** A queued or running call with its input, for the dispatcher. */
 export interface OpenCall extends CallRecord {
   args: unknown[];
+  kwargs: CallKwargs;
+}
+
+/** The input column: the arguments' JSON array, or {"args", "kwargs"} when there are keyword arguments. */
+function encodeInput(args: unknown[], kwargs: CallKwargs): string {
+  return kwargs ? JSON.stringify({ args, kwargs }) : JSON.stringify(args);
+}
+
+function decodeInput(input: string): { args: unknown[]; kwargs: CallKwargs } {
+  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown> };
+  return Array.isArray(v) ? { args: v, kwargs: null } : { args: v.args, kwargs: v.kwargs };
 }
 
 interface Row {
@@ -130,8 +144,8 @@ export class CallStore {
   }
 
   /** Inserts a new queued call; resolves once it is committed. */
-  insert(call: { id: string; app: string; function: string; args: unknown[]; now: number }): Promise<void> {
-    const input = JSON.stringify(call.args);
+  insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; now: number }): Promise<void> {
+    const input = encodeInput(call.args, call.kwargs ?? null);
     return this.commit.run(() => {
       this.stmts.insert.run({ id: call.id, app: call.app, function: call.function, input, now: call.now });
     });
@@ -144,7 +158,7 @@ export class CallStore {
 
   /** Calls not yet finished, oldest first, with their input (recovery at start). */
   listOpen(): OpenCall[] {
-    return (this.stmts.open.all() as Row[]).map((r) => ({ ...fromRow(r), args: JSON.parse(r.input!) as unknown[] }));
+    return (this.stmts.open.all() as Row[]).map((r) => ({ ...fromRow(r), ...decodeInput(r.input!) }));
   }
 
   list(q: CallQuery): CallRecord[] {

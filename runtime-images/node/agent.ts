@@ -75,9 +75,13 @@ async function loadFunction(): Promise<void> {
   handler = fn.handler;
 }
 
-async function runInput(callId: string, attempt: number, args: unknown[]): Promise<void> {
+async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined): Promise<void> {
   running++;
   try {
+    const named = Object.keys(kwargs ?? {});
+    if (named.length) {
+      throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
+    }
     const value = await currentCall.run(callId, async () => handler!(...args));
     let text: string;
     try {
@@ -125,7 +129,7 @@ ws.on("message", (data) => {
   switch (msg.type) {
     case "input":
       if (running >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
-      void runInput(msg.callId, msg.attempt, msg.args);
+      void runInput(msg.callId, msg.attempt, msg.args, msg.kwargs);
       break;
     case "shutdown":
       ws.close(1000, "shutdown");

@@ -94,10 +94,18 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
     const noInput = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST" });
     expect(noInput.status).toBe(400);
 
-    for (const body of ["null", "5", '{"args": 5}', '{"arg": []}']) {
+    const shape = 'the body must be {"args": [...], "kwargs": {...}}, the function\'s arguments (both optional)';
+    const refused: Array<[string, string]> = [
+      ["null", shape],
+      ["5", shape],
+      ['{"args": 5}', `"args" must be an array: ${shape}`],
+      ['{"arg": []}', `${shape}; unknown field "arg"`],
+      ['{"kwargs": [1]}', `"kwargs" must be an object of named arguments: ${shape}`],
+    ];
+    for (const [body, message] of refused) {
       const res = await fetch(`${t.baseUrl}/v1/apps/my-job-queue/functions/process_job/calls`, { method: "POST", body });
       expect(res.status, body).toBe(400);
-      expect(await res.json()).toMatchObject({ error: { message: 'the body must be {"args": [...]}, the function\'s arguments' } });
+      expect(await res.json()).toMatchObject({ error: { message } });
     }
 
     // None of the refused requests queued a call.

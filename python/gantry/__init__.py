@@ -1,0 +1,13 @@
+"""gantry: run functions in containers on your own machine, with Modal's API.
+
+App files: ``gantry.App``, ``@app.function()``, ``@app.local_entrypoint()``, ``gantry.Image``.
+Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id(call_id)``.
+The guide's files run with ``import gantry as modal``.
+"""
+from . import exception
+from .app import App, Retries, concurrent
+from .functions import Function, FunctionCall
+from .image import Image
+
+__version__ = "0.1.0"
+__all__ = ["App", "Function", "FunctionCall", "Image", "Retries", "concurrent", "exception"]

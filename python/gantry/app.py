@@ -1,0 +1,201 @@
+"""Apps and their functions, as app files define them (Modal's ``App`` API).
+
+Defining a function registers it; nothing runs until the daemon calls it in a container.
+Options keep Modal's names (snake_case); ``manifest()`` gives them to the daemon in its
+camelCase form.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from .exception import InvalidError
+from .functions import Function
+from .image import Image
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+#: Apps defined in this process, by name (the agent and the manifest reader look them up here).
+_apps: Dict[str, "App"] = {}
+
+
+class Retries:
+    """A retry policy: ``Retries(max_retries=3, backoff_coefficient=2.0, initial_delay=1.0, max_delay=60.0)``."""
+
+    def __init__(
+        self,
+        *,
+        max_retries: int,
+        backoff_coefficient: float = 2.0,
+        initial_delay: float = 1.0,
+        max_delay: float = 60.0,
+    ) -> None:
+        self.max_retries = max_retries
+        self.backoff_coefficient = backoff_coefficient
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+
+    def to_option(self) -> Dict[str, Any]:
+        return {
+            "maxRetries": self.max_retries,
+            "backoffCoefficient": self.backoff_coefficient,
+            "initialDelay": self.initial_delay,
+            "maxDelay": self.max_delay,
+        }
+
+
+def concurrent(_f: Optional[Callable] = None, *, max_inputs: int, target_inputs: Optional[int] = None) -> Callable:
+    """Lets one container take up to ``max_inputs`` calls at once (Modal's ``@modal.concurrent``).
+
+    Put it under ``@app.function()``.
+    """
+
+    def mark(f: Callable) -> Callable:
+        if isinstance(f, Function):
+            raise InvalidError("@gantry.concurrent goes under @app.function(), not above it")
+        f.__gantry_max_inputs__ = max_inputs  # type: ignore[attr-defined]
+        return f
+
+    return mark(_f) if _f is not None else mark
+
+
+class LocalEntrypoint:
+    """A function of the app file run on this machine by ``gantry run``."""
+
+    def __init__(self, app: "App", raw_f: Callable) -> None:
+        self.app = app
+        self.raw_f = raw_f
+        self.name = raw_f.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.raw_f(*args, **kwargs)
+
+
+class _FunctionDefinition:
+    def __init__(self, name: str, raw_f: Callable, options: Dict[str, Any], handle: Function) -> None:
+        self.name = name
+        self.raw_f = raw_f
+        self.options = options
+        self.handle = handle
+
+
+class App:
+    """A group of functions deployed together: ``app = gantry.App("my-job-queue")``."""
+
+    def __init__(self, name: Optional[str] = None, *, image: Optional[Image] = None) -> None:
+        if name is None:
+            raise InvalidError('an App needs a name: gantry.App("my-app")')
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidError(f"App name {name!r} is invalid: use letters, digits, _ and -, at most 64 characters")
+        if image is not None and not isinstance(image, Image):
+            raise InvalidError(f"App image must be a gantry.Image, got {type(image).__name__}")
+        self.name = name
+        self.image = image
+        self._functions: Dict[str, _FunctionDefinition] = {}
+        self._entrypoints: Dict[str, LocalEntrypoint] = {}
+        _apps[name] = self
+
+    @property
+    def registered_functions(self) -> Dict[str, Function]:
+        return {name: d.handle for name, d in self._functions.items()}
+
+    @property
+    def registered_entrypoints(self) -> Dict[str, LocalEntrypoint]:
+        return dict(self._entrypoints)
+
+    def function(
+        self,
+        _f: Optional[Callable] = None,
+        *,
+        image: Optional[Image] = None,
+        gpu: Union[None, str, Sequence[str]] = None,
+        cpu: Optional[float] = None,
+        memory: Optional[int] = None,
+        timeout: Optional[float] = None,
+        startup_timeout: Optional[float] = None,
+        retries: Union[None, int, Retries] = None,
+        max_containers: Optional[int] = None,
+        min_containers: Optional[int] = None,
+        buffer_containers: Optional[int] = None,
+        scaledown_window: Optional[float] = None,
+        max_inputs: Optional[int] = None,
+        env: Optional[Dict[str, str]] = None,
+        result_ttl: Optional[float] = None,
+        network: Optional[str] = None,
+        name: Optional[str] = None,
+    ) -> Callable:
+        """Defines a function: ``@app.function(retries=3, timeout=60)``, then a (sync or async) ``def``."""
+        if image is not None and not isinstance(image, Image):
+            raise InvalidError(f"image must be a gantry.Image, got {type(image).__name__}")
+        if isinstance(retries, bool) or not (retries is None or isinstance(retries, (int, Retries))):
+            raise InvalidError(f"retries must be a whole number or gantry.Retries(...), got {retries!r}")
+        chosen = image or self.image
+        options: Dict[str, Any] = {
+            "image": chosen.to_spec() if chosen else None,
+            "gpu": list(gpu) if isinstance(gpu, (list, tuple)) else gpu,
+            "cpu": cpu,
+            "memory": memory,
+            "timeout": timeout,
+            "startupTimeout": startup_timeout,
+            "retries": retries.to_option() if isinstance(retries, Retries) else retries,
+            "maxContainers": max_containers,
+            "minContainers": min_containers,
+            "bufferContainers": buffer_containers,
+            "scaledownWindow": scaledown_window,
+            "maxInputs": max_inputs,
+            "env": env,
+            "resultTtl": result_ttl,
+            "network": network,
+        }
+
+        def wrap(f: Callable) -> Function:
+            if isinstance(f, Function):
+                raise InvalidError(f"{f.object_name} is already a gantry function")
+            if not callable(f) or inspect.isclass(f):
+                raise InvalidError(f"@app.function() decorates a function, not {type(f).__name__}")
+            fn_name = name or f.__name__
+            if not _NAME.match(fn_name):
+                raise InvalidError(f"function name {fn_name!r} is invalid: use letters, digits, _ and -, at most 64 characters")
+            if fn_name in self._functions:
+                raise InvalidError(f"app {self.name} already has a function named {fn_name}")
+            opts = {k: v for k, v in options.items() if v is not None}
+            marked = getattr(f, "__gantry_max_inputs__", None)
+            if marked is not None:
+                if max_inputs is not None and max_inputs != marked:
+                    raise InvalidError(f"{fn_name}: max_inputs={max_inputs} and @gantry.concurrent(max_inputs={marked}) disagree")
+                opts["maxInputs"] = marked
+            handle = Function(self.name, fn_name, raw_f=f)
+            self._functions[fn_name] = _FunctionDefinition(fn_name, f, opts, handle)
+            return handle
+
+        return wrap(_f) if _f is not None else wrap
+
+    def local_entrypoint(self, _f: Optional[Callable] = None, *, name: Optional[str] = None) -> Callable:
+        """Marks the function ``gantry run FILE`` runs on this machine."""
+
+        def wrap(f: Callable) -> LocalEntrypoint:
+            ep = LocalEntrypoint(self, f)
+            if name:
+                ep.name = name
+            self._entrypoints[ep.name] = ep
+            return ep
+
+        return wrap(_f) if _f is not None else wrap
+
+    def manifest(self) -> List[Dict[str, Any]]:
+        """The functions as the daemon's deploy request takes them."""
+        return [{"name": d.name, "options": d.options} for d in self._functions.values()]
+
+
+def lookup_local(app_name: str, function_name: str) -> Callable:
+    """The user's function as the app module defined it (the agent runs it)."""
+    app = _apps.get(app_name)
+    if app is None:
+        known = ", ".join(sorted(_apps)) or "none"
+        raise LookupError(f"the app module defines no App named {app_name!r} (it defines: {known})")
+    d = app._functions.get(function_name)
+    if d is None:
+        known = ", ".join(sorted(app._functions)) or "none"
+        raise LookupError(f"app {app_name} defines no function named {function_name!r} (it defines: {known})")
+    return d.raw_f
