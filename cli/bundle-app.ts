@@ -103,8 +103,8 @@ export async function bundleApp(file: string): Promise<BundledApp> {
   const entry = resolve(file);
   if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
   const ext = extname(entry);
-  if (ext === ".py") throw new InvalidArgumentError(`${file}: Python apps are not supported by this gantry version yet`);
-  if (!SUPPORTED.has(ext)) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js or .mjs`);
+  if (ext === ".py") throw new InvalidArgumentError(`${file} is a Python app file: it is read with python3 (cli/python-app.ts), not bundled`);
+  if (!SUPPORTED.has(ext)) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
 
   // Pass 1: bundle with stand-ins for missing packages, and read the definitions.
   const missing = new Set<string>();

@@ -12,7 +12,7 @@ export type Runner = <O = object>(
 export const run: Runner = (fn) => async (...a) => {
   const cmd = a[a.length - 1] as Command;
   const opts = cmd.optsWithGlobals();
-  const positional = a.slice(0, -2).filter((x): x is string => typeof x === "string");
+  const positional = a.slice(0, -2).flat().filter((x): x is string => typeof x === "string"); // variadic arguments arrive as an array
   try {
     await fn(opts as never, ...positional);
   } catch (err) {

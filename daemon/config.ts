@@ -21,8 +21,10 @@ export interface DaemonConfig {
   /** Forces every container onto this network (tests use "none"). */
   forceNetwork: "none" | null;
   nodeBaseImage: string;
-  agentBundlePath: string;
-  runtimeDockerfilePath: string;
+  pythonBaseImage: string;
+  /** runtime-images/ and python/gantry/ of the package: the runtime layers come from them. */
+  runtimeImagesDir: string;
+  pythonPackageDir: string;
   /** Largest request body (a call's input, or a batch). Deploys get deployBodyBytes. */
   maxBodyBytes: number;
   deployBodyBytes: number;
@@ -67,8 +69,9 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     token: process.env.GANTRY_TOKEN || null,
     forceNetwork: null,
     nodeBaseImage: process.env.GANTRY_NODE_BASE_IMAGE || "gantry/base-node:1",
-    agentBundlePath: join(root, "runtime-images", "node", "dist", "agent.cjs"),
-    runtimeDockerfilePath: join(root, "runtime-images", "node", "Dockerfile"),
+    pythonBaseImage: process.env.GANTRY_PYTHON_BASE_IMAGE || "gantry/base-python:1",
+    runtimeImagesDir: join(root, "runtime-images"),
+    pythonPackageDir: join(root, "python", "gantry"),
     maxBodyBytes: 8 * 1024 * 1024,
     deployBodyBytes: 64 * 1024 * 1024,
     maxQueuedPerFunction: 100_000,

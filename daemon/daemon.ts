@@ -111,9 +111,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       gpus,
       log,
       appsDir: cfg.appsDir,
-      nodeBaseImage: cfg.nodeBaseImage,
-      agentBundlePath: cfg.agentBundlePath,
-      runtimeDockerfilePath: cfg.runtimeDockerfilePath,
+      baseImages: { node: cfg.nodeBaseImage, python: cfg.pythonBaseImage },
+      layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
     });
 
     const known = apps.listApps();

@@ -36,6 +36,13 @@ const packageName = z.string().min(1).max(214).regex(/^[^\s;&|`$<>\\'"]+$/, "pac
 export const imageStepSchema = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("apt"), packages: z.array(packageName).min(1) }),
   z.object({ kind: z.literal("npm"), packages: z.array(packageName).min(1) }),
+  z.object({ kind: z.literal("pip"), packages: z.array(packageName).min(1) }),
+  /** A folder of the deploying machine, sent with the deploy as the asset `hash`, copied to `remote`. */
+  z.object({
+    kind: z.literal("dir"),
+    remote: z.string().regex(/^\/[^\0\n\r]*$/, "remote_path must be an absolute path").max(1024),
+    hash: z.string().regex(/^[0-9a-f]{64}$/, "a folder's hash is 64 hex digits"),
+  }),
   z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1).max(10_000)).min(1) }),
   z.object({
     kind: z.literal("env"),
@@ -50,6 +57,7 @@ export type ImageStep = z.infer<typeof imageStepSchema>;
 export const imageSpecSchema = z.object({
   base: z.discriminatedUnion("kind", [
     z.object({ kind: z.literal("node") }),
+    z.object({ kind: z.literal("python"), version: z.string().regex(/^3\.\d{1,2}$/, 'python_version looks like "3.11"').optional() }),
     z.object({ kind: z.literal("registry"), ref: z.string().min(1).max(512).regex(/^[a-z0-9][a-z0-9._\/:@-]*$/i, "an image reference like node:20-slim") }),
   ]),
   steps: z.array(imageStepSchema).max(100),
@@ -120,14 +128,42 @@ export interface FunctionSpec {
   network: "bridge" | "none";
 }
 
+export const RUNTIMES = ["node", "python"] as const;
+export type Runtime = (typeof RUNTIMES)[number];
+
+/** A relative path inside a bundle or a folder: no absolute path, no "..", no odd characters. */
+const relativePath = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^(?!\/)(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._+@=,~ \/-]+$/, "paths must be relative, without . or .. parts");
+
+/** A folder's files, by relative path: content (base64) and mode (0o644, or 0o755 for executables). */
+export const assetSchema = z.record(relativePath, z.object({ data: z.string(), mode: z.union([z.literal(0o644), z.literal(0o755)]) }));
+export type Asset = z.infer<typeof assetSchema>;
+
 export const manifestFunctionSchema = z.object({ name: nameSchema("function name"), options: functionOptionsSchema });
-export const deployRequestSchema = z.object({
-  app: nameSchema("app name"),
-  functions: z.array(manifestFunctionSchema).min(1, "the app defines no functions").max(200),
-  /** The bundled app module (ESM), as text. */
-  bundle: z.string().min(1),
-  source: z.string().optional(),
-});
+export const deployRequestSchema = z
+  .object({
+    app: nameSchema("app name"),
+    functions: z.array(manifestFunctionSchema).min(1, "the app defines no functions").max(200),
+    runtime: z.enum(RUNTIMES).default("node"),
+    /** node: the bundled app module (ESM), as text. */
+    bundle: z.string().min(1).optional(),
+    /** python: the app's source files by relative path, and the module to import. */
+    files: z.record(relativePath, z.string()).optional(),
+    module: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "the app module is a Python module name").optional(),
+    /** Folders that image steps copy (Image.add_local_dir), by their hash. */
+    assets: z.record(z.string().regex(/^[0-9a-f]{64}$/), assetSchema).optional(),
+    source: z.string().optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.runtime === "node" && r.bundle === undefined) ctx.addIssue({ code: "custom", message: "a node app needs its bundle" });
+    if (r.runtime === "python" && (!r.files || !r.module)) ctx.addIssue({ code: "custom", message: "a python app needs its files and module" });
+    if (r.runtime === "python" && r.files && r.module && !(`${r.module}.py` in r.files)) {
+      ctx.addIssue({ code: "custom", message: `the files hold no ${r.module}.py, the app module` });
+    }
+  });
 export type DeployRequest = z.infer<typeof deployRequestSchema>;
 
 export function normalizeRetries(r: z.infer<typeof retriesSchema> | undefined): RetryPolicy {
@@ -142,10 +178,20 @@ export function normalizeRetries(r: z.infer<typeof retriesSchema> | undefined): 
 }
 
 /** Resolves defaults and cross-field rules. Throws a readable message on a bad combination. */
-export function resolveFunctionSpec(name: string, raw: unknown): FunctionSpec {
+export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime = "node"): FunctionSpec {
   const parsed = functionOptionsSchema.safeParse(raw ?? {});
   if (!parsed.success) throw new Error(`function ${name}: ${formatZodError(parsed.error)}`);
   const o = parsed.data;
+  const wrongBase = runtime === "node" ? "python" : "node";
+  if (o.image?.base.kind === wrongBase) {
+    const made = wrongBase === "python" ? "Image.debian_slim() / Image.python()" : "Image.node()";
+    throw new Error(`function ${name}: ${made} is an image for ${wrongBase} functions, and this is a ${runtime} app`);
+  }
+  for (const step of o.image?.steps ?? []) {
+    if ((step.kind === "npm" && runtime === "python") || (step.kind === "pip" && runtime === "node")) {
+      throw new Error(`function ${name}: ${step.kind} packages go into ${step.kind === "npm" ? "node" : "python"} images; this is a ${runtime} app`);
+    }
+  }
   const timeout = o.timeout ?? DEFAULTS.timeout;
   const maxContainers = o.maxContainers ?? DEFAULTS.maxContainers;
   const minContainers = o.minContainers ?? DEFAULTS.minContainers;
@@ -154,7 +200,7 @@ export function resolveFunctionSpec(name: string, raw: unknown): FunctionSpec {
   }
   return {
     name,
-    image: o.image ?? { base: { kind: "node" }, steps: [] },
+    image: o.image ?? { base: { kind: runtime }, steps: [] },
     retries: normalizeRetries(o.retries),
     timeoutMs: timeout * 1000,
     startupTimeoutMs: (o.startupTimeout ?? timeout) * 1000,

@@ -20,11 +20,13 @@ export const SystemErrorType = {
 } as const;
 
 const MAX_TRACEBACK = 64 * 1024;
+/** The schema's limit on an error's type name (a longer one would be refused with its output). */
+const MAX_TYPE = 200;
 
 export function toRemoteError(err: unknown): RemoteError {
   if (err instanceof Error) {
     return {
-      type: err.name || err.constructor?.name || "Error",
+      type: (err.name || err.constructor?.name || "Error").slice(0, MAX_TYPE),
       message: err.message,
       traceback: (err.stack ?? "").slice(0, MAX_TRACEBACK),
     };

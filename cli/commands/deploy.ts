@@ -1,7 +1,12 @@
 import type { Command } from "commander";
+import { extname } from "node:path";
 import type { DeployEvent } from "../../protocol/api.js";
-import { GantryError } from "../../sdk/errors.js";
+import type { GantryClient } from "../../sdk/client.js";
+import { GantryError, InvalidArgumentError } from "../../sdk/errors.js";
+import { gantryHome } from "../../sdk/transport.js";
 import { makeContext } from "../context.js";
+import { UsageError } from "../exit-codes.js";
+import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 
 function bar(step: number, total: number, width = 12): string {
@@ -9,70 +14,93 @@ function bar(step: number, total: number, width = 12): string {
   return `[${"█".repeat(done)}${"░".repeat(width - done)}]`;
 }
 
+/** What the daemon's deploy route takes, read from a TypeScript/JavaScript or a Python app file. */
+async function readApp(file: string, out: Output): Promise<{ name: string; body: Record<string, unknown> }> {
+  out.progress(`reading ${file} …`);
+  if (extname(file) === ".py") {
+    const { readPythonApp } = await import("../python-app.js");
+    const app = await readPythonApp(file);
+    const standins = app.standins.length ? `; not importable here, read as stand-ins (the image must have them): ${app.standins.join(", ")}` : "";
+    out.note(`✓ read ${file}: app ${app.app}, ${app.functions.length} function(s), ${Object.keys(app.files).length} Python file(s)${standins}`);
+    const { app: name, functions, files, module, assets } = app;
+    return { name, body: { app: name, runtime: "python", functions, files, module, assets, source: file } };
+  }
+  const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
+  const app = await bundleApp(file);
+  out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
+  return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, source: file } };
+}
+
+/** Deploys an app file with progress; resolves with the daemon's answer. */
+export async function deployFile(file: string, out: Output, client: GantryClient): Promise<Extract<DeployEvent, { type: "done" }>> {
+  const { name, body } = await readApp(file, out);
+  let done: Extract<DeployEvent, { type: "done" }> | null = null;
+  let failure: Extract<DeployEvent, { type: "error" }> | null = null;
+  const buildStart = new Map<string, number>();
+  let stepText = "";
+  /** The build's latest output lines, shown when it fails. */
+  const recent: string[] = [];
+  try {
+    await client.transport.stream("POST", "/v1/apps/deploy", body, (line) => {
+      const e = line as DeployEvent;
+      switch (e.type) {
+        case "image":
+          if (e.status === "cached") out.note(`✓ image ${e.image} unchanged (${e.functions.join(", ")})`);
+          else if (e.status === "building") {
+            buildStart.set(e.image, Date.now());
+            out.progress(`building image ${e.image} for ${e.functions.join(", ")} …`);
+          } else out.note(`✓ built image ${e.image} in ${((Date.now() - buildStart.get(e.image)!) / 1000).toFixed(1)} s`);
+          break;
+        case "build": {
+          const line = e.line.trim();
+          const step = /^Step \d+\/\d+ : (.*)$/.exec(line);
+          if (step) {
+            stepText = step[1]!;
+            if (!process.stderr.isTTY) out.note(`  [${e.step}/${e.total}] ${stepText}`);
+          } else if (line && !/^(---> |Removing intermediate container|Successfully (built|tagged))/.test(line)) {
+            recent.push(line);
+            if (recent.length > 30) recent.shift();
+          }
+          if (process.stderr.isTTY) {
+            const latest = step ? "" : recent.at(-1) ?? "";
+            out.progress(`building ${e.image.slice(0, 26)} ${bar(e.step, e.total)} ${e.step}/${e.total} ${stepText}${latest ? ` · ${latest}` : ""}`);
+          }
+          break;
+        }
+        case "log":
+          out.note(e.line);
+          break;
+        case "done":
+          done = e;
+          break;
+        case "error":
+          failure = e;
+          break;
+      }
+    });
+  } finally {
+    out.endProgress();
+  }
+  if (failure && recent.length && !out.json) out.note(`last build output:\n${recent.map((l) => `  ${l}`).join("\n")}`);
+  if (failure) {
+    const error = (failure as Extract<DeployEvent, { type: "error" }>).error;
+    const message = extname(file) === ".py" ? (await import("../python-app.js")).inPythonTerms(error.message) : error.message;
+    if (error.code === "invalid_argument") throw new InvalidArgumentError(`deploy of ${name} failed: ${message}`);
+    throw new GantryError(`deploy of ${name} failed: ${message}`, "deploy_failed");
+  }
+  if (!done) throw new GantryError(`the daemon ended the deploy of ${name} without an answer; see its log`);
+  return done;
+}
+
 export function registerDeploy(program: Command, run: Runner): void {
   program
     .command("deploy")
-    .argument("<file>", "app file: .ts, .mts, .js or .mjs")
-    .description("bundle an app, build its images (with progress) and register its functions")
+    .argument("<file>", "app file: .ts, .mts, .js, .mjs or .py")
+    .description("read an app file, build its images (with progress) and register its functions")
     .action(run(async (g, file) => {
       const { out, client } = makeContext(g);
       const started = Date.now();
-      out.progress(`bundling ${file} …`);
-      const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
-      const app = await bundleApp(file!);
-      out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
-      let done: Extract<DeployEvent, { type: "done" }> | null = null;
-      let failure: Extract<DeployEvent, { type: "error" }> | null = null;
-      const buildStart = new Map<string, number>();
-      let stepText = "";
-      /** The build's latest output lines, shown when it fails. */
-      const recent: string[] = [];
-      try {
-        await client.transport.stream("POST", "/v1/apps/deploy", { app: app.app, functions: app.functions, bundle: app.bundle, source: file }, (line) => {
-          const e = line as DeployEvent;
-          switch (e.type) {
-            case "image":
-              if (e.status === "cached") out.note(`✓ image ${e.image} unchanged (${e.functions.join(", ")})`);
-              else if (e.status === "building") {
-                buildStart.set(e.image, Date.now());
-                out.progress(`building image ${e.image} for ${e.functions.join(", ")} …`);
-              } else out.note(`✓ built image ${e.image} in ${((Date.now() - buildStart.get(e.image)!) / 1000).toFixed(1)} s`);
-              break;
-            case "build": {
-              const line = e.line.trim();
-              const step = /^Step \d+\/\d+ : (.*)$/.exec(line);
-              if (step) {
-                stepText = step[1]!;
-                if (!process.stderr.isTTY) out.note(`  [${e.step}/${e.total}] ${stepText}`);
-              } else if (line && !/^(---> |Removing intermediate container|Successfully (built|tagged))/.test(line)) {
-                recent.push(line);
-                if (recent.length > 30) recent.shift();
-              }
-              if (process.stderr.isTTY) {
-                const latest = step ? "" : recent.at(-1) ?? "";
-                out.progress(`building ${e.image.slice(0, 26)} ${bar(e.step, e.total)} ${e.step}/${e.total} ${stepText}${latest ? ` · ${latest}` : ""}`);
-              }
-              break;
-            }
-            case "log":
-              out.note(e.line);
-              break;
-            case "done":
-              done = e;
-              break;
-            case "error":
-              failure = e;
-              break;
-          }
-        });
-      } finally {
-        out.endProgress();
-        client.close();
-      }
-      if (failure && recent.length && !out.json) out.note(`last build output:\n${recent.map((l) => `  ${l}`).join("\n")}`);
-      if (failure) throw new GantryError(`deploy of ${app.app} failed: ${(failure as { error: { message: string } }).error.message}`, "deploy_failed");
-      if (!done) throw new GantryError(`the daemon ended the deploy of ${app.app} without an answer; see its log`);
-      const d = done as Extract<DeployEvent, { type: "done" }>;
+      const d = await deployFile(file!, out, client).finally(() => client.close());
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       out.result(d, () =>
         `✓ deployed app ${d.app} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +
@@ -83,5 +111,29 @@ export function registerDeploy(program: Command, run: Runner): void {
             })
             .join("\n"),
       );
+    }));
+
+  program
+    .command("run")
+    .argument("<target>", "a Python app file, or FILE::ENTRYPOINT when it has several")
+    .argument("[args...]", "the entrypoint's options: --name value")
+    .option("--no-deploy", "run the entrypoint against the deployed app as it is")
+    .allowUnknownOption()
+    .description("deploy a Python app file (nothing is rebuilt if unchanged), then run its local entrypoint here")
+    .action(run<{ deploy: boolean }>(async (o, target, ...rest) => {
+      const file = target!.split("::")[0]!;
+      if (extname(file) !== ".py") throw new UsageError(`gantry run takes a Python app file with a local entrypoint (.py), not ${file}`);
+      const { out, client } = makeContext(o);
+      if (o.deploy) {
+        const d = await deployFile(file, out, client).finally(() => client.close());
+        out.note(`✓ deployed app ${d.app} (${d.built.length} image(s) built, ${d.cached.length} unchanged)`);
+      }
+      const { pythonEnv, runPython } = await import("../python-app.js");
+      const url = o.url ?? process.env.GANTRY_URL;
+      const token = o.token ?? process.env.GANTRY_TOKEN;
+      const env = pythonEnv({ GANTRY_HOME: gantryHome(), ...(url ? { GANTRY_URL: url } : {}), ...(token ? { GANTRY_TOKEN: token } : {}) });
+      const args = (rest.flat() as string[]).filter((a) => a !== undefined);
+      const { code } = await runPython(["-m", "gantry._run", target!, ...args], { env, stdio: "inherit" });
+      process.exitCode = code;
     }));
 }

@@ -1,7 +1,7 @@
 import Docker from "dockerode";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pack } from "tar-fs";
 import { containerCreateOptions } from "./container-spec.js";
 import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type EngineInfo, type ImagePlan, type OwnedContainer } from "./types.js";
@@ -50,7 +50,10 @@ export class DockerRuntime implements ContainerRuntime {
     const dir = await mkdtemp(join(tmpdir(), "gantry-build-"));
     try {
       await writeFile(join(dir, "Dockerfile"), plan.dockerfile);
-      for (const [name, content] of Object.entries(plan.files)) await writeFile(join(dir, name), content);
+      for (const [name, content] of Object.entries(plan.files)) {
+        await mkdir(dirname(join(dir, name)), { recursive: true });
+        await writeFile(join(dir, name), content, { mode: plan.modes?.[name] ?? 0o644 });
+      }
       const context = pack(dir) as unknown as NodeJS.ReadableStream;
       const stream: NodeJS.ReadableStream = await this.docker.buildImage(context, { t: plan.tag, rm: true, forcerm: true });
       let step = 0;

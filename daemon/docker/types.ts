@@ -6,8 +6,10 @@ export interface ImagePlan {
   /** Final tag, derived from a hash of everything that goes into the image. */
   tag: string;
   dockerfile: string;
-  /** Extra files of the build context, by name. */
+  /** Extra files of the build context, by path (folders are made as needed). */
   files: Record<string, Buffer | string>;
+  /** File modes other than 0o644, by path. */
+  modes?: Record<string, number>;
 }
 
 export interface BuildProgress {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { AGENT_SOCKET_DIR_IN_CONTAINER, AGENT_SOCKET_NAME, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { makeId, type RandomSource } from "../core/ids.js";
-import { APP_MODULE_NAME, CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
+import { CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
 import type { Gpu } from "../core/gpu.js";
 import type { ContainerRuntime, GpuAccess } from "../docker/types.js";
 import type { Logger } from "../logger.js";
@@ -145,7 +145,8 @@ export class ContainerLauncher {
           ...(gpu?.env ?? { NVIDIA_VISIBLE_DEVICES: "void" }),
           [AgentEnv.token]: token,
           [AgentEnv.socket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
-          [AgentEnv.module]: `${CODE_DIR_IN_CONTAINER}/${APP_MODULE_NAME}`,
+          [AgentEnv.module]: pool.runtime === "node" ? `${CODE_DIR_IN_CONTAINER}/${pool.module}` : pool.module,
+          [AgentEnv.appDir]: CODE_DIR_IN_CONTAINER,
           [AgentEnv.app]: pool.app,
           [AgentEnv.function]: spec.name,
           [AgentEnv.maxInputs]: String(spec.maxInputs),

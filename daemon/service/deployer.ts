@@ -1,10 +1,11 @@
 import { createHash } from "node:crypto";
-import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { dirname, join, sep } from "node:path";
 import type { DeployEvent, FunctionView } from "../../protocol/api.js";
-import { resolveFunctionSpec, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
+import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
 import { invalid, ServiceError, ServiceErrorCode } from "./errors.js";
-import { APP_MODULE_NAME, baseRef, planImage } from "../docker/image-plan.js";
+import { APP_MODULE_NAME, assetHash, baseRef, planImage } from "../docker/image-plan.js";
+import { loadRuntimeLayer, type RuntimeLayerPaths } from "../docker/runtime-layers.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { AppStore, FunctionRecord } from "../store/app-store.js";
@@ -18,9 +19,8 @@ export interface DeployerDeps {
   gpus: GpuBroker;
   log: Logger;
   appsDir: string;
-  nodeBaseImage: string;
-  agentBundlePath: string;
-  runtimeDockerfilePath: string;
+  baseImages: { node: string; python: string };
+  layers: RuntimeLayerPaths;
   clock?: () => number;
 }
 
@@ -51,6 +51,8 @@ export function deployedFunction(f: FunctionRecord, appsDir: string): DeployedFu
     image: f.image,
     bundleDir: join(appsDir, f.app, f.bundleHash),
     revision: sha256(f.bundleHash, f.image, JSON.stringify(f.spec)).slice(0, 16),
+    runtime: f.runtime,
+    module: f.module,
   };
 }
 
@@ -80,16 +82,13 @@ export class Deployer {
   private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
     const specs = this.validate(req);
     for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
-    const bundleHash = sha256(req.bundle).slice(0, 24);
-    const bundleDir = join(this.d.appsDir, req.app, bundleHash);
-    await this.storeBundle(bundleDir, req.bundle);
-
-    const [agent, runtimeDockerfile] = await Promise.all([
-      readFile(this.d.agentBundlePath).catch(() => {
-        throw new ServiceError(ServiceErrorCode.internal, `the node agent bundle ${this.d.agentBundlePath} is missing: run npm run build`);
-      }),
-      readFile(this.d.runtimeDockerfilePath, "utf8"),
-    ]);
+    const assets = this.checkedAssets(req, specs);
+    const files = req.runtime === "node" ? { [APP_MODULE_NAME]: req.bundle! } : req.files!;
+    const bundleHash = sha256(...Object.keys(files).sort().flatMap((f) => [f, files[f]!])).slice(0, 24);
+    await this.storeBundle(join(this.d.appsDir, req.app, bundleHash), files);
+    const layer = await loadRuntimeLayer(req.runtime, this.d.layers).catch((err: Error) => {
+      throw new ServiceError(ServiceErrorCode.internal, err.message);
+    });
 
     const byImage = new Map<string, { image: ImageSpec; functions: string[] }>();
     for (const s of specs) {
@@ -102,15 +101,15 @@ export class Deployer {
     const built: string[] = [];
     const cached: string[] = [];
     for (const [key, { image, functions }] of byImage) {
-      const ref = baseRef(image, this.d.nodeBaseImage);
+      const ref = baseRef(image, this.d.baseImages);
       const baseId = await this.d.runtime.imageId(ref);
-      if (!baseId && image.base.kind === "node") {
+      if (!baseId && image.base.kind !== "registry") {
         throw new ServiceError(
           ServiceErrorCode.baseImageMissing,
           `the base image ${ref} does not exist: run scripts/setup.sh (or scripts/lib/ensure-base-images.sh) to make it`,
         );
       }
-      const plan = planImage({ spec: image, runtimeDockerfile, agentBundle: agent, base: { ref, id: baseId } });
+      const plan = planImage({ spec: image, layer, base: { ref, id: baseId }, assets });
       tags.set(key, plan.tag);
       if (await this.d.runtime.imageExists(plan.tag)) {
         cached.push(plan.tag);
@@ -137,6 +136,8 @@ export class Deployer {
       image: tags.get(JSON.stringify(spec.image))!,
       bundleHash,
       deployedAt,
+      runtime: req.runtime,
+      module: req.runtime === "node" ? APP_MODULE_NAME : req.module!,
     }));
     this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
     this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
@@ -151,23 +152,40 @@ export class Deployer {
     return req.functions.map((f) => {
       if (seen.has(f.name)) throw invalid(`app ${req.app} defines function ${f.name} twice`);
       seen.add(f.name);
-      let spec: FunctionSpec;
       try {
-        spec = resolveFunctionSpec(f.name, f.options);
+        return resolveFunctionSpec(f.name, f.options, req.runtime);
       } catch (err) {
         throw invalid((err as Error).message);
       }
-      return spec;
     });
   }
 
-  private async storeBundle(dir: string, bundle: string): Promise<void> {
-    const file = join(dir, APP_MODULE_NAME);
-    if (await stat(file).then(() => true, () => false)) return;
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await chmod(dir, 0o755);
-    const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, bundle, { mode: 0o644 });
-    await rename(tmp, file);
+  /** The folders the images copy: each sent, and each matching the hash it is named by. */
+  private checkedAssets(req: DeployRequest, specs: FunctionSpec[]): Record<string, Asset> {
+    const assets = req.assets ?? {};
+    for (const s of specs) {
+      for (const step of s.image.steps) {
+        if (step.kind !== "dir") continue;
+        const asset = assets[step.hash];
+        if (!asset) throw invalid(`function ${s.name}: the folder for ${step.remote} was not sent with the deploy`);
+        if (assetHash(asset) !== step.hash) throw invalid(`function ${s.name}: the folder sent for ${step.remote} does not match its hash`);
+      }
+    }
+    return assets;
+  }
+
+  /** Writes the app's files once per content hash; a folder that exists is complete (renamed into place). */
+  private async storeBundle(dir: string, files: Record<string, string>): Promise<void> {
+    if (await stat(dir).then(() => true, () => false)) return;
+    const tmp = `${dir}.${process.pid}.tmp`;
+    await rm(tmp, { recursive: true, force: true });
+    for (const [path, content] of Object.entries(files)) {
+      const file = join(tmp, path);
+      if (!file.startsWith(tmp + sep)) throw invalid(`the app file path ${JSON.stringify(path)} leaves the app's folder`);
+      await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+      await writeFile(file, content, { mode: 0o644 });
+    }
+    await chmod(tmp, 0o755);
+    await rename(tmp, dir);
   }
 }

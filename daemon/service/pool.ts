@@ -1,4 +1,4 @@
-import type { FunctionSpec } from "../../protocol/function-spec.js";
+import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import { parseGpuRequest, type Gpu, type GpuRequest } from "../core/gpu.js";
 import type { OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
@@ -43,7 +43,11 @@ export interface PoolDeployment {
   spec: FunctionSpec;
   image: string;
   bundleDir: string;
+  /** Changes whenever code, image or options change: containers of an older revision drain. */
   revision: string;
+  runtime: Runtime;
+  /** What the agent loads: the bundle's file (node) or the module's name (python). */
+  module: string;
 }
 
 /** One deployed function: its queue, its delayed retries and its containers. */
@@ -62,6 +66,8 @@ export class FunctionPool {
   image!: string;
   bundleDir!: string;
   revision!: string;
+  runtime!: Runtime;
+  module!: string;
   /** The GPU request and its fallbacks; null for CPU functions. */
   gpu: GpuRequest[] | null = null;
   /** Since when a container it wants waits for GPUs; null when none does. */
@@ -79,6 +85,8 @@ export class FunctionPool {
     this.image = d.image;
     this.bundleDir = d.bundleDir;
     this.revision = d.revision;
+    this.runtime = d.runtime;
+    this.module = d.module;
     this.gpu = d.spec.gpu ? d.spec.gpu.map(parseGpuRequest) : null;
   }
 

@@ -1,4 +1,4 @@
-import type { FunctionSpec } from "../../protocol/function-spec.js";
+import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import type { Db } from "./database.js";
 
 export interface FunctionRecord {
@@ -8,6 +8,9 @@ export interface FunctionRecord {
   image: string;
   bundleHash: string;
   deployedAt: number;
+  runtime: Runtime;
+  /** What the agent loads: the bundle's file (node) or the module's name (python). */
+  module: string;
 }
 
 export interface AppRecord {
@@ -25,6 +28,8 @@ interface FunctionRow {
   image: string;
   bundle_hash: string;
   deployed_at: number;
+  runtime: Runtime;
+  module: string;
 }
 
 const fnFromRow = (r: FunctionRow): FunctionRecord => ({
@@ -34,6 +39,8 @@ const fnFromRow = (r: FunctionRow): FunctionRecord => ({
   image: r.image,
   bundleHash: r.bundle_hash,
   deployedAt: r.deployed_at,
+  runtime: r.runtime,
+  module: r.module,
 });
 
 /** Deployed apps and their functions. Deploys are rare: plain synchronous transactions. */
@@ -52,9 +59,9 @@ export class AppStore {
         .run(app.name, app.state, app.bundleHash, app.source, app.deployedAt);
       this.db.prepare(`DELETE FROM functions WHERE app = ?`).run(app.name);
       const ins = this.db.prepare(
-        `INSERT INTO functions (app, name, spec, image, bundle_hash, deployed_at) VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO functions (app, name, spec, image, bundle_hash, deployed_at, runtime, module) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       );
-      for (const f of functions) ins.run(f.app, f.name, JSON.stringify(f.spec), f.image, f.bundleHash, f.deployedAt);
+      for (const f of functions) ins.run(f.app, f.name, JSON.stringify(f.spec), f.image, f.bundleHash, f.deployedAt, f.runtime, f.module);
     })();
   }
 

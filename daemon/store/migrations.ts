@@ -42,4 +42,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX calls_expiry ON calls (expires_at) WHERE expired = 0 AND expires_at IS NOT NULL;
   CREATE INDEX calls_by_function ON calls (app, function, id);
   `,
+  /* 2: python functions: the app's language, and the module the agent imports */ `
+  ALTER TABLE functions ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node' CHECK (runtime IN ('node', 'python'));
+  ALTER TABLE functions ADD COLUMN module TEXT NOT NULL DEFAULT 'app.mjs';
+  `,
 ];

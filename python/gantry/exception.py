@@ -1,22 +1,101 @@
-"""Placeholder until the client lands (owned by the client work): the errors gantry raises."""
+"""The errors gantry raises, in one module, with Modal's names (``modal.exception``).
+
+Callers branch on the class, never on message text. ``FunctionCall.get()`` raises the builtin
+``TimeoutError`` while a call is still pending; none of the classes here derives from it, so
+``except TimeoutError`` means "not finished yet" and nothing else. A remote function that raised a
+builtin exception (``ValueError``, ``KeyError``, …) arrives as that builtin instead of
+``RemoteError``, with the remote traceback attached (see ``gantry.functions``).
+"""
 from __future__ import annotations
+
+from typing import Optional
 
 
 class Error(Exception):
-    """Base of gantry's errors."""
+    """Base of gantry's errors. ``code`` is the daemon's error code where one came with it."""
+
+    code: str = "error"
 
 
 class InvalidError(Error):
-    """An app file or an argument that gantry cannot take."""
+    """An app file, an argument or a call ID that gantry cannot take."""
+
+    code = "invalid_argument"
+
+
+class RequestSizeError(InvalidError):
+    """A request body over the daemon's limit (8 MiB for a call's arguments)."""
+
+    code = "payload_too_large"
 
 
 class NotFoundError(Error):
-    pass
+    """Unknown app, function or call ID."""
+
+    code = "not_found"
 
 
 class OutputExpiredError(Error):
-    pass
+    """The call finished, but its result was dropped after the function's ``result_ttl``."""
+
+    code = "output_expired"
+
+
+class CancelledError(Error):
+    """The call was cancelled (``FunctionCall.cancel()``, or its app was stopped) before it finished.
+
+    Not ``asyncio.CancelledError``: this one is an ordinary ``Exception``.
+    """
+
+    code = "cancelled"
+
+
+class ResourceExhaustedError(Error):
+    """The daemon refused a call for now: the function's queue is full. Retry later."""
+
+    code = "queue_full"
+
+
+class AuthError(Error):
+    """The daemon's HTTP port wants a token: set ``GANTRY_TOKEN`` to the daemon's ``--token``."""
+
+    code = "unauthorized"
+
+
+class DaemonNotRunningError(Error):
+    """No gantry daemon answers on the socket or URL; start one with ``gantry daemon start``."""
+
+    code = "daemon_not_running"
 
 
 class RemoteError(Error):
-    pass
+    """The function raised an error that is not a Python builtin (or the call failed otherwise).
+
+    ``remote_type`` is the remote error's class name, ``traceback`` (also ``remote_traceback``)
+    its traceback as text, ``call_id`` the call it came from.
+    """
+
+    code = "function_failed"
+
+    def __init__(self, remote_type: str, message: str, traceback: str = "", call_id: Optional[str] = None) -> None:
+        super().__init__(f"{remote_type}: {message}")
+        self.remote_type = remote_type
+        self.remote_message = message
+        self.traceback = traceback
+        self.remote_traceback = traceback
+        self.call_id = call_id
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.remote_type, self.remote_message, self.traceback, self.call_id))
+
+
+class FunctionTimeoutError(RemoteError):
+    """An attempt ran past the function's ``timeout`` (and no retries were left)."""
+
+    code = "function_timeout"
+
+    def __init__(self, message: str, traceback: str = "", call_id: Optional[str] = None) -> None:
+        super().__init__("FunctionTimeoutError", message, traceback, call_id)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.remote_message, self.traceback, self.call_id))

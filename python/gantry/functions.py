@@ -1,23 +1,249 @@
-"""Placeholder until the client lands (owned by the client work)."""
+"""Deployed functions and their calls, shaped like Modal's client (``modal.Function``, ``modal.FunctionCall``).
+
+``Function.from_name(app, name)`` is a lazy handle: nothing is sent until its first use.
+``fn.spawn(x)`` queues a call and returns a ``FunctionCall`` once the call is durable;
+``FunctionCall.from_id(call_id)`` finds it again, in this process or any other, and ``.get()``
+waits for its result. Arguments travel as JSON, so only JSON values are accepted.
+"""
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import builtins
+import math
+import re
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence
+from urllib.parse import quote
+
+from ._client import Client
+from .exception import (
+    CancelledError,
+    Error,
+    FunctionTimeoutError,
+    InvalidError,
+    OutputExpiredError,
+    RemoteError,
+)
+
+#: ``fc-`` + 26 characters of Crockford base32, as ``protocol/api.ts`` CALL_ID_PATTERN.
+_CALL_ID = re.compile(r"^fc-[0-9a-hjkmnp-tv-z]{26}$")
+#: Longest wait asked of the daemon in one request (it grants at most 60 s); longer waits repeat.
+_MAX_WAIT_PER_REQUEST_S = 50.0
+_TERMINAL = ("succeeded", "failed", "cancelled")
+#: Builtin exceptions a remote error never becomes: ``TimeoutError`` would read as "still pending",
+#: the ``Stop*`` ones would end a caller's loop or generator.
+_NOT_MAPPED = {"TimeoutError", "StopIteration", "StopAsyncIteration"}
+
+
+def _segment(s: str) -> str:
+    return quote(s, safe="")
+
+
+class FunctionCall:
+    """A spawned call, by ID: ``FunctionCall.from_id("fc-…").get(timeout=5)``."""
+
+    def __init__(self, call_id: str, client: Optional[Client] = None) -> None:
+        self._call_id = call_id
+        self._client = client
+
+    @classmethod
+    def from_id(cls, call_id: str, *, client: Optional[Client] = None) -> "FunctionCall":
+        """The call with this ID (checked for shape only; an unknown ID raises NotFoundError on use)."""
+        if not isinstance(call_id, str) or not _CALL_ID.match(call_id):
+            raise InvalidError(f"{call_id!r} is not a call ID (expected fc- followed by 26 letters or digits)")
+        return cls(call_id, client)
+
+    @property
+    def object_id(self) -> str:
+        """The call ID, ``fc-…``."""
+        return self._call_id
+
+    def __repr__(self) -> str:
+        return f"FunctionCall({self._call_id!r})"
+
+    def _transport(self) -> Client:
+        if self._client is None:
+            self._client = Client.from_env()
+        return self._client
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """Waits for the result and returns it.
+
+        ``timeout=None`` waits as long as it takes; a number waits that many seconds (``0`` polls
+        once), then raises the builtin ``TimeoutError`` while the call is still queued or running.
+        A failed call raises the remote builtin exception (``ValueError``, ``KeyError``, …) or
+        ``RemoteError``, with the remote traceback as ``remote_traceback`` (and a note);
+        ``FunctionTimeoutError`` when an attempt ran past the function's timeout,
+        ``CancelledError`` when the call was cancelled, ``OutputExpiredError`` once the result was
+        dropped, ``NotFoundError`` for an unknown call ID.
+        """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout)):
+            raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
+        path = f"/v1/calls/{_segment(self._call_id)}"
+        while True:
+            left = _MAX_WAIT_PER_REQUEST_S if deadline is None else deadline - time.monotonic()
+            wait = max(0.0, min(_MAX_WAIT_PER_REQUEST_S, left))
+            view = self._transport().json("GET", f"{path}?wait={wait:.3f}", wait_s=wait)
+            if not isinstance(view, dict) or "status" not in view:
+                raise Error(f"the gantry daemon sent an unreadable answer for call {self._call_id}: {view!r:.200}")
+            if view["status"] in _TERMINAL:
+                return _settle(self._call_id, view)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"call {self._call_id} is still {view['status']} after waiting {timeout:g} s")
+
+    def cancel(self) -> None:
+        """Cancels the call if it is queued or running; a call that already finished is left as it is."""
+        try:
+            self._transport().json("POST", f"/v1/calls/{_segment(self._call_id)}/cancel")
+        except Error as err:
+            if err.code != "conflict":  # 409: already finished, which is what cancel wants anyway
+                raise
+
+
+def _settle(call_id: str, view: Dict[str, Any]) -> Any:
+    """The result of a finished call, or the error it ended with, raised."""
+    status = view["status"]
+    if status == "succeeded":
+        if view.get("expired"):
+            raise OutputExpiredError(f"the result of call {call_id} expired at {view.get('expires_at')}")
+        return view.get("result")
+    error = view.get("error") if isinstance(view.get("error"), dict) else {}
+    remote_type = str(error.get("type") or "Error")
+    message = str(error.get("message") or f"call {call_id} failed")
+    tb = str(error.get("traceback") or "")
+    if status == "cancelled":
+        why = "" if message == "the call was cancelled" else f": {message}"  # e.g. "the app was stopped"
+        raise CancelledError(f"call {call_id} was cancelled{why}")
+    exc: BaseException
+    if remote_type == "FunctionTimeoutError":
+        exc = FunctionTimeoutError(message, tb, call_id)
+    else:
+        exc = _builtin_error(remote_type, message) or RemoteError(remote_type, message, tb, call_id)
+    exc.remote_type = remote_type  # type: ignore[attr-defined]
+    exc.remote_traceback = tb  # type: ignore[attr-defined]
+    exc.call_id = call_id  # type: ignore[attr-defined]
+    if tb and hasattr(exc, "add_note"):
+        exc.add_note(f"remote traceback of call {call_id}:\n{tb.rstrip()}")
+    raise exc
+
+
+def _builtin_error(remote_type: str, message: str) -> Optional[BaseException]:
+    """``ValueError("…")`` for a remote ``ValueError``: builtin ``Exception`` subclasses only."""
+    cls = getattr(builtins, remote_type, None)
+    if remote_type in _NOT_MAPPED or not isinstance(cls, type) or not issubclass(cls, Exception):
+        return None
+    try:
+        return cls(message)
+    except Exception:  # a builtin with another constructor (UnicodeDecodeError): stays a RemoteError
+        return None
+
+
+def _check_json(value: Any, where: str, path: str = "", seen: Optional[List[int]] = None) -> None:
+    """Raises TypeError unless ``value`` is made of dict (str keys), list, tuple, str, int, float, bool, None."""
+    at = f" at {path}" if path else ""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{where} is {value!r}{at}, which JSON cannot carry (NaN and infinities are refused)")
+        return
+    if not isinstance(value, (dict, list, tuple)):
+        raise TypeError(
+            f"{where} is {type(value).__name__}{at}, not a JSON value: "
+            "arguments must be dict, list, tuple, str, int, float, bool or None"
+        )
+    seen = seen if seen is not None else []
+    if id(value) in seen:
+        raise TypeError(f"{where} contains itself{at}, which JSON cannot carry")
+    seen.append(id(value))
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}{at}: JSON object keys must be str")
+            _check_json(v, where, f"{path}[{k!r}]", seen)
+    else:
+        for i, v in enumerate(value):
+            _check_json(v, where, f"{path}[{i}]", seen)
+    seen.pop()
+
+
+def _call_body(fn_name: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    for i, a in enumerate(args):
+        _check_json(a, f"{fn_name}: positional argument {i}")
+    for k, v in kwargs.items():
+        _check_json(v, f"{fn_name}: keyword argument {k!r}")
+    body: Dict[str, Any] = {"args": list(args)}
+    if kwargs:
+        body["kwargs"] = dict(kwargs)
+    return body
 
 
 class Function:
-    def __init__(self, app_name: str, function_name: str, raw_f: Optional[Callable] = None) -> None:
+    """A function of a deployed app: ``Function.from_name("my-job-queue", "process_job")``.
+
+    App files get one from ``@app.function()``; it calls the deployed function of that name.
+    """
+
+    def __init__(self, app_name: str, function_name: str, raw_f: Optional[Callable] = None, *, client: Optional[Client] = None) -> None:
         self.app_name = app_name
         self.function_name = function_name
         self.raw_f = raw_f
+        self._client = client
+        self._info: Optional[Dict[str, Any]] = None
+
+    @classmethod
+    def from_name(cls, app_name: str, name: str, *, client: Optional[Client] = None) -> "Function":
+        """A lazy handle: nothing is checked until first use (an unknown one raises NotFoundError then)."""
+        for what, value in (("app_name", app_name), ("name", name)):
+            if not isinstance(value, str) or not value:
+                raise InvalidError(f"Function.from_name: {what} must be a non-empty string, got {value!r}")
+        return cls(app_name, name, client=client)
+
+    @classmethod
+    def lookup(cls, app_name: str, name: str, *, client: Optional[Client] = None) -> "Function":
+        """The older, eager form of ``from_name``: raises NotFoundError now for an unknown app or function."""
+        return cls.from_name(app_name, name, client=client).hydrate()
 
     @property
     def object_name(self) -> str:
         return f"{self.app_name}.{self.function_name}"
 
+    def __repr__(self) -> str:
+        return f"Function({self.object_name!r})"
+
+    def _transport(self) -> Client:
+        if self._client is None:
+            self._client = Client.from_env()
+        return self._client
+
+    def _path(self) -> str:
+        return f"/v1/apps/{_segment(self.app_name)}/functions/{_segment(self.function_name)}"
+
+    def hydrate(self) -> "Function":
+        """Checks with the daemon that the function is deployed (once; later calls return at once)."""
+        if self._info is None:
+            self._info = self._transport().json("GET", self._path())
+        return self
+
+    def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
+        """Queues a call and returns it once it is durable. Arguments must be JSON values."""
+        body = _call_body(self.object_name, args, kwargs)
+        self.hydrate()
+        answer = self._transport().json("POST", f"{self._path()}/calls", body)
+        return FunctionCall(answer["call_id"], self._transport())
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        """Spawns a call and waits, as long as it takes, for its result."""
+        return self.spawn(*args, **kwargs).get()
+
     def local(self, *args: Any, **kwargs: Any) -> Any:
-        assert self.raw_f is not None
+        """Runs the function's own code in this process (only a function defined in this app file has it)."""
+        if self.raw_f is None:
+            raise InvalidError(
+                f"{self.object_name} was looked up by name and has no local code: call .remote() or .spawn() instead"
+            )
         return self.raw_f(*args, **kwargs)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.local(*args, **kwargs)
 
-class FunctionCall:
-    pass

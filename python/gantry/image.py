@@ -75,7 +75,8 @@ class Image:
     def add_local_dir(self, local_path: Union[str, "os.PathLike[str]"], remote_path: str) -> "Image":
         """Copies a folder of this machine into the image at ``remote_path`` (an absolute path)."""
         local = os.path.abspath(os.fspath(local_path))
-        if not os.path.isdir(local):
+        # In a function's container the folder is already in the image: nothing to check there.
+        if "GANTRY_CONTAINER_ID" not in os.environ and not os.path.isdir(local):
             raise InvalidError(f"add_local_dir: {local} is not a folder")
         if not isinstance(remote_path, str) or not remote_path.startswith("/"):
             raise InvalidError(f"add_local_dir: remote_path must be an absolute path, got {remote_path!r}")

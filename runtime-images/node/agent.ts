@@ -33,7 +33,9 @@ const token = env(AgentEnv.token);
 const modulePath = env(AgentEnv.module);
 const appName = env(AgentEnv.app);
 const functionName = env(AgentEnv.function);
-const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs] ?? "1"));
+const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs]) || 1);
+/** A longer line (no newline yet) is sent in pieces: the daemon refuses oversized messages. */
+const MAX_LOG_LINE = 64 * 1024;
 
 const currentCall = new AsyncLocalStorage<string>();
 const ws = new WebSocket(`ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
@@ -57,6 +59,10 @@ for (const stream of ["stdout", "stderr"] as const) {
     const text = partial + (typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
     const lines = text.split("\n");
     partial = lines.pop() ?? "";
+    while (partial.length > MAX_LOG_LINE) {
+      lines.push(partial.slice(0, MAX_LOG_LINE));
+      partial = partial.slice(MAX_LOG_LINE);
+    }
     const callId = currentCall.getStore();
     for (const line of lines) send({ type: "log", stream, line, ...(callId ? { callId } : {}) });
     return original(chunk as never, ...(rest as []));

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundleApp } from "../../cli/bundle-app.js";
+import { readPythonApp } from "../../cli/python-app.js";
 import { makeConfig, type DaemonConfig } from "../../daemon/config.js";
 import { startDaemon, type RunningDaemon } from "../../daemon/daemon.js";
 import { silentLogger } from "../../daemon/logger.js";
@@ -11,6 +12,8 @@ import { GantryClient } from "../../sdk/client.js";
 
 export const docker = new Docker({ socketPath: "/var/run/docker.sock" });
 export const fixture = (name: string) => join(import.meta.dirname, "..", "fixtures", "apps", name);
+/** A Python fixture app: test/fixtures/py/<folder>/<file>. */
+export const pyFixture = (path: string) => join(import.meta.dirname, "..", "fixtures", "py", path);
 export const exampleApp = join(import.meta.dirname, "..", "..", "examples", "job-queue", "app.ts");
 
 export interface TestDaemon {
@@ -58,13 +61,18 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
   return t;
 }
 
-/** Deploys an app file the way `gantry deploy` does; returns every event of the stream. */
+/** Deploys an app file (TypeScript or Python) the way `gantry deploy` does; returns every event of the stream. */
 export async function deploy(t: TestDaemon, file: string): Promise<DeployEvent[]> {
-  const app = await bundleApp(file);
+  let body: Record<string, unknown>;
+  if (file.endsWith(".py")) {
+    const app = await readPythonApp(file);
+    body = { app: app.app, runtime: "python", functions: app.functions, files: app.files, module: app.module, assets: app.assets };
+  } else {
+    const app = await bundleApp(file);
+    body = { app: app.app, functions: app.functions, bundle: app.bundle };
+  }
   const events: DeployEvent[] = [];
-  await t.client.transport.stream("POST", "/v1/apps/deploy", { app: app.app, functions: app.functions, bundle: app.bundle }, (e) =>
-    events.push(e as DeployEvent),
-  );
+  await t.client.transport.stream("POST", "/v1/apps/deploy", body, (e) => events.push(e as DeployEvent));
   const last = events.at(-1);
   if (last?.type !== "done") throw new Error(`deploy of ${file} failed: ${JSON.stringify(last)}`);
   return events;

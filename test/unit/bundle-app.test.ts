@@ -55,7 +55,7 @@ describe("bundleApp", () => {
   it("explains files that are not apps", async () => {
     await expect(bundleApp(write("empty.ts", "export const x = 1;\n"))).rejects.toThrow(/defines no gantry App/);
     await expect(bundleApp(write("nofn.ts", `import { App } from "gantry";\nnew App("a5");\n`))).rejects.toThrow(/defines no functions/);
-    await expect(bundleApp(write("app.py", "x = 1\n"))).rejects.toThrow(/Python apps are not supported/);
+    await expect(bundleApp(write("app.py", "x = 1\n"))).rejects.toThrow(/is a Python app file: it is read with python3/);
     await expect(bundleApp(write("throws.ts", `throw new Error("top-level boom");\n`))).rejects.toThrow(/loading .*throws\.ts failed: Error: top-level boom/);
     await expect(
       bundleApp(write("badopt.ts", `import { App } from "gantry";\nconst app = new App("a6");\nexport const f = app.function({ timeout: 0 }, async function f() {});\n`)),

@@ -31,7 +31,7 @@ describe("CallQueue", () => {
 });
 
 describe("FunctionPool waiting lists", () => {
-  const pool = () => new FunctionPool("a", { spec: resolveFunctionSpec("f", {}), image: "img", bundleDir: "/code", revision: "r1" });
+  const pool = () => new FunctionPool("a", { spec: resolveFunctionSpec("f", {}), image: "img", bundleDir: "/code", revision: "r1", runtime: "node", module: "app.mjs" });
 
   it("keeps retries ordered by runAt and releases the due ones into the queue in order", () => {
     const p = pool();

@@ -1,7 +1,17 @@
 import { describe, it, expect } from "vitest";
 import { readFileSync } from "node:fs";
-import { DEFAULT_NODE_BASE, NPM_DEPS_DIR, baseRef, planImage, type ImagePlanInput } from "../../daemon/docker/image-plan.js";
-import type { ImageSpec } from "../../protocol/function-spec.js";
+import {
+  DEFAULT_NODE_BASE,
+  DEFAULT_PYTHON_BASE,
+  NPM_DEPS_DIR,
+  assetHash,
+  baseRef,
+  planImage,
+  type ImagePlanInput,
+  type RuntimeLayer,
+} from "../../daemon/docker/image-plan.js";
+import { loadRuntimeLayer } from "../../daemon/docker/runtime-layers.js";
+import type { Asset, ImageSpec } from "../../protocol/function-spec.js";
 
 const RUNTIME_DOCKERFILE = readFileSync(new URL("../../runtime-images/node/Dockerfile", import.meta.url), "utf8");
 const AGENT = Buffer.from("/* agent bundle */ console.log('agent');");
@@ -15,11 +25,12 @@ const STEPS: ImageSpec["steps"] = [
   { kind: "env", vars: { MODEL: "small v2", QUOTE: 'say "hi"' } },
 ];
 
+const layer = (o: Partial<RuntimeLayer> = {}): RuntimeLayer => ({ runtime: "node", dockerfile: RUNTIME_DOCKERFILE, files: { "agent.cjs": AGENT }, ...o });
+
 function input(o: Partial<ImagePlanInput> = {}): ImagePlanInput {
   return {
     spec: spec(STEPS),
-    runtimeDockerfile: RUNTIME_DOCKERFILE,
-    agentBundle: AGENT,
+    layer: layer(),
     base: { ref: "node:20-slim", id: "sha256:aaaa" },
     ...o,
   };
@@ -32,7 +43,7 @@ describe("planImage tag", () => {
 
   it("is the same for the same input", () => {
     const a = planImage(input());
-    const b = planImage(input({ spec: spec(structuredClone(STEPS)), agentBundle: Buffer.from(AGENT) }));
+    const b = planImage(input({ spec: spec(structuredClone(STEPS)), layer: layer({ files: { "agent.cjs": Buffer.from(AGENT) } }) }));
     expect(b.tag).toBe(a.tag);
     expect(b.dockerfile).toBe(a.dockerfile);
   });
@@ -47,7 +58,7 @@ describe("planImage tag", () => {
 
   it("changes when the agent's bytes change", () => {
     const base = planImage(input()).tag;
-    expect(planImage(input({ agentBundle: Buffer.from(AGENT.toString() + " ") })).tag).not.toBe(base);
+    expect(planImage(input({ layer: layer({ files: { "agent.cjs": Buffer.from(AGENT.toString() + " ") } }) })).tag).not.toBe(base);
   });
 
   it("changes when the base image id changes, even under the same reference", () => {
@@ -76,7 +87,7 @@ describe("planImage Dockerfile", () => {
 
   it("replaces only the ARG line in a minimal runtime layer", () => {
     const { dockerfile } = planImage(
-      input({ spec: spec([]), runtimeDockerfile: "# runtime\nARG BASE_IMAGE=old\nFROM ${BASE_IMAGE}\nCMD [\"node\"]\n\n", base: { ref: "my/base:1", id: null } }),
+      input({ spec: spec([]), layer: layer({ dockerfile: "# runtime\nARG BASE_IMAGE=old\nFROM ${BASE_IMAGE}\nCMD [\"node\"]\n\n" }), base: { ref: "my/base:1", id: null } }),
     );
     expect(dockerfile).toBe('# runtime\nARG BASE_IMAGE=my/base:1\nFROM ${BASE_IMAGE}\nCMD ["node"]\n');
   });
@@ -107,11 +118,10 @@ describe("planImage Dockerfile", () => {
     expect(dockerfile).toContain(`--omit=dev 'it'\\''s'`);
   });
 
-  it("ships the agent bundle as agent.cjs, and the package.json that npmInstall() packages land in", () => {
+  it("ships the runtime layer's files in the build context", () => {
     const { files } = planImage(input());
-    expect(Object.keys(files)).toEqual(["agent.cjs", "package.json"]);
+    expect(Object.keys(files)).toEqual(["agent.cjs"]);
     expect(files["agent.cjs"]?.equals(AGENT)).toBe(true);
-    expect(JSON.parse(files["package.json"]!.toString())).toEqual({ private: true });
   });
 
   it("runs no build step for an image without steps (it builds without a network)", () => {
@@ -119,11 +129,63 @@ describe("planImage Dockerfile", () => {
   });
 });
 
+describe("python images", () => {
+  const pyLayer = layer({ runtime: "python", dockerfile: "ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\n", files: { "agent.py": Buffer.from("# agent") } });
+  const py = (steps: ImageSpec["steps"] = [], version?: string): ImageSpec => ({ base: { kind: "python", ...(version ? { version } : {}) }, steps });
+  const folder: Asset = { "run.sh": { data: Buffer.from("#!/bin/sh\n").toString("base64"), mode: 0o755 }, "data/a.txt": { data: "aGk=", mode: 0o644 } };
+  const hash = assetHash(folder);
+
+  it("are tagged gantry/fn-python and install pip packages past PEP 668", () => {
+    const p = planImage(input({ layer: pyLayer, spec: py([{ kind: "pip", packages: ["numpy==2.1", "it's"] }]), base: { ref: DEFAULT_PYTHON_BASE, id: null } }));
+    expect(p.tag).toMatch(/^gantry\/fn-python:[0-9a-f]{20}$/);
+    expect(p.dockerfile).toContain(`RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir 'numpy==2.1' 'it'\\''s'`);
+  });
+
+  it("copy a local folder from the build context, modes kept, under its hash", () => {
+    const p = planImage(input({ layer: pyLayer, spec: py([{ kind: "dir", remote: "/opt/my data", hash }]), assets: { [hash]: folder } }));
+    expect(p.dockerfile).toContain(`COPY ["assets/${hash}/", "/opt/my data"]`);
+    expect(p.files[`assets/${hash}/run.sh`]!.toString()).toBe("#!/bin/sh\n");
+    expect(p.files[`assets/${hash}/data/a.txt`]!.toString()).toBe("hi");
+    expect(p.modes).toEqual({ [`assets/${hash}/run.sh`]: 0o755 });
+    expect(() => planImage(input({ layer: pyLayer, spec: py([{ kind: "dir", remote: "/d", hash }]) }))).toThrow(/the folder for \/d .* was not sent/);
+  });
+
+  it("check a requested Python version when the image is built", () => {
+    expect(planImage(input({ layer: pyLayer, spec: py([], "3.12") })).dockerfile).toMatch(/^RUN python3 -c .*"3\.12".*not 3\.12 as python_version asks/m);
+    expect(planImage(input({ layer: pyLayer, spec: py([]) })).dockerfile).not.toMatch(/^RUN /m);
+  });
+
+  it("name folders by a hash of each file's path, mode and content", () => {
+    expect(assetHash(structuredClone(folder))).toBe(hash);
+    expect(assetHash({ ...folder, "run.sh": { ...folder["run.sh"]!, mode: 0o644 } })).not.toBe(hash);
+    expect(assetHash({ ...folder, "data/b.txt": folder["data/a.txt"]! })).not.toBe(hash);
+    expect(assetHash({ ...folder, "data/a.txt": { data: "aGo=", mode: 0o644 } })).not.toBe(hash);
+  });
+});
+
+describe("runtime layers, as the package ships them", () => {
+  const paths = { runtimeImagesDir: new URL("../../runtime-images", import.meta.url).pathname, pythonPackageDir: new URL("../../python/gantry", import.meta.url).pathname };
+
+  it("node: the agent bundle, and the package.json that npmInstall() packages land in", async () => {
+    const l = await loadRuntimeLayer("node", paths);
+    expect(Object.keys(l.files).sort()).toEqual(["agent.cjs", "package.json"]);
+    expect(JSON.parse(l.files["package.json"]!.toString())).toEqual({ private: true });
+    expect(l.dockerfile).toContain(`ARG BASE_IMAGE=${DEFAULT_NODE_BASE}`);
+  });
+
+  it("python: the agent and the gantry package the app file imports", async () => {
+    const l = await loadRuntimeLayer("python", paths);
+    expect(Object.keys(l.files)).toEqual(expect.arrayContaining(["agent.py", "gantry_websocket.py", "gantry/__init__.py", "gantry/app.py", "gantry/image.py"]));
+    expect(l.dockerfile).toContain(`ARG BASE_IMAGE=${DEFAULT_PYTHON_BASE}`);
+  });
+});
+
 describe("baseRef", () => {
-  it("is the gantry node base for node images", () => {
+  it("is gantry's base for the language, for node and python images", () => {
     expect(baseRef(spec())).toBe(DEFAULT_NODE_BASE);
     expect(DEFAULT_NODE_BASE).toBe("gantry/base-node:1");
-    expect(baseRef(spec(), "my/node:2")).toBe("my/node:2");
+    expect(baseRef(spec(), { node: "my/node:2", python: "p" })).toBe("my/node:2");
+    expect(baseRef({ base: { kind: "python" }, steps: [] })).toBe(DEFAULT_PYTHON_BASE);
   });
 
   it("is the registry reference for registry images", () => {

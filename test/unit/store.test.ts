@@ -68,6 +68,19 @@ describe("openDatabase", () => {
     expect(() => open().close()).not.toThrow();
   });
 
+  it("migrates a first-version database: its functions are node functions", () => {
+    const v1 = new Database(file);
+    opened.push(v1);
+    v1.exec(MIGRATIONS[0]!);
+    v1.pragma("user_version = 1");
+    v1.prepare(`INSERT INTO apps (name, state, bundle_hash, deployed_at) VALUES ('a', 'deployed', 'h', 1)`).run();
+    v1.prepare(`INSERT INTO functions (app, name, spec, image, bundle_hash, deployed_at) VALUES ('a', 'f', '{}', 'img', 'h', 1)`).run();
+    v1.close();
+    const db = open();
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    expect(new AppStore(db).listFunctions()).toMatchObject([{ app: "a", name: "f", runtime: "node", module: "app.mjs" }]);
+  });
+
   it("refuses a database written by a newer gantry, with a clear message", () => {
     const db = open();
     db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
@@ -318,6 +331,8 @@ describe("AppStore", () => {
     image: "gantry/fn-node:0123456789abcdef0123",
     bundleHash: "h1",
     deployedAt: 1000,
+    runtime: "node",
+    module: "app.mjs",
     ...o,
   });
   const app = (name: string, bundleHash: string, deployedAt: number) => ({ name, state: "deployed" as const, bundleHash, source: "export default 1", deployedAt });
@@ -327,6 +342,13 @@ describe("AppStore", () => {
     apps.saveDeployment(app("a", "h1", 1000), [fn("a", "f1"), fn("a", "f2")]);
     expect(apps.listApps()).toEqual([app("a", "h1", 1000)]);
     expect(apps.listFunctions()).toEqual([fn("a", "f1"), fn("a", "f2")]);
+  });
+
+  it("keeps a python function's runtime and module", () => {
+    const { apps } = stores();
+    const py = fn("p", "process_job", { runtime: "python", module: "my_job_queue", spec: resolveFunctionSpec("process_job", {}, "python") });
+    apps.saveDeployment(app("p", "h1", 1000), [py]);
+    expect(apps.listFunctions()).toEqual([py]);
   });
 
   it("a redeploy replaces the app's functions, and leaves other apps alone", () => {

@@ -1,0 +1,164 @@
+"""JSON over HTTP to the gantry daemon: its unix socket, or a URL with a bearer token.
+
+``Client.from_env()`` reads the environment when it is called: ``GANTRY_URL`` (``http://host:port``)
+with ``GANTRY_TOKEN``, otherwise the socket ``$GANTRY_HOME/gantry.sock`` (``~/.gantry`` by
+default). Each request opens its own connection, so one client serves any number of threads (and
+survives a fork). Error answers become the classes of ``gantry.exception``, chosen by the
+daemon's error code, as ``errorFromApi`` does in the TypeScript SDK.
+"""
+from __future__ import annotations
+
+import errno
+import http.client
+import json
+import os
+import socket
+from typing import Any, Dict, Optional, Tuple, Type
+from urllib.parse import urlsplit
+
+from .exception import (
+    AuthError,
+    DaemonNotRunningError,
+    Error,
+    InvalidError,
+    NotFoundError,
+    OutputExpiredError,
+    RequestSizeError,
+    ResourceExhaustedError,
+)
+
+#: Seconds a request may take beyond the wait it asked the daemon for.
+_REQUEST_MARGIN_S = 30.0
+
+_ERRORS: Dict[str, Type[Error]] = {
+    "not_found": NotFoundError,
+    "output_expired": OutputExpiredError,
+    "invalid_argument": InvalidError,
+    "payload_too_large": RequestSizeError,
+    "queue_full": ResourceExhaustedError,
+    "unauthorized": AuthError,
+}
+
+
+def gantry_home() -> str:
+    return os.environ.get("GANTRY_HOME") or os.path.join(os.path.expanduser("~"), ".gantry")
+
+
+def default_socket_path() -> str:
+    return os.path.join(gantry_home(), "gantry.sock")
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """``http.client`` over an AF_UNIX stream socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("gantry", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Client:
+    """A connection to one gantry daemon: ``Client(socket_path=...)`` or ``Client(url=..., token=...)``."""
+
+    def __init__(self, socket_path: Optional[str] = None, *, url: Optional[str] = None, token: Optional[str] = None) -> None:
+        if socket_path is not None and url is not None:
+            raise InvalidError("a gantry Client takes a socket path or a URL, not both")
+        self.token = token
+        self.url = url.rstrip("/") if url else None
+        self.socket_path = None if self.url else (socket_path or default_socket_path())
+        if self.url:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise InvalidError(f"GANTRY_URL must look like http://host:port, got {url!r}")
+            self._scheme = parts.scheme
+            self._host = parts.hostname
+            self._port = parts.port
+            self._prefix = parts.path.rstrip("/")
+
+    @classmethod
+    def from_env(cls) -> "Client":
+        """The daemon the environment names: ``GANTRY_URL`` and ``GANTRY_TOKEN``, else ``$GANTRY_HOME``'s socket."""
+        url = os.environ.get("GANTRY_URL") or None
+        if url:
+            return cls(url=url, token=os.environ.get("GANTRY_TOKEN") or None)
+        return cls(default_socket_path())
+
+    @property
+    def target(self) -> str:
+        """Where the daemon is expected: the URL, or the socket path."""
+        return self.url or self.socket_path or ""
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r})"
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.socket_path is not None:
+            return _UnixConnection(self.socket_path, timeout)
+        kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return kind(self._host, self._port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0) -> Tuple[int, Any]:
+        """Sends one request and returns (HTTP status, parsed JSON body); raises only when no answer came.
+
+        ``wait_s``: how long the daemon may hold the request (a ``?wait=`` poll); the socket allows
+        that much more time before it gives up.
+        """
+        headers = {"Accept": "application/json"}
+        if self.token and self.url:
+            headers["Authorization"] = f"Bearer {self.token}"
+        payload: Optional[bytes] = None
+        if body is not None:
+            payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        timeout = wait_s + _REQUEST_MARGIN_S
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
+            res = conn.getresponse()
+            status, raw = res.status, res.read()
+        except (FileNotFoundError, ConnectionRefusedError) as err:
+            reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
+            raise DaemonNotRunningError(
+                f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start"
+            ) from None
+        except socket.timeout:
+            raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as err:
+            raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode("utf-8", "replace")
+        return status, parsed
+
+    def json(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0) -> Any:
+        """Like ``request``, but raises the matching ``gantry.exception`` class for an answer that is not 2xx."""
+        status, parsed = self.request(method, path, body, wait_s=wait_s)
+        if not 200 <= status < 300:
+            raise error_from_api(status, parsed, self.target)
+        return parsed
+
+
+def error_from_api(status: int, body: Any, target: str) -> Error:
+    """The exception for an error answer ``{"error": {"code", "message"}}``, by its code."""
+    detail = body.get("error") if isinstance(body, dict) else None
+    code = detail.get("code") if isinstance(detail, dict) else None
+    message = detail.get("message") if isinstance(detail, dict) else None
+    if not isinstance(message, str) or not message:
+        message = f"the gantry daemon at {target} answered HTTP {status}"
+    cls = _ERRORS.get(code, Error) if isinstance(code, str) else Error
+    err = cls(message)
+    if isinstance(code, str):
+        err.code = code
+    return err

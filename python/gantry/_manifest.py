@@ -1,0 +1,126 @@
+"""``python -m gantry._manifest APP_FILE OUT_JSON``: reads an app file's definitions for
+``gantry deploy`` without running any function, and writes them as JSON: the app, its functions
+and options, its local entrypoints, the source files to ship, the folders its images copy, and the
+modules it imports that exist only in the image. On an error it writes ``{"error": "..."}`` and
+exits 2.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sys
+from typing import Any, Dict, List
+
+from ._appfile import AppFileError, import_app_file
+
+MAX_SOURCE_FILES = 500
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+MAX_FOLDER_BYTES = 40 * 1024 * 1024
+
+
+def _source_files(app_file: str) -> Dict[str, str]:
+    """The app file, the .py files beside it, and the app folder's modules it imported (packages too)."""
+    app_dir = os.path.dirname(os.path.abspath(app_file))
+    wanted = {os.path.join(app_dir, f) for f in os.listdir(app_dir) if f.endswith(".py")}
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if f and os.path.abspath(f).startswith(app_dir + os.sep) and f.endswith(".py") and "site-packages" not in f:
+            wanted.add(os.path.abspath(f))
+            d = os.path.dirname(os.path.abspath(f))
+            while d != app_dir and d.startswith(app_dir):  # the packages it sits in
+                init = os.path.join(d, "__init__.py")
+                if os.path.isfile(init):
+                    wanted.add(init)
+                d = os.path.dirname(d)
+    if len(wanted) > MAX_SOURCE_FILES:
+        raise AppFileError(f"{app_dir} holds {len(wanted)} Python files to ship with the app, over the limit of {MAX_SOURCE_FILES}")
+    files: Dict[str, str] = {}
+    total = 0
+    for f in sorted(wanted):
+        with open(f, encoding="utf-8") as fh:
+            text = fh.read()
+        total += len(text.encode())
+        files[os.path.relpath(f, app_dir).replace(os.sep, "/")] = text
+    if total > MAX_SOURCE_BYTES:
+        raise AppFileError(f"the app's Python files are {total} bytes, over the limit of {MAX_SOURCE_BYTES} bytes")
+    return files
+
+
+def _pack_folder(local: str) -> Dict[str, Dict[str, Any]]:
+    files: Dict[str, Dict[str, Any]] = {}
+    total = 0
+    for root, dirs, names in os.walk(local):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for n in sorted(names):
+            p = os.path.join(root, n)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue  # links are not followed out of the folder
+            with open(p, "rb") as fh:
+                data = fh.read()
+            total += len(data)
+            if total > MAX_FOLDER_BYTES:
+                raise AppFileError(f"add_local_dir({local!r}): the folder is over the limit of {MAX_FOLDER_BYTES} bytes")
+            mode = 0o755 if os.stat(p).st_mode & 0o111 else 0o644
+            files[os.path.relpath(p, local).replace(os.sep, "/")] = {"data": base64.b64encode(data).decode(), "mode": mode}
+    return files
+
+
+def folder_hash(files: Dict[str, Dict[str, Any]]) -> str:
+    """The hash the daemon checks the folder against (daemon/docker/image-plan.ts assetHash)."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        data = base64.b64decode(files[path]["data"])
+        for part in (path.encode(), str(files[path]["mode"]).encode(), str(len(data)).encode()):
+            h.update(part + b"\0")
+        h.update(data)
+    return h.hexdigest()
+
+
+def _with_folders(functions: List[Dict[str, Any]], assets: Dict[str, Any]) -> None:
+    """Replaces each add_local_dir step's local path with the hash of the folder's files."""
+    for f in functions:
+        for step in (f["options"].get("image") or {}).get("steps", []):
+            if step.get("kind") == "dir" and "local" in step:
+                files = _pack_folder(step.pop("local"))
+                step["hash"] = folder_hash(files)
+                assets[step["hash"]] = files
+
+
+def read(app_file: str) -> Dict[str, Any]:
+    module, app, standins = import_app_file(app_file)
+    functions = app.manifest()
+    if not functions:
+        raise AppFileError(f"app {app.name} in {app_file} defines no functions: use @app.function()")
+    assets: Dict[str, Any] = {}
+    _with_folders(functions, assets)
+    return {
+        "app": app.name,
+        "module": module.__name__,
+        "functions": functions,
+        "entrypoints": sorted(app.registered_entrypoints),
+        "files": _source_files(app_file),
+        "assets": assets,
+        "standins": standins.names(),
+        "python": "%d.%d.%d" % sys.version_info[:3],
+    }
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m gantry._manifest APP_FILE OUT_JSON", file=sys.stderr)
+        return 2
+    app_file, out = argv
+    try:
+        result: Dict[str, Any] = read(app_file)
+        code = 0
+    except AppFileError as e:
+        result, code = {"error": str(e)}, 2
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,462 @@
+"""gantry's runtime agent for Python functions, started as the container's entrypoint.
+
+It mirrors the Node agent (runtime-images/node/agent.ts) message for message; the wire protocol
+is protocol/agent-messages.ts. In order:
+
+1. Reads its environment (``AgentEnv``): the daemon's unix socket, the container's token, the
+   app module's name and folder, the app and function names, ``GANTRY_MAX_INPUTS``. A missing
+   variable is reported on stderr and the agent exits with code 2.
+2. Connects to the daemon: a small WebSocket client (RFC 6455, client side, text messages only)
+   over the unix socket, authenticated with ``Authorization: Bearer <token>``.
+3. Forwards stdout and stderr: each complete line still goes to the real stream (docker logs) and
+   is sent as a ``log`` message, tagged with the call that wrote it (a context variable, set for
+   each input in its worker thread or its coroutine's task).
+4. Imports the module (``GANTRY_APP_DIR`` first on ``sys.path``), finds the function with
+   ``gantry.app.lookup_local`` and says ``ready``, or sends ``init_error`` and exits.
+5. Runs each ``input`` as ``f(*args, **kwargs)``: a plain ``def`` in a thread pool of
+   ``max_inputs`` workers, an ``async def`` on one event loop in a thread of its own, at most
+   ``max_inputs`` at once either way; each result (JSON, at most ``MAX_OUTPUT_BYTES``) or error
+   goes back as an ``output`` with the call's ID and attempt.
+6. Ends on ``shutdown`` or when the daemon closes the connection (exit 0), on SIGTERM (closes
+   with 1001, exit 0), or when the connection is lost (exit 1).
+
+Standard library only: it runs on any Python >= 3.9 (Debian 12 ships 3.11).
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import importlib
+import inspect
+import io
+import json
+import os
+import platform
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, BinaryIO, Callable, Dict, List, NoReturn, Optional, Tuple
+
+from gantry_websocket import ConnectionLost, ProtocolError, UnixWebSocket
+
+# From protocol/agent-messages.ts and protocol/remote-error.ts.
+AGENT_PROTOCOL_VERSION = 1
+AGENT_WS_PATH = "/agent"
+MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+MAX_TRACEBACK_CHARS = 64 * 1024
+MAX_ERROR_TYPE_CHARS = 200
+MAX_CALL_ID_CHARS = 64
+
+#: A line longer than this (no newline yet) is sent in pieces.
+MAX_LOG_LINE_BYTES = 64 * 1024
+#: How long to wait for the daemon to answer our close frame before exiting anyway.
+CLOSE_TIMEOUT_S = 5.0
+
+ENV_SOCKET = "GANTRY_AGENT_SOCKET"
+ENV_TOKEN = "GANTRY_AGENT_TOKEN"
+ENV_MODULE = "GANTRY_APP_MODULE"
+ENV_APP_DIR = "GANTRY_APP_DIR"
+ENV_APP = "GANTRY_APP"
+ENV_FUNCTION = "GANTRY_FUNCTION"
+ENV_MAX_INPUTS = "GANTRY_MAX_INPUTS"
+
+#: Frames from these files are left out of tracebacks: the agent's own and importlib's.
+_HIDDEN_FILES = {__file__, os.path.abspath(__file__), importlib.__file__}
+
+#: The call whose code is running (None outside calls); log lines are tagged with it.
+_current_call: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("gantry_call_id", default=None)
+
+
+def _note(text: str) -> None:
+    """A diagnostic line on the real stderr only (for when the connection cannot carry it)."""
+    real = sys.__stderr__
+    if real is not None:
+        real.write(f"gantry agent: {text}\n")
+        real.flush()
+
+
+def _exit(code: int) -> NoReturn:
+    """Exits at once: calls still running in other threads are abandoned, as the Node agent does."""
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+# --- JSON messages ---------------------------------------------------------------------------
+
+
+def _json_bytes(value: Any) -> bytes:
+    """Strict JSON (no NaN, tuples as lists) as UTF-8; strings with lone surrogates are escaped."""
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _remote_error(exc: BaseException) -> Dict[str, str]:
+    """An exception as protocol/remote-error.ts's RemoteError, without the agent's own frames."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<{type(exc).__name__} whose str() failed>"
+    tb = traceback.TracebackException(type(exc), exc, exc.__traceback__)
+    _drop_agent_frames(tb, set())
+    text = "".join(tb.format())
+    if len(text) > MAX_TRACEBACK_CHARS:
+        marker = "[... the start of this traceback is left out ...]\n"
+        text = marker + text[-(MAX_TRACEBACK_CHARS - len(marker)) :]
+    return {"type": type(exc).__name__[:MAX_ERROR_TYPE_CHARS], "message": message, "traceback": text}
+
+
+def _drop_agent_frames(tb: traceback.TracebackException, seen: set) -> None:
+    """Removes this file's frames and importlib's machinery, here and in chained exceptions."""
+    if id(tb) in seen:
+        return
+    seen.add(id(tb))
+    tb.stack[:] = [f for f in tb.stack if f.filename not in _HIDDEN_FILES and not f.filename.startswith("<frozen importlib")]
+    for other in (tb.__cause__, tb.__context__, *(getattr(tb, "exceptions", None) or [])):
+        if other is not None:
+            _drop_agent_frames(other, seen)
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise InvalidMessage(f"{name} is not JSON")
+
+
+class InvalidMessage(Exception):
+    """A message from the daemon that is not JSON or not in the protocol."""
+
+
+class ResultTooLargeError(Exception):
+    """A return value over MAX_OUTPUT_BYTES of JSON."""
+
+
+class Input:
+    """One ``input`` message from the daemon."""
+
+    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any]) -> None:
+        self.call_id = call_id
+        self.attempt = attempt
+        self.args = args
+        self.kwargs = kwargs
+
+    @classmethod
+    def parse(cls, msg: Dict[str, Any]) -> "Input":
+        """Checks what protocol/agent-messages.ts's daemonToAgentSchema checks."""
+        call_id, attempt, args = msg.get("callId"), msg.get("attempt"), msg.get("args")
+        kwargs = msg.get("kwargs", {})
+        if not isinstance(call_id, str) or not 1 <= len(call_id) <= MAX_CALL_ID_CHARS:
+            raise InvalidMessage("callId must be a string of 1 to 64 characters")
+        if isinstance(attempt, float) and attempt.is_integer():
+            attempt = int(attempt)
+        if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+            raise InvalidMessage("attempt must be a whole number >= 1")
+        if not isinstance(args, list):
+            raise InvalidMessage("args must be an array")
+        if not isinstance(kwargs, dict):
+            raise InvalidMessage("kwargs must be an object")
+        return cls(call_id, attempt, args, kwargs)
+
+
+# --- stdout and stderr -----------------------------------------------------------------------
+
+
+class LineForwarder(io.BufferedIOBase):
+    """The bytes under a replaced sys.stdout or sys.stderr.
+
+    Each write goes to the real stream at once; each complete line is also handed to ``send``
+    with the current call's ID. Unfinished lines are kept per call, so concurrent calls' output
+    does not mix; ``flush_call`` sends what a call left without a newline.
+    """
+
+    def __init__(self, stream: str, real: Optional[BinaryIO], send: Callable[[str, str, Optional[str]], None]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._real = real
+        self._send = send
+        self._lock = threading.RLock()
+        self._partial: Dict[Optional[str], bytes] = {}
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        if self._real is None:
+            raise io.UnsupportedOperation("fileno")
+        return self._real.fileno()
+
+    def isatty(self) -> bool:
+        return self._real is not None and self._real.isatty()
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        if self._real is not None:
+            try:
+                self._real.write(data)
+                self._real.flush()
+            except (OSError, ValueError):
+                pass
+        call_id = _current_call.get()
+        with self._lock:
+            lines = (self._partial.pop(call_id, b"") + data).split(b"\n")
+            rest = lines.pop()
+            while len(rest) > MAX_LOG_LINE_BYTES:
+                lines.append(rest[:MAX_LOG_LINE_BYTES])
+                rest = rest[MAX_LOG_LINE_BYTES:]
+            if rest:
+                self._partial[call_id] = rest
+            for line in lines:
+                self._send(self._stream, line.decode("utf-8", "replace"), call_id)
+        return len(data)
+
+    def flush_call(self, call_id: Optional[str]) -> None:
+        with self._lock:
+            rest = self._partial.pop(call_id, b"")
+            if rest:
+                self._send(self._stream, rest.decode("utf-8", "replace"), call_id)
+
+
+def _forwarding_stream(name: str, real: Any, send: Callable[[str, str, Optional[str]], None]) -> Tuple[io.TextIOWrapper, LineForwarder]:
+    """A text stream like sys.stdout whose bytes go through a LineForwarder."""
+    forwarder = LineForwarder(name, getattr(real, "buffer", None), send)
+    errors = getattr(real, "errors", None) or "strict"
+    text = io.TextIOWrapper(forwarder, encoding="utf-8", errors=errors, line_buffering=True, write_through=True)  # type: ignore[arg-type]
+    return text, forwarder
+
+
+# --- the agent -------------------------------------------------------------------------------
+
+
+class Config:
+    """What the daemon tells the agent through its environment."""
+
+    def __init__(self, environ: Dict[str, str]) -> None:
+        self.socket = self._required(environ, ENV_SOCKET)
+        self.token = self._required(environ, ENV_TOKEN)
+        self.module = self._required(environ, ENV_MODULE)
+        self.app_dir = self._required(environ, ENV_APP_DIR)
+        self.app = self._required(environ, ENV_APP)
+        self.function = self._required(environ, ENV_FUNCTION)
+        self.max_inputs = self._max_inputs(environ.get(ENV_MAX_INPUTS, "1"))
+
+    @staticmethod
+    def _required(environ: Dict[str, str], name: str) -> str:
+        value = environ.get(name)
+        if not value:
+            _note(f"environment variable {name} is not set")
+            _exit(2)
+        return value
+
+    @staticmethod
+    def _max_inputs(text: str) -> int:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            _note(f"{ENV_MAX_INPUTS}={text!r} is not a whole number; running one input at a time")
+            return 1
+
+
+class Agent:
+    """One function's agent: loads it, runs the daemon's inputs, sends outputs and log lines."""
+
+    def __init__(self, config: Config, ws: UnixWebSocket) -> None:
+        self.config = config
+        self.ws = ws
+        self.fn: Optional[Callable[..., Any]] = None
+        self._forwarders: List[LineForwarder] = []
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._slots: Optional[asyncio.Semaphore] = None
+        self._running = 0
+        self._running_lock = threading.Lock()
+
+    # Sending.
+
+    def send(self, msg: Dict[str, Any]) -> None:
+        self.send_bytes(_json_bytes(msg))
+
+    def send_bytes(self, payload: bytes) -> None:
+        """Sends one message; a broken connection is left for the reading loop to report."""
+        try:
+            self.ws.send_text(payload)
+        except OSError:
+            pass
+
+    def _send_log(self, stream: str, line: str, call_id: Optional[str]) -> None:
+        msg: Dict[str, Any] = {"type": "log", "stream": stream, "line": line}
+        if call_id:
+            msg["callId"] = call_id
+        self.send(msg)
+
+    def forward_output(self) -> None:
+        """Replaces sys.stdout and sys.stderr with streams that also send their lines."""
+        sys.stdout, out = _forwarding_stream("stdout", sys.stdout, self._send_log)
+        sys.stderr, err = _forwarding_stream("stderr", sys.stderr, self._send_log)
+        self._forwarders = [out, err]
+
+    def close(self, code: int, reason: str) -> None:
+        """Closes the connection; the reading loop exits when the daemon answers (or after a while)."""
+        try:
+            self.ws.close(code, reason)
+        except OSError:
+            self.ws.shutdown()
+        timer = threading.Timer(CLOSE_TIMEOUT_S, self.ws.shutdown)
+        timer.daemon = True
+        timer.start()
+
+    # Loading.
+
+    def load(self) -> bool:
+        """Imports the app module and finds the function: ready, or init_error (False)."""
+        try:
+            sys.path.insert(0, self.config.app_dir)
+            importlib.import_module(self.config.module)
+            from gantry.app import lookup_local
+
+            self.fn = lookup_local(self.config.app, self.config.function)
+        except BaseException as exc:
+            self.send({"type": "init_error", "error": _remote_error(exc)})
+            return False
+        if inspect.iscoroutinefunction(self.fn):
+            self._start_event_loop()
+        else:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.config.max_inputs, thread_name_prefix="gantry-input")
+        runtime = f"python {platform.python_version()}"
+        self.send({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": runtime, "functionName": self.config.function})
+        return True
+
+    def _start_event_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="gantry-asyncio", daemon=True).start()
+
+        async def make_slots() -> asyncio.Semaphore:  # created on its loop (Python 3.9 binds it there)
+            return asyncio.Semaphore(self.config.max_inputs)
+
+        self._slots = asyncio.run_coroutine_threadsafe(make_slots(), loop).result()
+        self._loop = loop
+
+    # Running inputs.
+
+    def start_input(self, call: Input) -> None:
+        with self._running_lock:
+            busy = self._running >= self.config.max_inputs
+            self._running += 1
+        if busy:
+            print(f"gantry agent: over maxInputs ({self.config.max_inputs}), call {call.call_id} waits for a free slot", file=sys.stderr)
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._run_async(call), self._loop)
+        else:
+            assert self._pool is not None
+            self._pool.submit(contextvars.copy_context().run, self._run_sync, call)
+
+    def _run_sync(self, call: Input) -> None:
+        _current_call.set(call.call_id)  # in this input's own copy of the context
+        try:
+            value = self.fn(*call.args, **call.kwargs)  # type: ignore[misc]
+        except BaseException as exc:
+            self._finish(call, error=exc)
+        else:
+            self._finish(call, value=value)
+
+    async def _run_async(self, call: Input) -> None:
+        assert self._slots is not None
+        async with self._slots:
+            _current_call.set(call.call_id)  # in this task's own context
+            try:
+                value = await self.fn(*call.args, **call.kwargs)  # type: ignore[misc]
+            except BaseException as exc:
+                self._finish(call, error=exc)
+            else:
+                self._finish(call, value=value)
+
+    def _finish(self, call: Input, value: Any = None, error: Optional[BaseException] = None) -> None:
+        """Sends the call's unfinished log lines, then its output."""
+        payload = self._output(call, value, error)
+        for forwarder in self._forwarders:
+            forwarder.flush_call(call.call_id)
+        with self._running_lock:
+            self._running -= 1
+        self.send_bytes(payload)
+
+    def _output(self, call: Input, value: Any, error: Optional[BaseException]) -> bytes:
+        if error is None:
+            try:
+                return self._output_ok(call, value)
+            except BaseException as exc:  # not JSON, or too large
+                error = exc
+        return _json_bytes({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
+
+    def _output_ok(self, call: Input, value: Any) -> bytes:
+        try:
+            value_json = _json_bytes(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(f"the return value of {self.config.function} is not JSON-serialisable: {exc}") from None
+        if len(value_json) > MAX_OUTPUT_BYTES:
+            raise ResultTooLargeError(f"the return value is {len(value_json)} bytes of JSON, over the limit of {MAX_OUTPUT_BYTES} bytes")
+        # The value is serialised once: spliced into the message rather than encoded again.
+        head = _json_bytes({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": True})
+        return head[:-1] + b',"value":' + value_json + b"}"
+
+    # The daemon's messages.
+
+    def serve(self) -> int:
+        """Reads the daemon's messages until the connection ends; returns the exit code."""
+        while True:
+            try:
+                text = self.ws.recv()
+            except ConnectionLost as exc:
+                if self.ws.close_sent:
+                    return 0
+                _note(f"the connection to the daemon was lost: {exc}")
+                return 1
+            except ProtocolError as exc:
+                _note(f"the daemon broke the WebSocket protocol: {exc}")
+                self.close(exc.code, str(exc))
+                return 1
+            if text is None:
+                return 0
+            self.handle(text)
+
+    def handle(self, text: str) -> None:
+        try:
+            msg = json.loads(text, parse_constant=_no_constants)
+            kind = msg.get("type") if isinstance(msg, dict) else None
+            if kind == "input":
+                call = Input.parse(msg)
+                if not self.ws.close_sent:  # closing: its output could not be sent
+                    self.start_input(call)
+            elif kind == "shutdown":
+                self.close(1000, "shutdown")
+            else:
+                raise InvalidMessage(f"unknown type {kind!r}")
+        except (ValueError, InvalidMessage) as exc:
+            print(f"gantry agent: ignoring a malformed message from the daemon ({exc})", file=sys.stderr)
+
+
+def main() -> int:
+    config = Config(dict(os.environ))
+    try:
+        ws = UnixWebSocket.connect(config.socket, AGENT_WS_PATH, {"Authorization": f"Bearer {config.token}"})
+    except ConnectionLost as exc:
+        _note(f"cannot connect to the daemon at {config.socket}: {exc}")
+        return 1
+    agent = Agent(config, ws)
+    # The handler must not write to the socket itself: it may interrupt a send in this thread.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.close, args=(1001, "SIGTERM"), daemon=True).start())
+    agent.forward_output()
+    if not agent.load():
+        agent.close(1000, "init failed")
+        agent.serve()
+        return 1
+    return agent.serve()
+
+
+if __name__ == "__main__":
+    _exit(main())

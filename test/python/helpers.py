@@ -1,0 +1,48 @@
+"""Helpers shared by the Python client's tests: the real CLI, another Python process, polling."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, Optional, TypeVar
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GANTRY_BIN = ROOT / "bin" / "gantry.js"
+BEHAVIOURS = ROOT / "test" / "fixtures" / "apps" / "behaviours.ts"
+#: The environment the client reads; tests set it themselves.
+CLIENT_ENV = ("GANTRY_HOME", "GANTRY_URL", "GANTRY_TOKEN")
+
+T = TypeVar("T")
+
+
+def gantry_cli(home: str, *args: str, timeout: float = 180) -> "subprocess.CompletedProcess[str]":
+    """Runs the real CLI against ``home``, as a user would."""
+    env: Dict[str, str] = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    env["GANTRY_HOME"] = home
+    return subprocess.run(
+        ["node", str(GANTRY_BIN), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def python_in_subprocess(code: str, env: Dict[str, str]) -> "subprocess.CompletedProcess[str]":
+    """Runs ``code`` in another Python process, with the gantry package importable and ``env`` set."""
+    full: Dict[str, str] = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    full.update(env)
+    full["PYTHONPATH"] = str(ROOT / "python")
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120, check=False)
+
+
+def wait_until(probe: Callable[[], Optional[T]], what: str, timeout: float = 30.0, interval: float = 0.05) -> T:
+    """Calls ``probe`` until it returns something other than None; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got is not None:
+            return got
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what}: not reached within {timeout:g} s")
+        time.sleep(interval)
