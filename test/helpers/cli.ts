@@ -9,13 +9,10 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real CLI binary, as a user would, with its own GANTRY_HOME. */
-export function gantry(home: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+/** Runs a program to its end, collecting its output. */
+export function runProcess(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [GANTRY_BIN, ...args], {
-      env: { ...process.env, GANTRY_HOME: home, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -23,4 +20,9 @@ export function gantry(home: string, args: string[], env: Record<string, string>
     child.on("error", reject);
     child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
+}
+
+/** Runs the real CLI binary, as a user would, with its own GANTRY_HOME. */
+export function gantry(home: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runProcess(process.execPath, [GANTRY_BIN, ...args], { ...process.env, GANTRY_HOME: home, ...env });
 }

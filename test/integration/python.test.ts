@@ -3,12 +3,11 @@
  * client and through the CLI: results, keyword arguments, exceptions, retries, timeouts, expiry,
  * concurrency of sync and async functions, sibling modules, redeploys, and Modal's job-queue guide.
  */
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FunctionTimeoutError, OutputExpiredError, RemoteError } from "../../sdk/errors.js";
-import { gantry } from "../helpers/cli.js";
+import { gantry, runProcess } from "../helpers/cli.js";
 import { containersOf, deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
@@ -26,20 +25,7 @@ afterAll(async () => {
 const fn = (name: string) => t.client.functions.fromName("py-behaviours", name);
 
 /** Runs a Python program with the gantry package, against this test's daemon. */
-function python(code: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("/usr/bin/python3", ["-c", code], {
-      env: { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: t.home },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (c) => resolve({ code: c ?? -1, stdout, stderr }));
-  });
-}
+const python = (code: string) => runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: t.home });
 
 describe("Python functions, called from the TypeScript client", () => {
   it("return results", async () => {
