@@ -15,6 +15,18 @@ export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
 const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().min(1) };
 
+/**
+ * Web endpoints (DESIGN 1.8): an HTTP request travels over the agent's connection as
+ * `http_request` (the head) and `http_body` chunks (base64, the last with `end: true`); the answer
+ * comes back the same way as `http_response` then `http_body` chunks, or `http_error` when the
+ * function failed before answering. `http_cancel` tells the agent the client went away or the
+ * request ran out of time.
+ */
+export const MAX_HTTP_CHUNK_BYTES = 256 * 1024;
+const requestRef = { requestId: z.string().min(1).max(64) };
+const headerList = z.array(z.tuple([z.string().max(1024), z.string().max(64 * 1024)])).max(500);
+const bodyChunk = z.object({ type: z.literal("http_body"), ...requestRef, data: z.string(), end: z.boolean() });
+
 export const agentToDaemonSchema = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("ready"),
@@ -31,8 +43,12 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
     type: z.literal("log"),
     stream: z.enum(["stdout", "stderr"]),
     line: z.string(),
+    /** The call or web request that wrote the line. */
     callId: z.string().optional(),
   }),
+  z.object({ type: z.literal("http_response"), ...requestRef, status: z.number().int().min(100).max(599), headers: headerList }),
+  bodyChunk,
+  z.object({ type: z.literal("http_error"), ...requestRef, error: remoteErrorSchema }),
 ]);
 export type AgentToDaemon = z.infer<typeof agentToDaemonSchema>;
 
@@ -45,6 +61,21 @@ export const daemonToAgentSchema = z.discriminatedUnion("type", [
     kwargs: z.record(z.string(), z.unknown()).optional(),
   }),
   z.object({ type: z.literal("shutdown") }),
+  z.object({
+    type: z.literal("http_request"),
+    ...requestRef,
+    method: z.string().min(1).max(16),
+    /** The path below the endpoint's prefix, starting with "/". */
+    path: z.string().startsWith("/"),
+    /** The prefix the endpoint is served under ("/web/app/function"): ASGI's root_path. */
+    rootPath: z.string(),
+    /** The raw query string, without "?". */
+    query: z.string(),
+    headers: headerList,
+    client: z.tuple([z.string(), z.number().int()]).nullable(),
+  }),
+  bodyChunk,
+  z.object({ type: z.literal("http_cancel"), ...requestRef, reason: z.string() }),
 ]);
 export type DaemonToAgent = z.infer<typeof daemonToAgentSchema>;
 

@@ -81,6 +81,17 @@ export const retriesSchema = z.union([
 
 const gpuName = z.string().regex(/^(any|[A-Za-z0-9-]+)(:[1-8])?$/, 'gpu must look like "any", "A100" or "H100:2"');
 
+/** How a web endpoint's handler takes requests (DESIGN 1.8): set by app.webEndpoint() and the Python decorators. */
+export const WEB_KINDS = { node: ["fetch"], python: ["asgi", "wsgi", "fastapi"] } as const;
+export const webSchema = z
+  .object({
+    kind: z.enum(["fetch", "asgi", "wsgi", "fastapi"]),
+    /** fastapi_endpoint's method. */
+    method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]).optional(),
+  })
+  .strict();
+export type WebSpec = z.infer<typeof webSchema>;
+
 /** Options as written by users (camelCase); the SDK also maps Python's snake_case here. */
 export const functionOptionsSchema = z.object({
   image: imageSpecSchema.optional(),
@@ -98,6 +109,9 @@ export const functionOptionsSchema = z.object({
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"), z.string()).optional(),
   resultTtl: seconds("resultTtl", LIMITS.resultTtlSeconds.min, LIMITS.resultTtlSeconds.max).optional(),
   network: z.enum(["bridge", "none"]).optional(),
+  web: webSchema.optional(),
+  /** A web endpoint anyone may call, even where the daemon asks for its token. */
+  public: z.boolean().optional(),
 }).strict();
 export type FunctionOptions = z.input<typeof functionOptionsSchema>;
 
@@ -126,6 +140,9 @@ export interface FunctionSpec {
   env: Record<string, string>;
   resultTtlMs: number;
   network: "bridge" | "none";
+  /** A web endpoint's handler kind; null for functions called with spawn/remote. */
+  web: WebSpec | null;
+  public: boolean;
 }
 
 export const RUNTIMES = ["node", "python"] as const;
@@ -198,6 +215,10 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (minContainers > maxContainers) {
     throw new Error(`function ${name}: minContainers (${minContainers}) must not exceed maxContainers (${maxContainers})`);
   }
+  if (o.web && !(WEB_KINDS[runtime] as readonly string[]).includes(o.web.kind)) {
+    throw new Error(`function ${name}: a ${o.web.kind} web endpoint is not a ${runtime} one (${runtime} takes ${WEB_KINDS[runtime].join(", ")})`);
+  }
+  if (o.public !== undefined && !o.web) throw new Error(`function ${name}: public is for web endpoints only`);
   return {
     name,
     image: o.image ?? { base: { kind: runtime }, steps: [] },
@@ -215,6 +236,8 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     env: o.env ?? {},
     resultTtlMs: (o.resultTtl ?? DEFAULTS.resultTtl) * 1000,
     network: o.network ?? DEFAULTS.network,
+    web: o.web ?? null,
+    public: o.public ?? false,
   };
 }
 

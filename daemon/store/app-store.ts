@@ -35,7 +35,7 @@ interface FunctionRow {
 const fnFromRow = (r: FunctionRow): FunctionRecord => ({
   app: r.app,
   name: r.name,
-  spec: JSON.parse(r.spec) as FunctionSpec,
+  spec: { web: null, public: false, ...(JSON.parse(r.spec) as Partial<FunctionSpec>) } as FunctionSpec, // specs stored before web endpoints lack both
   image: r.image,
   bundleHash: r.bundle_hash,
   deployedAt: r.deployed_at,

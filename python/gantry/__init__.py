@@ -5,9 +5,21 @@ Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id
 The guide's files run with ``import gantry as modal``.
 """
 from . import exception
-from .app import App, Retries, concurrent
+from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpoint, wsgi_app
 from .functions import Function, FunctionCall
 from .image import Image
 
 __version__ = "0.1.0"
-__all__ = ["App", "Function", "FunctionCall", "Image", "Retries", "concurrent", "exception"]
+__all__ = [
+    "App",
+    "Function",
+    "FunctionCall",
+    "Image",
+    "Retries",
+    "asgi_app",
+    "concurrent",
+    "exception",
+    "fastapi_endpoint",
+    "web_endpoint",
+    "wsgi_app",
+]

@@ -60,6 +60,46 @@ def concurrent(_f: Optional[Callable] = None, *, max_inputs: int, target_inputs:
     return mark(_f) if _f is not None else mark
 
 
+_WEB_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def _web(kind: str, public: bool, method: Optional[str] = None) -> Callable:
+    def mark(f: Callable) -> Callable:
+        if isinstance(f, Function):
+            raise InvalidError(f"@gantry.{kind}_app() goes under @app.function(), not above it")
+        web: Dict[str, Any] = {"kind": kind}
+        if method is not None:
+            web["method"] = method
+        f.__gantry_web__ = {"web": web, "public": public}  # type: ignore[attr-defined]
+        return f
+
+    return mark
+
+
+def asgi_app(*, public: bool = False, label: Optional[str] = None) -> Callable:
+    """Serves the ASGI app (FastAPI, Starlette…) the decorated function returns, at /web/APP/FUNCTION/.
+
+    ``public=True``: no token needed even where the daemon asks for one.
+    """
+    return _web("asgi", public)
+
+
+def wsgi_app(*, public: bool = False, label: Optional[str] = None) -> Callable:
+    """Serves the WSGI app (Flask, Django…) the decorated function returns, at /web/APP/FUNCTION/."""
+    return _web("wsgi", public)
+
+
+def fastapi_endpoint(*, method: str = "GET", public: bool = False, label: Optional[str] = None, docs: bool = False) -> Callable:
+    """Serves the decorated function as one FastAPI route (FastAPI must be in the image)."""
+    if not isinstance(method, str) or method.upper() not in _WEB_METHODS:
+        raise InvalidError(f"fastapi_endpoint: method must be one of {', '.join(_WEB_METHODS)}, got {method!r}")
+    return _web("fastapi", public, method.upper())
+
+
+#: Modal's older name for fastapi_endpoint.
+web_endpoint = fastapi_endpoint
+
+
 class LocalEntrypoint:
     """A function of the app file run on this machine by ``gantry run``."""
 
@@ -160,6 +200,11 @@ class App:
             if fn_name in self._functions:
                 raise InvalidError(f"app {self.name} already has a function named {fn_name}")
             opts = {k: v for k, v in options.items() if v is not None}
+            web = getattr(f, "__gantry_web__", None)
+            if web is not None:
+                opts["web"] = web["web"]
+                if web["public"]:
+                    opts["public"] = True
             marked = getattr(f, "__gantry_max_inputs__", None)
             if marked is not None:
                 if max_inputs is not None and max_inputs != marked:

@@ -18,6 +18,8 @@ const DEFAULT_SPEC: FunctionSpec = {
   env: {},
   resultTtlMs: 3_600_000,
   network: "bridge",
+  web: null,
+  public: false,
 };
 
 describe("resolveFunctionSpec defaults", () => {
@@ -155,5 +157,18 @@ describe("snake_case and camelCase are not mixed", () => {
 
   it("rejects snake_case inside the retries object", () => {
     expect(() => resolveFunctionSpec("f", { retries: { maxRetries: 1, initial_delay: 2 } })).toThrow(/retries: Unrecognized key.*initial_delay/);
+  });
+});
+
+describe("web endpoints", () => {
+  it("take the handler kind of their language, and public", () => {
+    expect(resolveFunctionSpec("api", { web: { kind: "fetch" }, public: true })).toMatchObject({ web: { kind: "fetch" }, public: true });
+    expect(resolveFunctionSpec("f", { web: { kind: "fastapi", method: "POST" } }, "python").web).toEqual({ kind: "fastapi", method: "POST" });
+  });
+
+  it("refuse another language's kind, and public on a plain function", () => {
+    expect(() => resolveFunctionSpec("api", { web: { kind: "asgi" } })).toThrow("function api: a asgi web endpoint is not a node one (node takes fetch)");
+    expect(() => resolveFunctionSpec("api", { web: { kind: "fetch" } }, "python")).toThrow(/python takes asgi, wsgi, fastapi/);
+    expect(() => resolveFunctionSpec("f", { public: true })).toThrow("function f: public is for web endpoints only");
   });
 });
