@@ -4,10 +4,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import type http from "node:http";
 import { socketAgentEndpoints } from "./api/agent-hub.js";
-import { buildRouter } from "./api/routes.js";
+import { buildRouter, containerRouter } from "./api/routes.js";
+import { WebGateway } from "./api/web-gateway.js";
 import { EventStream } from "./api/event-stream.js";
-import { ApiServer } from "./api/server.js";
+import { ApiServer, answer, route } from "./api/server.js";
 import type { DaemonConfig } from "./config.js";
 import { makeId } from "./core/ids.js";
 import { DockerRuntime } from "./docker/docker-runtime.js";
@@ -93,16 +95,26 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     const waiters = new Waiters(bus);
     const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus);
     cleanups.push(() => appLogs.close());
+    /** Serves code in containers calling other functions (set once the routes exist). */
+    let containerApi: http.RequestListener | null = null;
     const launcher = new ContainerLauncher({
       runtime,
-      agents: socketAgentEndpoints(log),
+      agents: socketAgentEndpoints(log, (req, res) => containerApi?.(req, res)),
       bus,
       log,
       daemonId,
       agentSocketsDir: cfg.agentSocketsDir,
       forceNetwork: cfg.forceNetwork,
     });
-    const dispatcher = new Dispatcher({ calls, launcher, gpus, bus, log, maxQueuedPerFunction: cfg.maxQueuedPerFunction });
+    const dispatcher = new Dispatcher({
+      calls,
+      launcher,
+      gpus,
+      bus,
+      log,
+      maxQueuedPerFunction: cfg.maxQueuedPerFunction,
+      maxBodyBytes: cfg.maxBodyBytes,
+    });
     cleanups.push(() => dispatcher.shutdown());
     const deployer = new Deployer({
       runtime,
@@ -110,6 +122,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       dispatcher,
       gpus,
       log,
+      webBase: () => webBase(),
       appsDir: cfg.appsDir,
       baseImages: { node: cfg.nodeBaseImage, python: cfg.pythonBaseImage },
       layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
@@ -170,8 +183,20 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         gpu: gpus.status(),
       }),
       requestStop: (graceMs) => void stop({ graceMs }),
+      webBase: () => webBase(),
     });
-    const server = new ApiServer({ router, log, socketPath: cfg.socketPath, httpHost: cfg.httpHost, httpPort: cfg.httpPort, token: cfg.token });
+    const forContainers = containerRouter(router);
+    containerApi = (req, res) => void answer(req, res, log, () => route(forContainers, req, res, false));
+    const server = new ApiServer({
+      router,
+      log,
+      socketPath: cfg.socketPath,
+      httpHost: cfg.httpHost,
+      httpPort: cfg.httpPort,
+      token: cfg.token,
+      web: new WebGateway({ web: dispatcher.web, token: cfg.token }),
+    });
+    const webBase = () => (server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`);
     await server.listen();
     const events = new EventStream(bus, cfg.token);
     server.onUpgrade((s, remote) => events.attach(s, remote));

@@ -91,4 +91,6 @@ export const AgentEnv = {
   function: "GANTRY_FUNCTION",
   maxInputs: "GANTRY_MAX_INPUTS",
   containerId: "GANTRY_CONTAINER_ID",
+  /** Where code in the container reaches the daemon's API (calls only): GantryClient and gantry.Function use it. */
+  apiSocket: "GANTRY_API_SOCKET",
 } as const;

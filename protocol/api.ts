@@ -26,10 +26,18 @@ export interface ApiErrorBody {
   error: { code: string; message: string; type?: string; traceback?: string };
 }
 
+/** Web endpoints are served under /web/APP/FUNCTION/ on the daemon's listeners. */
+export const WEB_PREFIX = "/web/";
+
+/** The URL of a function's web endpoint, given the daemon's HTTP base (or none: the path alone). */
+export const webUrl = (base: string | null, app: string, fn: string) => `${base ?? ""}${WEB_PREFIX}${encodeURIComponent(app)}/${encodeURIComponent(fn)}/`;
+
 export interface FunctionView {
   app: string;
   name: string;
   image: string;
+  /** A web endpoint's URL (its path alone when the daemon serves no TCP); null for other functions. */
+  web_url: string | null;
   /** The GPU request and its fallbacks, as written ("A100", "H100:2"); null: no GPU. */
   gpu: string[] | null;
   deployed_at: string;

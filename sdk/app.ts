@@ -2,7 +2,18 @@ import type { FunctionOptions } from "../protocol/function-spec.js";
 import { appRegistry, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
 import { Image } from "./image.js";
 
-export type FunctionDefinitionOptions = Omit<FunctionOptions, "image"> & { image?: Image };
+export type FunctionDefinitionOptions = Omit<FunctionOptions, "image" | "web" | "public"> & { image?: Image };
+
+/** A web endpoint's options: a function's, plus `public` and a `name` (for handlers like Hono's `app.fetch`). */
+export type WebEndpointOptions = FunctionDefinitionOptions & {
+  /** Anyone may call it, even where the daemon asks for its token. */
+  public?: boolean;
+  /** The endpoint's name (its path is /web/APP/NAME/); default: the handler's name. */
+  name?: string;
+};
+
+/** A fetch handler, as Hono, Deno and Workers use: a standard Request in, a Response out. */
+export type FetchHandler = (req: Request) => Response | Promise<Response>;
 
 /** What `app.function(...)` returns: the handler, still callable locally, plus its definition. */
 export type FunctionHandle<A extends unknown[], R> = ((...args: A) => R) & {
@@ -39,16 +50,29 @@ export class App implements RegisteredApp {
     if (typeof handler !== "function") throw new Error(`app.function(options, handler): handler must be a function`);
     const name = handler.name;
     if (!name) throw new Error(`app.function needs a named function, e.g. app.function({}, async function process_job(data) {...})`);
-    if (this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
-    const { image, ...rest } = options;
-    this.functions.set(name, {
-      name,
-      options: { ...rest, ...(image ? { image: image.toSpec() } : {}) },
-      handler: handler as (...args: unknown[]) => unknown,
-    });
+    this.register(name, options, handler as (...args: unknown[]) => unknown, {});
     const handle = ((...args: A) => handler(...args)) as FunctionHandle<A, R>;
     Object.defineProperty(handle, "gantryFunction", { value: { app: this.name, name } });
     Object.defineProperty(handle, "name", { value: name });
     return handle;
+  }
+
+  /**
+   * A function that serves HTTP at /web/APP/NAME/: `app.webEndpoint({ maxInputs: 50 }, (req) => new Response("hi"))`.
+   * The handler gets the path below that prefix; a Hono app's `fetch` works as it is.
+   */
+  webEndpoint(options: WebEndpointOptions, handler: FetchHandler): FetchHandler {
+    if (typeof handler !== "function") throw new Error(`app.webEndpoint(options, handler): handler must be a function (req: Request) => Response`);
+    const { name: given, public: isPublic, ...rest } = options;
+    const name = given ?? (/^(bound )?fetch$/.test(handler.name) ? "" : handler.name);
+    if (!name) throw new Error(`app.webEndpoint needs a name: a named handler function, or { name: "api" } for a handler like honoApp.fetch`);
+    this.register(name, rest, handler as (...args: unknown[]) => unknown, { web: { kind: "fetch" }, ...(isPublic ? { public: true } : {}) });
+    return handler;
+  }
+
+  private register(name: string, options: FunctionDefinitionOptions, handler: (...args: unknown[]) => unknown, extra: Record<string, unknown>): void {
+    if (this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
+    const { image, ...rest } = options;
+    this.functions.set(name, { name, options: { ...rest, ...extra, ...(image ? { image: image.toSpec() } : {}) }, handler });
   }
 }

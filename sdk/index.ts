@@ -1,5 +1,5 @@
 /** The `gantry` package: define apps (App, Image) and call deployed functions (GantryClient). */
-export { App, type FunctionDefinitionOptions, type FunctionHandle } from "./app.js";
+export { App, type FetchHandler, type FunctionDefinitionOptions, type FunctionHandle, type WebEndpointOptions } from "./app.js";
 export { Image } from "./image.js";
 export { GantryClient, Function_, FunctionCall, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";

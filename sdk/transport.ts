@@ -15,8 +15,9 @@ export function gantryHome(): string {
   return process.env.GANTRY_HOME || join(homedir(), ".gantry");
 }
 
+/** The daemon's socket: inside a function's container, the one its agent uses (calls only); else $GANTRY_HOME/gantry.sock. */
 export function defaultSocketPath(): string {
-  return join(gantryHome(), "gantry.sock");
+  return process.env.GANTRY_API_SOCKET || join(gantryHome(), "gantry.sock");
 }
 
 export interface Response {

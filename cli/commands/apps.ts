@@ -10,6 +10,7 @@ interface AppRow {
   deployed_at: string;
   source: string | null;
   functions: string[];
+  endpoints: Array<{ function: string; url: string }>;
 }
 
 export function registerApps(program: Command, run: Runner): void {
@@ -21,9 +22,12 @@ export function registerApps(program: Command, run: Runner): void {
       const { out, client } = makeContext(g);
       const res = await client.transport.json<{ apps: AppRow[] }>("GET", "/v1/apps");
       client.close();
-      out.result(res.apps, () =>
-        table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.state, a.functions.join(", "), ago(a.deployed_at)])) || "no apps deployed",
-      );
+      out.result(res.apps, () => {
+        const apps = table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.state, a.functions.join(", "), ago(a.deployed_at)]));
+        if (!apps) return "no apps deployed";
+        const endpoints = res.apps.flatMap((a) => a.endpoints.map((e) => [`${a.name}.${e.function}`, e.url]));
+        return endpoints.length ? `${apps}\n\n${table(["WEB ENDPOINT", "URL"], endpoints)}` : apps;
+      });
     }));
   apps
     .command("stop")

@@ -26,6 +26,8 @@ export class SocketAgentEndpoint extends EventEmitter<AgentEndpointEvents> imple
     readonly socketDir: string,
     private readonly token: string,
     private readonly log: Logger,
+    /** Serves the container's own requests to the daemon (calls only); none: 426. */
+    private readonly api: http.RequestListener | null = null,
   ) {
     super();
   }
@@ -38,7 +40,7 @@ export class SocketAgentEndpoint extends EventEmitter<AgentEndpointEvents> imple
     mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
     rmSync(socketPath, { force: true });
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
-    const server = http.createServer((_req, res) => res.writeHead(426).end());
+    const server = http.createServer((req, res) => (this.api ? this.api(req, res) : res.writeHead(426).end()));
     server.on("upgrade", (req, sock, head) => {
       if (req.url !== AGENT_WS_PATH || !hasBearer(req, this.token) || this.socket) {
         sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
@@ -102,5 +104,11 @@ export class SocketAgentEndpoint extends EventEmitter<AgentEndpointEvents> imple
   }
 }
 
-/** The factory the container launcher is given: one endpoint per container. */
-export const socketAgentEndpoints = (log: Logger): AgentEndpointFactory => (socketDir, token) => new SocketAgentEndpoint(socketDir, token, log);
+/**
+ * The factory the container launcher is given: one endpoint per container. Plain HTTP requests on
+ * the same socket (code in the container calling other functions) go to `api`.
+ */
+export const socketAgentEndpoints =
+  (log: Logger, api: http.RequestListener | null = null): AgentEndpointFactory =>
+  (socketDir, token) =>
+    new SocketAgentEndpoint(socketDir, token, log, api);

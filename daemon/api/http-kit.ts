@@ -25,10 +25,22 @@ interface Route {
 
 export class Router {
   private readonly routes: Route[] = [];
+  /** What a request no route takes gets (default: 404 or 405). */
+  private refusal: ((method: string, pathname: string) => Error) | null = null;
 
   on(method: string, pattern: string, handler: Handler): this {
     this.routes.push({ method, parts: pattern.split("/").filter(Boolean), handler });
     return this;
+  }
+
+  /** A router with only these routes (method and pattern as registered); anything else gets `refusal`. */
+  only(allowed: ReadonlyArray<readonly [string, string]>, refusal: (method: string, pathname: string) => Error): Router {
+    const keep = new Set(allowed.map(([m, p]) => `${m} ${p.split("/").filter(Boolean).join("/")}`));
+    const r = new Router();
+    r.routes.push(...this.routes.filter((x) => keep.has(`${x.method} ${x.parts.join("/")}`)));
+    if (r.routes.length !== keep.size) throw new Error(`Router.only: some of the allowed routes do not exist`);
+    r.refusal = refusal;
+    return r;
   }
 
   match(method: string, pathname: string): { handler: Handler; params: Record<string, string> } {
@@ -52,6 +64,7 @@ export class Router {
       pathMatched = true;
       if (r.method === method) return { handler: r.handler, params };
     }
+    if (this.refusal) throw this.refusal(method, pathname);
     if (pathMatched) throw new ApiError(405, "method_not_allowed", `${method} is not allowed on ${pathname}`);
     throw new ApiError(404, "not_found", `no route ${method} ${pathname}`);
   }

@@ -1,4 +1,4 @@
-import type { CallView, ContainerView, DeployEvent, GpuWaitView } from "../../protocol/api.js";
+import { webUrl, type CallView, type ContainerView, type DeployEvent, type GpuWaitView } from "../../protocol/api.js";
 import { deployRequestSchema, formatZodError } from "../../protocol/function-spec.js";
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
@@ -28,6 +28,8 @@ export interface RouteDeps {
   deployBodyBytes: number;
   maxWaitSeconds: number;
   health: () => Record<string, unknown>;
+  /** The daemon's HTTP address, for web endpoints' URLs; null without TCP. */
+  webBase: () => string | null;
   requestStop: (graceMs: number | undefined) => void;
 }
 
@@ -76,6 +78,23 @@ function callInput(body: unknown): { args: unknown[]; kwargs: Record<string, unk
 function checkedCallId(raw: string): string {
   if (!isCallId(raw)) throw invalid(`${JSON.stringify(raw.slice(0, 80))} is not a call ID (expected fc- followed by 26 letters or digits)`);
   return raw;
+}
+
+/** What code in a container may do with the daemon: call functions, and nothing else. */
+const CONTAINER_ROUTES = [
+  ["GET", "/v1/apps/:app/functions/:fn"],
+  ["POST", "/v1/apps/:app/functions/:fn/calls"],
+  ["GET", "/v1/calls/:id"],
+  ["POST", "/v1/calls/:id/cancel"],
+  ["POST", "/submit/:app/:fn"],
+  ["GET", "/result/:id"],
+] as const;
+
+/** The routes a container's credentials allow (its socket), the rest refused with 403. */
+export function containerRouter(full: Router): Router {
+  return full.only(CONTAINER_ROUTES, (method, path) =>
+    new ApiError(403, "forbidden", `a container's credentials allow calls only: ${method} ${path} is refused`),
+  );
 }
 
 export function buildRouter(d: RouteDeps): Router {
@@ -129,6 +148,7 @@ export function buildRouter(d: RouteDeps): Router {
       deployed_at: iso(a.deployedAt),
       source: a.source,
       functions: functions.filter((f) => f.app === a.name).map((f) => f.name),
+      endpoints: functions.filter((f) => f.app === a.name && f.spec.web).map((f) => ({ function: f.name, url: webUrl(d.webBase(), f.app, f.name) })),
     }));
     return { status: 200, body: { apps } };
   });
@@ -143,7 +163,7 @@ export function buildRouter(d: RouteDeps): Router {
     d.dispatcher.requirePool(params.app!, params.fn!);
     const f = d.apps.listFunctions().find((x) => x.app === params.app && x.name === params.fn);
     if (!f) throw notFound(`app ${params.app} has no function named ${params.fn}`);
-    return { status: 200, body: functionView(f) };
+    return { status: 200, body: functionView(f, d.webBase()) };
   });
 
   r.on("POST", "/v1/apps/:app/functions/:fn/calls", async ({ req, params }) => {

@@ -5,6 +5,8 @@ import type { Logger } from "../logger.js";
 import { ApiError, toResponse } from "./errors.js";
 import type { Router } from "./http-kit.js";
 import { hasBearer } from "./token.js";
+import { WEB_PREFIX } from "../../protocol/api.js";
+import type { WebGateway } from "./web-gateway.js";
 
 export interface ApiServerOptions {
   router: Router;
@@ -13,6 +15,8 @@ export interface ApiServerOptions {
   httpHost: string;
   httpPort: number | null;
   token: string | null;
+  /** Serves /web/… (web endpoints). */
+  web?: WebGateway;
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
@@ -35,23 +39,14 @@ export class ApiServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse, remote: boolean): Promise<void> {
-    try {
+    await answer(req, res, this.o.log, async () => {
+      // Web endpoints check the token themselves: a public one needs none.
+      if (this.o.web && req.url?.startsWith(WEB_PREFIX)) return this.o.web.handle(req, res, remote);
       if (remote && this.o.token && !hasBearer(req, this.o.token)) {
         throw new ApiError(401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>");
       }
-      const url = new URL(req.url ?? "/", "http://gantry");
-      const { handler, params } = this.o.router.match(req.method ?? "GET", url.pathname);
-      const out = await handler({ req, res, params, query: url.searchParams, remote });
-      if (out) sendText(res, out.status, "json" in out ? out.json : JSON.stringify(out.body));
-    } catch (err) {
-      const { status, body, unexpected } = toResponse(err);
-      if (unexpected) this.o.log.error("request failed", { method: req.method, url: req.url, err: (err as Error)?.stack ?? String(err) });
-      if (res.headersSent) res.end();
-      else {
-        if (status === 413) res.setHeader("connection", "close");
-        send(res, status, body);
-      }
-    }
+      await route(this.o.router, req, res, remote);
+    });
   }
 
   async listen(): Promise<void> {
@@ -87,6 +82,29 @@ export class ApiServer {
       unlinkSync(this.o.socketPath);
     } catch {
       /* gone */
+    }
+  }
+}
+
+/** Routes a request to its handler and sends the handler's answer. */
+export async function route(router: Router, req: http.IncomingMessage, res: http.ServerResponse, remote: boolean): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://gantry");
+  const { handler, params } = router.match(req.method ?? "GET", url.pathname);
+  const out = await handler({ req, res, params, query: url.searchParams, remote });
+  if (out) sendText(res, out.status, "json" in out ? out.json : JSON.stringify(out.body));
+}
+
+/** Runs `serve`, answering any error it throws in one place: its JSON answer, or a logged 500. */
+export async function answer(req: http.IncomingMessage, res: http.ServerResponse, log: Logger, serve: () => Promise<void> | void): Promise<void> {
+  try {
+    await serve();
+  } catch (err) {
+    const { status, body, unexpected } = toResponse(err);
+    if (unexpected) log.error("request failed", { method: req.method, url: req.url, err: (err as Error)?.stack ?? String(err) });
+    if (res.headersSent) res.end();
+    else {
+      if (status === 413) res.setHeader("connection", "close");
+      send(res, status, body);
     }
   }
 }

@@ -15,6 +15,8 @@ import type { ContainerEntry, FunctionPool } from "./pool.js";
 export interface LaunchHandlers {
   onReady(): void;
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
+  /** The agent's answer to a web request (head, body chunk, or error). */
+  onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
   /** Called once, when the container is gone; duringStart: it never became ready. */
   onGone(reason: string, duringStart: boolean): void;
 }
@@ -73,6 +75,7 @@ export class ContainerLauncher {
       state: "starting",
       revision: pool.revision,
       leases: new Map(),
+      requests: new Map(),
       idleSinceMs: null,
       lastUsedMs: now,
       startedAtMs: now,
@@ -151,6 +154,8 @@ export class ContainerLauncher {
           [AgentEnv.function]: spec.name,
           [AgentEnv.maxInputs]: String(spec.maxInputs),
           [AgentEnv.containerId]: c.id,
+          // Code in the container calls other functions through the same socket (calls only).
+          [AgentEnv.apiSocket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
         },
         socketDir: endpoint.socketDir,
         codeDir: pool.bundleDir,
@@ -185,6 +190,11 @@ export class ContainerLauncher {
         return;
       case "output":
         h.onOutput(msg);
+        return;
+      case "http_response":
+      case "http_body":
+      case "http_error":
+        h.onHttp(msg);
         return;
       case "log":
         this.d.bus.publish({

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
-import type { DeployEvent, FunctionView } from "../../protocol/api.js";
+import { webUrl, type DeployEvent, type FunctionView } from "../../protocol/api.js";
 import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
 import { invalid, ServiceError, ServiceErrorCode } from "./errors.js";
 import { APP_MODULE_NAME, assetHash, baseRef, planImage } from "../docker/image-plan.js";
@@ -18,6 +18,8 @@ export interface DeployerDeps {
   dispatcher: Dispatcher;
   gpus: GpuBroker;
   log: Logger;
+  /** The daemon's HTTP address (for web endpoints' URLs), or null without TCP. */
+  webBase: () => string | null;
   appsDir: string;
   baseImages: { node: string; python: string };
   layers: RuntimeLayerPaths;
@@ -30,11 +32,13 @@ const sha256 = (...parts: Array<string | Buffer>) => {
   return h.digest("hex");
 };
 
-export function functionView(f: FunctionRecord): FunctionView {
+/** A function as the API shows it; `webBase` is the daemon's HTTP address, for endpoints' URLs. */
+export function functionView(f: FunctionRecord, webBase: string | null): FunctionView {
   return {
     app: f.app,
     name: f.name,
     image: f.image,
+    web_url: f.spec.web ? webUrl(webBase, f.app, f.name) : null,
     gpu: f.spec.gpu,
     deployed_at: new Date(f.deployedAt).toISOString(),
     max_containers: f.spec.maxContainers,
@@ -142,7 +146,7 @@ export class Deployer {
     this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
     this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
     this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length });
-    const views = records.map(functionView);
+    const views = records.map((r) => functionView(r, this.d.webBase()));
     emit({ type: "done", app: req.app, functions: views, built, cached });
     return views;
   }

@@ -11,13 +11,14 @@ import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
 import type { CallKwargs, CallStore } from "../store/call-store.js";
-import { notFound, ServiceError, ServiceErrorCode } from "./errors.js";
+import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
-import { FunctionPool, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
+import { busySlots, FunctionPool, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
+import { WebRequests } from "./web-requests.js";
 
 export interface DeployedFunction extends PoolDeployment {
   app: string;
@@ -32,6 +33,8 @@ export interface DispatcherDeps {
   clock?: () => number;
   random?: RandomSource;
   maxQueuedPerFunction: number;
+  /** The largest web request body (as for a call's input). */
+  maxBodyBytes: number;
 }
 
 export class Dispatcher implements CallSide {
@@ -41,16 +44,26 @@ export class Dispatcher implements CallSide {
   private readonly now: () => number;
   private readonly random: RandomSource;
   private readonly scaler: Scaler;
+  /** Requests to web endpoints: they wait and run in the same pools and slots as calls. */
+  readonly web: WebRequests;
   private closing = false;
 
   constructor(private readonly d: DispatcherDeps) {
     this.now = d.clock ?? Date.now;
     this.random = d.random ?? pooledRandom();
+    this.web = new WebRequests({
+      pool: (app, fn) => this.requirePool(app, fn),
+      pump: (pool) => this.pump(pool),
+      maxBodyBytes: d.maxBodyBytes,
+      log: d.log,
+      clock: this.now,
+    });
     this.scaler = new Scaler({
       launcher: d.launcher,
       gpus: d.gpus,
       log: d.log,
       calls: this,
+      web: this.web,
       clock: this.now,
       pools: () => this.pools.values(),
       onPoolDone: (pool) => this.pools.delete(pool.key),
@@ -105,6 +118,7 @@ export class Dispatcher implements CallSide {
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
     for (const call of [...pool.queue, ...pool.delayed]) this.bg(this.cancelLive(call, why));
+    this.web.refuseQueued(pool, why);
     for (const c of pool.containers.values()) this.scaler.retire(pool, c);
     this.pump(pool);
   }
@@ -115,6 +129,7 @@ export class Dispatcher implements CallSide {
   async submit(app: string, fn: string, args: unknown[], kwargs: CallKwargs = null): Promise<string> {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const pool = this.requirePool(app, fn);
+    if (pool.spec.web) throw invalid(`${app}.${fn} is a web endpoint: send it HTTP requests at /web/${app}/${fn}/`);
     if (pool.queue.length + pool.delayed.length >= this.d.maxQueuedPerFunction) {
       throw new ServiceError(ServiceErrorCode.queueFull, `function ${app}.${fn} already has ${this.d.maxQueuedPerFunction} queued calls (the limit); retry later`);
     }
@@ -334,7 +349,7 @@ export class Dispatcher implements CallSide {
   }
 
   private markIdleIfFree(c: ContainerEntry): void {
-    if (c.leases.size === 0) c.idleSinceMs = this.now();
+    if (busySlots(c) === 0) c.idleSinceMs = this.now();
   }
 
   // ── what the scaler reports ──────────────────────────────────────────────────────────────
@@ -390,7 +405,7 @@ export class Dispatcher implements CallSide {
   /** Calls running in containers now. */
   private runningCount(): number {
     let n = 0;
-    for (const pool of this.pools.values()) for (const c of pool.containers.values()) n += c.leases.size;
+    for (const pool of this.pools.values()) for (const c of pool.containers.values()) n += busySlots(c);
     return n;
   }
 
@@ -400,6 +415,7 @@ export class Dispatcher implements CallSide {
    */
   async drain(graceMs: number): Promise<void> {
     this.closing = true;
+    this.web.close();
     this.scaler.close();
     const deadline = this.now() + graceMs;
     while (this.runningCount() > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 50));

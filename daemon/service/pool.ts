@@ -16,6 +16,37 @@ export interface Lease {
   timer: NodeJS.Timeout;
 }
 
+/** What the HTTP side of one web request offers the service: the head, the body, the answer. */
+export interface WebExchange {
+  readonly method: string;
+  /** The path below the endpoint's prefix, starting with "/". */
+  readonly path: string;
+  readonly rootPath: string;
+  readonly query: string;
+  readonly headers: Array<[string, string]>;
+  readonly client: [string, number] | null;
+  /** The request's body as it arrives. */
+  readonly body: AsyncIterable<Buffer>;
+  respond(status: number, headers: Array<[string, string]>): void;
+  write(chunk: Buffer): void;
+  end(): void;
+  /** Answers with a JSON error, or breaks the connection when the answer has begun. */
+  fail(status: number, code: string, message: string, error?: RemoteError): void;
+  /** Called once when the client goes away before the answer ended. */
+  onClose(listener: () => void): void;
+}
+
+/** One HTTP request to a web endpoint: queued in its pool, then occupying a container slot. */
+export interface WebRequest {
+  id: string;
+  exchange: WebExchange;
+  containerId: string | null;
+  timer: NodeJS.Timeout | null;
+  /** The agent has sent the response's head. */
+  responded: boolean;
+  done: boolean;
+}
+
 export interface ContainerEntry {
   id: string;
   dockerId: string | null;
@@ -23,6 +54,8 @@ export interface ContainerEntry {
   /** The deployment (bundle + spec hash) this container runs. */
   revision: string;
   leases: Map<string, Lease>;
+  /** Web requests it is answering (they take slots like calls). */
+  requests: Map<string, WebRequest>;
   idleSinceMs: number | null;
   lastUsedMs: number;
   startedAtMs: number;
@@ -50,9 +83,16 @@ export interface PoolDeployment {
   module: string;
 }
 
+/** Calls and web requests a container is running: its busy slots. */
+export function busySlots(c: ContainerEntry): number {
+  return c.leases.size + c.requests.size;
+}
+
 /** One deployed function: its queue, its delayed retries and its containers. */
 export class FunctionPool {
   readonly queue = new CallQueue();
+  /** Web requests waiting for a slot, oldest first. */
+  readonly web: WebRequest[] = [];
   /** Retries waiting for their backoff, ordered by runAt. */
   readonly delayed: LiveCall[] = [];
   readonly containers = new Map<string, ContainerEntry>();
@@ -137,13 +177,13 @@ export class FunctionPool {
     const containers: ContainerSlots[] = [...this.containers.values()].map((c) => ({
       id: c.id,
       state: c.state,
-      active: c.leases.size,
+      active: busySlots(c),
       idleSinceMs: c.idleSinceMs,
       lastUsedMs: c.lastUsedMs,
     }));
     return {
       limits: this.limits(),
-      queued: this.queue.length,
+      queued: this.queue.length + this.web.length,
       containers,
       startBlockedUntilMs: this.startBlockedUntilMs,
       nowMs,

@@ -12,7 +12,8 @@ import { planPool } from "../core/scheduler.js";
 import type { Logger } from "../logger.js";
 import type { ContainerLauncher, LaunchHandlers } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
-import type { ContainerEntry, FunctionPool, Lease, LiveCall } from "./pool.js";
+import { busySlots, type ContainerEntry, type FunctionPool, type Lease, type LiveCall } from "./pool.js";
+import type { WebRequests } from "./web-requests.js";
 
 /** What the scaler asks of the side that owns calls. */
 export interface CallSide {
@@ -30,6 +31,7 @@ export interface ScalerDeps {
   gpus: GpuBroker;
   log: Logger;
   calls: CallSide;
+  web: WebRequests;
   /** Every pool, for GPU donors. */
   pools: () => Iterable<FunctionPool>;
   /** A removed pool has no containers and no calls left. */
@@ -74,7 +76,11 @@ export class Scaler {
       this.d.calls.failQueued(pool, { type: SystemErrorType.gpuUnavailable, message, traceback: "" });
     }
     const plan = planPool(pool.view(now));
-    plan.assign.forEach((containerId) => this.d.calls.dispatch(pool, pool.containers.get(containerId)!, pool.queue.shift()!));
+    for (const containerId of plan.assign) {
+      const c = pool.containers.get(containerId)!;
+      if (pool.web.length) this.d.web.dispatch(pool, c, pool.web.shift()!);
+      else this.d.calls.dispatch(pool, c, pool.queue.shift()!);
+    }
     let started = 0;
     while (gpuPossible && started < plan.start && this.start(pool)) started++;
     this.waitForGpus(pool, gpuPossible && started < plan.start, now);
@@ -103,6 +109,7 @@ export class Scaler {
         this.pump(pool);
       },
       onOutput: (msg) => this.d.calls.onOutput(pool, c, msg),
+      onHttp: (msg) => this.d.web.onAgent(pool, c, msg),
       onGone: (reason, duringStart) => this.onGone(pool, c, reason, duringStart),
     });
     pool.containers.set(c.id, c);
@@ -133,14 +140,14 @@ export class Scaler {
       if (p === except) continue;
       const cs = [...p.containers.values()];
       const live = cs.filter((c) => c.state === "starting" || c.state === "ready").length;
-      const idle = cs.filter((c) => c.state === "ready" && c.leases.size === 0).sort((a, b) => a.idleSinceMs! - b.idleSinceMs!);
+      const idle = cs.filter((c) => c.state === "ready" && busySlots(c) === 0).sort((a, b) => a.idleSinceMs! - b.idleSinceMs!);
       const donatable = new Set(idle.slice(0, Math.max(0, live - p.limits().minContainers)).map((c) => c.id));
       for (const c of cs) {
         if (!c.gpus.length) continue;
         out.push({
           containerId: c.id,
           uuids: c.gpus.map((g) => g.uuid),
-          idleSinceMs: c.state === "ready" && c.leases.size === 0 ? c.idleSinceMs : null,
+          idleSinceMs: c.state === "ready" && busySlots(c) === 0 ? c.idleSinceMs : null,
           releasing: c.state === "stopping",
           donatable: donatable.has(c.id),
         });
@@ -185,6 +192,7 @@ export class Scaler {
     const leases = [...c.leases.values()];
     c.leases.clear();
     for (const lease of leases) clearTimeout(lease.timer);
+    this.d.web.lose(pool, c, reason);
     // At shutdown the calls stay as stored (running); the next start's recover() retries them.
     if (this.closing) return;
     for (const lease of leases) this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}`);

@@ -1,7 +1,7 @@
 """JSON over HTTP to the gantry daemon: its unix socket, or a URL with a bearer token.
 
 ``Client.from_env()`` reads the environment when it is called: ``GANTRY_URL`` (``http://host:port``)
-with ``GANTRY_TOKEN``, otherwise the socket ``$GANTRY_HOME/gantry.sock`` (``~/.gantry`` by
+with ``GANTRY_TOKEN``, otherwise ``GANTRY_API_SOCKET`` (set in functions' containers), otherwise the socket ``$GANTRY_HOME/gantry.sock`` (``~/.gantry`` by
 default). Each request opens its own connection, so one client serves any number of threads (and
 survives a fork). Error answers become the classes of ``gantry.exception``, chosen by the
 daemon's error code, as ``errorFromApi`` does in the TypeScript SDK.
@@ -45,7 +45,8 @@ def gantry_home() -> str:
 
 
 def default_socket_path() -> str:
-    return os.path.join(gantry_home(), "gantry.sock")
+    """Inside a function's container, the socket its agent uses (calls only); else ``$GANTRY_HOME``'s."""
+    return os.environ.get("GANTRY_API_SOCKET") or os.path.join(gantry_home(), "gantry.sock")
 
 
 class _UnixConnection(http.client.HTTPConnection):

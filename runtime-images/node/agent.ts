@@ -18,6 +18,7 @@ import {
 } from "../../protocol/agent-messages.js";
 import { appRegistry } from "../../protocol/registry.js";
 import { toRemoteError } from "../../protocol/remote-error.js";
+import { WebRequests } from "./web.js";
 
 function env(name: string): string {
   const v = process.env[name];
@@ -70,7 +71,10 @@ for (const stream of ["stdout", "stderr"] as const) {
 }
 
 let handler: ((...args: unknown[]) => unknown) | null = null;
+/** A web endpoint (app.webEndpoint) takes HTTP requests, not inputs. */
+let isWeb = false;
 let running = 0;
+const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
 
 async function loadFunction(): Promise<void> {
   await import(pathToFileURL(modulePath).href);
@@ -79,6 +83,7 @@ async function loadFunction(): Promise<void> {
   const fn = app.functions.get(functionName);
   if (!fn) throw new Error(`app ${appName} defines no function named ${JSON.stringify(functionName)}`);
   handler = fn.handler;
+  isWeb = (fn.options as { web?: unknown } | undefined)?.web !== undefined;
 }
 
 async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined): Promise<void> {
@@ -134,8 +139,26 @@ ws.on("message", (data) => {
   const msg = parsed.data;
   switch (msg.type) {
     case "input":
-      if (running >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
+      if (isWeb) {
+        const error = new TypeError(`${functionName} is a web endpoint: send it HTTP requests, not calls`);
+        send({ type: "output", callId: msg.callId, attempt: msg.attempt, ok: false, error: toRemoteError(error) });
+        break;
+      }
+      if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
       void runInput(msg.callId, msg.attempt, msg.args, msg.kwargs);
+      break;
+    case "http_request":
+      if (!isWeb) {
+        send({ type: "http_error", requestId: msg.requestId, error: toRemoteError(new TypeError(`${functionName} is not a web endpoint`)) });
+        break;
+      }
+      web.start(msg, handler as (req: Request) => unknown);
+      break;
+    case "http_body":
+      web.body(msg);
+      break;
+    case "http_cancel":
+      web.cancel(msg.requestId, msg.reason);
       break;
     case "shutdown":
       ws.close(1000, "shutdown");
