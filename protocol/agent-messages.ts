@@ -22,6 +22,7 @@ const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().m
  * function failed before answering. `http_cancel` tells the agent the client went away or the
  * request ran out of time.
  */
+/** The most bytes of body one http_body message carries (counted before base64). */
 export const MAX_HTTP_CHUNK_BYTES = 256 * 1024;
 const requestRef = { requestId: z.string().min(1).max(64) };
 const headerList = z.array(z.tuple([z.string().max(1024), z.string().max(64 * 1024)])).max(500);

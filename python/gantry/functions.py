@@ -7,7 +7,9 @@ waits for its result. Arguments travel as JSON, so only JSON values are accepted
 """
 from __future__ import annotations
 
+import asyncio
 import builtins
+import functools
 import math
 import re
 import time
@@ -32,6 +34,30 @@ _TERMINAL = ("succeeded", "failed", "cancelled")
 #: Builtin exceptions a remote error never becomes: ``TimeoutError`` would read as "still pending",
 #: the ``Stop*`` ones would end a caller's loop or generator.
 _NOT_MAPPED = {"TimeoutError", "StopIteration", "StopAsyncIteration"}
+
+
+class _WithAio:
+    """A method callable as ``obj.m(...)`` and awaitable as ``await obj.m.aio(...)`` (Modal's async variants).
+
+    The ``.aio`` form runs the same blocking call in a worker thread, so an event loop (a FastAPI
+    handler, say) keeps serving meanwhile.
+    """
+
+    def __init__(self, f: Callable[..., Any]) -> None:
+        self._f = f
+        functools.update_wrapper(self, f)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        f = self._f
+        bound = functools.partial(f, obj)
+
+        async def aio(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(f, obj, *args, **kwargs))
+
+        bound.aio = aio  # type: ignore[attr-defined]
+        return bound
 
 
 def _segment(s: str) -> str:
@@ -65,6 +91,7 @@ class FunctionCall:
             self._client = Client.from_env()
         return self._client
 
+    @_WithAio
     def get(self, timeout: Optional[float] = None) -> Any:
         """Waits for the result and returns it.
 
@@ -91,6 +118,7 @@ class FunctionCall:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"call {self._call_id} is still {view['status']} after waiting {timeout:g} s")
 
+    @_WithAio
     def cancel(self) -> None:
         """Cancels the call if it is queued or running; a call that already finished is left as it is."""
         try:
@@ -225,6 +253,7 @@ class Function:
             self._info = self._transport().json("GET", self._path())
         return self
 
+    @_WithAio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
         """Queues a call and returns it once it is durable. Arguments must be JSON values."""
         body = _call_body(self.object_name, args, kwargs)
@@ -232,6 +261,7 @@ class Function:
         answer = self._transport().json("POST", f"{self._path()}/calls", body)
         return FunctionCall(answer["call_id"], self._transport())
 
+    @_WithAio
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Spawns a call and waits, as long as it takes, for its result."""
         return self.spawn(*args, **kwargs).get()

@@ -63,7 +63,8 @@ export class WebRequests {
     const state = this.open.get(requestId);
     if (!state) return;
     state.cancelled = true;
-    state.abort.abort(new Error(`the request was cancelled: ${reason}`));
+    // In the request's context, so that what its abort listeners log is tagged with it.
+    this.run(requestId, () => state.abort.abort(new Error(`the request was cancelled: ${reason}`)));
     try {
       state.body?.error(new Error(`the request was cancelled: ${reason}`));
     } catch {

@@ -17,8 +17,14 @@ is protocol/agent-messages.ts. In order:
    ``max_inputs`` workers, an ``async def`` on one event loop in a thread of its own, at most
    ``max_inputs`` at once either way; each result (JSON, at most ``MAX_OUTPUT_BYTES``) or error
    goes back as an ``output`` with the call's ID and attempt.
-6. Ends on ``shutdown`` or when the daemon closes the connection (exit 0), on SIGTERM (closes
-   with 1001, exit 0), or when the connection is lost (exit 1).
+6. Serves HTTP instead when the function is a web endpoint (``@gantry.asgi_app()``,
+   ``@gantry.wsgi_app()``, ``@gantry.fastapi_endpoint()``): ``http_request`` and ``http_body`` in,
+   ``http_response``, ``http_body`` or ``http_error`` out, ``http_cancel`` stops a request. The
+   bridge to ASGI and WSGI is gantry_web.py; a web endpoint answers inputs with an error, and a
+   plain function answers HTTP requests with one.
+7. Ends on ``shutdown`` or when the daemon closes the connection (exit 0), on SIGTERM (closes
+   with 1001, exit 0), or when the connection is lost (exit 1); an ASGI app's lifespan shutdown
+   runs first.
 
 Standard library only: it runs on any Python >= 3.9 (Debian 12 ships 3.11).
 """
@@ -39,6 +45,7 @@ import threading
 import traceback
 from typing import Any, BinaryIO, Callable, Dict, List, NoReturn, Optional, Tuple
 
+import gantry_web
 from gantry_websocket import ConnectionLost, ProtocolError, UnixWebSocket
 
 # From protocol/agent-messages.ts and protocol/remote-error.ts.
@@ -63,7 +70,12 @@ ENV_FUNCTION = "GANTRY_FUNCTION"
 ENV_MAX_INPUTS = "GANTRY_MAX_INPUTS"
 
 #: Frames from these files are left out of tracebacks: the agent's own and importlib's.
-_HIDDEN_FILES = {__file__, os.path.abspath(__file__), importlib.__file__}
+_AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
+_HIDDEN_FILES = {
+    __file__,
+    importlib.__file__,
+    *(os.path.join(_AGENT_DIR, f) for f in ("agent.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry_websocket.py")),
+}
 
 #: The call whose code is running (None outside calls); log lines are tagged with it.
 _current_call: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("gantry_call_id", default=None)
@@ -270,6 +282,8 @@ class Agent:
         self.config = config
         self.ws = ws
         self.fn: Optional[Callable[..., Any]] = None
+        #: The web endpoint's server (None for a function called with inputs).
+        self.web: Optional[gantry_web.WebServer] = None
         self._forwarders: List[LineForwarder] = []
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -321,10 +335,15 @@ class Agent:
             from gantry.app import lookup_local
 
             self.fn = lookup_local(self.config.app, self.config.function)
+            marker = getattr(self.fn, "__gantry_web__", None)
+            if marker is not None:
+                self.web = gantry_web.load(marker, self.fn, self._web_host(), self._start_event_loop)
         except BaseException as exc:
             self.send({"type": "init_error", "error": _remote_error(exc)})
             return False
-        if inspect.iscoroutinefunction(self.fn):
+        if self.web is not None:
+            pass  # its server runs the requests
+        elif inspect.iscoroutinefunction(self.fn):
             self._start_event_loop()
         else:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.config.max_inputs, thread_name_prefix="gantry-input")
@@ -332,7 +351,7 @@ class Agent:
         self.send({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": runtime, "functionName": self.config.function})
         return True
 
-    def _start_event_loop(self) -> None:
+    def _start_event_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="gantry-asyncio", daemon=True).start()
 
@@ -341,6 +360,14 @@ class Agent:
 
         self._slots = asyncio.run_coroutine_threadsafe(make_slots(), loop).result()
         self._loop = loop
+        return loop
+
+    def _web_host(self) -> gantry_web.Host:
+        def flush_logs(request_id: str) -> None:
+            for forwarder in self._forwarders:
+                forwarder.flush_call(request_id)
+
+        return gantry_web.Host(self.config.function, self.send, self.send_bytes, _remote_error, _current_call, flush_logs, self.config.max_inputs)
 
     # Running inputs.
 
@@ -430,14 +457,45 @@ class Agent:
             kind = msg.get("type") if isinstance(msg, dict) else None
             if kind == "input":
                 call = Input.parse(msg)
-                if not self.ws.close_sent:  # closing: its output could not be sent
+                if self.web is not None:
+                    error = TypeError(f"{self.config.function} is a web endpoint: send it HTTP requests, not calls")
+                    self.send({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
+                elif not self.ws.close_sent:  # closing: its output could not be sent
                     self.start_input(call)
+            elif kind in ("http_request", "http_body", "http_cancel"):
+                self.handle_http(kind, msg)
             elif kind == "shutdown":
-                self.close(1000, "shutdown")
+                if self.web is None:
+                    self.close(1000, "shutdown")
+                else:  # the app's shutdown may take a while: the connection is still read meanwhile
+                    threading.Thread(target=self.stop, args=(1000, "shutdown"), daemon=True).start()
             else:
                 raise InvalidMessage(f"unknown type {kind!r}")
         except (ValueError, InvalidMessage) as exc:
             print(f"gantry agent: ignoring a malformed message from the daemon ({exc})", file=sys.stderr)
+
+    def handle_http(self, kind: str, msg: Dict[str, Any]) -> None:
+        if kind == "http_request":
+            head = gantry_web.HttpRequest.parse(msg)
+            if self.web is None:
+                error = TypeError(f"{self.config.function} is not a web endpoint")
+                self.send({"type": "http_error", "requestId": head.request_id, "error": _remote_error(error)})
+            elif not self.ws.close_sent:  # closing: its answer could not be sent
+                self.web.start(head)
+        elif kind == "http_body":
+            request_id, data, end = gantry_web.parse_body(msg)
+            if self.web is not None:
+                self.web.body(request_id, data, end)
+        else:
+            request_id, reason = gantry_web.parse_cancel(msg)
+            if self.web is not None:
+                self.web.cancel(request_id, reason)
+
+    def stop(self, code: int, reason: str) -> None:
+        """Runs the web app's shutdown (if any), then closes the connection."""
+        if self.web is not None:
+            self.web.shutdown()
+        self.close(code, reason)
 
 
 def main() -> int:
@@ -449,13 +507,16 @@ def main() -> int:
         return 1
     agent = Agent(config, ws)
     # The handler must not write to the socket itself: it may interrupt a send in this thread.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.close, args=(1001, "SIGTERM"), daemon=True).start())
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.stop, args=(1001, "SIGTERM"), daemon=True).start())
     agent.forward_output()
     if not agent.load():
         agent.close(1000, "init failed")
         agent.serve()
         return 1
-    return agent.serve()
+    code = agent.serve()
+    if agent.web is not None:
+        agent.web.shutdown()  # once: a no-op if shutdown or SIGTERM ran it
+    return code
 
 
 if __name__ == "__main__":

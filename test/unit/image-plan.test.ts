@@ -175,7 +175,7 @@ describe("runtime layers, as the package ships them", () => {
 
   it("python: the agent and the gantry package the app file imports", async () => {
     const l = await loadRuntimeLayer("python", paths);
-    expect(Object.keys(l.files)).toEqual(expect.arrayContaining(["agent.py", "gantry_websocket.py", "gantry/__init__.py", "gantry/app.py", "gantry/image.py"]));
+    expect(Object.keys(l.files)).toEqual(expect.arrayContaining(["agent.py", "gantry_websocket.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry/__init__.py", "gantry/app.py", "gantry/image.py"]));
     expect(l.dockerfile).toContain(`ARG BASE_IMAGE=${DEFAULT_PYTHON_BASE}`);
   });
 });

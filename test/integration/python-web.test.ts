@@ -1,0 +1,69 @@
+/**
+ * Python web endpoints on the real Docker engine: Modal's job-queue guide (its two files, imports
+ * changed) driven with a plain HTTP client, FastAPI, WSGI and raw ASGI endpoints, and calls from
+ * Python containers to other functions.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+
+let t: TestDaemon;
+
+beforeAll(async () => {
+  t = await startTestDaemon();
+  await deploy(t, pyFixture("guide/my_job_queue.py"));
+  await deploy(t, pyFixture("guide/my_job_queue_endpoint.py")); // builds the FastAPI image (Debian's python3-fastapi)
+  await deploy(t, pyFixture("web/py_web.py"));
+  await deploy(t, fixture("web.ts"));
+}, 300_000);
+afterAll(async () => {
+  await t?.dispose();
+});
+
+describe("the job-queue guide's web file", () => {
+  it("submits a job and polls its result over plain HTTP: 202 while pending, then 200 with the result", async () => {
+    const base = `${t.baseUrl}/web/fastapi-modal/fastapi_app`;
+    const submitted = await fetch(`${base}/submit?data=data`, { method: "POST" });
+    expect(submitted.status).toBe(200);
+    const { call_id } = (await submitted.json()) as { call_id: string };
+    expect(call_id).toMatch(/^fc-[0-9a-z]{26}$/);
+    const seen: number[] = [];
+    await vi.waitFor(
+      async () => {
+        const res = await fetch(`${base}/result/${call_id}`);
+        seen.push(res.status);
+        expect(res.status).toBe(200);
+        expect(await res.json()).toEqual({ result: "data" });
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    expect(seen.slice(0, -1).every((s) => s === 202)).toBe(true);
+  });
+});
+
+describe("Python web endpoints", () => {
+  it("fastapi_endpoint serves one route", async () => {
+    const res = await fetch(`${t.baseUrl}/web/py-web/greet/`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"name": "ada"}' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ hello: "ada" });
+  });
+
+  it("wsgi_app gets the path below the prefix as PATH_INFO, the prefix as SCRIPT_NAME, the query and the body", async () => {
+    const res = await fetch(`${t.baseUrl}/web/py-web/wsgi/a/b?x=1`, { method: "PUT", body: "payload" });
+    expect(await res.json()).toEqual({ method: "PUT", script_name: "/web/py-web/wsgi", path_info: "/a/b", query: "x=1", body: "payload" });
+  });
+
+  it("asgi_app streams a response chunk by chunk", async () => {
+    const res = await fetch(`${t.baseUrl}/web/py-web/events/stream`);
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    expect(dec.decode((await reader.read()).value)).toBe("data: one\n\n");
+    expect(await (await fetch(`${t.baseUrl}/web/py-web/events/release`)).text()).toBe("released\n");
+    let rest = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += dec.decode(r.value);
+    expect(rest).toBe("data: two\n\n");
+  });
+
+  it("a Python function calls a TypeScript one from inside its container", async () => {
+    expect(await (await t.client.functions.fromName("py-web", "call_ts")).remote(21)).toBe(42);
+  });
+});
