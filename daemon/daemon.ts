@@ -194,7 +194,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       httpHost: cfg.httpHost,
       httpPort: cfg.httpPort,
       token: cfg.token,
-      web: new WebGateway({ web: dispatcher.web, token: cfg.token }),
+      web: new WebGateway({ web: dispatcher.web, token: cfg.token, maxBodyBytes: cfg.maxBodyBytes }),
     });
     const webBase = () => (server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`);
     await server.listen();

@@ -18,7 +18,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 
 export class WebGateway {
   constructor(
-    private readonly d: { web: WebRequests; token: string | null },
+    private readonly d: { web: WebRequests; token: string | null; maxBodyBytes: number },
   ) {}
 
   /** Handles a request under /web/; throws an ApiError (or a service error) before answering. */
@@ -37,6 +37,10 @@ export class WebGateway {
       throw new ApiError(400, "invalid_argument", `${pathname} is not a valid path`);
     }
     const pool = this.d.web.endpoint(app, fn);
+    const declared = Number(req.headers["content-length"] ?? "0");
+    if (declared > this.d.maxBodyBytes) {
+      throw new ApiError(413, "payload_too_large", `request body of ${declared} bytes exceeds the limit of ${this.d.maxBodyBytes} bytes`);
+    }
     const headers = this.forwardedHeaders(req, remote && this.d.token !== null && !pool.spec.public);
     this.d.web.handle(pool, exchange(req, res, {
       path: m[3] ?? "/",
@@ -83,7 +87,8 @@ function exchange(
     method: req.method ?? "GET",
     ...at,
     client: addr ? [addr, req.socket.remotePort ?? 0] : null,
-    body: req,
+    // The service may stop reading early (a body over the limit): the socket stays for the answer.
+    body: req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>,
     respond(status, headers) {
       const out: Record<string, string | string[]> = {};
       for (const [k, v] of headers) {
@@ -106,7 +111,9 @@ function exchange(
         return;
       }
       const body = JSON.stringify({ error: { code, message, ...(error ? { type: error.type, traceback: error.traceback } : {}) } });
-      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      // A body left unread would be taken for the next request on this connection: close it after the answer.
+      const close = req.complete ? {} : { connection: "close" };
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), ...close });
       res.end(body);
     },
     onClose(listener) {

@@ -21,6 +21,14 @@ afterAll(async () => {
 });
 
 describe("the gantry CLI, as a user drives it", () => {
+  it("deploys web endpoints, printing their URLs; apps ls lists them", async () => {
+    const dep = await g("deploy", fixture("web.ts"));
+    expect(dep.code, dep.stderr).toBe(0);
+    expect(dep.stdout).toContain(`web endpoint: ${baseUrl}/web/web/echo/`);
+    const apps = await g("apps", "ls");
+    expect(apps.stdout).toMatch(new RegExp(`^web\\.api +${baseUrl.replace(/[.]/g, "\\.")}/web/web/api/$`, "m"));
+  });
+
   it("reports the running daemon", async () => {
     const status = await g("daemon", "status");
     expect(status.code).toBe(0);

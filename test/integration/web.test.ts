@@ -100,6 +100,18 @@ describe("web endpoints", () => {
     expect(await never.json()).toMatchObject({ error: { code: "timeout", message: "web.never did not answer within its timeout of 1 s" } });
   });
 
+  it("refuse a request body over the limit for calls with 413", async () => {
+    // Declared too large: refused before any container sees it.
+    const big = await fetch(url("echo"), { method: "POST", body: "x".repeat(8 * 1024 * 1024 + 1) });
+    expect(big.status).toBe(413);
+    expect(await big.json()).toMatchObject({ error: { code: "payload_too_large", message: "request body of 8388609 bytes exceeds the limit of 8388608 bytes" } });
+    // Streamed with no length: refused once it passes the limit.
+    const streamed = await fetch(url("echo"), { method: "POST", body: chunked("x".repeat(5 * 1024 * 1024), "y".repeat(4 * 1024 * 1024)), duplex: "half" } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(await streamed.json()).toMatchObject({ error: { code: "payload_too_large", message: "request body exceeds the limit of 8388608 bytes" } });
+    expect((await fetch(url("echo"))).status).toBe(200); // and the endpoint goes on serving
+  });
+
   it("take a Hono app's fetch as the handler", async () => {
     expect(await (await fetch(url("api", "hello/world"))).json()).toEqual({ hello: "world" });
     const created = await fetch(url("api", "items"), { method: "POST", headers: { "content-type": "application/json" }, body: '{"n":1}' });
