@@ -27,6 +27,8 @@ export interface DaemonConfig {
   pythonPackageDir: string;
   /** Largest request body (a call's input, or a batch). Deploys get deployBodyBytes. */
   maxBodyBytes: number;
+  /** Largest batch request (many calls' inputs, or many call IDs). */
+  maxBatchBodyBytes: number;
   deployBodyBytes: number;
   /** Queued calls a function may hold; beyond that submit answers 429. */
   maxQueuedPerFunction: number;
@@ -73,6 +75,7 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     runtimeImagesDir: join(root, "runtime-images"),
     pythonPackageDir: join(root, "python", "gantry"),
     maxBodyBytes: 8 * 1024 * 1024,
+    maxBatchBodyBytes: 32 * 1024 * 1024,
     deployBodyBytes: 64 * 1024 * 1024,
     maxQueuedPerFunction: 100_000,
     maxWaitSeconds: 60,

@@ -171,6 +171,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,
+      maxBatchBodyBytes: cfg.maxBatchBodyBytes,
       health: () => ({
         ok: true,
         version: VERSION,

@@ -14,6 +14,19 @@ export const AGENT_WS_PATH = "/agent";
 export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 
 const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().min(1) };
+/** The most inputs (or outputs) one `inputs` (or `outputs`) message carries. */
+export const MAX_BATCH_MESSAGE_ITEMS = 1000;
+const inputFields = {
+  ...callRef,
+  args: z.array(z.unknown()),
+  /** Keyword arguments (Python functions); absent when there are none. */
+  kwargs: z.record(z.string(), z.unknown()).optional(),
+};
+const outputItem = z.discriminatedUnion("ok", [
+  z.object({ ...callRef, ok: z.literal(true), value: z.unknown() }),
+  z.object({ ...callRef, ok: z.literal(false), error: remoteErrorSchema }),
+]);
+export type AgentOutput = z.infer<typeof outputItem>;
 
 /**
  * Web endpoints (DESIGN 1.8): an HTTP request travels over the agent's connection as
@@ -40,6 +53,8 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
     z.object({ type: z.literal("output"), ...callRef, ok: z.literal(true), value: z.unknown() }),
     z.object({ type: z.literal("output"), ...callRef, ok: z.literal(false), error: remoteErrorSchema }),
   ]),
+  /** Several outputs at once (an agent sends what finished in one turn together). */
+  z.object({ type: z.literal("outputs"), outputs: z.array(outputItem).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({
     type: z.literal("log"),
     stream: z.enum(["stdout", "stderr"]),
@@ -54,13 +69,9 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
 export type AgentToDaemon = z.infer<typeof agentToDaemonSchema>;
 
 export const daemonToAgentSchema = z.discriminatedUnion("type", [
-  z.object({
-    type: z.literal("input"),
-    ...callRef,
-    args: z.array(z.unknown()),
-    /** Keyword arguments (Python functions); absent when there are none. */
-    kwargs: z.record(z.string(), z.unknown()).optional(),
-  }),
+  z.object({ type: z.literal("input"), ...inputFields }),
+  /** Several inputs at once (calls dispatched to one container together). */
+  z.object({ type: z.literal("inputs"), inputs: z.array(z.object(inputFields)).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({ type: z.literal("shutdown") }),
   z.object({
     type: z.literal("http_request"),
@@ -79,6 +90,7 @@ export const daemonToAgentSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("http_cancel"), ...requestRef, reason: z.string() }),
 ]);
 export type DaemonToAgent = z.infer<typeof daemonToAgentSchema>;
+export type AgentInput = Omit<Extract<DaemonToAgent, { type: "input" }>, "type">;
 
 /** Environment variables the daemon gives each container. */
 export const AgentEnv = {

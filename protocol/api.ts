@@ -22,6 +22,9 @@ export interface CallView {
   error?: RemoteError;
 }
 
+/** A finished call as a results stream gives it (POST /v1/calls/results). */
+export type CallOutcome = Pick<CallView, "call_id" | "status" | "attempt" | "expired" | "result" | "error"> & { expires_at?: string | null };
+
 export interface ApiErrorBody {
   error: { code: string; message: string; type?: string; traceback?: string };
 }

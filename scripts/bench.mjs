@@ -17,7 +17,7 @@ const benchDir = join(root, "test", "bench");
 const args = process.argv.slice(2);
 const flags = new Set(args.filter((a) => a.startsWith("--")));
 const only = args.filter((a) => !a.startsWith("--"));
-const ORDER = ["latency", "throughput", "cold", "redeploy"];
+const ORDER = ["latency", "throughput", "cold", "redeploy", "scale"];
 const PER_BENCH_LIMIT_MS = 170_000;
 
 const needsBuild = ["dist/daemon/daemon.js", "dist/cli/bundle-app.js", "dist/sdk/index.js", "runtime-images/node/dist/agent.cjs"].some(

@@ -1,4 +1,4 @@
-import { CALL_ID_PATTERN, type CallView, type FunctionView } from "../protocol/api.js";
+import { CALL_ID_PATTERN, type CallOutcome, type CallView, type FunctionView } from "../protocol/api.js";
 import {
   CancelledError,
   FunctionTimeoutError,
@@ -7,6 +7,7 @@ import {
   RemoteError,
   TimeoutError,
 } from "./errors.js";
+import { CallBatches, outcome, type MapOptions } from "./map.js";
 import { Transport, type TransportOptions } from "./transport.js";
 
 /** Longest single wait the daemon grants; longer waits are made of several requests. */
@@ -52,7 +53,8 @@ export class FunctionCall<R = unknown> {
   }
 }
 
-function settle<R>(view: CallView): R {
+/** A finished call's result, or the error it ended with. */
+export function settle<R>(view: CallOutcome): R {
   if (view.status === "succeeded") {
     if (view.expired) throw new OutputExpiredError(`the result of call ${view.call_id} expired at ${view.expires_at}`);
     return view.result as R;
@@ -85,6 +87,29 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
   /** Spawns and waits for the result. */
   async remote(...args: A): Promise<R> {
     return (await this.spawn(...args)).get();
+  }
+
+  private batches(): CallBatches {
+    return new CallBatches(this.transport, `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}`);
+  }
+
+  /**
+   * Calls the function once per input (the input is its one argument) and yields the results in
+   * input order: `for await (const r of fn.map(inputs))`. Throws the first failure, or yields it
+   * in its place with `returnExceptions`. Memory stays bounded for any number of inputs.
+   */
+  async *map(inputs: Iterable<A[0]> | AsyncIterable<A[0]>, opts: MapOptions = {}): AsyncGenerator<R> {
+    for await (const line of this.batches().views(inputs, opts.window)) {
+      const o = outcome<R>(line, settle);
+      if (o.ok) yield o.value;
+      else if (opts.returnExceptions) yield o.error as R;
+      else throw o.error;
+    }
+  }
+
+  /** Queues a call per input (its one argument); resolves once they are all durable, with the calls in input order. */
+  async spawnMap(inputs: Iterable<A[0]> | AsyncIterable<A[0]>): Promise<FunctionCall<R>[]> {
+    return (await this.batches().spawnMap(inputs)).map((id) => new FunctionCall<R>(this.transport, id));
   }
 }
 

@@ -3,4 +3,5 @@ export { App, type FetchHandler, type FunctionDefinitionOptions, type FunctionHa
 export { Image } from "./image.js";
 export { GantryClient, Function_, FunctionCall, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";
+export type { MapOptions } from "./map.js";
 export type { CallView, FunctionView, ContainerView } from "../protocol/api.js";

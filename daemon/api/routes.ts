@@ -14,6 +14,8 @@ import type { AppLogs } from "../service/app-logs.js";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
 import { ApiError, invalid, notFound, toResponse } from "./errors.js";
 import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
+import { registerBatchRoutes } from "./batch-routes.js";
+import { callInput, callView, isExpired, iso } from "./call-views.js";
 
 export interface RouteDeps {
   calls: CallStore;
@@ -27,52 +29,12 @@ export interface RouteDeps {
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
+  /** The largest batch request body (many calls, or many call IDs). */
+  maxBatchBodyBytes: number;
   health: () => Record<string, unknown>;
   /** The daemon's HTTP address, for web endpoints' URLs; null without TCP. */
   webBase: () => string | null;
   requestStop: (graceMs: number | undefined) => void;
-}
-
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
-
-/** Expired once the sweep dropped the result, or as soon as expires_at has passed (before the sweep). */
-function isExpired(r: CallRecord, nowMs: number): boolean {
-  return r.expired || (r.expiresAt !== null && r.expiresAt <= nowMs);
-}
-
-export function callView(r: CallRecord, nowMs = Date.now()): CallView {
-  const expired = isExpired(r, nowMs);
-  const v: CallView = {
-    call_id: r.id,
-    app: r.app,
-    function: r.function,
-    status: r.status,
-    attempt: r.attempt,
-    created_at: iso(r.createdAt)!,
-    started_at: iso(r.startedAt),
-    finished_at: iso(r.finishedAt),
-    expired,
-    expires_at: iso(r.expiresAt),
-  };
-  if (r.status === CallStatus.succeeded && !expired) v.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
-  if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;
-  return v;
-}
-
-/** `{"args": [...], "kwargs": {...}}`, both optional: a call's positional and keyword arguments. */
-function callInput(body: unknown): { args: unknown[]; kwargs: Record<string, unknown> | null } {
-  if (body === undefined) return { args: [], kwargs: null };
-  const shape = `the body must be {"args": [...], "kwargs": {...}}, the function's arguments (both optional)`;
-  if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid(shape);
-  const { args = [], kwargs, ...rest } = body as { args?: unknown; kwargs?: unknown };
-  const extra = Object.keys(rest);
-  if (extra.length) throw invalid(`${shape}; unknown field ${JSON.stringify(extra[0])}`);
-  if (!Array.isArray(args)) throw invalid(`"args" must be an array: ${shape}`);
-  if (kwargs !== undefined && (kwargs === null || typeof kwargs !== "object" || Array.isArray(kwargs))) {
-    throw invalid(`"kwargs" must be an object of named arguments: ${shape}`);
-  }
-  const named = kwargs as Record<string, unknown> | undefined;
-  return { args, kwargs: named && Object.keys(named).length ? named : null };
 }
 
 function checkedCallId(raw: string): string {
@@ -84,6 +46,8 @@ function checkedCallId(raw: string): string {
 const CONTAINER_ROUTES = [
   ["GET", "/v1/apps/:app/functions/:fn"],
   ["POST", "/v1/apps/:app/functions/:fn/calls"],
+  ["POST", "/v1/apps/:app/functions/:fn/calls/batch"],
+  ["POST", "/v1/calls/results"],
   ["GET", "/v1/calls/:id"],
   ["POST", "/v1/calls/:id/cancel"],
   ["POST", "/submit/:app/:fn"],
@@ -173,6 +137,8 @@ export function buildRouter(d: RouteDeps): Router {
     const id = await d.dispatcher.submit(params.app!, params.fn!, args, kwargs);
     return { status: 202, body: { call_id: id } };
   });
+
+  registerBatchRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;

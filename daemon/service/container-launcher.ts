@@ -191,6 +191,9 @@ export class ContainerLauncher {
       case "output":
         h.onOutput(msg);
         return;
+      case "outputs":
+        for (const out of msg.outputs) h.onOutput({ type: "output", ...out });
+        return;
       case "http_response":
       case "http_body":
       case "http_error":

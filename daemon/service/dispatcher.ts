@@ -4,13 +4,13 @@
  * report, persists every change with a compare-and-set, and publishes events after commit.
  * Containers (starting, stopping, GPUs) are the scaler's.
  */
-import type { DaemonToAgent } from "../../protocol/agent-messages.js";
+import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js";
 import { DEFAULTS, type FunctionSpec } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { CallKwargs, CallStore } from "../store/call-store.js";
+import type { CallInput, CallKwargs, CallRecord, CallStore } from "../store/call-store.js";
 import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
@@ -18,6 +18,7 @@ import { busySlots, FunctionPool, type ContainerEntry, type Lease, type LiveCall
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
+import { RunningMarks } from "./running-marks.js";
 import { WebRequests } from "./web-requests.js";
 
 export interface DeployedFunction extends PoolDeployment {
@@ -37,6 +38,9 @@ export interface DispatcherDeps {
   maxBodyBytes: number;
 }
 
+/** Calls at the head of a queue keep their arguments in memory; those behind read them at dispatch. */
+const INPUTS_KEPT_PER_QUEUE = 10_000;
+
 export class Dispatcher implements CallSide {
   private readonly pools = new Map<string, FunctionPool>();
   private readonly live = new Map<string, LiveCall>();
@@ -44,6 +48,7 @@ export class Dispatcher implements CallSide {
   private readonly now: () => number;
   private readonly random: RandomSource;
   private readonly scaler: Scaler;
+  private readonly marks: RunningMarks;
   /** Requests to web endpoints: they wait and run in the same pools and slots as calls. */
   readonly web: WebRequests;
   private closing = false;
@@ -51,6 +56,12 @@ export class Dispatcher implements CallSide {
   constructor(private readonly d: DispatcherDeps) {
     this.now = d.clock ?? Date.now;
     this.random = d.random ?? pooledRandom();
+    this.marks = new RunningMarks({
+      calls: d.calls,
+      clock: this.now,
+      onMarked: (m) => this.publishStatus(m.call, CallStatus.running, m.attempt),
+      onError: (err) => this.d.log.error("marking calls running failed", { err: (err as Error)?.message ?? String(err) }),
+    });
     this.web = new WebRequests({
       pool: (app, fn) => this.requirePool(app, fn),
       pump: (pool) => this.pump(pool),
@@ -117,7 +128,7 @@ export class Dispatcher implements CallSide {
 
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
-    for (const call of [...pool.queue, ...pool.delayed]) this.bg(this.cancelLive(call, why));
+    this.bg(this.cancelQueued(pool, why));
     this.web.refuseQueued(pool, why);
     for (const c of pool.containers.values()) this.scaler.retire(pool, c);
     this.pump(pool);
@@ -127,26 +138,73 @@ export class Dispatcher implements CallSide {
 
   /** Commits a new queued call and returns its ID; the call is durable before anyone sees the ID. */
   async submit(app: string, fn: string, args: unknown[], kwargs: CallKwargs = null): Promise<string> {
+    return (await this.submitMany(app, fn, [{ args, kwargs }]))[0]!;
+  }
+
+  /**
+   * Commits new queued calls of one function in one transaction and returns their IDs, in order.
+   * They are queued (and may start) at once, while the insert is being committed: only the IDs
+   * wait for the commit, so no call is acknowledged before it is durable. An insert that fails
+   * withdraws its calls; one that already started runs to an end nobody reads (at least once).
+   */
+  async submitMany(app: string, fn: string, inputs: readonly CallInput[]): Promise<string[]> {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const pool = this.requirePool(app, fn);
     if (pool.spec.web) throw invalid(`${app}.${fn} is a web endpoint: send it HTTP requests at /web/${app}/${fn}/`);
-    if (pool.queue.length + pool.delayed.length >= this.d.maxQueuedPerFunction) {
-      throw new ServiceError(ServiceErrorCode.queueFull, `function ${app}.${fn} already has ${this.d.maxQueuedPerFunction} queued calls (the limit); retry later`);
+    const queued = pool.queue.length + pool.delayed.length;
+    if (queued + inputs.length > this.d.maxQueuedPerFunction) {
+      throw new ServiceError(
+        ServiceErrorCode.queueFull,
+        `function ${app}.${fn} has ${queued} queued calls; ${inputs.length} more would pass the limit of ${this.d.maxQueuedPerFunction}; retry later`,
+      );
     }
     const now = this.now();
-    const id = newCallId(now, this.random);
-    await this.d.calls.insert({ id, app, function: fn, args, kwargs, now });
-    const call: LiveCall = { id, app, function: fn, status: CallStatus.queued, attempt: 1, args, kwargs, runAt: now, containerId: null };
-    this.live.set(id, call);
-    if (pool.removed) {
-      // The app was stopped while this call was being committed: it is cancelled like the others.
-      await this.cancelLive(call, "the app was stopped");
-      return id;
+    const calls: LiveCall[] = inputs.map((input) => ({
+      id: newCallId(now, this.random),
+      app,
+      function: fn,
+      status: CallStatus.queued,
+      attempt: 1,
+      input,
+      runAt: now,
+      containerId: null,
+      createdAt: now,
+      startedAt: null,
+      runningMark: null,
+    }));
+    const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
+    for (const call of calls) {
+      this.live.set(call.id, call);
+      pool.queue.push(call);
     }
-    pool.queue.push(call);
-    this.publishStatus(call);
     this.pump(pool);
-    return id;
+    try {
+      await committed;
+    } catch (err) {
+      for (const call of calls) {
+        this.live.delete(call.id);
+        if (call.status === CallStatus.queued) pool.unqueue(call.id);
+      }
+      throw err;
+    }
+    if (pool.removed) {
+      // The app was stopped while these calls were being committed: they are cancelled like the others.
+      await Promise.all(calls.filter((c) => this.live.has(c.id)).map((c) => this.cancelLive(c, "the app was stopped")));
+      return calls.map((c) => c.id);
+    }
+    const longQueue = pool.queue.length > INPUTS_KEPT_PER_QUEUE;
+    for (const call of calls) {
+      // Every call is announced queued, even one already dispatched: streams see queued → running → end.
+      this.publishStatus(call, CallStatus.queued, 1);
+      // Far back in a long queue, a call lets go of its arguments: they are read again at dispatch.
+      if (longQueue && call.status === CallStatus.queued) call.input = null;
+    }
+    return calls.map((c) => c.id);
+  }
+
+  /** Whether the call is queued or running in this daemon (so not finished). */
+  isLive(callId: string): boolean {
+    return this.live.has(callId);
   }
 
   requirePool(app: string, fn: string): FunctionPool {
@@ -157,6 +215,20 @@ export class Dispatcher implements CallSide {
       throw notFound(appKnown ? `app ${app} has no function named ${fn}` : `no deployed app named ${app}`);
     }
     return pool;
+  }
+
+  /** Cancels every waiting call of a pool in one statement (an app stopped with 100,000 queued is quick). */
+  private async cancelQueued(pool: FunctionPool, why: string): Promise<void> {
+    const waiting = [...pool.queue.drain(), ...pool.delayed.splice(0)];
+    if (!waiting.length) return;
+    for (const call of waiting) this.live.delete(call.id);
+    const now = this.now();
+    const error = { type: SystemErrorType.cancelled, message: why, traceback: "" };
+    const cancelled = await this.d.calls.cancelQueued(pool.app, pool.spec.name, error, now, now + pool.spec.resultTtlMs);
+    const ts = this.isoNow();
+    for (const { id, attempt } of cancelled) {
+      this.d.bus.publish({ type: "call.status", call_id: id, app: pool.app, function: pool.spec.name, status: CallStatus.cancelled, attempt, ts });
+    }
   }
 
   /** Cancels a queued or running call. Resolves false when the call is not live (finished or unknown). */
@@ -188,10 +260,11 @@ export class Dispatcher implements CallSide {
     this.pump(pool);
   }
 
-  /** Re-adopts calls left open by an earlier daemon (its containers are gone). */
+  /** Re-adopts calls left open by an earlier daemon (its containers are gone); their writes share commits. */
   async recover(): Promise<{ requeued: number; failed: number }> {
     let requeued = 0;
     let failed = 0;
+    const writes: Promise<unknown>[] = [];
     for (const rec of this.d.calls.listOpen()) {
       const call: LiveCall = {
         id: rec.id,
@@ -199,35 +272,39 @@ export class Dispatcher implements CallSide {
         function: rec.function,
         status: rec.status,
         attempt: rec.attempt,
-        args: rec.args,
-        kwargs: rec.kwargs,
+        input: null,
         runAt: rec.runAt,
         containerId: null,
+        createdAt: rec.createdAt,
+        startedAt: rec.startedAt,
+        runningMark: null,
       };
       const pool = this.pool(rec.app, rec.function);
       if (!pool) {
         const from = { status: rec.status, attempt: rec.attempt };
-        const ok = await this.d.calls.compareAndSet(rec.id, from, {
-          status: CallStatus.failed,
-          attempt: rec.attempt,
-          finishedAt: this.now(),
-          expiresAt: this.now() + DEFAULTS.resultTtl * 1000,
-          containerId: null,
-          error: { type: SystemErrorType.functionRemoved, message: `function ${rec.app}.${rec.function} is no longer deployed`, traceback: "" },
-        });
-        if (ok) failed++;
+        failed++;
+        writes.push(
+          this.d.calls.compareAndSet(rec.id, from, {
+            status: CallStatus.failed,
+            attempt: rec.attempt,
+            finishedAt: this.now(),
+            expiresAt: this.now() + DEFAULTS.resultTtl * 1000,
+            containerId: null,
+            error: { type: SystemErrorType.functionRemoved, message: `function ${rec.app}.${rec.function} is no longer deployed`, traceback: "" },
+          }),
+        );
         continue;
       }
       this.live.set(call.id, call);
       if (rec.status === CallStatus.running) {
-        const outcome = await this.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
-        if (outcome === CallStatus.failed) failed++;
-        else requeued++;
+        const lost = this.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
+        writes.push(lost.then((outcome) => (outcome === CallStatus.failed ? failed++ : requeued++)));
       } else {
         pool.addDelayed(call);
         requeued++;
       }
     }
+    await Promise.all(writes);
     for (const pool of this.pools.values()) this.pump(pool);
     return { requeued, failed };
   }
@@ -238,36 +315,56 @@ export class Dispatcher implements CallSide {
     if (!this.closing) this.scaler.pump(pool);
   }
 
-  dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void {
-    const from = { status: call.status, attempt: call.attempt };
-    const tr = transition(from, { type: "dispatch", attempt: call.attempt }, pool.spec.retries);
-    if (!tr.ok) {
-      this.d.log.error("dispatch refused", { call: call.id, detail: tr.detail });
-      return;
-    }
+  /** Runs queued calls in free slots of a ready container (the scaler chose it): one message to its agent. */
+  dispatch(pool: FunctionPool, c: ContainerEntry, calls: readonly LiveCall[]): void {
     const now = this.now();
-    call.status = CallStatus.running;
-    call.containerId = c.id;
+    const inputs: AgentInput[] = [];
+    for (const call of calls) {
+      const from = { status: call.status, attempt: call.attempt };
+      const tr = transition(from, { type: "dispatch", attempt: call.attempt }, pool.spec.retries);
+      if (!tr.ok) {
+        this.d.log.error("dispatch refused", { call: call.id, detail: tr.detail });
+        continue;
+      }
+      const input = call.input ?? this.d.calls.inputOf(call.id);
+      if (!input) {
+        this.d.log.error("dispatch found no input", { call: call.id });
+        continue;
+      }
+      call.status = CallStatus.running;
+      call.containerId = c.id;
+      call.startedAt = now;
+      call.input = input; // kept while it runs: a retry needs it again
+      const attempt = call.attempt;
+      const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
+      c.leases.set(call.id, { call, attempt, timer });
+      call.runningMark = this.marks.add(call, now);
+      inputs.push({ callId: call.id, attempt, args: input.args, ...(input.kwargs ? { kwargs: input.kwargs } : {}) });
+    }
+    if (!inputs.length) return;
     c.idleSinceMs = null;
     c.lastUsedMs = now;
-    const attempt = call.attempt;
-    const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
-    c.leases.set(call.id, { call, attempt, timer });
-    this.bg(
-      this.d.calls
-        // Deferred: a "running" mark lost in a crash changes nothing (recovery treats a queued
-        // call like a lost running one), so it rides with the next durable write, usually the result.
-        .compareAndSet(call.id, from, { status: CallStatus.running, attempt, startedAt: now, containerId: c.id }, { deferred: true })
-        .then((ok) => {
-          if (ok) this.publishStatus(call, CallStatus.running, attempt);
-          else this.d.log.warn("store refused running", { call: call.id, attempt });
-        }),
-    );
-    this.send(c, { type: "input", callId: call.id, attempt, args: call.args, ...(call.kwargs ? { kwargs: call.kwargs } : {}) });
+    this.send(c, inputs.length === 1 ? { type: "input", ...inputs[0]! } : { type: "inputs", inputs });
   }
 
   private send(c: ContainerEntry, msg: DaemonToAgent): void {
     c.conn?.send(msg);
+  }
+
+  /**
+   * The call's state as the store has it: a running mark not yet written is dropped, and the call
+   * moves on from queued (one write instead of two for a call that finished within a commit).
+   */
+  private storedFrom(call: LiveCall, from: { status: CallStatus; attempt: number }): { status: CallStatus; attempt: number; unmarked?: true } {
+    const stored = from.status === CallStatus.running ? this.marks.storedStatus(call.runningMark) : null;
+    call.runningMark = null;
+    return stored === "queued" ? { status: CallStatus.queued, attempt: from.attempt, unmarked: true } : from;
+  }
+
+  /** Publishes the step a call took, after the running step it took unmarked (streams see every step). */
+  private publishStep(call: LiveCall, stored: { attempt: number; unmarked?: true }, status: CallStatus, attempt: number): void {
+    if (stored.unmarked) this.publishStatus(call, CallStatus.running, stored.attempt);
+    this.publishStatus(call, status, attempt);
   }
 
   /** Applies an event to a live call, persists the result, and requeues or finishes it. */
@@ -279,19 +376,20 @@ export class Dispatcher implements CallSide {
       return null;
     }
     if (tr.to.status === CallStatus.queued) {
+      const stored = this.storedFrom(call, from);
       call.status = CallStatus.queued;
       call.attempt = tr.to.attempt;
       call.runAt = this.now() + (tr.retryInMs ?? 0);
       call.containerId = null;
       pool.addDelayed(call);
-      const ok = await this.d.calls.compareAndSet(call.id, from, {
+      const ok = await this.d.calls.compareAndSet(call.id, stored, {
         status: CallStatus.queued,
         attempt: tr.to.attempt,
         runAt: call.runAt,
         containerId: null,
         error: tr.error ?? null,
       });
-      if (ok) this.publishStatus(call, CallStatus.queued, tr.to.attempt);
+      if (ok) this.publishStep(call, stored, CallStatus.queued, tr.to.attempt);
       this.pump(pool);
       return CallStatus.queued;
     }
@@ -310,16 +408,25 @@ export class Dispatcher implements CallSide {
     const now = this.now();
     call.status = status;
     this.live.delete(call.id);
-    const ok = await this.d.calls.compareAndSet(call.id, from, {
+    const rec: CallRecord = {
+      id: call.id,
+      app: call.app,
+      function: call.function,
       status,
       attempt,
+      containerId: null,
+      createdAt: call.createdAt,
+      runAt: call.runAt,
+      startedAt: call.startedAt,
       finishedAt: now,
       expiresAt: now + pool.spec.resultTtlMs,
-      containerId: null,
-      ...(out.resultJson !== undefined ? { resultJson: out.resultJson } : {}),
+      expired: false,
+      resultJson: out.resultJson ?? null,
       ...(out.error ? { error: out.error } : {}),
-    });
-    if (ok) this.publishStatus(call, status, attempt);
+    };
+    const stored = this.storedFrom(call, from);
+    const ok = await this.d.calls.finish(rec, stored);
+    if (ok) this.publishStep(call, stored, status, attempt);
     else this.d.log.warn("store refused finish", { call: call.id, status, attempt });
   }
 
@@ -391,15 +498,15 @@ export class Dispatcher implements CallSide {
   }
 
   private publishStatus(call: LiveCall, status = call.status, attempt = call.attempt): void {
-    this.d.bus.publish({
-      type: "call.status",
-      call_id: call.id,
-      app: call.app,
-      function: call.function,
-      status,
-      attempt,
-      ts: new Date(this.now()).toISOString(),
-    });
+    this.d.bus.publish({ type: "call.status", call_id: call.id, app: call.app, function: call.function, status, attempt, ts: this.isoNow() });
+  }
+
+  private lastTs = { ms: -1, iso: "" };
+  /** Now as ISO text, made once per millisecond (events come by the thousand in a batch). */
+  private isoNow(): string {
+    const ms = this.now();
+    if (ms !== this.lastTs.ms) this.lastTs = { ms, iso: new Date(ms).toISOString() };
+    return this.lastTs.iso;
   }
 
   /** Calls running in containers now. */
@@ -426,6 +533,7 @@ export class Dispatcher implements CallSide {
   /** Stops every container at once; calls stay in the store for the next start. */
   async shutdown(): Promise<void> {
     this.closing = true;
+    this.marks.close();
     await this.scaler.shutdown();
   }
 }

@@ -1,7 +1,11 @@
 import { EventEmitter } from "node:events";
 import type { CallStatus } from "../core/call-state.js";
 
-/** A call's status changed; sent after the change is committed. (DESIGN 1.5) */
+/**
+ * A call's status changed; sent after the change is committed. (DESIGN 1.5) A call that ended
+ * before its running mark was written gets its "running" step just before its end. Each call's
+ * steps come in order: queued, running, then queued again (a retry) or its end.
+ */
 export interface CallStatusEvent {
   type: "call.status";
   call_id: string;

@@ -1,13 +1,22 @@
 import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import { parseGpuRequest, type Gpu, type GpuRequest } from "../core/gpu.js";
-import type { OpenCall } from "../store/call-store.js";
+import type { CallInput, OpenCall } from "../store/call-store.js";
 import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
 import type { AgentConnection, AgentEndpoint } from "./ports.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
+import type { RunningMark } from "./running-marks.js";
 import { CallQueue } from "./call-queue.js";
 
-/** A call the daemon is responsible for (queued or running). Finished calls live in the store only. */
-export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "args" | "kwargs" | "runAt" | "containerId">;
+/**
+ * A call the daemon is responsible for (queued or running). Finished calls live in the store only.
+ * `input` is null while the call waits far back in a long queue (or after a restart): it is read
+ * from the store when the call is dispatched, so that queued calls do not all hold their arguments.
+ */
+export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "runAt" | "containerId" | "createdAt" | "startedAt"> & {
+  input: CallInput | null;
+  /** Its "running" mark in the store, written once it has run a while (see RunningMarks). */
+  runningMark: RunningMark | null;
+};
 
 /** One attempt occupying a container slot. */
 export interface Lease {

@@ -5,6 +5,7 @@
  * and follows every container to its end, when its GPUs come back. What happens to calls is the
  * dispatcher's (`CallSide`).
  */
+import { MAX_BATCH_MESSAGE_ITEMS } from "../../protocol/agent-messages.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { pickDonors, type GpuHolder } from "../core/gpu.js";
@@ -17,8 +18,8 @@ import type { WebRequests } from "./web-requests.js";
 
 /** What the scaler asks of the side that owns calls. */
 export interface CallSide {
-  /** Hands a queued call to a free slot of a ready container. */
-  dispatch(pool: FunctionPool, c: ContainerEntry, call: LiveCall): void;
+  /** Hands queued calls to free slots of a ready container (one message to its agent). */
+  dispatch(pool: FunctionPool, c: ContainerEntry, calls: readonly LiveCall[]): void;
   onOutput: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onOutput"]>[0]) => void;
   /** The container running this attempt went away. */
   lose(pool: FunctionPool, lease: Lease, reason: string): void;
@@ -76,10 +77,20 @@ export class Scaler {
       this.d.calls.failQueued(pool, { type: SystemErrorType.gpuUnavailable, message, traceback: "" });
     }
     const plan = planPool(pool.view(now));
+    const batches = new Map<string, LiveCall[]>();
     for (const containerId of plan.assign) {
       const c = pool.containers.get(containerId)!;
       if (pool.web.length) this.d.web.dispatch(pool, c, pool.web.shift()!);
-      else this.d.calls.dispatch(pool, c, pool.queue.shift()!);
+      else {
+        const batch = batches.get(containerId) ?? [];
+        batch.push(pool.queue.shift()!);
+        batches.set(containerId, batch);
+      }
+    }
+    for (const [containerId, calls] of batches) {
+      for (let i = 0; i < calls.length; i += MAX_BATCH_MESSAGE_ITEMS) {
+        this.d.calls.dispatch(pool, pool.containers.get(containerId)!, calls.slice(i, i + MAX_BATCH_MESSAGE_ITEMS));
+      }
     }
     let started = 0;
     while (gpuPossible && started < plan.start && this.start(pool)) started++;

@@ -16,6 +16,18 @@ export class Waiters {
     });
   }
 
+  /** Calls `onFinished` once when the call finishes; returns a function that stops watching. */
+  watch(callId: string, onFinished: () => void): () => void {
+    const set = this.waiting.get(callId) ?? new Set();
+    this.waiting.set(callId, set);
+    const once = () => onFinished();
+    set.add(once);
+    return () => {
+      set.delete(once);
+      if (set.size === 0 && this.waiting.get(callId) === set) this.waiting.delete(callId);
+    };
+  }
+
   /** Resolves when the call finishes or after `ms`, whichever is first, or when `until` emits "close". */
   wait(callId: string, ms: number, until?: EventEmitter): Promise<void> {
     if (ms <= 0) return Promise.resolve();

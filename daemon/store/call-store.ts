@@ -3,6 +3,16 @@ import type { CallStatus } from "../core/call-state.js";
 import type { Db } from "./database.js";
 import type { GroupCommit } from "./group-commit.js";
 
+/** A call's "running" mark, waiting to be written; cancelled when the call ends first. */
+export interface RunningMarkWrite {
+  id: string;
+  attempt: number;
+  startedAt: number;
+  containerId: string;
+  cancelled: boolean;
+  written: boolean;
+}
+
 /** A call as stored, without its input (reads that answer clients never need it). */
 export interface CallRecord {
   id: string;
@@ -25,18 +35,21 @@ export interface CallRecord {
 /** Keyword arguments of a call (Python functions take them); null when there are none. */
 export type CallKwargs = Record<string, unknown> | null;
 
-/** A queued or running call with its input, for the dispatcher. */
-export interface OpenCall extends CallRecord {
+/** A call's arguments. */
+export interface CallInput {
   args: unknown[];
   kwargs: CallKwargs;
 }
+
+/** A queued or running call, for the dispatcher: its input is read when it is dispatched. */
+export type OpenCall = CallRecord;
 
 /** The input column: the arguments' JSON array, or {"args", "kwargs"} when there are keyword arguments. */
 function encodeInput(args: unknown[], kwargs: CallKwargs): string {
   return kwargs ? JSON.stringify({ args, kwargs }) : JSON.stringify(args);
 }
 
-function decodeInput(input: string): { args: unknown[]; kwargs: CallKwargs } {
+function decodeInput(input: string): CallInput {
   const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown> };
   return Array.isArray(v) ? { args: v, kwargs: null } : { args: v.args, kwargs: v.kwargs };
 }
@@ -106,24 +119,42 @@ export interface CallQuery {
   before?: string;
 }
 
+const INSERT = "INSERT INTO calls (id, app, function, status, attempt, input, created_at, run_at) VALUES";
+/** Rows per multi-row insert (batches): fewer statements for the same rows. */
+const INSERT_ROWS = 100;
+
+/** Finished calls kept in memory for reads (their record no longer changes; expiry is a time). */
+const RECENT_FINISHED = 20_000;
+
 /**
  * Calls in SQLite. Every state change is a compare-and-set on (id, attempt, status), so a stale
  * writer (an older attempt's late result) changes nothing. Writes go through the group commit.
+ * The records of recently finished calls are also kept in memory, so that reading a result just
+ * written (a long-poll woken, a results stream) does not read it back from SQLite.
  */
 export class CallStore {
   private readonly stmts;
+  private readonly recent = new Map<string, CallRecord>();
 
   constructor(
     private readonly db: Db,
     private readonly commit: GroupCommit,
   ) {
     this.stmts = {
-      insert: db.prepare(
-        `INSERT INTO calls (id, app, function, status, attempt, input, created_at, run_at)
-         VALUES (@id, @app, @function, 'queued', 1, @input, @now, @now)`,
-      ),
+      insert: db.prepare(`${INSERT} (?, ?, ?, 'queued', 1, ?, ?, ?)`),
+      insertRows: db.prepare(`${INSERT} ${Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, 'queued', 1, ?, ?, ?)").join(", ")}`),
       get: db.prepare(`SELECT ${COLUMNS} FROM calls WHERE id = ?`),
-      open: db.prepare(`SELECT * FROM calls WHERE status IN ('queued', 'running') ORDER BY id`),
+      open: db.prepare(`SELECT ${COLUMNS} FROM calls WHERE status IN ('queued', 'running') ORDER BY id`),
+      input: db.prepare(`SELECT input FROM calls WHERE id = ?`).pluck(),
+      markRunning: db.prepare(`UPDATE calls SET status = 'running', started_at = ?, container_id = ? WHERE id = ? AND attempt = ? AND status = 'queued'`),
+      finish: db.prepare(
+        `UPDATE calls SET status = ?, attempt = ?, started_at = coalesce(?, started_at), finished_at = ?, expires_at = ?, container_id = NULL,
+           result = ?, error = ? WHERE id = ? AND attempt = ? AND status = ?`,
+      ),
+      cancelQueued: db.prepare(
+        `UPDATE calls SET status = 'cancelled', finished_at = @now, expires_at = @expiresAt, container_id = NULL, error = @error
+         WHERE app = @app AND function = @function AND status = 'queued' RETURNING id, attempt`,
+      ),
       cas: db.prepare(
         `UPDATE calls SET status = @status, attempt = @attempt,
            run_at = coalesce(@runAt, run_at),
@@ -145,20 +176,78 @@ export class CallStore {
 
   /** Inserts a new queued call; resolves once it is committed. */
   insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; now: number }): Promise<void> {
-    const input = encodeInput(call.args, call.kwargs ?? null);
+    return this.insertMany(call.app, call.function, [{ id: call.id, args: call.args, kwargs: call.kwargs ?? null }], call.now);
+  }
+
+  /** Inserts new queued calls of one function, all in one transaction; resolves once it is committed. */
+  insertMany(app: string, fn: string, calls: ReadonlyArray<{ id: string } & CallInput>, now: number): Promise<void> {
+    const inputs = calls.map((c) => encodeInput(c.args, c.kwargs));
     return this.commit.run(() => {
-      this.stmts.insert.run({ id: call.id, app: call.app, function: call.function, input, now: call.now });
+      let i = 0;
+      for (; i + INSERT_ROWS <= calls.length; i += INSERT_ROWS) {
+        const params: unknown[] = [];
+        for (let k = i; k < i + INSERT_ROWS; k++) params.push(calls[k]!.id, app, fn, inputs[k], now, now);
+        this.stmts.insertRows.run(params);
+      }
+      for (; i < calls.length; i++) this.stmts.insert.run(calls[i]!.id, app, fn, inputs[i], now, now);
     });
   }
 
+  /** A call's arguments (read when it is dispatched: queued calls do not keep them in memory). */
+  inputOf(id: string): CallInput | null {
+    const input = this.stmts.input.get(id) as string | undefined;
+    return input === undefined ? null : decodeInput(input);
+  }
+
+  /** Cancels every queued call of a function at once (an app stopped); resolves with their IDs and attempts once committed. */
+  cancelQueued(app: string, fn: string, error: RemoteError, now: number, expiresAt: number): Promise<Array<{ id: string; attempt: number }>> {
+    const params = { app, function: fn, now, expiresAt, error: JSON.stringify(error) };
+    return this.commit.run(() => this.stmts.cancelQueued.all(params) as Array<{ id: string; attempt: number }>);
+  }
+
   get(id: string): CallRecord | null {
+    const recent = this.recent.get(id);
+    if (recent) return recent;
     const row = this.stmts.get.get(id) as Row | undefined;
     return row ? fromRow(row) : null;
   }
 
-  /** Calls not yet finished, oldest first, with their input (recovery at start). */
+  /**
+   * Marks dispatched calls running, in one deferred write (it rides with the next commit). A mark
+   * cancelled before the write runs is skipped; each written one is flagged `written`. Resolves,
+   * once committed, with the marks written.
+   */
+  markRunning(marks: readonly RunningMarkWrite[]): Promise<RunningMarkWrite[]> {
+    return this.commit.defer(() => {
+      const done: RunningMarkWrite[] = [];
+      for (const m of marks) {
+        if (m.cancelled) continue;
+        m.written = true;
+        if (this.stmts.markRunning.run(m.startedAt, m.containerId, m.id, m.attempt).changes === 1) done.push(m);
+      }
+      return done;
+    });
+  }
+
+  /** Finishes a call (compare-and-set from `from`); once committed, its record serves reads from memory. */
+  finish(rec: CallRecord, from: { status: CallStatus; attempt: number }): Promise<boolean> {
+    const error = rec.error ? JSON.stringify(rec.error) : null;
+    const write = () =>
+      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.resultJson, error, rec.id, from.attempt, from.status).changes === 1;
+    return this.commit.run(write).then((ok) => {
+      if (ok) this.remember(rec);
+      return ok;
+    });
+  }
+
+  private remember(rec: CallRecord): void {
+    this.recent.set(rec.id, rec);
+    if (this.recent.size > RECENT_FINISHED) this.recent.delete(this.recent.keys().next().value!);
+  }
+
+  /** Calls not yet finished, oldest first, without their input (recovery at start). */
   listOpen(): OpenCall[] {
-    return (this.stmts.open.all() as Row[]).map((r) => ({ ...fromRow(r), ...decodeInput(r.input!) }));
+    return (this.stmts.open.all() as Row[]).map(fromRow);
   }
 
   list(q: CallQuery): CallRecord[] {

@@ -9,16 +9,25 @@ interface Pending {
 /**
  * Groups the writes issued during one event-loop turn into one transaction (one fsync), and
  * resolves each write's promise only after that transaction committed. Writes run in the order
- * they were issued; one failing write rolls back only itself (a savepoint), not its neighbours.
+ * they were issued; one failing write rolls back only itself, not its neighbours: a batch runs
+ * without savepoints, and only when a write throws is it rolled back and run again with a
+ * savepoint around each write.
  */
 export class GroupCommit {
   private pending: Pending[] = [];
+  private readonly savepoint;
+  private readonly release;
+  private readonly rollbackTo;
   private scheduled = false;
   private deferTimer: NodeJS.Timeout | null = null;
   private closed = false;
   batches = 0;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.savepoint = db.prepare("SAVEPOINT w");
+    this.release = db.prepare("RELEASE w");
+    this.rollbackTo = db.prepare("ROLLBACK TO w");
+  }
 
   run<T>(write: () => T): Promise<T> {
     return this.enqueue(write, 0);
@@ -55,31 +64,60 @@ export class GroupCommit {
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
-    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    let outcomes: Array<{ ok: boolean; value: unknown }>;
     try {
-      this.db.transaction(() => {
-        for (const p of batch) {
-          this.db.exec("SAVEPOINT w");
-          try {
-            outcomes.push({ ok: true, value: p.write() });
-            this.db.exec("RELEASE w");
-          } catch (err) {
-            this.db.exec("ROLLBACK TO w");
-            this.db.exec("RELEASE w");
-            outcomes.push({ ok: false, value: err });
-          }
-        }
-      })();
+      outcomes = this.commitBatch(batch, false);
     } catch (err) {
-      for (const p of batch) p.reject(err);
-      return;
+      if (!(err instanceof WriteFailed)) {
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      try {
+        outcomes = this.commitBatch(batch, true); // a write failed: again, each in its own savepoint
+      } catch (again) {
+        for (const p of batch) p.reject(again);
+        return;
+      }
     }
     this.batches++;
     batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
   }
 
+  /** One transaction of the batch's writes; without savepoints, a failing write aborts it all (WriteFailed). */
+  private commitBatch(batch: Pending[], isolated: boolean): Array<{ ok: boolean; value: unknown }> {
+    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    this.db.transaction(() => {
+      for (const p of batch) {
+        if (!isolated) {
+          try {
+            outcomes.push({ ok: true, value: p.write() });
+          } catch (err) {
+            throw new WriteFailed(err);
+          }
+          continue;
+        }
+        this.savepoint.run();
+        try {
+          outcomes.push({ ok: true, value: p.write() });
+          this.release.run();
+        } catch (err) {
+          this.rollbackTo.run();
+          this.release.run();
+          outcomes.push({ ok: false, value: err });
+        }
+      }
+    })();
+    return outcomes;
+  }
+
   close(): void {
     this.flush();
     this.closed = true;
+  }
+}
+
+class WriteFailed extends Error {
+  constructor(readonly original: unknown) {
+    super("a write of the batch failed");
   }
 }

@@ -13,7 +13,7 @@ import http.client
 import json
 import os
 import socket
-from typing import Any, Dict, Optional, Tuple, Type
+from typing import Any, Dict, Iterator, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
 from .exception import (
@@ -142,6 +142,41 @@ class Client:
         except ValueError:
             parsed = raw.decode("utf-8", "replace")
         return status, parsed
+
+    def stream_lines(self, method: str, path: str, body: Any, *, wait_s: float) -> Iterator[Any]:
+        """Sends one request and yields the NDJSON lines of its answer as they arrive (raises for a non-2xx answer)."""
+        headers = {"Accept": "application/x-ndjson", "Content-Type": "application/json"}
+        if self.token and self.url:
+            headers["Authorization"] = f"Bearer {self.token}"
+        payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        conn = self._connection(wait_s + _REQUEST_MARGIN_S)
+        try:
+            try:
+                conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
+                res = conn.getresponse()
+            except (FileNotFoundError, ConnectionRefusedError) as err:
+                reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
+                raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
+            except (OSError, http.client.HTTPException) as err:
+                raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
+            if not 200 <= res.status < 300:
+                raw = res.read()
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = raw.decode("utf-8", "replace")
+                raise error_from_api(res.status, parsed, self.target)
+            while True:
+                try:
+                    line = res.readline()
+                except (OSError, http.client.HTTPException) as err:
+                    raise Error(f"the gantry daemon at {self.target} broke off {method} {path}: {err}") from err
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
 
     def json(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0) -> Any:
         """Like ``request``, but raises the matching ``gantry.exception`` class for an answer that is not 2xx."""

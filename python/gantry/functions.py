@@ -13,15 +13,17 @@ import functools
 import math
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 from urllib.parse import quote
 
+from . import _map
 from ._client import Client
 from .exception import (
     CancelledError,
     Error,
     FunctionTimeoutError,
     InvalidError,
+    NotFoundError,
     OutputExpiredError,
     RemoteError,
 )
@@ -265,6 +267,58 @@ class Function:
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """Spawns a call and waits, as long as it takes, for its result."""
         return self.spawn(*args, **kwargs).get()
+
+    def map(
+        self,
+        *input_iterators: Iterable[Any],
+        kwargs: Optional[Dict[str, Any]] = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Calls the function once per input (one item of each iterator, as ``builtins.map`` does)
+        and yields the results, in input order unless ``order_outputs=False``. The first failure is
+        raised, or yielded in its place with ``return_exceptions=True``. Memory stays bounded."""
+        if not input_iterators:
+            raise InvalidError(f"{self.object_name}.map needs at least one iterable of inputs")
+        return self._map(((tuple(items), kwargs or {}) for items in zip(*input_iterators)), order_outputs, return_exceptions)
+
+    def starmap(
+        self,
+        input_iterator: Iterable[Sequence[Any]],
+        kwargs: Optional[Dict[str, Any]] = None,
+        order_outputs: bool = True,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Like ``map``, but each input is a sequence of the call's positional arguments."""
+        return self._map(((tuple(items), kwargs or {}) for items in input_iterator), order_outputs, return_exceptions)
+
+    def spawn_map(self, *input_iterators: Iterable[Any], kwargs: Optional[Dict[str, Any]] = None) -> List[FunctionCall]:
+        """Queues a call per input (as ``map`` would) and returns them, in input order, once all are durable."""
+        if not input_iterators:
+            raise InvalidError(f"{self.object_name}.spawn_map needs at least one iterable of inputs")
+        self.hydrate()
+        client = self._transport()
+        calls: List[FunctionCall] = []
+        inputs = ((tuple(items), kwargs or {}) for items in zip(*input_iterators))
+        for chunk in _map.chunks(_map.as_bodies(self.object_name, inputs, _call_body)):
+            calls.extend(FunctionCall(i, client) for i in _map.submit(client, self._path(), chunk))
+        return calls
+
+    def _map(self, inputs: Iterator[Any], ordered: bool, return_exceptions: bool) -> Iterator[Any]:
+        self.hydrate()
+        client = self._transport()
+        for line in _map.results(client, self._path(), _map.as_bodies(self.object_name, inputs, _call_body), ordered):
+            if line.get("not_found"):
+                exc: BaseException = NotFoundError(f"call {line['call_id']} is not known to the daemon")
+            else:
+                try:
+                    yield _settle(line["call_id"], line)
+                    continue
+                except Exception as e:  # the call failed: raised, or yielded in its place
+                    exc = e
+            if not return_exceptions:
+                raise exc
+            yield exc
 
     def local(self, *args: Any, **kwargs: Any) -> Any:
         """Runs the function's own code in this process (only a function defined in this app file has it)."""

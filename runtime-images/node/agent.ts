@@ -12,6 +12,7 @@ import {
   AGENT_PROTOCOL_VERSION,
   AGENT_WS_PATH,
   AgentEnv,
+  MAX_BATCH_MESSAGE_ITEMS,
   MAX_OUTPUT_BYTES,
   daemonToAgentSchema,
   type AgentToDaemon,
@@ -86,6 +87,23 @@ async function loadFunction(): Promise<void> {
   isWeb = (fn.options as { web?: unknown } | undefined)?.web !== undefined;
 }
 
+/** Outputs that finished in this turn, as JSON text: sent together in one `outputs` message. */
+let finished: string[] = [];
+function sendOutput(json: string): void {
+  finished.push(json);
+  if (finished.length === 1) setImmediate(flushOutputs);
+}
+function flushOutputs(): void {
+  for (let i = 0; i < finished.length; i += MAX_BATCH_MESSAGE_ITEMS) {
+    const part = finished.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
+    const text = `{"type":"outputs","outputs":[${part.join(",")}]}`;
+    if (ws.readyState === WebSocket.OPEN) ws.send(text);
+    else outbox.push(text);
+  }
+  finished = [];
+}
+const outputHead = (callId: string, attempt: number, ok: boolean) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt},"ok":${ok}`;
+
 async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined): Promise<void> {
   running++;
   try {
@@ -106,9 +124,9 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
       err.name = "ResultTooLargeError";
       throw err;
     }
-    send({ type: "output", callId, attempt, ok: true, value: JSON.parse(text) });
+    sendOutput(`${outputHead(callId, attempt, true)},"value":${text}}`); // the value's JSON as is: no parse and stringify again
   } catch (err) {
-    send({ type: "output", callId, attempt, ok: false, error: toRemoteError(err) });
+    sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(toRemoteError(err))}}`);
   } finally {
     running--;
   }
@@ -139,13 +157,16 @@ ws.on("message", (data) => {
   const msg = parsed.data;
   switch (msg.type) {
     case "input":
-      if (isWeb) {
-        const error = new TypeError(`${functionName} is a web endpoint: send it HTTP requests, not calls`);
-        send({ type: "output", callId: msg.callId, attempt: msg.attempt, ok: false, error: toRemoteError(error) });
-        break;
+    case "inputs":
+      for (const input of msg.type === "input" ? [msg] : msg.inputs) {
+        if (isWeb) {
+          const error = new TypeError(`${functionName} is a web endpoint: send it HTTP requests, not calls`);
+          sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(toRemoteError(error))}}`);
+          continue;
+        }
+        if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
+        void runInput(input.callId, input.attempt, input.args, input.kwargs);
       }
-      if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
-      void runInput(msg.callId, msg.attempt, msg.args, msg.kwargs);
       break;
     case "http_request":
       if (!isWeb) {

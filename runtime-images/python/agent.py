@@ -55,6 +55,7 @@ MAX_OUTPUT_BYTES = 32 * 1024 * 1024
 MAX_TRACEBACK_CHARS = 64 * 1024
 MAX_ERROR_TYPE_CHARS = 200
 MAX_CALL_ID_CHARS = 64
+MAX_BATCH_MESSAGE_ITEMS = 1000
 
 #: A line longer than this (no newline yet) is sent in pieces.
 MAX_LOG_LINE_BYTES = 64 * 1024
@@ -150,8 +151,38 @@ class ResultTooLargeError(Exception):
     """A return value over MAX_OUTPUT_BYTES of JSON."""
 
 
+class _Outputs:
+    """Outputs of finished calls, sent together: a thread sends whatever finished while it was sending
+    the last message as one ``outputs`` message (at once when idle, in batches under load)."""
+
+    def __init__(self, send_bytes: Callable[[bytes], None]) -> None:
+        self._send_bytes = send_bytes
+        self._items: List[bytes] = []
+        self._ready = threading.Condition()
+        threading.Thread(target=self._run, name="gantry-outputs", daemon=True).start()
+
+    def put(self, item: bytes) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def flush(self) -> None:
+        """Sends what is waiting now (before the connection closes)."""
+        with self._ready:
+            items, self._items = self._items, []
+        for i in range(0, len(items), MAX_BATCH_MESSAGE_ITEMS):
+            self._send_bytes(b'{"type":"outputs","outputs":[' + b",".join(items[i : i + MAX_BATCH_MESSAGE_ITEMS]) + b"]}")
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._items:
+                    self._ready.wait()
+            self.flush()
+
+
 class Input:
-    """One ``input`` message from the daemon."""
+    """One input (of an ``input`` or ``inputs`` message) from the daemon."""
 
     def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any]) -> None:
         self.call_id = call_id
@@ -290,6 +321,7 @@ class Agent:
         self._slots: Optional[asyncio.Semaphore] = None
         self._running = 0
         self._running_lock = threading.Lock()
+        self._outputs = _Outputs(self.send_bytes)
 
     # Sending.
 
@@ -317,6 +349,7 @@ class Agent:
 
     def close(self, code: int, reason: str) -> None:
         """Closes the connection; the reading loop exits when the daemon answers (or after a while)."""
+        self._outputs.flush()
         try:
             self.ws.close(code, reason)
         except OSError:
@@ -410,7 +443,7 @@ class Agent:
             forwarder.flush_call(call.call_id)
         with self._running_lock:
             self._running -= 1
-        self.send_bytes(payload)
+        self._outputs.put(payload)
 
     def _output(self, call: Input, value: Any, error: Optional[BaseException]) -> bytes:
         if error is None:
@@ -418,7 +451,7 @@ class Agent:
                 return self._output_ok(call, value)
             except BaseException as exc:  # not JSON, or too large
                 error = exc
-        return _json_bytes({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
+        return _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
 
     def _output_ok(self, call: Input, value: Any) -> bytes:
         try:
@@ -428,7 +461,7 @@ class Agent:
         if len(value_json) > MAX_OUTPUT_BYTES:
             raise ResultTooLargeError(f"the return value is {len(value_json)} bytes of JSON, over the limit of {MAX_OUTPUT_BYTES} bytes")
         # The value is serialised once: spliced into the message rather than encoded again.
-        head = _json_bytes({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": True})
+        head = _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": True})
         return head[:-1] + b',"value":' + value_json + b"}"
 
     # The daemon's messages.
@@ -455,13 +488,16 @@ class Agent:
         try:
             msg = json.loads(text, parse_constant=_no_constants)
             kind = msg.get("type") if isinstance(msg, dict) else None
-            if kind == "input":
-                call = Input.parse(msg)
-                if self.web is not None:
-                    error = TypeError(f"{self.config.function} is a web endpoint: send it HTTP requests, not calls")
-                    self.send({"type": "output", "callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
-                elif not self.ws.close_sent:  # closing: its output could not be sent
-                    self.start_input(call)
+            if kind in ("input", "inputs"):
+                items = msg.get("inputs") if kind == "inputs" else [msg]
+                if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_MESSAGE_ITEMS:
+                    raise InvalidMessage(f"inputs must be an array of 1 to {MAX_BATCH_MESSAGE_ITEMS} inputs")
+                for call in [Input.parse(m if isinstance(m, dict) else {}) for m in items]:
+                    if self.web is not None:
+                        error = TypeError(f"{self.config.function} is a web endpoint: send it HTTP requests, not calls")
+                        self._outputs.put(_json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)}))
+                    elif not self.ws.close_sent:  # closing: its output could not be sent
+                        self.start_input(call)
             elif kind in ("http_request", "http_body", "http_cancel"):
                 self.handle_http(kind, msg)
             elif kind == "shutdown":

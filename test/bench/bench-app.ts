@@ -13,4 +13,9 @@ export const cold = app.function({ maxInputs: 1, maxContainers: 1, scaledownWind
   return x;
 });
 
+/** Scale: one call holds its only slot until its container goes, so the rest stay queued. */
+export const held = app.function({ maxInputs: 1, maxContainers: 1, scaledownWindow: 600, retries: 0 }, async function held() {
+  await new Promise(() => {});
+});
+
 export default app;

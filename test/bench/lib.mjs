@@ -23,12 +23,15 @@ export const log = (...a) => process.stderr.write(`  ${a.join(" ")}\n`);
 
 /**
  * Starts test/bench/server.mjs (mode "gantry" or "noop") in its own process; resolves once it
- * serves. BENCH_SERVER_NODE_ARGS adds node flags to that process, e.g. to profile the daemon:
+ * serves. `env` adds to its environment (BENCH_HOME, BENCH_STOP_GRACE_MS: see server.mjs). BENCH_SERVER_NODE_ARGS adds node flags to that process, e.g. to profile the daemon:
  *   BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" node test/bench/throughput.bench.mjs
  */
-export async function startServer(mode) {
+export async function startServer(mode, { env = {} } = {}) {
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(benchDir, "server.mjs"), mode], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [...nodeArgs, join(benchDir, "server.mjs"), mode], {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: { ...process.env, ...env },
+  });
   const info = await new Promise((resolve, reject) => {
     let buf = "";
     const timer = setTimeout(() => reject(new Error(`${mode} server did not start within 30 s`)), 30_000);
@@ -69,7 +72,7 @@ export async function startServer(mode) {
         const left = await ownedContainers(info.daemonId);
         if (left.length) await execFileP("docker", ["rm", "-f", ...left.map((c) => c.id)]).catch(() => undefined);
       }
-      if (info.home) rmSync(info.home, { recursive: true, force: true });
+      if (info.home && !info.keepHome) rmSync(info.home, { recursive: true, force: true });
     },
   };
   const forget = onCleanup(() => server.stop());

@@ -1,6 +1,8 @@
 // The server side of a benchmark, run as its own process (as a real daemon is):
 //   node test/bench/server.mjs gantry   a real gantry daemon in a fresh temp GANTRY_HOME
 //   node test/bench/server.mjs noop     a node:http server that only answers submit and result
+// BENCH_HOME=DIR makes the gantry daemon use (and keep) DIR as its GANTRY_HOME, so a bench can
+// restart it over the same state; BENCH_STOP_GRACE_MS sets how long its stop waits for calls.
 // Prints one line `READY {json}` on stdout, then serves until SIGTERM/SIGINT or until its stdin
 // closes (the bench process went away); then it stops the daemon and removes the temp home.
 import http from "node:http";
@@ -59,24 +61,26 @@ if (mode === "noop") {
     });
   process.stdout.write(`READY ${JSON.stringify({ mode, pid: process.pid, port: server.address().port })}\n`);
 } else if (mode === "gantry") {
-  const home = mkdtempSync(join(tmpdir(), "gt-bench-"));
+  const keepHome = Boolean(process.env.BENCH_HOME);
+  const home = process.env.BENCH_HOME || mkdtempSync(join(tmpdir(), "gt-bench-"));
+  const graceMs = process.env.BENCH_STOP_GRACE_MS === undefined ? undefined : Number(process.env.BENCH_STOP_GRACE_MS);
   const log = process.env.GANTRY_BENCH_LOG ? consoleLogger() : silentLogger;
   let daemon;
   try {
     daemon = await startDaemon(makeConfig({ home, httpPort: 0, forceNetwork: "none" }), { log });
   } catch (err) {
-    rmSync(home, { recursive: true, force: true });
+    if (!keepHome) rmSync(home, { recursive: true, force: true });
     throw err;
   }
   stop = async () => {
     try {
-      await daemon.stop();
+      await daemon.stop(graceMs === undefined ? undefined : { graceMs });
     } finally {
-      rmSync(home, { recursive: true, force: true });
+      if (!keepHome) rmSync(home, { recursive: true, force: true });
     }
   };
   process.stdout.write(
-    `READY ${JSON.stringify({ mode, pid: process.pid, port: daemon.tcpPort, home, socketPath: daemon.config.socketPath, daemonId: daemon.daemonId })}\n`,
+    `READY ${JSON.stringify({ mode, pid: process.pid, port: daemon.tcpPort, home, keepHome, socketPath: daemon.config.socketPath, daemonId: daemon.daemonId })}\n`,
   );
 } else {
   process.stderr.write(`usage: node test/bench/server.mjs gantry|noop\n`);

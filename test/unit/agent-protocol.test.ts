@@ -104,7 +104,9 @@ class AgentSession {
     endpoint.on("connected", (conn) => (this.conn = conn));
     endpoint.on("message", (msg) => {
       if (!agentToDaemonSchema.safeParse(msg).success) this.invalid.push(msg); // the endpoint checked it too
-      this.messages.push(msg);
+      // Outputs sent together count one by one, as the daemon takes them.
+      if (msg.type === "outputs") this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
+      else this.messages.push(msg);
       this.changed.emit("change");
     });
     endpoint.on("disconnected", (why) => {
@@ -251,6 +253,14 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     await s.ready();
     s.input("fc-echo", [value], undefined, 3);
     expect(await s.output("fc-echo")).toEqual({ type: "output", callId: "fc-echo", attempt: 3, ok: true, value });
+  });
+
+  it("takes several inputs in one message and answers each (outputs may come together)", async () => {
+    const s = await start("echo", { maxInputs: 5 });
+    await s.ready();
+    const inputs = [0, 1, 2, 3, 4].map((i) => ({ callId: `fc-many-${i}`, attempt: 1, args: [{ i }] }));
+    s.send({ type: "inputs", inputs });
+    for (const i of [0, 1, 2, 3, 4]) expect(await s.output(`fc-many-${i}`)).toEqual({ type: "output", callId: `fc-many-${i}`, attempt: 1, ok: true, value: { i } });
   });
 
   it("passes kwargs to a Python function; a JavaScript function refuses them with a TypeError naming them", async () => {

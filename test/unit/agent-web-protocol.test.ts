@@ -119,7 +119,9 @@ class AgentSession {
     endpoint.on("connected", (conn) => (this.conn = conn));
     endpoint.on("message", (msg) => {
       if (!agentToDaemonSchema.safeParse(msg).success) this.invalid.push(msg); // the endpoint checked it too
-      this.messages.push(msg);
+      // Outputs sent together count one by one, as the daemon takes them.
+      if (msg.type === "outputs") this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
+      else this.messages.push(msg);
       this.changed.emit("change");
     });
     endpoint.on("disconnected", (why) => {

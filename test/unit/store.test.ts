@@ -118,10 +118,37 @@ describe("CallStore", () => {
       expired: false,
       resultJson: null,
     });
-    // Reads for clients skip the input; the dispatcher's recovery reads it.
+    // Reads skip the input (recovery too: queued calls do not all hold theirs); dispatch reads it.
     expect(calls.get("fc-1")).not.toHaveProperty("args");
-    expect(calls.listOpen()).toEqual([expect.objectContaining({ id: "fc-1", args: [1, "two", { three: [3] }, null] })]);
+    expect(calls.listOpen()).toEqual([expect.objectContaining({ id: "fc-1", status: "queued" })]);
+    expect(calls.listOpen()[0]).not.toHaveProperty("args");
+    expect(calls.inputOf("fc-1")).toEqual({ args: [1, "two", { three: [3] }, null], kwargs: null });
+    expect(calls.inputOf("fc-missing")).toBeNull();
     expect(calls.get("fc-missing")).toBeNull();
+  });
+
+  it("inserts many calls in one transaction, keyword arguments kept", async () => {
+    const { calls, commit } = stores();
+    const before = commit.batches;
+    const many = Array.from({ length: 500 }, (_, i) => ({ id: `fc-m${String(i).padStart(3, "0")}`, args: [i], kwargs: i % 2 ? { k: i } : null }));
+    await calls.insertMany("app", "fn", many, 5);
+    expect(commit.batches - before).toBe(1);
+    expect(calls.listOpen()).toHaveLength(500);
+    expect(calls.inputOf("fc-m001")).toEqual({ args: [1], kwargs: { k: 1 } });
+    expect(calls.inputOf("fc-m002")).toEqual({ args: [2], kwargs: null });
+  });
+
+  it("cancels every queued call of a function in one statement, leaving running ones", async () => {
+    const { calls } = stores();
+    for (const id of ["fc-q1", "fc-q2", "fc-r1"]) await calls.insert(call(id));
+    await calls.insert({ ...call("fc-other"), function: "other" });
+    await calls.compareAndSet("fc-r1", { status: "queued", attempt: 1 }, { status: "running", attempt: 1, startedAt: 7 });
+    const error = { type: "CancelledError", message: "app app was stopped", traceback: "" };
+    const cancelled = await calls.cancelQueued("app", "fn", error, 10, 20);
+    expect(cancelled.map((c) => c.id).sort()).toEqual(["fc-q1", "fc-q2"]);
+    expect(calls.get("fc-q1")).toMatchObject({ status: "cancelled", finishedAt: 10, expiresAt: 20, error });
+    expect(calls.get("fc-r1")).toMatchObject({ status: "running" });
+    expect(calls.get("fc-other")).toMatchObject({ status: "queued" });
   });
 
   it("refuses a duplicate id", async () => {
