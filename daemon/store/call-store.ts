@@ -135,11 +135,17 @@ const RECENT_FINISHED = 20_000;
 export class CallStore {
   private readonly stmts;
   private readonly recent = new Map<string, CallRecord>();
+  /** The IDs in `recent`, oldest first, as a ring: the oldest is dropped when a new one comes. */
+  private readonly recentRing: Array<string | undefined>;
+  private recentNext = 0;
 
   constructor(
     private readonly db: Db,
     private readonly commit: GroupCommit,
+    /** How many finished calls' records are kept in memory. */
+    private readonly recentFinished = RECENT_FINISHED,
   ) {
+    this.recentRing = new Array(recentFinished);
     this.stmts = {
       insert: db.prepare(`${INSERT} (?, ?, ?, 'queued', 1, ?, ?, ?)`),
       insertRows: db.prepare(`${INSERT} ${Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, 'queued', 1, ?, ?, ?)").join(", ")}`),
@@ -168,8 +174,8 @@ export class CallStore {
       ),
       expire: db.prepare(
         `UPDATE calls SET result = NULL, expired = 1
-         WHERE id IN (SELECT id FROM calls WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?)`,
-      ),
+         WHERE id IN (SELECT id FROM calls WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?) RETURNING id`,
+      ).pluck(),
       countQueued: db.prepare(`SELECT count(*) AS n FROM calls WHERE status = 'queued' AND app = ? AND function = ?`),
     };
   }
@@ -241,8 +247,13 @@ export class CallStore {
   }
 
   private remember(rec: CallRecord): void {
+    if (!this.recent.has(rec.id)) {
+      const oldest = this.recentRing[this.recentNext];
+      if (oldest !== undefined) this.recent.delete(oldest);
+      this.recentRing[this.recentNext] = rec.id;
+      this.recentNext = (this.recentNext + 1) % this.recentFinished;
+    }
     this.recent.set(rec.id, rec);
-    if (this.recent.size > RECENT_FINISHED) this.recent.delete(this.recent.keys().next().value!);
   }
 
   /** Calls not yet finished, oldest first, without their input (recovery at start). */
@@ -292,6 +303,10 @@ export class CallStore {
 
   /** Drops results whose resultTtl passed; returns how many. Bounded per run. */
   expireResults(now: number, max = 5000): Promise<number> {
-    return this.commit.run(() => this.stmts.expire.run(now, max).changes);
+    return this.commit.run(() => {
+      const ids = this.stmts.expire.all(now, max) as string[];
+      for (const id of ids) this.recent.delete(id); // read again from the row: expired, no result
+      return ids.length;
+    });
   }
 }

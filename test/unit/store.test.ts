@@ -253,6 +253,28 @@ describe("CallStore", () => {
     expect(calls.get("fc-3")?.expired).toBe(false); // no expiry: kept forever
   });
 
+  it("finish reads back from memory for the latest finished calls, from the row beyond them, and expiry drops them", async () => {
+    const db = open();
+    const commit = new GroupCommit(db);
+    const calls = new CallStore(db, commit, 2);
+    for (const id of ["fc-1", "fc-2", "fc-3"]) {
+      await calls.insert(call(id));
+      const rec = { ...calls.get(id)!, status: "succeeded" as const, finishedAt: 50, expiresAt: 100, resultJson: `"${id}"` };
+      expect(await calls.finish(rec, { status: "queued", attempt: 1 })).toBe(true);
+    }
+    // Change the rows behind the store's back: the two latest are served from memory, the first is read.
+    db.prepare(`UPDATE calls SET result = '"changed"'`).run();
+    expect(calls.get("fc-1")?.resultJson).toBe('"changed"');
+    expect(calls.get("fc-2")?.resultJson).toBe('"fc-2"');
+    expect(calls.get("fc-3")).toMatchObject({ status: "succeeded", finishedAt: 50, resultJson: '"fc-3"' });
+    // A finish from the wrong state changes nothing and is not remembered.
+    expect(await calls.finish({ ...calls.get("fc-3")!, status: "failed" }, { status: "running", attempt: 1 })).toBe(false);
+    expect(calls.get("fc-3")?.status).toBe("succeeded");
+
+    expect(await calls.expireResults(100)).toBe(3);
+    expect(calls.get("fc-3")).toMatchObject({ expired: true, resultJson: null });
+  });
+
   it("expireResults is bounded per run", async () => {
     const { calls } = stores();
     for (const id of ["fc-1", "fc-2", "fc-3"]) {
