@@ -4,50 +4,31 @@
  * environment the daemon gives a container. No Docker. The fixture apps are
  * test/fixtures/agent-protocol/protocol-app.ts and protocol_app.py (twins: same functions).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
-import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { bundleApp } from "../../cli/bundle-app.js";
-import { SocketAgentEndpoint } from "../../daemon/api/agent-hub.js";
-import { silentLogger } from "../../daemon/logger.js";
-import type { AgentConnection } from "../../daemon/service/ports.js";
-import { AGENT_PROTOCOL_VERSION, AgentEnv, agentToDaemonSchema, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
+import { AGENT_PROTOCOL_VERSION, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
+import { AgentSession, DEADLINE_MS, stopAgentSessions, type AgentUnderTest, type Output } from "../helpers/agent-session.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURES = join(ROOT, "test/fixtures/agent-protocol");
 const NODE_AGENT = join(ROOT, "runtime-images/node/dist/agent.cjs");
 const PYTHON_AGENT = join(ROOT, "runtime-images/python/agent.py");
 const PYTHON = "/usr/bin/python3";
-const TOKEN = "agent-protocol-test-token";
-/** How long any wait may take before the case fails (nothing here sleeps a fixed time). */
-const DEADLINE_MS = 10_000;
-
-type Output = Extract<AgentToDaemon, { type: "output" }>;
-type Log = Extract<AgentToDaemon, { type: "log" }>;
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 // --- the agents under test -------------------------------------------------------------------
 
-interface AgentUnderTest {
-  name: string;
+interface CallAgent extends AgentUnderTest {
   /** What its `ready` message says as `runtime`. */
   runtime: RegExp;
   /** Whether its functions take keyword arguments (JavaScript functions answer a TypeError). */
   takesKwargs: boolean;
-  /** The app file's name as its tracebacks show it. */
-  appFile: string;
-  /** Once per suite: checks the agent is there and prepares the fixture app. */
-  prepare(): Promise<void>;
-  /** Puts the app into `dir`; the command that runs the agent and the env that points it there. */
-  launch(dir: string): { command: string; args: string[]; env: Record<string, string> };
 }
 
 let nodeBundle = "";
-const nodeAgent: AgentUnderTest = {
+const nodeAgent: CallAgent = {
   name: "node",
   runtime: /^node v\d+\.\d+\.\d+$/,
   takesKwargs: false,
@@ -66,7 +47,7 @@ const nodeAgent: AgentUnderTest = {
   },
 };
 
-const pythonAgent: AgentUnderTest = {
+const pythonAgent: CallAgent = {
   name: "python",
   runtime: /^python 3\.\d+\.\d+$/,
   takesKwargs: true,
@@ -84,156 +65,9 @@ const pythonAgent: AgentUnderTest = {
   },
 };
 
-// --- one agent process and its endpoint ------------------------------------------------------
+// --- one agent process and its endpoint: test/helpers/agent-session.ts -----------------------
 
-/** An agent process connected to its own endpoint; records everything it sends. */
-class AgentSession {
-  readonly messages: AgentToDaemon[] = [];
-  readonly invalid: unknown[] = [];
-  stderr = "";
-  exit: Exit | null = null;
-  disconnected: string | null = null;
-  private conn: AgentConnection | null = null;
-  private readonly changed = new EventEmitter();
-
-  private constructor(
-    private readonly dir: string,
-    private readonly endpoint: SocketAgentEndpoint,
-    readonly child: ChildProcess,
-  ) {
-    endpoint.on("connected", (conn) => (this.conn = conn));
-    endpoint.on("message", (msg) => {
-      if (!agentToDaemonSchema.safeParse(msg).success) this.invalid.push(msg); // the endpoint checked it too
-      // Outputs sent together count one by one, as the daemon takes them.
-      if (msg.type === "outputs") this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
-      else this.messages.push(msg);
-      this.changed.emit("change");
-    });
-    endpoint.on("disconnected", (why) => {
-      this.disconnected = why;
-      this.changed.emit("change");
-    });
-    child.stderr!.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
-    child.stdout!.resume();
-    child.on("exit", (code, signal) => {
-      this.exit = { code, signal };
-      this.changed.emit("change");
-    });
-  }
-
-  static async start(agent: AgentUnderTest, fn: string, opts: { maxInputs?: number; env?: Record<string, string> } = {}): Promise<AgentSession> {
-    const dir = mkdtempSync(join(tmpdir(), "gantry-agent-protocol-"));
-    const endpoint = new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
-    await endpoint.listen(null);
-    const { command, args, env } = agent.launch(dir);
-    const child = spawn(command, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        [AgentEnv.socket]: join(dir, "ct", "agent.sock"),
-        [AgentEnv.token]: TOKEN,
-        [AgentEnv.appDir]: dir,
-        [AgentEnv.app]: "agent-protocol",
-        [AgentEnv.function]: fn,
-        [AgentEnv.maxInputs]: String(opts.maxInputs ?? 1),
-        [AgentEnv.containerId]: "ct-protocol-test",
-        ...env,
-        ...opts.env,
-      },
-    });
-    const session = new AgentSession(dir, endpoint, child);
-    live.push(session);
-    return session;
-  }
-
-  /** Resolves with check()'s first defined answer, re-checked after each message, exit or disconnect. */
-  waitFor<T>(what: string, check: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.changed.off("change", recheck);
-        reject(new Error(`waited ${DEADLINE_MS} ms for ${what}\n${this.describe()}`));
-      }, DEADLINE_MS);
-      const recheck = () => {
-        const value = check();
-        if (value === undefined) return;
-        clearTimeout(timer);
-        this.changed.off("change", recheck);
-        resolve(value);
-      };
-      this.changed.on("change", recheck);
-      recheck();
-    });
-  }
-
-  ready(): Promise<Extract<AgentToDaemon, { type: "ready" }>> {
-    return this.waitFor("ready", () => this.messages.find((m) => m.type === "ready"));
-  }
-
-  send(msg: DaemonToAgent | { type: string }): void {
-    if (!this.conn) throw new Error("the agent is not connected yet");
-    this.conn.send(msg as DaemonToAgent);
-  }
-
-  input(callId: string, args: unknown[], kwargs?: Record<string, unknown>, attempt = 1): void {
-    this.send({ type: "input", callId, attempt, args, ...(kwargs ? { kwargs } : {}) });
-  }
-
-  output(callId: string): Promise<Output> {
-    return this.waitFor(`the output of ${callId}`, () => this.messages.find((m): m is Output => m.type === "output" && m.callId === callId));
-  }
-
-  /** Waits for ready, runs one input and waits for its output. */
-  async call(callId: string, args: unknown[], kwargs?: Record<string, unknown>): Promise<Output> {
-    await this.ready();
-    this.input(callId, args, kwargs);
-    return this.output(callId);
-  }
-
-  /** The log messages before `until` (all, if absent) tagged with callId. */
-  logsOf(callId: string | undefined, until?: AgentToDaemon): Log[] {
-    const end = until ? this.messages.indexOf(until) : this.messages.length;
-    return this.messages.slice(0, end).filter((m): m is Log => m.type === "log" && m.callId === callId);
-  }
-
-  /** Waits for the endpoint to see the connection end; its reason, e.g. "agent connection closed (1000 shutdown)". */
-  closed(): Promise<string> {
-    return this.waitFor("the connection to close", () => this.disconnected ?? undefined);
-  }
-
-  exited(): Promise<Exit> {
-    return this.waitFor("the agent process to exit", () => this.exit ?? undefined);
-  }
-
-  async stop(): Promise<void> {
-    if (!this.exit) {
-      this.child.kill("SIGKILL");
-      await this.exited();
-    }
-    await this.endpoint.close();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  private describe(): string {
-    const sent = this.messages.slice(-20).map((m) => `  ${JSON.stringify(m).slice(0, 300)}`);
-    return [
-      `messages (last 20):`,
-      ...sent,
-      `disconnected: ${this.disconnected ?? "no"}; exit: ${this.exit ? JSON.stringify(this.exit) : "running"}`,
-      `stderr: ${this.stderr.slice(-2000)}`,
-    ].join("\n");
-  }
-}
-
-let live: AgentSession[] = [];
-afterEach(async () => {
-  const sessions = live;
-  live = [];
-  await Promise.all(sessions.map((s) => s.stop()));
-  for (const s of sessions) {
-    expect(s.invalid).toEqual([]);
-    expect(s.disconnected ?? "", "the endpoint refused a message from the agent").not.toMatch(/\(1008/);
-  }
-});
+afterEach(stopAgentSessions);
 
 // --- the cases -------------------------------------------------------------------------------
 

@@ -6,18 +6,14 @@
  * web_app.py (twins for the shared cases); the Python agent's WSGI, lifespan and FastAPI cases
  * use web_app.py alone. GANTRY_TEST_PYTHON picks another Python for the Python agent.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { bundleApp } from "../../cli/bundle-app.js";
-import { SocketAgentEndpoint } from "../../daemon/api/agent-hub.js";
-import { silentLogger } from "../../daemon/logger.js";
-import type { AgentConnection } from "../../daemon/service/ports.js";
-import { AgentEnv, MAX_HTTP_CHUNK_BYTES, agentToDaemonSchema, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
+import { AgentEnv, MAX_HTTP_CHUNK_BYTES, type AgentToDaemon } from "../../protocol/agent-messages.js";
+import { AgentSession, DEADLINE_MS, stopAgentSessions, type AgentUnderTest } from "../helpers/agent-session.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const FIXTURES = join(ROOT, "test/fixtures/agent-protocol");
@@ -25,31 +21,15 @@ const NODE_AGENT = join(ROOT, "runtime-images/node/dist/agent.cjs");
 const PYTHON_AGENT = join(ROOT, "runtime-images/python/agent.py");
 const PYTHON = process.env.GANTRY_TEST_PYTHON ?? "/usr/bin/python3";
 const PYTHON_ENV = { PYTHONPATH: join(ROOT, "python"), PYTHONDONTWRITEBYTECODE: "1" };
-const TOKEN = "agent-web-protocol-test-token";
-/** How long any wait may take before the case fails (nothing here sleeps a fixed time). */
-const DEADLINE_MS = 10_000;
 const ROOT_PATH = "/web/agent-web/echo";
 const FASTAPI_MISSING = 'fastapi_endpoint needs FastAPI in the function\'s image, e.g. Image.debian_slim().apt_install("python3-fastapi")';
 
-type Output = Extract<AgentToDaemon, { type: "output" }>;
-type Log = Extract<AgentToDaemon, { type: "log" }>;
 type HttpResponse = Extract<AgentToDaemon, { type: "http_response" }>;
 type HttpBody = Extract<AgentToDaemon, { type: "http_body" }>;
 type HttpError = Extract<AgentToDaemon, { type: "http_error" }>;
 type HttpFromAgent = HttpResponse | HttpBody | HttpError;
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
 // --- the agents under test -------------------------------------------------------------------
-
-interface AgentUnderTest {
-  name: string;
-  /** The app file's name as its tracebacks show it. */
-  appFile: string;
-  /** Once per suite: checks the agent is there and prepares the fixture app. */
-  prepare(): Promise<void>;
-  /** Puts the app into `dir`; the command that runs the agent and the env that points it there. */
-  launch(dir: string): { command: string; args: string[]; env: Record<string, string> };
-}
 
 let nodeBundle = "";
 const nodeAgent: AgentUnderTest = {
@@ -101,102 +81,8 @@ interface Answer {
   error: HttpError | undefined;
 }
 
-/** An agent process connected to its own endpoint; records everything it sends. */
-class AgentSession {
-  readonly messages: AgentToDaemon[] = [];
-  readonly invalid: unknown[] = [];
-  stderr = "";
-  exit: Exit | null = null;
-  disconnected: string | null = null;
-  private conn: AgentConnection | null = null;
-  private readonly changed = new EventEmitter();
-
-  private constructor(
-    private readonly dir: string,
-    private readonly endpoint: SocketAgentEndpoint,
-    readonly child: ChildProcess,
-  ) {
-    endpoint.on("connected", (conn) => (this.conn = conn));
-    endpoint.on("message", (msg) => {
-      if (!agentToDaemonSchema.safeParse(msg).success) this.invalid.push(msg); // the endpoint checked it too
-      // Outputs sent together count one by one, as the daemon takes them.
-      if (msg.type === "outputs") this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
-      else this.messages.push(msg);
-      this.changed.emit("change");
-    });
-    endpoint.on("disconnected", (why) => {
-      this.disconnected = why;
-      this.changed.emit("change");
-    });
-    child.stderr!.on("data", (chunk: Buffer) => (this.stderr += chunk.toString()));
-    child.stdout!.resume();
-    child.on("exit", (code, signal) => {
-      this.exit = { code, signal };
-      this.changed.emit("change");
-    });
-  }
-
-  static async start(agent: AgentUnderTest, fn: string, opts: { maxInputs?: number; env?: Record<string, string> } = {}): Promise<AgentSession> {
-    const dir = mkdtempSync(join(tmpdir(), "gantry-agent-web-"));
-    const endpoint = new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
-    await endpoint.listen(null);
-    const { command, args, env } = agent.launch(dir);
-    const child = spawn(command, args, {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: {
-        PATH: process.env.PATH ?? "/usr/bin:/bin",
-        [AgentEnv.socket]: join(dir, "ct", "agent.sock"),
-        [AgentEnv.token]: TOKEN,
-        [AgentEnv.appDir]: dir,
-        [AgentEnv.app]: "agent-web",
-        [AgentEnv.function]: fn,
-        [AgentEnv.maxInputs]: String(opts.maxInputs ?? 1),
-        [AgentEnv.containerId]: "ct-web-protocol-test",
-        ...env,
-        ...opts.env,
-      },
-    });
-    const session = new AgentSession(dir, endpoint, child);
-    live.push(session);
-    return session;
-  }
-
-  /** Resolves with check()'s first defined answer, re-checked after each message, exit or disconnect. */
-  waitFor<T>(what: string, check: () => T | undefined): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.changed.off("change", recheck);
-        reject(new Error(`waited ${DEADLINE_MS} ms for ${what}\n${this.describe()}`));
-      }, DEADLINE_MS);
-      const recheck = () => {
-        const value = check();
-        if (value === undefined) return;
-        clearTimeout(timer);
-        this.changed.off("change", recheck);
-        resolve(value);
-      };
-      this.changed.on("change", recheck);
-      recheck();
-    });
-  }
-
-  ready(): Promise<Extract<AgentToDaemon, { type: "ready" }>> {
-    return this.waitFor("ready", () => this.messages.find((m) => m.type === "ready"));
-  }
-
-  send(msg: DaemonToAgent | { type: string }): void {
-    if (!this.conn) throw new Error("the agent is not connected yet");
-    this.conn.send(msg as DaemonToAgent);
-  }
-
-  input(callId: string, args: unknown[]): void {
-    this.send({ type: "input", callId, attempt: 1, args });
-  }
-
-  output(callId: string): Promise<Output> {
-    return this.waitFor(`the output of ${callId}`, () => this.messages.find((m): m is Output => m.type === "output" && m.callId === callId));
-  }
-
+/** An agent session that also plays the daemon's side of web requests. */
+class WebSession extends AgentSession {
   /** Sends an http_request (its body follows with body()). */
   request(requestId: string, head: RequestHead = {}): void {
     this.send({
@@ -260,55 +146,9 @@ class AgentSession {
     this.body(requestId, "", true);
     return this.answered(requestId);
   }
-
-  /** The log messages before `until` (all, if absent) tagged with callId. */
-  logsOf(callId: string | undefined, until?: AgentToDaemon): Log[] {
-    const end = until ? this.messages.indexOf(until) : this.messages.length;
-    return this.messages.slice(0, end).filter((m): m is Log => m.type === "log" && m.callId === callId);
-  }
-
-  logLine(callId: string | undefined, line: string | RegExp): Promise<Log> {
-    return this.waitFor(`the log line ${String(line)}`, () => this.logsOf(callId).find((m) => (typeof line === "string" ? m.line === line : line.test(m.line))));
-  }
-
-  exited(): Promise<Exit> {
-    return this.waitFor("the agent process to exit", () => this.exit ?? undefined);
-  }
-
-  closed(): Promise<string> {
-    return this.waitFor("the connection to close", () => this.disconnected ?? undefined);
-  }
-
-  async stop(): Promise<void> {
-    if (!this.exit) {
-      this.child.kill("SIGKILL");
-      await this.exited();
-    }
-    await this.endpoint.close();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  private describe(): string {
-    const sent = this.messages.slice(-20).map((m) => `  ${JSON.stringify(m).slice(0, 300)}`);
-    return [
-      `messages (last 20):`,
-      ...sent,
-      `disconnected: ${this.disconnected ?? "no"}; exit: ${this.exit ? JSON.stringify(this.exit) : "running"}`,
-      `stderr: ${this.stderr.slice(-2000)}`,
-    ].join("\n");
-  }
 }
 
-let live: AgentSession[] = [];
-afterEach(async () => {
-  const sessions = live;
-  live = [];
-  await Promise.all(sessions.map((s) => s.stop()));
-  for (const s of sessions) {
-    expect(s.invalid).toEqual([]);
-    expect(s.disconnected ?? "", "the endpoint refused a message from the agent").not.toMatch(/\(1008/);
-  }
-});
+afterEach(stopAgentSessions);
 
 const json = (answer: Answer): unknown => JSON.parse(answer.body.toString());
 const texts = (answer: Answer): string[] => answer.chunks.map((c) => Buffer.from(c.data, "base64").toString()).filter((t) => t !== "");
@@ -318,7 +158,7 @@ const header = (answer: Answer, name: string): string | undefined => answer.resp
 
 describe.each([nodeAgent, pythonAgent])("the $name agent's web endpoints", { timeout: 2 * DEADLINE_MS }, (agent) => {
   beforeAll(() => agent.prepare());
-  const start = (fn: string, opts?: { maxInputs?: number; env?: Record<string, string> }) => AgentSession.start(agent, fn, opts);
+  const start = (fn: string, opts?: { maxInputs?: number; env?: Record<string, string> }) => WebSession.start(agent, fn, { app: "agent-web", ...opts });
 
   it("echoes the method, path, query, a header and a body sent in several chunks, tagging the handler's logs with the request", async () => {
     const s = await start("echo");
@@ -432,7 +272,7 @@ describe.each([nodeAgent, pythonAgent])("the $name agent's web endpoints", { tim
 
 describe("the python agent's web endpoints (Python only)", { timeout: 2 * DEADLINE_MS }, () => {
   beforeAll(() => pythonAgent.prepare());
-  const start = (fn: string, opts?: { maxInputs?: number; env?: Record<string, string> }) => AgentSession.start(pythonAgent, fn, opts);
+  const start = (fn: string, opts?: { maxInputs?: number; env?: Record<string, string> }) => WebSession.start(pythonAgent, fn, { app: "agent-web", ...opts });
 
   it("gives the ASGI app an http scope: the path decoded below the prefix, root_path, raw bytes, lowercased headers", async () => {
     const s = await start("echo");
