@@ -12,7 +12,7 @@ export default defineConfig({
         // a 2-core machine: one file at a time.
         test: {
           name: "docker",
-          include: ["test/integration/**/*.test.ts", "test/e2e/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/e2e/**/*.test.ts", "test/browser/**/*.test.ts"],
           globalSetup: ["test/global-setup.ts"],
           fileParallelism: false,
           testTimeout: 60_000,

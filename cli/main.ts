@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "../protocol/version.js";
 import { registerApps } from "./commands/apps.js";
 import { registerCalls } from "./commands/calls.js";
+import { registerDashboard } from "./commands/dashboard.js";
 import { registerDaemon } from "./commands/daemon.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerGpus } from "./commands/gpus.js";
@@ -25,6 +26,7 @@ registerCalls(program, run);
 registerApps(program, run);
 registerLogs(program, run);
 registerGpus(program, run);
+registerDashboard(program, run);
 
 try {
   await program.parseAsync(process.argv);

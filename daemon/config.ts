@@ -25,6 +25,8 @@ export interface DaemonConfig {
   /** runtime-images/ and python/gantry/ of the package: the runtime layers come from them. */
   runtimeImagesDir: string;
   pythonPackageDir: string;
+  /** The built dashboard (dashboard/dist): served at / on the daemon's listeners. */
+  dashboardDir: string;
   /** Largest request body (a call's input, or a batch). Deploys get deployBodyBytes. */
   maxBodyBytes: number;
   /** Largest batch request (many calls' inputs, or many call IDs). */
@@ -74,6 +76,7 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     pythonBaseImage: process.env.GANTRY_PYTHON_BASE_IMAGE || "gantry/base-python:1",
     runtimeImagesDir: join(root, "runtime-images"),
     pythonPackageDir: join(root, "python", "gantry"),
+    dashboardDir: join(root, "dashboard", "dist"),
     maxBodyBytes: 8 * 1024 * 1024,
     maxBatchBodyBytes: 32 * 1024 * 1024,
     deployBodyBytes: 64 * 1024 * 1024,

@@ -5,7 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import type http from "node:http";
+import { Access } from "./api/access.js";
 import { socketAgentEndpoints } from "./api/agent-hub.js";
+import { DashboardFiles } from "./api/dashboard.js";
 import { buildRouter, containerRouter } from "./api/routes.js";
 import { WebGateway } from "./api/web-gateway.js";
 import { EventStream } from "./api/event-stream.js";
@@ -159,7 +161,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     };
 
     const startedAt = new Date().toISOString();
+    const access = new Access(cfg.token);
     const router = buildRouter({
+      access,
       calls,
       apps,
       dispatcher,
@@ -194,12 +198,13 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       socketPath: cfg.socketPath,
       httpHost: cfg.httpHost,
       httpPort: cfg.httpPort,
-      token: cfg.token,
+      access,
+      dashboard: new DashboardFiles(cfg.dashboardDir),
       web: new WebGateway({ web: dispatcher.web, token: cfg.token, maxBodyBytes: cfg.maxBodyBytes }),
     });
     const webBase = () => (server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`);
     await server.listen();
-    const events = new EventStream(bus, cfg.token);
+    const events = new EventStream(bus, access);
     server.onUpgrade((s, remote) => events.attach(s, remote));
     cleanups.push(() => server.close(), () => events.close());
     log.info("daemon ready", {

@@ -18,8 +18,12 @@ export interface CallView {
   /** The finished call's result was dropped after its resultTtl. */
   expired: boolean;
   expires_at: string | null;
+  /** The container running the call, or the one that ran its last attempt. */
+  container_id: string | null;
   result?: unknown;
   error?: RemoteError;
+  /** The call's arguments: only in the answer about one call (GET /v1/calls/{id}). */
+  input?: { args: unknown[]; kwargs: Record<string, unknown> | null };
 }
 
 /** A finished call as a results stream gives it (POST /v1/calls/results). */
@@ -48,6 +52,29 @@ export interface FunctionView {
   max_inputs: number;
   timeout_s: number;
   retries: number;
+  runtime: "node" | "python";
+  min_containers: number;
+  buffer_containers: number;
+  scaledown_window_s: number;
+  /** Cores and MiB the container may use; null: unlimited. */
+  cpu: number | null;
+  memory_mib: number | null;
+  result_ttl_s: number;
+  network: "bridge" | "none";
+  /** The names of the environment variables it sets (not their values). */
+  env: string[];
+  /** A web endpoint's kind ("fetch", "asgi", …); null for other functions. */
+  web: string | null;
+  public: boolean;
+}
+
+/** What one function is doing now (GET /v1/apps/{app}). */
+export interface FunctionLiveView {
+  queued: number;
+  running: number;
+  containers: number;
+  /** Calls waiting for GPUs, since when; null when it waits for none. */
+  gpu_wait_since: string | null;
 }
 
 export interface ContainerView {
@@ -61,6 +88,8 @@ export interface ContainerView {
   started_at: string;
   /** The GPUs this container holds (none for CPU functions). */
   gpus: Array<{ index: number; uuid: string }>;
+  /** The calls it is running now. */
+  calls: string[];
 }
 
 /** One GPU of the machine and the container holding it (GET /v1/gpus). */

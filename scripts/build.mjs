@@ -1,5 +1,6 @@
-// Builds gantry: TypeScript to dist/ (daemon, CLI, SDK), and the node agent into one file that
-// runs on Node.js >= 18 inside runtime images (ws and zod bundled in).
+// Builds gantry: TypeScript to dist/ (daemon, CLI, SDK), the node agent into one file that
+// runs on Node.js >= 18 inside runtime images (ws and zod bundled in), and the dashboard
+// (dashboard/, Preact compiled by Vite) into dashboard/dist, which the daemon serves at /.
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
@@ -19,4 +20,6 @@ await build({
   external: ["bufferutil", "utf-8-validate"],
   logLevel: "warning",
 });
-console.error("built dist/ and runtime-images/node/dist/agent.cjs");
+const { build: viteBuild } = await import("vite");
+await viteBuild({ configFile: join(root, "dashboard/vite.config.mjs") });
+console.error("built dist/, runtime-images/node/dist/agent.cjs and dashboard/dist/");

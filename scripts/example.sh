@@ -17,3 +17,4 @@ gantry deploy examples/job-queue/app.ts
 call_id="$(gantry spawn my-job-queue process_job '{"hello":"world"}')"
 echo "[gantry example] spawned $call_id" >&2
 gantry get "$call_id" --timeout 120
+echo "[gantry example] dashboard: $(gantry dashboard --no-open 2>/dev/null || echo "none (the running daemon has no HTTP port)")" >&2

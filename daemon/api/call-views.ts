@@ -34,6 +34,7 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
     finished_at: iso(r.finishedAt),
     expired,
     expires_at: iso(r.expiresAt),
+    container_id: r.containerId,
   };
   if (r.status === CallStatus.succeeded && !expired) v.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;

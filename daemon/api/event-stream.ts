@@ -2,7 +2,7 @@ import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
-import { hasBearer } from "./token.js";
+import type { Access } from "./access.js";
 
 /** A client that reads this much slower than events arrive is closed rather than buffered forever. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -16,15 +16,15 @@ export class EventStream {
 
   constructor(
     private readonly bus: EventBus,
-    private readonly token: string | null,
+    private readonly access: Access,
   ) {}
 
-  /** Takes WebSocket upgrades on `server`; `remote` servers (TCP) check the token. */
+  /** Takes WebSocket upgrades on `server`; `remote` servers (TCP) check the token or the dashboard's session. */
   attach(server: http.Server, remote: boolean): void {
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? "/", "http://gantry");
       if (url.pathname !== "/v1/events") return reject(socket, 404, "Not Found");
-      if (remote && this.token && !hasBearer(req, this.token)) return reject(socket, 401, "Unauthorized");
+      if (remote && !this.access.allows(req)) return reject(socket, 401, "Unauthorized");
       this.wss.handleUpgrade(req, socket, head, (ws) => this.follow(ws, url.searchParams));
     });
   }

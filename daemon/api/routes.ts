@@ -2,7 +2,7 @@ import { webUrl, type CallView, type ContainerView, type DeployEvent, type GpuWa
 import { deployRequestSchema, formatZodError } from "../../protocol/function-spec.js";
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
-import { isCallId } from "../core/ids.js";
+import { callIdAt, isCallId } from "../core/ids.js";
 import type { AppStore } from "../store/app-store.js";
 import type { CallRecord, CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
@@ -14,10 +14,13 @@ import type { AppLogs } from "../service/app-logs.js";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
 import { ApiError, invalid, notFound, toResponse } from "./errors.js";
 import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
+import type { Access } from "./access.js";
 import { registerBatchRoutes } from "./batch-routes.js";
+import { registerSessionRoutes } from "./session-routes.js";
 import { callInput, callView, isExpired, iso } from "./call-views.js";
 
 export interface RouteDeps {
+  access: Access;
   calls: CallStore;
   apps: AppStore;
   dispatcher: Dispatcher;
@@ -35,6 +38,15 @@ export interface RouteDeps {
   /** The daemon's HTTP address, for web endpoints' URLs; null without TCP. */
   webBase: () => string | null;
   requestStop: (graceMs: number | undefined) => void;
+}
+
+/** A time as ISO 8601 or milliseconds since the epoch (calls' `since` and `until`). */
+function timeParam(query: URLSearchParams, name: string): number | null {
+  const raw = query.get(name);
+  if (raw === null || raw === "") return null;
+  const ms = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
+  if (!Number.isFinite(ms)) throw invalid(`${name} must be a time (ISO 8601, like 2026-11-28T09:00:00Z, or milliseconds since 1970); got ${JSON.stringify(raw.slice(0, 40))}`);
+  return ms;
 }
 
 function checkedCallId(raw: string): string {
@@ -117,6 +129,17 @@ export function buildRouter(d: RouteDeps): Router {
     return { status: 200, body: { apps } };
   });
 
+  /** One app: its functions' settings and what each is doing now. */
+  r.on("GET", "/v1/apps/:app", async ({ params }) => {
+    const app = d.apps.listApps().find((a) => a.name === params.app);
+    if (!app) throw notFound(`no deployed app named ${params.app}`);
+    const functions = d.apps
+      .listFunctions()
+      .filter((f) => f.app === app.name)
+      .map((f) => ({ ...functionView(f, d.webBase()), live: d.dispatcher.functionLive(f.app, f.name) }));
+    return { status: 200, body: { name: app.name, state: app.state, deployed_at: iso(app.deployedAt), source: app.source, functions } };
+  });
+
   r.on("POST", "/v1/apps/:app/stop", async ({ params }) => {
     if (!d.apps.setAppState(params.app!, "stopped")) throw notFound(`no deployed app named ${params.app}`);
     const functions = d.dispatcher.stopApp(params.app!);
@@ -139,17 +162,28 @@ export function buildRouter(d: RouteDeps): Router {
   });
 
   registerBatchRoutes(r, d);
+  registerSessionRoutes(r, d.access);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;
     if (status && !Object.hasOwn(CallStatus, status)) throw invalid(`status must be one of ${Object.keys(CallStatus).join(", ")}`);
     const limit = Number(query.get("limit") ?? "50");
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw invalid(`limit must be a whole number from 1 to 1000`);
+    const before = query.get("before");
+    const after = query.get("after");
+    if (before !== null) checkedCallId(before);
+    if (after !== null) checkedCallId(after);
+    if (before !== null && after !== null) throw invalid(`page with before or after, not both`);
+    const since = timeParam(query, "since");
+    const until = timeParam(query, "until");
+    const untilId = until === null ? null : callIdAt(until);
     const calls = d.calls.list({
       app: query.get("app") ?? undefined,
       function: query.get("function") ?? undefined,
       status: status as CallStatus | undefined,
-      before: query.get("before") ?? undefined,
+      before: before !== null && (untilId === null || before < untilId) ? before : (untilId ?? undefined),
+      after: after ?? undefined,
+      since: since === null ? undefined : callIdAt(since),
       limit,
     });
     return { status: 200, body: { calls: calls.map(callView) } };
@@ -158,7 +192,8 @@ export function buildRouter(d: RouteDeps): Router {
   r.on("GET", "/v1/calls/:id", async (ctx) => {
     const id = checkedCallId(ctx.params.id!);
     const rec = await readCall(id, secondsParam(ctx.query, "wait", d.maxWaitSeconds), ctx);
-    return { status: 200, body: callView(rec) };
+    const input = d.calls.inputOf(id);
+    return { status: 200, body: { ...callView(rec), ...(input ? { input } : {}) } };
   });
 
   r.on("POST", "/v1/calls/:id/cancel", async ({ params }) => {
@@ -180,6 +215,7 @@ export function buildRouter(d: RouteDeps): Router {
       max_inputs: pool.spec.maxInputs,
       started_at: iso(c.startedAtMs)!,
       gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
+      calls: [...c.leases.keys()],
     }));
     return { status: 200, body: { containers: body } };
   });
@@ -202,17 +238,19 @@ export function buildRouter(d: RouteDeps): Router {
     const app = params.app!;
     if (!d.apps.listApps().some((a) => a.name === app)) throw notFound(`no deployed app named ${app}`);
     const fn = query.get("function") ?? undefined;
+    const callId = query.get("call_id") ?? undefined;
+    if (callId !== undefined) checkedCallId(callId);
     const tail = Number(query.get("tail") ?? "100");
     if (!Number.isInteger(tail) || tail < 0 || tail > 100_000) throw invalid(`tail must be a whole number from 0 to 100000`);
     res.writeHead(200, { "content-type": "application/x-ndjson" });
-    for (const e of await d.logs.tail(app, tail, fn)) res.write(JSON.stringify(e) + "\n");
+    for (const e of await d.logs.tail(app, tail, fn, callId)) res.write(JSON.stringify(e) + "\n");
     if (query.get("follow") !== "1") {
       res.end();
       return undefined;
     }
     // Follow: new lines as they arrive, until the client goes away.
     const onEvent = (e: GantryEvent) => {
-      if (e.type === "log" && e.app === app && (!fn || e.function === fn)) res.write(JSON.stringify(e) + "\n");
+      if (e.type === "log" && e.app === app && (!fn || e.function === fn) && (!callId || e.call_id === callId)) res.write(JSON.stringify(e) + "\n");
     };
     d.bus.on("event", onEvent);
     await new Promise<void>((resolve) => req.socket.once("close", resolve));

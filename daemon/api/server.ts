@@ -4,8 +4,9 @@ import net from "node:net";
 import type { Logger } from "../logger.js";
 import { ApiError, toResponse } from "./errors.js";
 import type { Router } from "./http-kit.js";
-import { hasBearer } from "./token.js";
 import { WEB_PREFIX } from "../../protocol/api.js";
+import type { Access } from "./access.js";
+import type { DashboardFiles } from "./dashboard.js";
 import type { WebGateway } from "./web-gateway.js";
 
 export interface ApiServerOptions {
@@ -14,10 +15,16 @@ export interface ApiServerOptions {
   socketPath: string;
   httpHost: string;
   httpPort: number | null;
-  token: string | null;
+  /** Who may use the API over TCP (the token, or the dashboard's session). */
+  access: Access;
   /** Serves /web/… (web endpoints). */
   web?: WebGateway;
+  /** Serves / and /assets/… (the dashboard). */
+  dashboard?: DashboardFiles;
 }
+
+/** Requests that need no token: signing in to the dashboard, and asking whether one is needed. */
+const OPEN_ROUTES = new Set(["GET /v1/session", "POST /v1/session", "DELETE /v1/session"]);
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
@@ -27,7 +34,7 @@ export class ApiServer {
   tcpPort: number | null = null;
 
   constructor(private readonly o: ApiServerOptions) {
-    if (o.httpPort !== null && !LOOPBACK.has(o.httpHost) && !o.token) {
+    if (o.httpPort !== null && !LOOPBACK.has(o.httpHost) && !o.access.guarded) {
       throw new Error(`listening on ${o.httpHost} (beyond loopback) needs a token: set GANTRY_TOKEN or pass --token`);
     }
   }
@@ -42,7 +49,10 @@ export class ApiServer {
     await answer(req, res, this.o.log, async () => {
       // Web endpoints check the token themselves: a public one needs none.
       if (this.o.web && req.url?.startsWith(WEB_PREFIX)) return this.o.web.handle(req, res, remote);
-      if (remote && this.o.token && !hasBearer(req, this.o.token)) {
+      const pathname = pathOf(req.url);
+      // The dashboard's files hold no data: the page asks for the token when the API answers 401.
+      if (this.o.dashboard?.serves(req.method, pathname)) return this.o.dashboard.send(req, res, pathname);
+      if (remote && !this.o.access.allows(req) && !OPEN_ROUTES.has(`${req.method} ${pathname}`)) {
         throw new ApiError(401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token>");
       }
       await route(this.o.router, req, res, remote);
@@ -107,6 +117,11 @@ export async function answer(req: http.IncomingMessage, res: http.ServerResponse
       send(res, status, body);
     }
   }
+}
+
+function pathOf(url: string | undefined): string {
+  const q = (url ?? "/").indexOf("?");
+  return q < 0 ? (url ?? "/") : url!.slice(0, q);
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {

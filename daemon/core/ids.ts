@@ -10,13 +10,23 @@ const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
 export type RandomSource = (bytes: number) => Uint8Array;
 
-export function makeId(prefix: string, nowMs: number, random: RandomSource, randomChars = 16): string {
+function timePart(ms: number): string {
   let time = "";
-  let t = Math.floor(nowMs);
+  let t = Math.max(0, Math.floor(ms));
   for (let i = 0; i < 10; i++) {
     time = ALPHABET[t % 32] + time;
     t = Math.floor(t / 32);
   }
+  return time;
+}
+
+/** The lowest call ID of a millisecond: calls made at or after `ms` sort at or above it. */
+export function callIdAt(ms: number): string {
+  return `fc-${timePart(ms)}${"0".repeat(16)}`;
+}
+
+export function makeId(prefix: string, nowMs: number, random: RandomSource, randomChars = 16): string {
+  const time = timePart(nowMs);
   const bytes = random(randomChars);
   let rand = "";
   for (let i = 0; i < randomChars; i++) rand += ALPHABET[bytes[i]! % 32];

@@ -37,7 +37,8 @@ export class AppLogs {
   }
 
   /** The last `lines` log lines of an app (optionally one function), oldest first. */
-  async tail(app: string, lines: number, fn?: string): Promise<LogEvent[]> {
+  /** The last `lines` lines of an app's log (of one function, or one call, when given). */
+  async tail(app: string, lines: number, fn?: string, callId?: string): Promise<LogEvent[]> {
     const path = this.pathOf(app);
     const size = await stat(path).then((s) => s.size, () => 0);
     if (size === 0 || lines <= 0) return [];
@@ -55,7 +56,7 @@ export class AppLogs {
     const events: LogEvent[] = [];
     for (const row of rows) {
       const e = parseLine(app, row);
-      if (e && (!fn || e.function === fn)) events.push(e);
+      if (e && (!fn || e.function === fn) && (!callId || e.call_id === callId)) events.push(e);
     }
     return events.slice(-lines);
   }

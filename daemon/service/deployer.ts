@@ -45,6 +45,17 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     max_inputs: f.spec.maxInputs,
     timeout_s: f.spec.timeoutMs / 1000,
     retries: f.spec.retries.maxRetries,
+    runtime: f.runtime,
+    min_containers: f.spec.minContainers,
+    buffer_containers: f.spec.bufferContainers,
+    scaledown_window_s: f.spec.scaledownWindowMs / 1000,
+    cpu: f.spec.cpu,
+    memory_mib: f.spec.memoryMiB,
+    result_ttl_s: f.spec.resultTtlMs / 1000,
+    network: f.spec.network,
+    env: Object.keys(f.spec.env),
+    web: f.spec.web?.kind ?? null,
+    public: f.spec.public,
   };
 }
 

@@ -4,6 +4,7 @@
  * report, persists every change with a compare-and-set, and publishes events after commit.
  * Containers (starting, stopping, GPUs) are the scaler's.
  */
+import type { FunctionLiveView } from "../../protocol/api.js";
 import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js";
 import { DEFAULTS, type FunctionSpec } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
@@ -363,7 +364,8 @@ export class Dispatcher implements CallSide {
 
   /** Publishes the step a call took, after the running step it took unmarked (streams see every step). */
   private publishStep(call: LiveCall, stored: { attempt: number; unmarked?: true }, status: CallStatus, attempt: number): void {
-    if (stored.unmarked) this.publishStatus(call, CallStatus.running, stored.attempt);
+    // Its running step is told with the time it started, not now.
+    if (stored.unmarked) this.publishStatus(call, CallStatus.running, stored.attempt, call.startedAt ?? undefined);
     this.publishStatus(call, status, attempt);
   }
 
@@ -414,7 +416,8 @@ export class Dispatcher implements CallSide {
       function: call.function,
       status,
       attempt,
-      containerId: null,
+      // The container that ran the last attempt stays on record (the dashboard's call page shows it).
+      containerId: from.status === CallStatus.running ? call.containerId : null,
       createdAt: call.createdAt,
       runAt: call.runAt,
       startedAt: call.startedAt,
@@ -482,6 +485,19 @@ export class Dispatcher implements CallSide {
     return [...this.pools.values()].filter((p) => p.gpuWaitSinceMs !== null).sort((a, b) => a.gpuWaitSinceMs! - b.gpuWaitSinceMs!);
   }
 
+  /** What one function is doing now: its calls queued and running, its containers (old revisions' included). */
+  functionLive(app: string, fn: string): FunctionLiveView {
+    const v: FunctionLiveView = { queued: 0, running: 0, containers: 0, gpu_wait_since: null };
+    for (const p of this.pools.values()) {
+      if (p.app !== app || p.spec.name !== fn) continue;
+      v.queued += p.queue.length + p.delayed.length;
+      v.containers += p.containers.size;
+      for (const c of p.containers.values()) v.running += c.leases.size;
+      if (p.gpuWaitSinceMs !== null) v.gpu_wait_since = new Date(p.gpuWaitSinceMs).toISOString();
+    }
+    return v;
+  }
+
   stats(): { live: number; queued: number; containers: number } {
     let queued = 0;
     let containers = 0;
@@ -497,8 +513,9 @@ export class Dispatcher implements CallSide {
     p.catch((err) => this.d.log.error("background step failed", { err: (err as Error)?.message ?? String(err) }));
   }
 
-  private publishStatus(call: LiveCall, status = call.status, attempt = call.attempt): void {
-    this.d.bus.publish({ type: "call.status", call_id: call.id, app: call.app, function: call.function, status, attempt, ts: this.isoNow() });
+  private publishStatus(call: LiveCall, status = call.status, attempt = call.attempt, atMs?: number): void {
+    const ts = atMs === undefined ? this.isoNow() : new Date(atMs).toISOString();
+    this.d.bus.publish({ type: "call.status", call_id: call.id, app: call.app, function: call.function, status, attempt, ts });
   }
 
   private lastTs = { ms: -1, iso: "" };

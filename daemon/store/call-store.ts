@@ -1,5 +1,6 @@
 import type { RemoteError } from "../../protocol/remote-error.js";
 import type { CallStatus } from "../core/call-state.js";
+import type Database from "better-sqlite3";
 import type { Db } from "./database.js";
 import type { GroupCommit } from "./group-commit.js";
 
@@ -115,8 +116,12 @@ export interface CallQuery {
   function?: string;
   status?: CallStatus;
   limit: number;
-  /** Only calls with an id below this one (paging backwards in time). */
+  /** Only calls with an id below this one (paging back in time). */
   before?: string;
+  /** Only calls with an id above this one: the `limit` oldest of them (paging forward in time). */
+  after?: string;
+  /** Only calls with an id at or above this one (IDs sort by creation time: see callIdAt). */
+  since?: string;
 }
 
 const INSERT = "INSERT INTO calls (id, app, function, status, attempt, input, created_at, run_at) VALUES";
@@ -138,6 +143,8 @@ export class CallStore {
   /** The IDs in `recent`, oldest first, as a ring: the oldest is dropped when a new one comes. */
   private readonly recentRing: Array<string | undefined>;
   private recentNext = 0;
+  /** list()'s statements, one per combination of filters (at most 96). */
+  private readonly listStatements = new Map<string, Database.Statement>();
 
   constructor(
     private readonly db: Db,
@@ -154,7 +161,7 @@ export class CallStore {
       input: db.prepare(`SELECT input FROM calls WHERE id = ?`).pluck(),
       markRunning: db.prepare(`UPDATE calls SET status = 'running', started_at = ?, container_id = ? WHERE id = ? AND attempt = ? AND status = 'queued'`),
       finish: db.prepare(
-        `UPDATE calls SET status = ?, attempt = ?, started_at = coalesce(?, started_at), finished_at = ?, expires_at = ?, container_id = NULL,
+        `UPDATE calls SET status = ?, attempt = ?, started_at = coalesce(?, started_at), finished_at = ?, expires_at = ?, container_id = ?,
            result = ?, error = ? WHERE id = ? AND attempt = ? AND status = ?`,
       ),
       cancelQueued: db.prepare(
@@ -239,7 +246,8 @@ export class CallStore {
   finish(rec: CallRecord, from: { status: CallStatus; attempt: number }): Promise<boolean> {
     const error = rec.error ? JSON.stringify(rec.error) : null;
     const write = () =>
-      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.resultJson, error, rec.id, from.attempt, from.status).changes === 1;
+      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.id, from.attempt, from.status)
+        .changes === 1;
     return this.commit.run(write).then((ok) => {
       if (ok) this.remember(rec);
       return ok;
@@ -268,8 +276,14 @@ export class CallStore {
     if (q.function) (where.push("function = ?"), params.push(q.function));
     if (q.status) (where.push("status = ?"), params.push(q.status));
     if (q.before) (where.push("id < ?"), params.push(q.before));
-    const sql = `SELECT ${COLUMNS} FROM calls ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
-    return (this.db.prepare(sql).all(...params, q.limit) as Row[]).map(fromRow);
+    if (q.after) (where.push("id > ?"), params.push(q.after));
+    if (q.since) (where.push("id >= ?"), params.push(q.since));
+    // Newest first; paging forward reads the oldest ones above `after`, then turns them around.
+    const sql = `SELECT ${COLUMNS} FROM calls ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id ${q.after ? "ASC" : "DESC"} LIMIT ?`;
+    let stmt = this.listStatements.get(sql);
+    if (!stmt) this.listStatements.set(sql, (stmt = this.db.prepare(sql)));
+    const rows = (stmt.all(...params, q.limit) as Row[]).map(fromRow);
+    return q.after ? rows.reverse() : rows;
   }
 
   /**

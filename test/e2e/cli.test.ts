@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -251,6 +251,44 @@ describe("the CLI without a daemon", () => {
       expect(stop).toMatchObject({ code: 0, stdout: "no gantry daemon is running\n" });
     } finally {
       rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
+  it("gantry dashboard prints the dashboard's URL, and opens it where there is a display", async () => {
+    const printed = await g("dashboard", "--no-open");
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout.trim()).toBe(`${baseUrl}/`);
+    const page = await fetch(printed.stdout.trim());
+    expect(await page.text()).toContain('<div id="root">');
+    expect(JSON.parse((await g("dashboard", "--no-open", "--json")).stdout)).toEqual({ url: `${baseUrl}/`, opened: false });
+
+    // A stand-in xdg-open on PATH records what it was asked to open.
+    const bin = mkdtempSync(join(tmpdir(), "ge-open-"));
+    try {
+      const opened = join(bin, "opened");
+      writeFileSync(join(bin, "xdg-open"), `#!/bin/sh\necho "$1" > ${opened}\n`, { mode: 0o755 });
+      const env = { PATH: `${bin}:${process.env.PATH}`, DISPLAY: ":0" };
+      const r = await gantry(home, ["dashboard"], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain("(opened in your browser)");
+      await vi.waitFor(() => expect(readFileSync(opened, "utf8").trim()).toBe(`${baseUrl}/`), { timeout: 10_000, interval: 50 });
+      const headless = await gantry(home, ["dashboard"], { PATH: env.PATH, DISPLAY: "", WAYLAND_DISPLAY: "" });
+      expect(headless.stdout.trim()).toBe(`${baseUrl}/`);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
+  it("gantry dashboard says how to get one when the daemon serves no HTTP port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ge-nohttp-"));
+    try {
+      expect((await gantry(dir, ["daemon", "start", "--container-network", "none"])).code).toBe(0);
+      const r = await gantry(dir, ["dashboard"]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("the daemon serves no HTTP port, so no dashboard: restart it with one, e.g. gantry daemon stop && gantry daemon start --http-port 8700");
+    } finally {
+      await gantry(dir, ["daemon", "stop"]);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -1,0 +1,131 @@
+/** One call: its input, result or error with traceback, attempts, times, container and logs. */
+import { useEffect, useState } from "preact/hooks";
+import { api, ndjson, qs } from "../api.js";
+import { Confirm, Copy, ErrorBox, Field, Loading, StatusBadge } from "../components.js";
+import { between, clock, duration, json } from "../format.js";
+import { useData, useLiveReload, useNow } from "../hooks.js";
+import { href } from "../router.js";
+import type { CallView, FunctionView, LogLine } from "../types.js";
+
+function CallLogs({ call }: { call: CallView }) {
+  const [lines, setLines] = useState<LogLine[]>([]);
+  const [error, setError] = useState<Error | undefined>(undefined);
+  const running = call.status === "queued" || call.status === "running";
+  useEffect(() => {
+    const ctl = new AbortController();
+    setLines([]);
+    const path = `/v1/apps/${encodeURIComponent(call.app)}/logs${qs({ function: call.function, call_id: call.call_id, tail: 500, follow: running ? 1 : undefined })}`;
+    ndjson<LogLine>(path, (l) => setLines((ls) => [...ls, l].slice(-2000)), ctl.signal).catch((e: unknown) => {
+      if (!ctl.signal.aborted) setError(e as Error);
+    });
+    return () => ctl.abort();
+  }, [call.call_id, running]);
+  return (
+    <section class="card">
+      <h2>Logs of this call</h2>
+      <ErrorBox error={error} />
+      {lines.length ? (
+        <pre class="logs">
+          {lines.map((l, i) => (
+            <div key={i} class={`log-line ${l.stream}`}>
+              <span class="muted">{l.ts.slice(11, 23)}</span> {l.line}
+            </div>
+          ))}
+        </pre>
+      ) : (
+        <p class="muted">{running ? "Nothing printed yet." : "It printed nothing (or its lines have left the log's last megabyte)."}</p>
+      )}
+    </section>
+  );
+}
+
+export function CallView_({ id }: { id: string }) {
+  const call = useData((signal) => api<CallView>("GET", `/v1/calls/${encodeURIComponent(id)}`, undefined, signal), [id]);
+  useLiveReload(call.reload, (e) => e.type === "call.status" && e.call_id === id, 100);
+  const fn = useData(
+    (signal) =>
+      call.data ? api<FunctionView>("GET", `/v1/apps/${encodeURIComponent(call.data.app)}/functions/${encodeURIComponent(call.data.function)}`, undefined, signal) : Promise.resolve(undefined),
+    [call.data?.app, call.data?.function],
+  );
+  const [cancelling, setCancelling] = useState(false);
+  const now = useNow();
+  if (call.error) return <ErrorBox error={call.error} />;
+  const c = call.data;
+  if (!c) return <Loading />;
+  const isLive = c.status === "queued" || c.status === "running";
+  const tries = fn.data ? fn.data.retries + 1 : null;
+  return (
+    <div class="stack" data-call-page={c.call_id}>
+      <header class="page-head">
+        <h1 class="mono">
+          {c.call_id} <Copy text={c.call_id} label="Copy ID" />
+        </h1>
+        <div class="actions">
+          <StatusBadge status={c.status} expired={c.expired} />
+          {isLive ? (
+            <button type="button" class="danger" onClick={() => setCancelling(true)}>
+              Cancel call
+            </button>
+          ) : null}
+        </div>
+      </header>
+      <section class="card">
+        <dl class="fields">
+          <Field label="function">
+            <a href={href("apps", c.app)}>{c.app}</a> · <a href={href("calls", undefined, { app: c.app, function: c.function })} class="mono">{c.function}</a>
+          </Field>
+          <Field label="attempt">
+            {c.attempt}
+            {tries !== null ? ` of at most ${tries}` : ""}
+          </Field>
+          <Field label="created">{clock(c.created_at)}</Field>
+          <Field label="started">{clock(c.started_at)}</Field>
+          <Field label="finished">{clock(c.finished_at)}</Field>
+          <Field label="ran for">{duration(between(c.started_at, c.finished_at, now))}</Field>
+          <Field label="container">{c.container_id ? <a href={href("containers", undefined, { id: c.container_id })} class="mono">{c.container_id}</a> : "—"}</Field>
+          <Field label="result kept until">{c.expires_at ? `${clock(c.expires_at)}${c.expired ? " (expired)" : ""}` : "—"}</Field>
+        </dl>
+      </section>
+      <section class="card">
+        <h2>Input</h2>
+        {c.input ? (
+          <>
+            <pre class="json" data-part="args">{json(c.input.args)}</pre>
+            {c.input.kwargs ? <pre class="json" data-part="kwargs">{json(c.input.kwargs)}</pre> : null}
+          </>
+        ) : (
+          <p class="muted">Not stored.</p>
+        )}
+      </section>
+      {c.status === "succeeded" ? (
+        <section class="card">
+          <h2>Result</h2>
+          {c.expired ? <p class="muted">The result expired (the function's resultTtl passed); its status stays.</p> : <pre class="json" data-part="result">{json(c.result)}</pre>}
+        </section>
+      ) : null}
+      {c.error ? (
+        <section class="card error-card">
+          <h2>
+            {isLive ? `Attempt ${c.attempt - 1} failed, it is retried` : "Error"}: <span class="mono">{c.error.type}</span>
+          </h2>
+          <p data-part="error-message">{c.error.message}</p>
+          {c.error.traceback ? <pre class="traceback" data-part="traceback">{c.error.traceback}</pre> : null}
+        </section>
+      ) : null}
+      <CallLogs call={c} />
+      <Confirm
+        open={cancelling}
+        title={`Cancel ${c.call_id}?`}
+        confirmLabel="Cancel call"
+        danger
+        onClose={() => setCancelling(false)}
+        onConfirm={async () => {
+          await api("POST", `/v1/calls/${c.call_id}/cancel`);
+          call.reload();
+        }}
+      >
+        <p>{c.status === "running" ? "It is running: its attempt is stopped." : "It is queued: it will not run."} A cancelled call is not retried.</p>
+      </Confirm>
+    </div>
+  );
+}
