@@ -125,3 +125,20 @@ export function Slots({ used, max }: { used: number; max: number }) {
     </span>
   );
 }
+
+/** A labelled select: `none` is the first option's text (value ""), `options` the others (value = text). */
+export function Choice(props: { label: string; name: string; value: string; none: string; options: readonly string[]; disabled?: boolean; onPick: (value: string) => void }) {
+  return (
+    <label>
+      {props.label}
+      <select name={props.name} value={props.value} disabled={props.disabled} onChange={(e) => props.onPick((e.target as HTMLSelectElement).value)}>
+        <option value="">{props.none}</option>
+        {props.options.map((o) => (
+          <option key={o} value={o}>
+            {o}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}

@@ -40,6 +40,20 @@ function StopApp({ app, queued, onStopped }: { app: string; queued: number; onSt
   );
 }
 
+function AppActions({ app, deployed, queued, onStopped }: { app: string; deployed: boolean; queued: number; onStopped: () => void }) {
+  return (
+    <div class="actions">
+      <a class="button ghost" href={href("calls", undefined, { app })}>
+        Calls
+      </a>
+      <a class="button ghost" href={href("logs", app)}>
+        Logs
+      </a>
+      {deployed ? <StopApp app={app} queued={queued} onStopped={onStopped} /> : null}
+    </div>
+  );
+}
+
 function FunctionRow({ f }: { f: Fn }) {
   return (
     <tr data-function={f.name}>
@@ -80,15 +94,7 @@ function AppCard({ name, summary }: { name: string; summary: AppSummary }) {
             deployed {ago(summary.deployed_at)}
           </span>
         </div>
-        <div class="actions">
-          <a class="button ghost" href={href("calls", undefined, { app: name })}>
-            Calls
-          </a>
-          <a class="button ghost" href={href("logs", name)}>
-            Logs
-          </a>
-          {summary.state === "deployed" ? <StopApp app={name} queued={queued} onStopped={reload} /> : null}
-        </div>
+        <AppActions app={name} deployed={summary.state === "deployed"} queued={queued} onStopped={reload} />
       </header>
       <ErrorBox error={error} />
       {data ? (
@@ -146,15 +152,7 @@ export function AppView({ name }: { name: string }) {
         <h1>
           {data.name} <span class={`badge app-${data.state}`}>{data.state}</span>
         </h1>
-        <div class="actions">
-          <a class="button ghost" href={href("calls", undefined, { app: name })}>
-            Calls
-          </a>
-          <a class="button ghost" href={href("logs", name)}>
-            Logs
-          </a>
-          {data.state === "deployed" ? <StopApp app={name} queued={queued} onStopped={reload} /> : null}
-        </div>
+        <AppActions app={name} deployed={data.state === "deployed"} queued={queued} onStopped={reload} />
       </header>
       <p class="muted">
         Deployed {clock(data.deployed_at)}

@@ -5,7 +5,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, qs } from "../api.js";
-import { Confirm, Empty, ErrorBox, Loading, StatusBadge } from "../components.js";
+import { Choice, Confirm, Empty, ErrorBox, Loading, StatusBadge } from "../components.js";
 import { ago, between, clock, duration } from "../format.js";
 import { useData, useNow } from "../hooks.js";
 import { live } from "../live.js";
@@ -169,28 +169,8 @@ export function CallsView({ route }: { route: Route }) {
         </div>
       </header>
       <form class="filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          app
-          <select name="app" value={f.app} onChange={(e) => navigate(withFilters(f, { app: (e.target as HTMLSelectElement).value, function: "" }))}>
-            <option value="">all</option>
-            {appNames.map((a) => (
-              <option key={a} value={a}>
-                {a}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          function
-          <select name="function" value={f.function} disabled={!f.app} onChange={(e) => navigate(withFilters(f, { function: (e.target as HTMLSelectElement).value }))}>
-            <option value="">all</option>
-            {fnNames.map((n) => (
-              <option key={n} value={n}>
-                {n}
-              </option>
-            ))}
-          </select>
-        </label>
+        <Choice label="app" name="app" value={f.app} none="all" options={appNames} onPick={(v) => navigate(withFilters(f, { app: v, function: "" }))} />
+        <Choice label="function" name="function" value={f.function} none="all" options={fnNames} disabled={!f.app} onPick={(v) => navigate(withFilters(f, { function: v }))} />
         <div class="segmented" role="group" aria-label="status">
           {["", ...STATUSES].map((s) => (
             <a key={s || "all"} href={withFilters(f, { status: s })} class={f.status === s ? "on" : ""} data-filter-status={s || "all"}>

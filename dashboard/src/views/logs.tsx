@@ -1,7 +1,7 @@
 /** An app's logs, following live (NDJSON from /v1/apps/{app}/logs?follow=1), pausable. */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ndjson, qs } from "../api.js";
-import { Empty, ErrorBox } from "../components.js";
+import { Choice, Empty, ErrorBox } from "../components.js";
 import { useData } from "../hooks.js";
 import { href, navigate, type Route } from "../router.js";
 import type { AppSummary, LogLine } from "../types.js";
@@ -59,28 +59,8 @@ export function LogsView({ app, route }: { app: string | undefined; route: Route
       <header class="page-head">
         <h1>Logs</h1>
         <div class="actions">
-          <label>
-            app{" "}
-            <select value={app ?? ""} onChange={(e) => navigate(href("logs", (e.target as HTMLSelectElement).value || undefined))}>
-              <option value="">choose…</option>
-              {names.map((n) => (
-                <option key={n} value={n}>
-                  {n}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            function{" "}
-            <select value={fn} disabled={!app} onChange={(e) => navigate(href("logs", app, { function: (e.target as HTMLSelectElement).value }))}>
-              <option value="">all</option>
-              {fns.map((n) => (
-                <option key={n} value={n}>
-                  {n}
-                </option>
-              ))}
-            </select>
-          </label>
+          <Choice label="app" name="app" value={app ?? ""} none="choose…" options={names} onPick={(v) => navigate(href("logs", v || undefined))} />
+          <Choice label="function" name="function" value={fn} none="all" options={fns} disabled={!app} onPick={(v) => navigate(href("logs", app, { function: v }))} />
           <button type="button" class="ghost" disabled={!app} onClick={() => setFollowing((f) => !f)} aria-pressed={following}>
             {following ? "❚❚ Pause" : "▶ Follow"}
           </button>
