@@ -41,6 +41,32 @@ export interface DaemonConfig {
   nvidiaSmi: string;
   /** How containers get GPUs: "auto" picks device requests when the engine has NVIDIA's runtime. */
   gpuPassthrough: GpuPassthroughSetting;
+  /** Where containers run: this machine's engine ("docker"), or a Swarm cluster it manages ("swarm"). */
+  backend: "docker" | "swarm";
+  /** Swarm: the registry (HOST:PORT) images are pushed to and nodes pull from; null: none (one node). */
+  registry: string | null;
+  /** Swarm: where agents dial the daemon (HOST:PORT; port 0 picks one); null: the node's swarm address, port 8701. */
+  advertiseAddr: { host: string; port: number } | null;
+  /** Swarm: the network tasks join (created as an attachable overlay when missing; "host" for loopback tests). */
+  swarmNetwork: string;
+  /** Swarm: how often agents are pinged; three unanswered in a row and the container counts as gone. */
+  agentPingMs: number;
+}
+
+export const DEFAULT_AGENT_PORT = 8701;
+
+/** HOST[:PORT] (IPv6 in brackets) as given to --advertise-addr. */
+export function parseHostPort(raw: string, what: string, defaultPort: number): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(raw.trim());
+  const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+  if (!m || port > 65535) throw new Error(`${what} must be HOST or HOST:PORT (a port from 0 to 65535), got ${JSON.stringify(raw)}`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+export function parseBackend(raw: string | undefined): "docker" | "swarm" {
+  if (!raw || raw === "docker") return "docker";
+  if (raw === "swarm") return "swarm";
+  throw new Error(`backend ${JSON.stringify(raw)} is not one of docker, swarm`);
 }
 
 /** The package root, found from this file in both source (daemon/) and built (dist/daemon/) layouts. */
@@ -85,6 +111,11 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     dockerSocket: process.env.DOCKER_SOCKET || "/var/run/docker.sock",
     nvidiaSmi: process.env.GANTRY_NVIDIA_SMI || "nvidia-smi",
     gpuPassthrough: parsePassthrough(process.env.GANTRY_GPU_PASSTHROUGH),
+    backend: parseBackend(process.env.GANTRY_BACKEND),
+    registry: process.env.GANTRY_REGISTRY || null,
+    advertiseAddr: process.env.GANTRY_ADVERTISE_ADDR ? parseHostPort(process.env.GANTRY_ADVERTISE_ADDR, "GANTRY_ADVERTISE_ADDR", DEFAULT_AGENT_PORT) : null,
+    swarmNetwork: process.env.GANTRY_SWARM_NETWORK || "gantry",
+    agentPingMs: 10_000,
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;

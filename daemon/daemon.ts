@@ -6,7 +6,6 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import type http from "node:http";
 import { Access } from "./api/access.js";
-import { socketAgentEndpoints } from "./api/agent-hub.js";
 import { DashboardFiles } from "./api/dashboard.js";
 import { buildRouter, containerRouter } from "./api/routes.js";
 import { WebGateway } from "./api/web-gateway.js";
@@ -14,7 +13,7 @@ import { EventStream } from "./api/event-stream.js";
 import { ApiServer, answer, route } from "./api/server.js";
 import type { DaemonConfig } from "./config.js";
 import { makeId } from "./core/ids.js";
-import { DockerRuntime } from "./docker/docker-runtime.js";
+import { makeBackend } from "./backend.js";
 import type { ContainerRuntime } from "./docker/types.js";
 import { acquirePidLock } from "./lock.js";
 import { consoleLogger, type Logger } from "./logger.js";
@@ -23,7 +22,6 @@ import { ContainerLauncher } from "./service/container-launcher.js";
 import { Deployer, deployedFunction } from "./service/deployer.js";
 import { Dispatcher } from "./service/dispatcher.js";
 import { GpuBroker } from "./service/gpu-broker.js";
-import { NvidiaHost } from "./host/nvidia.js";
 import { EventBus } from "./service/event-bus.js";
 import { Waiters } from "./service/waiters.js";
 import { VERSION } from "../protocol/version.js";
@@ -64,7 +62,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
   };
 
   try {
-    const runtime = opts.runtime ?? new DockerRuntime({ socketPath: cfg.dockerSocket });
+    const backend = await makeBackend(cfg, log, opts.runtime);
+    const runtime = backend.runtime;
     await runtime.ping();
 
     const db = openDatabase(cfg.dbPath);
@@ -86,9 +85,10 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     mkdirSync(cfg.agentSocketsDir, { recursive: true, mode: 0o711 });
 
     const gpus = new GpuBroker({
-      host: new NvidiaHost({ smi: cfg.nvidiaSmi }),
+      host: backend.gpuHost,
       runtime,
       passthrough: cfg.gpuPassthrough,
+      swarm: backend.kind === "swarm",
       log,
     });
     await gpus.refresh();
@@ -97,11 +97,14 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     const waiters = new Waiters(bus);
     const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus);
     cleanups.push(() => appLogs.close());
+    // What agents dial (a cluster's TCP listener): up before any container starts, closed after they are gone.
+    await backend.listen();
+    cleanups.push(() => backend.close());
     /** Serves code in containers calling other functions (set once the routes exist). */
     let containerApi: http.RequestListener | null = null;
     const launcher = new ContainerLauncher({
       runtime,
-      agents: socketAgentEndpoints(log, (req, res) => containerApi?.(req, res)),
+      agents: backend.agents((req, res) => containerApi?.(req, res)),
       bus,
       log,
       daemonId,
@@ -128,6 +131,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       appsDir: cfg.appsDir,
       baseImages: { node: cfg.nodeBaseImage, python: cfg.pythonBaseImage },
       layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
+      cluster: backend.kind === "swarm",
     });
 
     const known = apps.listApps();
@@ -164,6 +168,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     const access = new Access(cfg.token);
     const router = buildRouter({
       access,
+      runtime,
       calls,
       apps,
       dispatcher,
@@ -185,6 +190,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         started_at: startedAt,
         http: server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`,
         ...dispatcher.stats(),
+        ...backend.describe(),
         gpu: gpus.status(),
       }),
       requestStop: (graceMs) => void stop({ graceMs }),

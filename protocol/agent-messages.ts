@@ -106,4 +106,12 @@ export const AgentEnv = {
   containerId: "GANTRY_CONTAINER_ID",
   /** Where code in the container reaches the daemon's API (calls only): GantryClient and gantry.Function use it. */
   apiSocket: "GANTRY_API_SOCKET",
+  /** Over TCP (a Swarm cluster): the daemon's agent address, ws://HOST:PORT (the agent dials HOST:PORT/agent). */
+  url: "GANTRY_AGENT_URL",
+  /** Over TCP: the daemon's API for code in the container (calls only), http://HOST:PORT, and its token. */
+  apiUrl: "GANTRY_API_URL",
+  apiToken: "GANTRY_API_TOKEN",
 } as const;
+
+/** The header an agent dialling over TCP names its container with (its token must match). */
+export const AGENT_CONTAINER_HEADER = "x-gantry-container";

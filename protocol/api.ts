@@ -90,6 +90,25 @@ export interface ContainerView {
   gpus: Array<{ index: number; uuid: string }>;
   /** The calls it is running now. */
   calls: string[];
+  /** The cluster node it runs on (Swarm), once known; null on one machine. */
+  node: string | null;
+}
+
+/** A machine containers run on (GET /v1/nodes): this one, or a node of the Swarm cluster. */
+export interface NodeView {
+  id: string;
+  hostname: string;
+  role: "manager" | "worker" | "local";
+  state: string;
+  availability: string;
+  cpus: number;
+  memory_mib: number;
+  gpus: Array<{ uuid: string; type: string | null; holder: { app: string; function: string; container_id: string } | null }>;
+  labels: Record<string, string>;
+  /** gantry's containers on it, and their busy slots of all their slots. */
+  containers: number;
+  busy_slots: number;
+  slots: number;
 }
 
 /** One GPU of the machine and the container holding it (GET /v1/gpus). */
@@ -98,8 +117,10 @@ export interface GpuView {
   uuid: string;
   name: string;
   memory_mib: number;
-  /** Its device node on the host. */
+  /** Its device node on the host (its node's name in a cluster). */
   device: string;
+  /** The cluster node it is on; null on one machine. */
+  node: string | null;
   holder: { app: string; function: string; container_id: string } | null;
 }
 
@@ -107,7 +128,7 @@ export interface GpuView {
 export interface GpuStatusView {
   count: number;
   /** How containers get their GPUs; null when the machine has none. */
-  passthrough: "device-requests" | "device-nodes" | null;
+  passthrough: "device-requests" | "device-nodes" | "swarm" | null;
   driver_version: string | null;
   /** Why no GPU is listed (nvidia-smi missing or failing). */
   problem: string | null;

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): sets up what the tests need on a fresh Debian machine
-# (Docker engine, npm dependencies, build, base images, Debian's pytest and chromium), then runs
+# (Docker engine, npm dependencies, build, base images, Debian's pytest, chromium and
+# docker-registry), then runs
 # the whole suite against the real Docker engine: vitest (unit, integration, e2e, the dashboard
 # in headless Chromium), then the Python client's tests (pytest, with Debian's /usr/bin/python3).
 # Extra arguments go to vitest (e.g. a file filter).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
-# Debian packages the tests need: pytest for the Python client, chromium for the dashboard.
+# Debian packages the tests need: pytest for the Python client, chromium for the dashboard,
+# docker-registry for the Swarm tests.
 missing=()
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || missing+=(python3-pytest)
 [[ -x "${GANTRY_CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium fonts-liberation)
+[[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ -f /etc/debian_version && "$(id -u)" == 0 ]]; then
     echo "[gantry test] installing Debian's ${missing[*]} (PyPI and other registries are not needed)" >&2

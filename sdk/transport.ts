@@ -15,6 +15,18 @@ export function gantryHome(): string {
   return process.env.GANTRY_HOME || join(homedir(), ".gantry");
 }
 
+/**
+ * The daemon the environment names when the code names none: GANTRY_URL (with GANTRY_TOKEN);
+ * inside a function's container across a cluster, GANTRY_API_URL with the container's token;
+ * else the socket (defaultSocketPath).
+ */
+function envTarget(): TransportOptions {
+  const e = process.env;
+  if (e.GANTRY_URL) return { url: e.GANTRY_URL, ...(e.GANTRY_TOKEN ? { token: e.GANTRY_TOKEN } : {}) };
+  if (e.GANTRY_API_URL) return { url: e.GANTRY_API_URL, ...(e.GANTRY_API_TOKEN ? { token: e.GANTRY_API_TOKEN } : {}) };
+  return {};
+}
+
 /** The daemon's socket: inside a function's container, the one its agent uses (calls only); else $GANTRY_HOME/gantry.sock. */
 export function defaultSocketPath(): string {
   return process.env.GANTRY_API_SOCKET || join(gantryHome(), "gantry.sock");
@@ -30,9 +42,12 @@ export class Transport {
   private readonly agent: http.Agent;
   readonly target: string;
 
-  constructor(private readonly opts: TransportOptions = {}) {
+  private readonly opts: TransportOptions;
+
+  constructor(opts: TransportOptions = {}) {
+    this.opts = opts.url || opts.socketPath ? opts : { ...envTarget(), ...opts };
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-    this.target = opts.url ?? opts.socketPath ?? defaultSocketPath();
+    this.target = this.opts.url ?? this.opts.socketPath ?? defaultSocketPath();
   }
 
   private requestOptions(method: string, path: string): http.RequestOptions {

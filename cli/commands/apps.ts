@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { ContainerView } from "../../protocol/api.js";
+import type { ContainerView, NodeView } from "../../protocol/api.js";
 import { makeContext } from "../context.js";
 import { ago, table } from "../output.js";
 import type { Runner } from "../runner.js";
@@ -48,9 +48,11 @@ export function registerApps(program: Command, run: Runner): void {
       const { out, client } = makeContext(g);
       const res = await client.transport.json<{ containers: ContainerView[] }>("GET", "/v1/containers");
       client.close();
+      // A node column where containers run across a cluster.
+      const cluster = res.containers.some((c) => c.node !== null);
       out.result(res.containers, () =>
         table(
-          ["CONTAINER", "DOCKER ID", "APP", "FUNCTION", "STATE", "SLOTS", "GPUS", "STARTED"],
+          ["CONTAINER", cluster ? "SERVICE" : "DOCKER ID", "APP", "FUNCTION", "STATE", "SLOTS", "GPUS", ...(cluster ? ["NODE"] : []), "STARTED"],
           res.containers.map((c) => [
             c.id,
             (c.docker_id ?? "-").slice(0, 12),
@@ -59,9 +61,34 @@ export function registerApps(program: Command, run: Runner): void {
             c.state,
             `${c.active_calls}/${c.max_inputs}`,
             c.gpus.length ? c.gpus.map((g) => g.index).join(",") : "-",
+            ...(cluster ? [c.node ?? "(placing)"] : []),
             ago(c.started_at),
           ]),
         ) || "no containers",
+      );
+    }));
+
+  program
+    .command("nodes")
+    .description("list the machines containers run on (this one, or the Swarm cluster's nodes), their GPUs and load")
+    .action(run(async (g) => {
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json<{ nodes: NodeView[] }>("GET", "/v1/nodes");
+      client.close();
+      out.result(res.nodes, () =>
+        table(
+          ["NODE", "ROLE", "STATE", "CPUS", "MEMORY", "GPUS", "CONTAINERS", "SLOTS BUSY"],
+          res.nodes.map((n) => [
+            n.hostname,
+            n.role,
+            n.availability === "active" ? n.state : `${n.state} (${n.availability})`,
+            String(Math.round(n.cpus * 10) / 10),
+            `${Math.round(n.memory_mib / 1024)} GiB`,
+            n.gpus.length ? `${n.gpus.filter((x) => x.holder).length}/${n.gpus.length} held${n.gpus[0]!.type ? ` (${n.gpus[0]!.type})` : ""}` : "-",
+            String(n.containers),
+            `${n.busy_slots}/${n.slots}`,
+          ]),
+        ),
       );
     }));
 }

@@ -19,9 +19,24 @@ interface StartOptions {
   token?: string;
   containerNetwork?: string;
   gpuPassthrough?: string;
+  backend?: string;
+  registry?: string;
+  advertiseAddr?: string;
+  swarmNetwork?: string;
 }
 
-type Health = { pid: number; home: string; http: string | null; version: string; queued: number; containers: number; gpu: GpuStatusView };
+type Health = {
+  pid: number;
+  home: string;
+  http: string | null;
+  version: string;
+  queued: number;
+  containers: number;
+  gpu: GpuStatusView;
+  backend: "docker" | "swarm";
+  agents?: string;
+  registry?: string | null;
+};
 
 function parsePort(raw: string | undefined): number | null {
   if (raw === undefined) return null;
@@ -52,11 +67,36 @@ async function passthroughOption(o: StartOptions) {
   }
 }
 
+/** --backend, --registry, --advertise-addr and --swarm-network (or their GANTRY_ variables), checked before any daemon starts. */
+async function clusterOptions(o: StartOptions) {
+  const { parseBackend, parseHostPort, DEFAULT_AGENT_PORT } = await import("../../daemon/config.js");
+  let backend: "docker" | "swarm";
+  try {
+    backend = parseBackend(o.backend ?? process.env.GANTRY_BACKEND);
+  } catch (err) {
+    throw new UsageError(`--backend: ${(err as Error).message}`);
+  }
+  const registry = o.registry ?? process.env.GANTRY_REGISTRY;
+  const advertise = o.advertiseAddr ?? process.env.GANTRY_ADVERTISE_ADDR;
+  if (backend === "docker" && (o.registry || o.advertiseAddr || o.swarmNetwork)) {
+    throw new UsageError(`--registry, --advertise-addr and --swarm-network are for --backend swarm`);
+  }
+  if (registry !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(registry)) throw new UsageError(`--registry must be HOST:PORT, got ${JSON.stringify(registry)}`);
+  let advertiseAddr: { host: string; port: number } | undefined;
+  try {
+    advertiseAddr = advertise ? parseHostPort(advertise, "--advertise-addr", DEFAULT_AGENT_PORT) : undefined;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { backend, registry: registry || undefined, advertiseAddr, swarmNetwork: o.swarmNetwork };
+}
+
 async function runForeground(o: StartOptions): Promise<void> {
   if (o.containerNetwork && o.containerNetwork !== "none") throw new UsageError(`--container-network takes only "none"`);
   // Loaded here so that other verbs do not pay for the daemon's modules (SQLite, Docker client).
   const { makeConfig } = await import("../../daemon/config.js");
   const gpuPassthrough = await passthroughOption(o);
+  const cluster = await clusterOptions(o);
   const { startDaemon } = await import("../../daemon/daemon.js");
   const cfg = makeConfig({
     home: gantryHome(),
@@ -65,6 +105,7 @@ async function runForeground(o: StartOptions): Promise<void> {
     token: o.token ?? process.env.GANTRY_TOKEN ?? null,
     forceNetwork: o.containerNetwork === "none" ? "none" : null,
     gpuPassthrough,
+    ...cluster,
   });
   const daemon = await startDaemon(cfg);
   const onSignal = () => void daemon.stop();
@@ -79,6 +120,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   const running = await health(g);
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
   await passthroughOption(o);
+  await clusterOptions(o);
   const home = gantryHome();
   const logDir = join(home, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -89,6 +131,10 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.httpHost) args.push("--http-host", o.httpHost);
   if (o.containerNetwork) args.push("--container-network", o.containerNetwork);
   if (o.gpuPassthrough) args.push("--gpu-passthrough", o.gpuPassthrough);
+  if (o.backend) args.push("--backend", o.backend);
+  if (o.registry) args.push("--registry", o.registry);
+  if (o.advertiseAddr) args.push("--advertise-addr", o.advertiseAddr);
+  if (o.swarmNetwork) args.push("--swarm-network", o.swarmNetwork);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -128,6 +174,10 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--token <token>", "require this bearer token on TCP (or set GANTRY_TOKEN)")
     .option("--container-network <none>", "force every container onto network none")
     .option("--gpu-passthrough <mode>", "auto (default), device-requests (NVIDIA toolkit) or device-nodes (or GANTRY_GPU_PASSTHROUGH)")
+    .option("--backend <kind>", "docker (default: containers on this machine) or swarm (services across the Swarm this engine manages)")
+    .option("--registry <host:port>", "swarm: push images here for the nodes to pull (a single-node swarm needs none)")
+    .option("--advertise-addr <host[:port]>", "swarm: where agents on the nodes dial the daemon (default: this node's swarm address, port 8701)")
+    .option("--swarm-network <name>", "swarm: the network tasks join (default gantry, an attachable overlay made when missing)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
       else await startBackground(o);
@@ -161,7 +211,9 @@ export function registerDaemon(program: Command, run: Runner): void {
       const h = await health(g);
       if (!h) throw new DaemonNotRunningError(`no gantry daemon is running on ${gantryHome()}; start it with: gantry daemon start`);
       out.result(h, () =>
-        `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n  queued:     ${h.queued}\n  containers: ${h.containers}\n  gpus:       ${gpuSummary(h.gpu)}`,
+        `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n` +
+          `  backend:    ${h.backend === "swarm" ? `swarm (agents dial ${h.agents}, registry ${h.registry ?? "none"})` : "docker (this machine)"}\n` +
+          `  queued:     ${h.queued}\n  containers: ${h.containers}\n  gpus:       ${gpuSummary(h.gpu)}`,
       );
     }));
 }

@@ -9,6 +9,7 @@ type GpusAnswer = GpuStatusView & { gpus: GpuView[]; waiting: GpuWaitView[] };
 export const PASSTHROUGH_TEXT: Record<NonNullable<GpuStatusView["passthrough"]>, string> = {
   "device-requests": "Docker device requests (NVIDIA container toolkit)",
   "device-nodes": "device nodes + driver libraries mounted read-only (no toolkit)",
+  swarm: "Swarm generic resources (NVIDIA-GPU) reserved on the node; NVIDIA's runtime there maps them",
 };
 
 /** One line for `daemon status`: how many GPUs, and how containers get them (or why there are none). */

@@ -3,6 +3,7 @@ import { deployRequestSchema, formatZodError } from "../../protocol/function-spe
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
 import { callIdAt, isCallId } from "../core/ids.js";
+import type { ContainerRuntime } from "../docker/types.js";
 import type { AppStore } from "../store/app-store.js";
 import type { CallRecord, CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
@@ -16,11 +17,14 @@ import { ApiError, invalid, notFound, toResponse } from "./errors.js";
 import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
 import type { Access } from "./access.js";
 import { registerBatchRoutes } from "./batch-routes.js";
+import { registerLogRoutes } from "./log-routes.js";
+import { registerNodeRoutes } from "./node-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { callInput, callView, isExpired, iso } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
+  runtime: Pick<ContainerRuntime, "nodes" | "nodeOf">;
   calls: CallStore;
   apps: AppStore;
   dispatcher: Dispatcher;
@@ -163,6 +167,8 @@ export function buildRouter(d: RouteDeps): Router {
 
   registerBatchRoutes(r, d);
   registerSessionRoutes(r, d.access);
+  registerNodeRoutes(r, d);
+  registerLogRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;
@@ -216,6 +222,7 @@ export function buildRouter(d: RouteDeps): Router {
       started_at: iso(c.startedAtMs)!,
       gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
       calls: [...c.leases.keys()],
+      node: c.dockerId ? d.runtime.nodeOf(c.dockerId) : null,
     }));
     return { status: 200, body: { containers: body } };
   });
@@ -232,30 +239,6 @@ export function buildRouter(d: RouteDeps): Router {
       since: iso(p.gpuWaitSinceMs)!,
     }));
     return { status: 200, body: { ...d.gpus.status(), gpus: d.gpus.view(), waiting } };
-  });
-
-  r.on("GET", "/v1/apps/:app/logs", async ({ req, res, params, query }) => {
-    const app = params.app!;
-    if (!d.apps.listApps().some((a) => a.name === app)) throw notFound(`no deployed app named ${app}`);
-    const fn = query.get("function") ?? undefined;
-    const callId = query.get("call_id") ?? undefined;
-    if (callId !== undefined) checkedCallId(callId);
-    const tail = Number(query.get("tail") ?? "100");
-    if (!Number.isInteger(tail) || tail < 0 || tail > 100_000) throw invalid(`tail must be a whole number from 0 to 100000`);
-    res.writeHead(200, { "content-type": "application/x-ndjson" });
-    for (const e of await d.logs.tail(app, tail, fn, callId)) res.write(JSON.stringify(e) + "\n");
-    if (query.get("follow") !== "1") {
-      res.end();
-      return undefined;
-    }
-    // Follow: new lines as they arrive, until the client goes away.
-    const onEvent = (e: GantryEvent) => {
-      if (e.type === "log" && e.app === app && (!fn || e.function === fn) && (!callId || e.call_id === callId)) res.write(JSON.stringify(e) + "\n");
-    };
-    d.bus.on("event", onEvent);
-    await new Promise<void>((resolve) => req.socket.once("close", resolve));
-    d.bus.off("event", onEvent);
-    return undefined;
   });
 
   // ── the submit/poll pattern of Modal's job-queue guide (DESIGN 1.4) ──────────────────────────

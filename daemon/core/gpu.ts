@@ -7,7 +7,7 @@
  * - A type matches a GPU when each of its words is a whole word of the GPU's name, compared
  *   case-insensitively ("A100" matches "NVIDIA A100-SXM4-80GB"; "L4" does not match "NVIDIA L40S").
  *   A memory word ("80GB") matches the name's, or the GPU's memory within 10 % when the name has none.
- * - Each container gets whole GPUs of one model. Among the ways to place a request, a set of
+ * - Each container gets whole GPUs of one model (and, in a cluster, of one node). Among the ways to place a request, a set of
  *   adjacent indices beats a scattered one, the smallest free run that fits beats a larger one
  *   (best fit keeps big runs for big requests), and smaller GPUs beat bigger ones for `"any"`.
  */
@@ -21,6 +21,8 @@ export interface Gpu {
   busId: string | null;
   /** The N of /dev/nvidiaN: from the driver's record, else the index. */
   minor: number;
+  /** The cluster node it is on (Swarm); absent on one machine. A container's GPUs share one node. */
+  node?: string;
 }
 
 export interface GpuRequest {
@@ -72,11 +74,11 @@ interface Placement {
   rank: [number, number, number, number];
 }
 
-/** GPUs of one model, in index order. */
+/** GPUs of one model on one node, in index order. */
 function byModel(gpus: readonly Gpu[]): Gpu[][] {
   const groups = new Map<string, Gpu[]>();
   for (const g of [...gpus].sort((a, b) => a.index - b.index)) {
-    const key = `${g.name}\0${g.memoryMiB}`;
+    const key = `${g.node ?? ""}\0${g.name}\0${g.memoryMiB}`;
     groups.set(key, [...(groups.get(key) ?? []), g]);
   }
   return [...groups.values()];

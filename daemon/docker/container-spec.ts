@@ -50,6 +50,8 @@ function gpuHostConfig(gpu: GpuAccess | null): Partial<Docker.HostConfig> {
         Devices: gpu.devices.map((d) => ({ PathOnHost: d, PathInContainer: d, CgroupPermissions: "rw" })),
         MaskedPaths: [...DOCKER_MASKED_PATHS, ...gpu.hiddenPaths],
       };
+    case "swarm":
+      throw new Error("a Swarm GPU reservation cannot run as a plain container (--backend swarm runs it as a service)");
   }
 }
 
@@ -73,7 +75,7 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
       [Labels.container]: l.containerId,
     },
     HostConfig: {
-      Binds: [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}`, `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files],
+      Binds: [...(l.socketDir ? [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}`] : []), `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files],
       NetworkMode: l.network,
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges"],

@@ -4,7 +4,17 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pack } from "tar-fs";
 import { containerCreateOptions } from "./container-spec.js";
-import { Labels, type BuildProgress, type ContainerLaunch, type ContainerRuntime, type EngineInfo, type ImagePlan, type OwnedContainer } from "./types.js";
+import {
+  Labels,
+  type BuildProgress,
+  type ContainerExit,
+  type ContainerLaunch,
+  type ContainerRuntime,
+  type EngineInfo,
+  type ImagePlan,
+  type NodeInfo,
+  type OwnedContainer,
+} from "./types.js";
 
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
@@ -84,8 +94,14 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async engineInfo(): Promise<EngineInfo> {
-    const info = (await this.docker.info()) as { ServerVersion?: string; Runtimes?: Record<string, unknown> };
-    return { version: info.ServerVersion ?? "unknown", runtimes: Object.keys(info.Runtimes ?? {}) };
+    const info = (await this.docker.info()) as { ServerVersion?: string; Runtimes?: Record<string, unknown>; Name?: string; NCPU?: number; MemTotal?: number };
+    return {
+      version: info.ServerVersion ?? "unknown",
+      runtimes: Object.keys(info.Runtimes ?? {}),
+      name: info.Name ?? "localhost",
+      cpus: info.NCPU ?? 0,
+      memoryBytes: info.MemTotal ?? 0,
+    };
   }
 
   /** Config.Env of an image, read once per tag (function images are tagged by content). */
@@ -114,12 +130,12 @@ export class DockerRuntime implements ContainerRuntime {
     return container.id;
   }
 
-  async waitExit(dockerId: string): Promise<number> {
+  async waitExit(dockerId: string): Promise<ContainerExit> {
     try {
       const res = (await this.docker.getContainer(dockerId).wait()) as { StatusCode: number };
-      return res.StatusCode;
+      return { code: res.StatusCode };
     } catch (err) {
-      if (statusOf(err) === 404) return -1;
+      if (statusOf(err) === 404) return { code: -1, why: "the container is gone" };
       throw err;
     }
   }
@@ -162,6 +178,16 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
+  /** This machine, as the one node containers run on (its GPUs are the GPU broker's to tell). */
+  async nodes(): Promise<NodeInfo[]> {
+    const e = await this.engineInfo();
+    return [{ id: "local", hostname: e.name, role: "local", state: "ready", availability: "active", cpus: e.cpus, memoryBytes: e.memoryBytes, gpus: [], labels: {} }];
+  }
+
+  nodeOf(): string | null {
+    return null;
+  }
+
   async listOwned(daemonId: string): Promise<OwnedContainer[]> {
     const list = await this.docker.listContainers({ all: true, filters: { label: [`${Labels.daemon}=${daemonId}`] } });
     return list.map((c) => ({
@@ -175,7 +201,7 @@ export class DockerRuntime implements ContainerRuntime {
 }
 
 /** Docker multiplexes stdout/stderr frames (8-byte headers) when the container has no TTY. */
-function demux(buf: Buffer): string {
+export function demux(buf: Buffer): string {
   const out: Buffer[] = [];
   let i = 0;
   while (i + 8 <= buf.length && (buf[i] === 1 || buf[i] === 2) && buf[i + 1] === 0) {

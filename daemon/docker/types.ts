@@ -1,6 +1,7 @@
 /**
  * The narrow port the daemon uses to run containers. It speaks gantry's words (image plan,
- * container launch) and never leaks dockerode types; `DockerRuntime` is its one implementation.
+ * container launch) and never leaks dockerode types. `DockerRuntime` runs containers on this
+ * machine; `SwarmRuntime` runs each as a Swarm service across a cluster.
  */
 export interface ImagePlan {
   /** Final tag, derived from a hash of everything that goes into the image. */
@@ -26,9 +27,9 @@ export interface ContainerLaunch {
   function: string;
   image: string;
   env: Record<string, string>;
-  /** Host folder holding the agent socket, mounted at /run/gantry. */
-  socketDir: string;
-  /** Host folder holding the app bundle, mounted read-only. */
+  /** Host folder holding the agent socket, mounted at /run/gantry; null: the agent dials the daemon over TCP. */
+  socketDir: string | null;
+  /** Host folder holding the app's code: mounted read-only on one machine, copied into an image for a cluster. */
   codeDir: string;
   network: "bridge" | "none";
   user: string;
@@ -40,6 +41,8 @@ export interface ContainerLaunch {
 
 /** How a container gets its GPUs (DESIGN 1.9), chosen by the daemon per machine. */
 export type GpuAccess =
+  /** A Swarm cluster: `count` NVIDIA-GPU generic resources on that node (NVIDIA's runtime there maps them). */
+  | { mode: "swarm"; count: number; node: string }
   /** NVIDIA's container toolkit: Docker's DeviceRequests naming the GPUs by UUID. */
   | { mode: "device-requests"; deviceIds: string[] }
   /** No toolkit: the device nodes, plus the driver's libraries and nvidia-smi mounted read-only. */
@@ -60,6 +63,33 @@ export interface EngineInfo {
   version: string;
   /** OCI runtimes the engine knows ("runc", "nvidia", …). */
   runtimes: string[];
+  /** The machine's name, cores and memory (the manager's, in a cluster). */
+  name: string;
+  cpus: number;
+  memoryBytes: number;
+}
+
+/** How a container ended: its exit code, and why when the engine says more (a node went away). */
+export interface ContainerExit {
+  code: number;
+  why?: string;
+}
+
+/** One machine that runs containers: this one, or a node of the cluster. */
+export interface NodeInfo {
+  id: string;
+  hostname: string;
+  /** "manager" or "worker" in a cluster; "local" for this machine. */
+  role: "manager" | "worker" | "local";
+  /** "ready", "down", "unknown", … (the cluster's word); "ready" for this machine. */
+  state: string;
+  /** "active", "pause" or "drain" in a cluster; "active" for this machine. */
+  availability: string;
+  cpus: number;
+  memoryBytes: number;
+  /** The GPUs it advertises (Swarm generic resources NVIDIA-GPU), with the type its label names. */
+  gpus: Array<{ uuid: string; type: string | null }>;
+  labels: Record<string, string>;
 }
 
 export interface OwnedContainer {
@@ -80,14 +110,18 @@ export interface ContainerRuntime {
   buildImage(plan: ImagePlan, onProgress: (p: BuildProgress) => void): Promise<void>;
   /** Creates and starts a container; resolves with the engine's id. */
   start(launch: ContainerLaunch): Promise<string>;
-  /** Resolves with the exit code once the container stops. */
-  waitExit(dockerId: string): Promise<number>;
+  /** Resolves once the container stops (or, in a cluster, its node is gone). */
+  waitExit(dockerId: string): Promise<ContainerExit>;
   kill(dockerId: string): Promise<void>;
   stop(dockerId: string, graceSeconds: number): Promise<void>;
   /** Removes the container; a container already gone counts as removed. */
   remove(dockerId: string): Promise<void>;
   logsTail(dockerId: string, lines: number): Promise<string>;
   listOwned(daemonId: string): Promise<OwnedContainer[]>;
+  /** The machines containers run on: this one, or the cluster's nodes. */
+  nodes(): Promise<NodeInfo[]>;
+  /** The node a container runs on, once known (a cluster); null on one machine. */
+  nodeOf(dockerId: string): string | null;
 }
 
 export const Labels = {

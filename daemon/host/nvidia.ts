@@ -22,6 +22,8 @@ export interface HostGpus {
   smiPath: string | null;
   /** Where the device nodes are: a GPU's is `<devDir>/nvidia<minor>`. */
   devDir: string;
+  /** In a cluster, the nodes the GPUs are on (Gpu.node is an id here). */
+  nodes?: Array<{ id: string; hostname: string }>;
 }
 
 export interface NvidiaHostOptions {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { AGENT_SOCKET_DIR_IN_CONTAINER, AGENT_SOCKET_NAME, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
+import { AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import { CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
@@ -121,7 +121,7 @@ export class ContainerLauncher {
       h.onGone(reason, duringStart);
     };
     try {
-      const endpoint = this.d.agents(join(this.d.agentSocketsDir, c.id), token);
+      const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id) }, token);
       c.endpoint = endpoint;
       endpoint.on("connected", (conn) => (c.conn = conn));
       endpoint.on("message", (msg) => this.onMessage(pool, c, msg, h));
@@ -147,15 +147,14 @@ export class ContainerLauncher {
           // Which GPUs it has; "void" keeps an image's NVIDIA_VISIBLE_DEVICES=all from exposing every GPU.
           ...(gpu?.env ?? { NVIDIA_VISIBLE_DEVICES: "void" }),
           [AgentEnv.token]: token,
-          [AgentEnv.socket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
+          // How it reaches the daemon: the mounted socket, or the daemon's advertised address.
+          ...endpoint.agentEnv,
           [AgentEnv.module]: pool.runtime === "node" ? `${CODE_DIR_IN_CONTAINER}/${pool.module}` : pool.module,
           [AgentEnv.appDir]: CODE_DIR_IN_CONTAINER,
           [AgentEnv.app]: pool.app,
           [AgentEnv.function]: spec.name,
           [AgentEnv.maxInputs]: String(spec.maxInputs),
           [AgentEnv.containerId]: c.id,
-          // Code in the container calls other functions through the same socket (calls only).
-          [AgentEnv.apiSocket]: `${AGENT_SOCKET_DIR_IN_CONTAINER}/${AGENT_SOCKET_NAME}`,
         },
         socketDir: endpoint.socketDir,
         codeDir: pool.bundleDir,
@@ -168,8 +167,8 @@ export class ContainerLauncher {
       created(c.dockerId);
       if (c.state === "stopping") void this.d.runtime.kill(c.dockerId); // stopped before its agent came: nothing to finish
       else if (failure) void this.d.runtime.kill(c.dockerId); // the startup deadline passed during create
-      const code = await this.d.runtime.waitExit(c.dockerId);
-      await finish(c.exitReason ?? failure ?? `the container exited with code ${code}`);
+      const exit = await this.d.runtime.waitExit(c.dockerId);
+      await finish(c.exitReason ?? failure ?? exit.why ?? `the container exited with code ${exit.code}`);
     } catch (err) {
       created(c.dockerId);
       await finish(`could not start a container: ${(err as Error).message}`);

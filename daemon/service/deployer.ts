@@ -23,6 +23,8 @@ export interface DeployerDeps {
   appsDir: string;
   baseImages: { node: string; python: string };
   layers: RuntimeLayerPaths;
+  /** Containers run across a cluster, where a task must reach the daemon over the network. */
+  cluster?: boolean;
   clock?: () => number;
 }
 
@@ -97,6 +99,10 @@ export class Deployer {
   private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
     const specs = this.validate(req);
     for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
+    const offline = this.d.cluster ? specs.find((s) => s.network === "none") : undefined;
+    if (offline) {
+      throw invalid(`function ${offline.name} asks for network "none", which a Swarm task cannot have: its agent reaches the daemon over the network (--backend swarm)`);
+    }
     const assets = this.checkedAssets(req, specs);
     const files = req.runtime === "node" ? { [APP_MODULE_NAME]: req.bundle! } : req.files!;
     const bundleHash = sha256(...Object.keys(files).sort().flatMap((f) => [f, files[f]!])).slice(0, 24);

@@ -10,9 +10,10 @@ import { procBusId, type HostGpus } from "../host/nvidia.js";
 import type { Logger } from "../logger.js";
 import { ServiceError, ServiceErrorCode } from "./errors.js";
 
-export type GpuPassthrough = "device-requests" | "device-nodes";
+/** How containers get GPUs: on one machine Docker device requests or device nodes; in a Swarm cluster generic resources. */
+export type GpuPassthrough = "device-requests" | "device-nodes" | "swarm";
 /** "auto": device requests when the engine has NVIDIA's runtime, else device nodes. */
-export type GpuPassthroughSetting = "auto" | GpuPassthrough;
+export type GpuPassthroughSetting = "auto" | Exclude<GpuPassthrough, "swarm">;
 
 /** Where the driver's files appear in a container without the toolkit (as NVIDIA's images expect). */
 export const NVIDIA_LIB_DIR_IN_CONTAINER = "/usr/local/nvidia/lib64";
@@ -26,9 +27,12 @@ export interface GpuOwner {
 }
 
 export interface GpuBrokerDeps {
+  /** Where GPUs come from: this machine's driver, or the cluster's nodes (swarm: true). */
   host: { read(): Promise<HostGpus> };
   runtime: Pick<ContainerRuntime, "engineInfo">;
   passthrough: GpuPassthroughSetting;
+  /** A Swarm cluster: GPUs are nodes' generic resources, reserved by count on one node. */
+  swarm?: boolean;
   log: Logger;
 }
 
@@ -39,6 +43,8 @@ export class GpuBroker {
   private mode: GpuPassthrough | null = null;
   private readonly holdings = new Map<string, { owner: GpuOwner; gpus: Gpu[] }>();
   private readonly releaseListeners: Array<() => void> = [];
+  /** Cluster nodes' names, by id (for views). */
+  private nodeNames = new Map<string, string>();
 
   constructor(private readonly d: GpuBrokerDeps) {}
 
@@ -46,8 +52,10 @@ export class GpuBroker {
   async refresh(): Promise<void> {
     const [host, engine] = await Promise.all([this.d.host.read(), this.d.runtime.engineInfo()]);
     this.host = host;
+    this.nodeNames = new Map(host.nodes?.map((n) => [n.id, n.hostname]) ?? []);
     const nvidiaRuntime = engine.runtimes.includes("nvidia");
-    this.mode = host.gpus.length === 0 ? null : this.d.passthrough === "auto" ? (nvidiaRuntime ? "device-requests" : "device-nodes") : this.d.passthrough;
+    this.mode =
+      host.gpus.length === 0 ? null : this.d.swarm ? "swarm" : this.d.passthrough === "auto" ? (nvidiaRuntime ? "device-requests" : "device-nodes") : this.d.passthrough;
     if (host.problem) this.d.log.info("no GPUs", { why: host.problem });
     else this.d.log.info("GPUs", { count: host.gpus.length, passthrough: this.mode, driver: host.driverVersion });
     this.releaseListeners.forEach((l) => l());
@@ -104,6 +112,8 @@ export class GpuBroker {
 
   /** What a container needs to see exactly these GPUs (and env saying which they are). */
   access(gpus: readonly Gpu[]): { gpu: GpuAccess; env: Record<string, string> } {
+    // In a cluster Swarm picks which of the node's GPUs (NVIDIA's runtime there reads its choice).
+    if (this.mode === "swarm") return { gpu: { mode: "swarm", count: gpus.length, node: gpus[0]!.node! }, env: {} };
     const env = { NVIDIA_VISIBLE_DEVICES: gpus.map((g) => g.uuid).join(",") };
     if (this.mode === "device-requests") return { gpu: { mode: "device-requests", deviceIds: gpus.map((g) => g.uuid) }, env };
     const mine = new Set(gpus.map((g) => g.uuid));
@@ -144,7 +154,8 @@ export class GpuBroker {
         uuid: g.uuid,
         name: g.name,
         memory_mib: g.memoryMiB,
-        device: `/dev/nvidia${g.minor}`,
+        device: g.node ? `${this.nodeNames.get(g.node) ?? g.node}` : `/dev/nvidia${g.minor}`,
+        node: g.node ? (this.nodeNames.get(g.node) ?? g.node) : null,
         holder: o ? { app: o.app, function: o.function, container_id: o.containerId } : null,
       };
     });

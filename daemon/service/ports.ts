@@ -1,6 +1,7 @@
 /**
  * The ports the service layer needs from its adapters, shaped for their one consumer.
- * `daemon/api/agent-hub.ts` implements the agent endpoint over a unix socket and WebSocket.
+ * `daemon/api/agent-hub.ts` implements the agent endpoint over a unix socket (one machine) and
+ * over TCP (a Swarm cluster), both with WebSocket.
  */
 import type { AgentToDaemon, DaemonToAgent } from "../../protocol/agent-messages.js";
 
@@ -16,14 +17,17 @@ export interface AgentEndpointEvents {
   disconnected: [reason: string];
 }
 
-/** One container's private endpoint: the folder holding its socket is mounted into that container alone. */
+/** One container's private endpoint, which only that container's token opens. */
 export interface AgentEndpoint {
-  readonly socketDir: string;
-  /** Listens; the socket (and its folder) are handed to `owner` when given. */
+  /** The host folder holding its unix socket, mounted into that container alone; null over TCP. */
+  readonly socketDir: string | null;
+  /** What the container's environment needs to reach it (the agent, and code calling functions). */
+  readonly agentEnv: Record<string, string>;
+  /** Listens; a socket folder is handed to `owner` when given. */
   listen(owner: { uid: number; gid: number } | null): Promise<void>;
   on<E extends keyof AgentEndpointEvents>(event: E, listener: (...args: AgentEndpointEvents[E]) => void): unknown;
   close(): Promise<void>;
 }
 
-/** Opens an endpoint for one container: its socket folder and the token its agent must present. */
-export type AgentEndpointFactory = (socketDir: string, token: string) => AgentEndpoint;
+/** Opens an endpoint for one container: its id, a folder of its own, and the token its agent must present. */
+export type AgentEndpointFactory = (container: { id: string; socketDir: string }, token: string) => AgentEndpoint;

@@ -50,11 +50,15 @@ export async function api<T>(method: string, path: string, body?: unknown, signa
   return (await res.json()) as T;
 }
 
-/** Reads an NDJSON stream (logs), one parsed line at a time, until it ends or `signal` aborts. */
-export async function ndjson<T>(path: string, onLine: (line: T) => void, signal: AbortSignal): Promise<void> {
+/**
+ * Reads an NDJSON stream (logs), one parsed line at a time, until it ends or `signal` aborts.
+ * `onOpen` runs once the daemon answered (a follower is listening from then on).
+ */
+export async function ndjson<T>(path: string, onLine: (line: T) => void, signal: AbortSignal, onOpen?: () => void): Promise<void> {
   const res = await fetch(path, { credentials: "same-origin", signal });
   if (res.status === 401) setAuthNeeded(true);
   if (!res.ok || !res.body) throw await failure(res);
+  onOpen?.();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   for (;;) {

@@ -87,10 +87,15 @@ class Client:
 
     @classmethod
     def from_env(cls) -> "Client":
-        """The daemon the environment names: ``GANTRY_URL`` and ``GANTRY_TOKEN``, else ``$GANTRY_HOME``'s socket."""
+        """The daemon the environment names: ``GANTRY_URL`` and ``GANTRY_TOKEN``; in a function's container
+        across a cluster ``GANTRY_API_URL`` and ``GANTRY_API_TOKEN``; else the socket."""
         url = os.environ.get("GANTRY_URL") or None
         if url:
             return cls(url=url, token=os.environ.get("GANTRY_TOKEN") or None)
+        # Inside a function's container across a cluster: the daemon's address and the container's token.
+        api_url = os.environ.get("GANTRY_API_URL") or None
+        if api_url:
+            return cls(url=api_url, token=os.environ.get("GANTRY_API_TOKEN") or None)
         return cls(default_socket_path())
 
     @property

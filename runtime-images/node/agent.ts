@@ -1,7 +1,7 @@
 /**
  * gantry's runtime agent for Node.js, started as the container's entrypoint. It connects to the
- * daemon over WebSocket through the unix socket mounted at /run/gantry, authenticates with the
- * container's token, imports the app module, says ready, then runs inputs (up to maxInputs at
+ * daemon over WebSocket through the unix socket mounted at /run/gantry (or, across a Swarm
+ * cluster, to the address in GANTRY_AGENT_URL), authenticates with the container's token, imports the app module, says ready, then runs inputs (up to maxInputs at
  * once) and returns each output with its call ID and attempt. stdout/stderr are forwarded as log
  * lines, tagged with the call that wrote them. Runs on Node.js >= 18 (Debian 12 ships 18).
  */
@@ -9,6 +9,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { pathToFileURL } from "node:url";
 import WebSocket from "ws";
 import {
+  AGENT_CONTAINER_HEADER,
   AGENT_PROTOCOL_VERSION,
   AGENT_WS_PATH,
   AgentEnv,
@@ -30,7 +31,9 @@ function env(name: string): string {
   return v;
 }
 
-const socketPath = env(AgentEnv.socket);
+/** On one machine, the mounted unix socket; across a cluster, the daemon's advertised address. */
+const agentUrl = process.env[AgentEnv.url] || null;
+const socketPath = agentUrl ? null : env(AgentEnv.socket);
 const token = env(AgentEnv.token);
 const modulePath = env(AgentEnv.module);
 const appName = env(AgentEnv.app);
@@ -40,8 +43,8 @@ const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs]) || 1);
 const MAX_LOG_LINE = 64 * 1024;
 
 const currentCall = new AsyncLocalStorage<string>();
-const ws = new WebSocket(`ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
-  headers: { authorization: `Bearer ${token}` },
+const ws = new WebSocket(agentUrl ? `${agentUrl}${AGENT_WS_PATH}` : `ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
+  headers: { authorization: `Bearer ${token}`, [AGENT_CONTAINER_HEADER]: process.env[AgentEnv.containerId] ?? "" },
   maxPayload: 256 * 1024 * 1024,
 });
 

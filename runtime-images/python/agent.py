@@ -63,6 +63,8 @@ MAX_LOG_LINE_BYTES = 64 * 1024
 CLOSE_TIMEOUT_S = 5.0
 
 ENV_SOCKET = "GANTRY_AGENT_SOCKET"
+ENV_URL = "GANTRY_AGENT_URL"
+ENV_CONTAINER = "GANTRY_CONTAINER_ID"
 ENV_TOKEN = "GANTRY_AGENT_TOKEN"
 ENV_MODULE = "GANTRY_APP_MODULE"
 ENV_APP_DIR = "GANTRY_APP_DIR"
@@ -281,7 +283,10 @@ class Config:
     """What the daemon tells the agent through its environment."""
 
     def __init__(self, environ: Dict[str, str]) -> None:
-        self.socket = self._required(environ, ENV_SOCKET)
+        # On one machine, the mounted unix socket; across a cluster, the daemon's ws://HOST:PORT.
+        self.url = environ.get(ENV_URL) or None
+        self.socket = "" if self.url else self._required(environ, ENV_SOCKET)
+        self.container = environ.get(ENV_CONTAINER, "")
         self.token = self._required(environ, ENV_TOKEN)
         self.module = self._required(environ, ENV_MODULE)
         self.app_dir = self._required(environ, ENV_APP_DIR)
@@ -537,9 +542,10 @@ class Agent:
 def main() -> int:
     config = Config(dict(os.environ))
     try:
-        ws = UnixWebSocket.connect(config.socket, AGENT_WS_PATH, {"Authorization": f"Bearer {config.token}"})
+        headers = {"Authorization": f"Bearer {config.token}", "X-Gantry-Container": config.container}
+        ws = UnixWebSocket.connect(config.url or config.socket, AGENT_WS_PATH, headers)
     except ConnectionLost as exc:
-        _note(f"cannot connect to the daemon at {config.socket}: {exc}")
+        _note(f"cannot connect to the daemon at {config.url or config.socket}: {exc}")
         return 1
     agent = Agent(config, ws)
     # The handler must not write to the socket itself: it may interrupt a send in this thread.

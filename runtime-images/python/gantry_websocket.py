@@ -11,6 +11,7 @@ import socket
 import struct
 import threading
 from typing import BinaryIO, Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 #: The largest message taken from the daemon.
 MAX_INCOMING_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -54,15 +55,29 @@ class UnixWebSocket:
         self.close_sent = False
 
     @classmethod
-    def connect(cls, socket_path: str, path: str, headers: Dict[str, str]) -> "UnixWebSocket":
-        """Connects and upgrades; raises ConnectionLost if the daemon cannot be reached or refuses."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def connect(cls, address: str, path: str, headers: Dict[str, str]) -> "UnixWebSocket":
+        """Connects and upgrades; raises ConnectionLost if the daemon cannot be reached or refuses.
+
+        ``address`` is a unix socket's path, or ``ws://HOST:PORT`` (a daemon across the network).
+        """
+        sock: Optional[socket.socket] = None
         try:
-            sock.connect(socket_path)
+            if address.startswith("ws://"):
+                parts = urlsplit(address)
+                if not parts.hostname:
+                    raise ConnectionLost(f"{address!r} names no host")
+                host = parts.netloc
+                sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=30)
+                sock.settimeout(None)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            else:
+                host = "localhost"
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(address)
             key = base64.b64encode(os.urandom(16)).decode("ascii")
             request = [
                 f"GET {path} HTTP/1.1",
-                "Host: localhost",
+                f"Host: {host}",
                 "Upgrade: websocket",
                 "Connection: Upgrade",
                 f"Sec-WebSocket-Key: {key}",
@@ -79,10 +94,12 @@ class UnixWebSocket:
                 raise ConnectionLost("the daemon's Sec-WebSocket-Accept does not match the key")
             return cls(sock, reader)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             raise ConnectionLost(str(exc)) from exc
         except ConnectionLost:
-            sock.close()
+            if sock is not None:
+                sock.close()
             raise
 
     @staticmethod

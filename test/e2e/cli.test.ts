@@ -292,6 +292,38 @@ describe("the CLI without a daemon", () => {
     }
   });
 
+  it("gantry nodes lists this machine, its cores, memory and the containers on it", async () => {
+    const r = await g("nodes", "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const nodes = JSON.parse(r.stdout) as Array<{ role: string; state: string; cpus: number; containers: number }>;
+    expect(nodes).toHaveLength(1);
+    expect(nodes[0]).toMatchObject({ role: "local", state: "ready", cpus: expect.any(Number) });
+    expect((await g("nodes")).stdout).toMatch(/^NODE +ROLE +STATE +CPUS +MEMORY +GPUS +CONTAINERS +SLOTS BUSY\n\S+ +local +ready /);
+    const status = await g("daemon", "status");
+    expect(status.stdout).toContain("backend:    docker (this machine)");
+  });
+
+  it("daemon start refuses a backend it does not know, and cluster options without --backend swarm", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ge-backend-"));
+    try {
+      const bad = await gantry(dir, ["daemon", "start", "--backend", "k8s"]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('--backend: backend "k8s" is not one of docker, swarm');
+      const stray = await gantry(dir, ["daemon", "start", "--registry", "10.0.0.1:5000"]);
+      expect(stray.code).toBe(2);
+      expect(stray.stderr).toContain("--registry, --advertise-addr and --swarm-network are for --backend swarm");
+      const addr = await gantry(dir, ["daemon", "start", "--backend", "swarm", "--advertise-addr", "http://nope"]);
+      expect(addr.code).toBe(2);
+      expect(addr.stderr).toContain("--advertise-addr must be HOST or HOST:PORT");
+      // This engine is in no swarm: the daemon says how to make one.
+      const noSwarm = await gantry(dir, ["daemon", "start", "--backend", "swarm", "--advertise-addr", "127.0.0.1:0"]);
+      expect(noSwarm.code).toBe(1);
+      expect(noSwarm.stderr).toContain("--backend swarm needs a Swarm manager, and this Docker engine is in no swarm: run docker swarm init");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("replaces a stale socket left by a dead daemon", async () => {
     const dir = mkdtempSync(join(tmpdir(), "ge-stale-"));
     try {

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { SocketAgentEndpoint } from "../../daemon/api/agent-hub.js";
+import { SocketAgentEndpoint, type TcpAgentHub } from "../../daemon/api/agent-hub.js";
 import { silentLogger } from "../../daemon/logger.js";
-import type { AgentConnection } from "../../daemon/service/ports.js";
+import type { AgentConnection, AgentEndpoint } from "../../daemon/service/ports.js";
 import { AgentEnv, agentToDaemonSchema, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
 
 /** How long any wait may take before the case fails (nothing here sleeps a fixed time). */
@@ -38,9 +38,12 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The app name the agent is told (GANTRY_APP). */
   app?: string;
+  /** Dial this TCP hub (as across a Swarm cluster) instead of a unix socket of its own. */
+  tcp?: TcpAgentHub;
 }
 
 let live: AgentSession[] = [];
+let started = 0;
 
 /** An agent process connected to its own endpoint; records everything it sends. */
 export class AgentSession {
@@ -55,7 +58,7 @@ export class AgentSession {
   /** Use start(). */
   constructor(
     private readonly dir: string,
-    private readonly endpoint: SocketAgentEndpoint,
+    private readonly endpoint: AgentEndpoint,
     readonly child: ChildProcess,
   ) {
     endpoint.on("connected", (conn) => (this.conn = conn));
@@ -80,26 +83,27 @@ export class AgentSession {
 
   /** Starts the agent for function `fn` (a session of this class, or of a subclass when called on one). */
   static async start<S extends AgentSession>(
-    this: new (dir: string, endpoint: SocketAgentEndpoint, child: ChildProcess) => S,
+    this: new (dir: string, endpoint: AgentEndpoint, child: ChildProcess) => S,
     agent: AgentUnderTest,
     fn: string,
     opts: StartOptions = {},
   ): Promise<S> {
     const dir = mkdtempSync(join(tmpdir(), "gantry-agent-test-"));
-    const endpoint = new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
+    const containerId = `ct-protocol-test-${++started}`;
+    const endpoint = opts.tcp ? opts.tcp.factory({ id: containerId, socketDir: join(dir, "ct") }, TOKEN) : new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
     await endpoint.listen(null);
     const { command, args, env } = agent.launch(dir);
     const child = spawn(command, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
-        [AgentEnv.socket]: join(dir, "ct", "agent.sock"),
+        ...(opts.tcp ? endpoint.agentEnv : { [AgentEnv.socket]: join(dir, "ct", "agent.sock") }),
         [AgentEnv.token]: TOKEN,
         [AgentEnv.appDir]: dir,
         [AgentEnv.app]: opts.app ?? "agent-protocol",
         [AgentEnv.function]: fn,
         [AgentEnv.maxInputs]: String(opts.maxInputs ?? 1),
-        [AgentEnv.containerId]: "ct-protocol-test",
+        [AgentEnv.containerId]: containerId,
         ...env,
         ...opts.env,
       },

@@ -47,8 +47,8 @@ describe("GPUs", () => {
     const g = await gpus();
     expect(g).toMatchObject({ count: 2, passthrough: "device-nodes", held: 0, problem: null, waiting: [] });
     expect(g.gpus).toEqual([
-      { index: 0, uuid: UUID[0], name: "NVIDIA A100-SXM4-80GB", memory_mib: 81920, device: "/dev/nvidia0", holder: null },
-      { index: 1, uuid: UUID[1], name: "NVIDIA A100-SXM4-80GB", memory_mib: 81920, device: "/dev/nvidia1", holder: null },
+      { index: 0, uuid: UUID[0], name: "NVIDIA A100-SXM4-80GB", memory_mib: 81920, device: "/dev/nvidia0", holder: null, node: null },
+      { index: 1, uuid: UUID[1], name: "NVIDIA A100-SXM4-80GB", memory_mib: 81920, device: "/dev/nvidia1", holder: null, node: null },
     ]);
     expect(await t.client.transport.json("GET", "/v1/apps/gpus/functions/fallback")).toMatchObject({ gpu: ["H100", "a100-80gb"] });
   });

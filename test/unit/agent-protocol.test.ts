@@ -7,7 +7,10 @@
 import { copyFileSync, existsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { TcpAgentHub } from "../../daemon/api/agent-hub.js";
+import { silentLogger } from "../../daemon/logger.js";
 import { bundleApp } from "../../cli/bundle-app.js";
 import { AGENT_PROTOCOL_VERSION, AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import { AgentSession, DEADLINE_MS, stopAgentSessions, type AgentUnderTest, type Output } from "../helpers/agent-session.js";
@@ -174,5 +177,57 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     s.child.kill("SIGTERM");
     expect(await s.exited()).toEqual({ code: 0, signal: null });
     expect(await s.closed()).toMatch(/\(1001 SIGTERM\)/);
+  });
+});
+
+describe.each([nodeAgent, pythonAgent])("the $name agent across a cluster (TCP)", { timeout: 2 * DEADLINE_MS }, (agent) => {
+  let hub: TcpAgentHub;
+  beforeAll(async () => {
+    await agent.prepare();
+    hub = new TcpAgentHub({ advertise: { host: "127.0.0.1", port: 0 }, log: silentLogger, api: null, pingMs: 100 });
+    await hub.listen();
+  });
+  afterAll(() => hub.close());
+
+  it("dials the daemon's advertised address with its container's name and token, and runs calls", async () => {
+    const s = await AgentSession.start(agent, "echo", { tcp: hub });
+    expect(await s.ready()).toMatchObject({ type: "ready", functionName: "echo" });
+    expect(await s.call("fc-tcp", [{ over: "tcp" }])).toEqual({ type: "output", callId: "fc-tcp", attempt: 1, ok: true, value: { over: "tcp" } });
+  });
+
+  it("answers the daemon's pings while a call waits, so it is not taken for gone", async () => {
+    const s = await AgentSession.start(agent, "rendezvous_sync", { tcp: hub });
+    await s.ready();
+    // A call that waits a whole second for a partner who never comes: ten pings go by meanwhile.
+    s.input("fc-alone", ["alone", 1]);
+    expect(await s.output("fc-alone")).toMatchObject({ ok: false });
+    expect(s.disconnected).toBeNull(); // ten pings answered while the call waited
+  });
+});
+
+describe("the TCP hub", () => {
+  it("refuses an agent with another container's token, or none", async () => {
+    const hub = new TcpAgentHub({ advertise: { host: "127.0.0.1", port: 0 }, log: silentLogger, api: null });
+    await hub.listen();
+    try {
+      const a = hub.factory({ id: "ct-a", socketDir: "/nonexistent" }, "token-a");
+      await a.listen(null);
+      const tryDial = (headers: Record<string, string>) =>
+        new Promise<number>((resolve) => {
+          const ws = new WebSocket(`${hub.wsUrl}/agent`, { headers });
+          ws.once("open", () => (ws.close(), resolve(101)));
+          ws.once("unexpected-response", (_req, res) => resolve(res.statusCode!));
+          ws.once("error", () => resolve(-1));
+        });
+      expect(await tryDial({ authorization: "Bearer token-b", "x-gantry-container": "ct-a" })).toBe(401);
+      expect(await tryDial({ "x-gantry-container": "ct-a" })).toBe(401);
+      expect(await tryDial({ authorization: "Bearer token-a", "x-gantry-container": "ct-b" })).toBe(401);
+      expect(await tryDial({ authorization: "Bearer token-a", "x-gantry-container": "ct-a" })).toBe(101);
+      const plain = await fetch(`${hub.httpUrl}/v1/health`, { headers: { authorization: "Bearer token-a" } });
+      expect(plain.status).toBe(401); // no container API on this hub
+      await a.close();
+    } finally {
+      await hub.close();
+    }
   });
 });

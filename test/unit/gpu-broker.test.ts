@@ -28,7 +28,7 @@ async function broker(gpus: Gpu[], opts: { runtimes?: string[]; passthrough?: Gp
   let current = host(gpus);
   const b = new GpuBroker({
     host: { read: async () => current },
-    runtime: { engineInfo: async () => ({ version: "20.10", runtimes: opts.runtimes ?? ["runc"] }) },
+    runtime: { engineInfo: async () => ({ version: "20.10", runtimes: opts.runtimes ?? ["runc"], name: "test", cpus: 2, memoryBytes: 2 ** 34 }) },
     passthrough: opts.passthrough ?? "auto",
     log: silentLogger,
   });

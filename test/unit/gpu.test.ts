@@ -107,6 +107,14 @@ describe("allocateGpus", () => {
     expect(allocateGpus(mixed, new Set(), reqs("any:2"))).toMatchObject({ ok: false, ever: false });
   });
 
+  it("keeps a container's GPUs to one node of a cluster", () => {
+    const on = (index: number, node: string): Gpu => ({ ...gpu(index, A100), node });
+    const cluster = [on(0, "n1"), on(1, "n2"), on(2, "n2")];
+    expect(uuids(allocateGpus(cluster, new Set(), reqs("A100:2")))).toEqual(["GPU-1", "GPU-2"]);
+    expect(allocateGpus(cluster, new Set(["GPU-2"]), reqs("A100:2"))).toMatchObject({ ok: false, ever: true }); // n1 and n2 have one free each
+    expect(everSatisfiable(cluster, reqs("A100:3"))).toBe(false);
+  });
+
   it("fights fragmentation: a single GPU goes to the smallest free run, keeping adjacent pairs whole", () => {
     const four = [0, 1, 2, 3].map((i) => gpu(i, A100));
     // 1 is held: free runs are [0] and [2, 3]. A single GPU takes 0, leaving the pair 2-3 for a :2 request.

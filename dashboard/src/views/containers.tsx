@@ -11,6 +11,7 @@ export function ContainersView({ route }: { route: Route }) {
   useLiveReload(reload, (e) => e.type === "container.status" || e.type === "call.status");
   const now = useNow();
   const focus = route.query.get("id");
+  const cluster = data?.containers.some((c) => c.node !== null) ?? false;
   if (error) return <ErrorBox error={error} />;
   if (!data) return <Loading />;
   return (
@@ -31,6 +32,7 @@ export function ContainersView({ route }: { route: Route }) {
               <th>state</th>
               <th>slots</th>
               <th>GPUs</th>
+              {cluster ? <th>node</th> : null}
               <th>age</th>
               <th>running calls</th>
             </tr>
@@ -51,6 +53,7 @@ export function ContainersView({ route }: { route: Route }) {
                   <Slots used={c.active_calls} max={c.max_inputs} />
                 </td>
                 <td>{c.gpus.length ? c.gpus.map((g) => `GPU ${g.index}`).join(", ") : "—"}</td>
+                {cluster ? <td>{c.node ?? "placing…"}</td> : null}
                 <td title={clock(c.started_at)}>{ago(c.started_at, now).replace(" ago", "")}</td>
                 <td>
                   {c.calls.length

@@ -14,6 +14,8 @@ export function LogsView({ app, route }: { app: string | undefined; route: Route
   const [lines, setLines] = useState<LogLine[]>([]);
   const [error, setError] = useState<Error | undefined>(undefined);
   const [following, setFollowing] = useState(true);
+  /** The daemon answered: from then on, new lines reach this page. */
+  const [open, setOpen] = useState(false);
   const box = useRef<HTMLPreElement>(null);
   const atBottom = useRef(true);
 
@@ -22,6 +24,7 @@ export function LogsView({ app, route }: { app: string | undefined; route: Route
     const ctl = new AbortController();
     setLines([]);
     setError(undefined);
+    setOpen(false);
     let batch: LogLine[] = [];
     let frame = 0;
     const flush = () => {
@@ -38,6 +41,7 @@ export function LogsView({ app, route }: { app: string | undefined; route: Route
         if (!frame) frame = requestAnimationFrame(flush);
       },
       ctl.signal,
+      () => setOpen(true),
     ).catch((e: unknown) => {
       if (!ctl.signal.aborted) setError(e as Error);
     });
@@ -73,7 +77,7 @@ export function LogsView({ app, route }: { app: string | undefined; route: Route
         <pre
           class="logs tall"
           ref={box}
-          data-following={following ? "yes" : "no"}
+          data-following={following && open ? "yes" : "no"}
           onScroll={(e) => {
             const el = e.currentTarget as HTMLPreElement;
             atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 24;

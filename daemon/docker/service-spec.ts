@@ -1,0 +1,63 @@
+/**
+ * The Swarm service for one container launch (`--backend swarm`): one service with one replica
+ * per gantry container, so that the scaler still picks which container stops. Pure, so that the
+ * hardening and the GPU reservation are checked without a cluster. The app's code is in the image
+ * (nodes cannot mount the daemon's folders) and the agent dials the daemon over TCP.
+ */
+import type Docker from "dockerode";
+import { PIDS_LIMIT } from "./container-spec.js";
+import { Labels, type ContainerLaunch } from "./types.js";
+
+/** Swarm's name for the generic resource NVIDIA GPUs are advertised as (`NVIDIA-GPU=<uuid>`). */
+export const GPU_RESOURCE_KIND = "NVIDIA-GPU";
+/** How long a task has to stop before it is killed (its agent finishes in-flight work first). */
+const STOP_GRACE_NS = 5e9;
+const TMP_BYTES = 256 * 1024 * 1024;
+
+export interface ServicePlacement {
+  /** The image holding the function's runtime and its code, as the nodes pull it. */
+  image: string;
+  /** The network tasks join: one that reaches the daemon's advertised address. */
+  network: string;
+}
+
+export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): Docker.CreateServiceOptions {
+  if (l.socketDir) throw new Error("a Swarm task cannot mount the agent's unix socket: its agent dials the daemon over TCP");
+  const labels = { [Labels.daemon]: l.daemonId, [Labels.app]: l.app, [Labels.function]: l.function, [Labels.container]: l.containerId };
+  const gpu = l.gpu;
+  if (gpu && gpu.mode !== "swarm") throw new Error(`GPUs reach a Swarm task as generic resources, not as ${gpu.mode}`);
+  const nano = l.cpu ? Math.round(l.cpu * 1e9) : undefined;
+  const memory = l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined;
+  return {
+    Name: `gantry-${l.app}-${l.function}-${l.containerId}`.slice(0, 63).replace(/-+$/, ""),
+    Labels: labels,
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: p.image,
+        Env: Object.entries(l.env).map(([k, v]) => `${k}=${v}`),
+        User: l.user,
+        Dir: "/tmp",
+        Labels: labels,
+        ReadOnly: true,
+        Mounts: [{ Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } }],
+        // Not in Docker's types yet (API 1.41 has it): every capability dropped, as on one machine.
+        ...({ CapabilityDrop: ["ALL"] } as object),
+        StopGracePeriod: STOP_GRACE_NS,
+      },
+      Resources: {
+        Limits: { NanoCPUs: nano, MemoryBytes: memory, ...({ Pids: PIDS_LIMIT } as object) },
+        // Reserved too, so Swarm places the task only on a node with room for it.
+        Reservations: {
+          NanoCPUs: nano,
+          MemoryBytes: memory,
+          // The Engine API wraps each in DiscreteResourceSpec (dockerode's types leave the wrapper out).
+          ...(gpu ? ({ GenericResources: [{ DiscreteResourceSpec: { Kind: GPU_RESOURCE_KIND, Value: gpu.count } }] } as object) : {}),
+        },
+      },
+      RestartPolicy: { Condition: "none" },
+      Placement: gpu ? { Constraints: [`node.id==${gpu.node}`] } : {},
+      Networks: [{ Target: p.network }],
+    },
+    Mode: { Replicated: { Replicas: 1 } },
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * --backend swarm on a real single-node Docker Swarm (test/helpers/swarm.ts: a second engine with
+ * two stand-in GPUs as generic resources, swarm init on loopback, a real local registry). Every
+ * container is a Swarm service whose agent dials the daemon over TCP; images reach the node
+ * through the registry. Tasks use host networking: on loopback that is how they reach the daemon.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { Labels } from "../../daemon/docker/types.js";
+import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { STAND_IN_GPUS, STAND_IN_GPU_TYPE, startTestSwarm, type TestSwarm } from "../helpers/swarm.js";
+
+let swarm: TestSwarm;
+let t: TestDaemon;
+
+const services = async () =>
+  (await swarm.docker.listServices({ filters: { label: [`${Labels.daemon}=${t.daemon.daemonId}`] } })) as Array<{ ID: string; Spec: { Labels: Record<string, string> } }>;
+const taskContainer = async (containerId: string) => {
+  const list = await swarm.docker.listContainers({ filters: { label: [`${Labels.container}=${containerId}`] } });
+  return list[0]?.Id ?? null;
+};
+
+beforeAll(async () => {
+  swarm = await startTestSwarm(["gantry/base-node:1"]);
+  t = await startTestDaemon({
+    dockerSocket: swarm.socket,
+    backend: "swarm",
+    registry: swarm.registry,
+    advertiseAddr: { host: "127.0.0.1", port: 0 },
+    swarmNetwork: "host",
+    forceNetwork: null,
+    agentPingMs: 300,
+  });
+  await deploy(t, fixture("swarm.ts"));
+}, 240_000);
+afterAll(async () => {
+  await t?.dispose();
+  await swarm?.stop();
+}, 120_000);
+
+describe("--backend swarm", () => {
+  it("runs calls in Swarm tasks whose agents dial the daemon over TCP, from an image the node pulled from the registry", { timeout: 120_000 }, async () => {
+    const where = await t.client.functions.fromName<[number], { x: number; container: string; agent: string | null; socket: string | null }>("swarmy", "where");
+    const out = await where.remote(7);
+    expect(out).toMatchObject({ x: 7, agent: expect.stringMatching(/^ws:\/\/127\.0\.0\.1:\d+$/), socket: null });
+    const svc = (await services()).find((s) => s.Spec.Labels[Labels.container] === out.container);
+    expect(svc?.Spec.Labels).toMatchObject({ [Labels.app]: "swarmy", [Labels.function]: "where" });
+    const image = ((await swarm.docker.getService(svc!.ID).inspect()) as { Spec: { TaskTemplate: { ContainerSpec: { Image: string } } } }).Spec.TaskTemplate.ContainerSpec.Image;
+    expect(image.startsWith(`${swarm.registry}/gantry/code:`)).toBe(true);
+    const catalog = (await (await fetch(`http://${swarm.registry}/v2/_catalog`)).json()) as { repositories: string[] };
+    expect(catalog.repositories).toContain("gantry/code");
+
+    const listed = await t.client.transport.json<{ containers: Array<{ id: string; node: string | null }> }>("GET", "/v1/containers");
+    await vi.waitFor(async () => {
+      const again = await t.client.transport.json<{ containers: Array<{ id: string; node: string | null }> }>("GET", "/v1/containers");
+      expect(again.containers.find((c) => c.id === out.container)?.node).toEqual(expect.any(String));
+    }, { timeout: 10_000, interval: 100 });
+    expect(listed.containers.some((c) => c.id === out.container)).toBe(true);
+    const health = await t.client.transport.json<Record<string, unknown>>("GET", "/v1/health");
+    expect(health).toMatchObject({ backend: "swarm", registry: swarm.registry, agents: expect.stringMatching(/^ws:\/\//) });
+  });
+
+  it("scales down by removing the service once its container is idle past scaledownWindow", { timeout: 60_000 }, async () => {
+    const where = await t.client.functions.fromName<[number], { container: string }>("swarmy", "where");
+    const { container } = await where.remote(1);
+    expect((await services()).some((s) => s.Spec.Labels[Labels.container] === container)).toBe(true);
+    await vi.waitFor(async () => expect((await services()).some((s) => s.Spec.Labels[Labels.container] === container)).toBe(false), { timeout: 30_000, interval: 200 });
+  });
+
+  it("code in a task calls another function through the daemon's advertised address (its container's token)", { timeout: 60_000 }, async () => {
+    const caller = await t.client.functions.fromName<[string], string>("swarmy", "caller");
+    expect(await caller.remote("through TCP")).toBe("through TCP");
+  });
+
+  it("reserves a GPU as a Swarm generic resource on a node that has one; the GPU board and nodes say who holds it", { timeout: 60_000 }, async () => {
+    const gpus = await t.client.transport.json<{ count: number; passthrough: string; gpus: Array<{ uuid: string; name: string; node: string | null }> }>("GET", "/v1/gpus");
+    expect(gpus).toMatchObject({ count: 2, passthrough: "swarm" });
+    expect(gpus.gpus.map((g) => g.uuid).sort()).toEqual(STAND_IN_GPUS);
+    expect(gpus.gpus[0]!.name).toBe(STAND_IN_GPU_TYPE);
+
+    const gpu = await t.client.functions.fromName<[], string | null>("swarmy", "gpu");
+    const given = await gpu.remote();
+    expect(STAND_IN_GPUS).toContain(given); // Swarm put DOCKER_RESOURCE_NVIDIA-GPU in the task's environment
+    const svc = (await services()).find((s) => s.Spec.Labels[Labels.function] === "gpu")!;
+    const spec = ((await swarm.docker.getService(svc.ID).inspect()) as { Spec: { TaskTemplate: Record<string, unknown> } }).Spec.TaskTemplate;
+    expect(spec).toMatchObject({
+      Resources: { Reservations: { GenericResources: [{ DiscreteResourceSpec: { Kind: "NVIDIA-GPU", Value: 1 } }] } },
+      Placement: { Constraints: [`node.id==${swarm.nodeId}`] },
+    });
+    const nodes = await t.client.transport.json<{ nodes: Array<{ id: string; role: string; gpus: Array<{ holder: { function: string } | null }> }> }>("GET", "/v1/nodes");
+    expect(nodes.nodes).toHaveLength(1);
+    expect(nodes.nodes[0]).toMatchObject({ id: swarm.nodeId, role: "manager" });
+    expect(nodes.nodes[0]!.gpus.filter((g) => g.holder?.function === "gpu")).toHaveLength(1);
+  });
+
+  it("retries the call of a task killed mid-call, in a new task", { timeout: 90_000 }, async () => {
+    const slow = await t.client.functions.fromName<[number], { done: boolean; container: string }>("swarmy", "slow");
+    const call = await slow.spawn(3000);
+    await vi.waitFor(async () => expect((await call.status()).status).toBe("running"), { timeout: 60_000, interval: 100 });
+    const ct = (await t.client.transport.json<{ containers: Array<{ id: string; function: string }> }>("GET", "/v1/containers")).containers.find((c) => c.function === "slow")!;
+    await vi.waitFor(async () => expect(await taskContainer(ct.id)).not.toBeNull(), { timeout: 10_000, interval: 100 });
+    await swarm.docker.getContainer((await taskContainer(ct.id))!).kill();
+    const out = await call.get({ timeoutMs: 60_000 });
+    expect(out.done).toBe(true);
+    expect(out.container).not.toBe(ct.id);
+    expect((await call.status()).attempt).toBe(2);
+  });
+
+  it("takes a task whose agent stops answering (its node gone, or the network) for gone: the call is retried", { timeout: 90_000 }, async () => {
+    const slow = await t.client.functions.fromName<[number], { done: boolean; container: string }>("swarmy", "slow");
+    const call = await slow.spawn(2000);
+    await vi.waitFor(async () => expect((await call.status()).status).toBe("running"), { timeout: 60_000, interval: 100 });
+    const ct = (await t.client.transport.json<{ containers: Array<{ id: string; function: string }> }>("GET", "/v1/containers")).containers.find((c) => c.function === "slow")!;
+    const dockerId = (await taskContainer(ct.id))!;
+    await swarm.docker.getContainer(dockerId).pause(); // frozen: no pong, no output, the socket stays open
+    const out = await call.get({ timeoutMs: 60_000 });
+    expect(out.container).not.toBe(ct.id);
+    expect((await call.status()).attempt).toBe(2);
+    await vi.waitFor(async () => expect((await services()).some((s) => s.Spec.Labels[Labels.container] === ct.id)).toBe(false), { timeout: 30_000, interval: 200 });
+  });
+
+  it("refuses a function that asks for network none: a task must reach the daemon", { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gsw-app-"));
+    try {
+      const file = join(dir, "offline.ts");
+      writeFileSync(file, `import { App } from "gantry";\nconst app = new App("offline");\nexport const f = app.function({ network: "none" }, async function f() { return 1; });\nexport default app;\n`);
+      await expect(deploy(t, file)).rejects.toThrow('function f asks for network \\"none\\", which a Swarm task cannot have');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("removes services an earlier run of the daemon left behind when it starts", { timeout: 90_000 }, async () => {
+    const leftover = (await swarm.docker.createService({
+      Name: "gantry-leftover-test",
+      Labels: { [Labels.daemon]: t.daemon.daemonId, [Labels.app]: "swarmy", [Labels.function]: "where", [Labels.container]: "ct-leftover" },
+      TaskTemplate: { ContainerSpec: { Image: "gantry/base-node:1", Args: ["sleep", "600"] }, RestartPolicy: { Condition: "none" }, Networks: [{ Target: "host" }] },
+      Mode: { Replicated: { Replicas: 1 } },
+    })) as { id: string };
+    await t.restart();
+    const ids = (await services()).map((s) => s.ID);
+    expect(ids).not.toContain(leftover.id);
+    const where = await t.client.functions.fromName<[number], { x: number }>("swarmy", "where");
+    expect((await where.remote(2)).x).toBe(2); // and it runs calls again
+  });
+  it("runs a single-node swarm without a registry: the task uses the image the manager built", { timeout: 90_000 }, async () => {
+    await t.restart({ registry: null });
+    const where = await t.client.functions.fromName<[number], { x: number }>("swarmy", "where");
+    expect((await where.remote(3)).x).toBe(3);
+    const images = (await services()).map((s) => (s.Spec as unknown as { TaskTemplate: { ContainerSpec: { Image: string } } }).TaskTemplate.ContainerSpec.Image);
+    expect(images.length).toBeGreaterThan(0);
+    for (const image of images) expect(image).toMatch(/^gantry\/code:/);
+  });
+});
