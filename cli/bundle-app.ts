@@ -3,6 +3,10 @@
  * function. `import ... from "gantry"` resolves to this package's SDK, so an app file anywhere
  * on disk needs nothing installed beside it. Packages named in Image.npmInstall() may be absent
  * locally: they stay external and resolve inside the image.
+ *
+ * The bundle carries an inline source map (paths of the user's files, no contents): with source
+ * maps on (here while reading, and in the agent), errors name the user's file and line. Functions
+ * with an anonymous handler are named by their export (nameFunctionsByExport), as in the agent.
  */
 import { build, formatMessages, type Message, type Plugin } from "esbuild";
 import { existsSync } from "node:fs";
@@ -11,8 +15,9 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { resolveFunctionSpec, type ImageSpec } from "../protocol/function-spec.js";
-import { appRegistry } from "../protocol/registry.js";
+import { appRegistry, FunctionNameError, nameFunctionsByExport, type RegisteredFunction } from "../protocol/registry.js";
 import { InvalidArgumentError } from "../sdk/errors.js";
+import { loadingFailed } from "./app-file-error.js";
 
 export interface BundledApp {
   app: string;
@@ -59,10 +64,20 @@ function resolvePlugin(missing: Set<string>, external: Set<string>, stubMissing:
   };
 }
 
-async function bundle(entry: string, missing: Set<string>, external: Set<string>, stubMissing: boolean): Promise<string> {
+interface Bundle {
+  code: string;
+  /** The files it was made from (absolute paths), as its source map names them. */
+  sources: Set<string>;
+}
+
+/** Bundles `entry` as if written to `outfile`, with its source map inline (absolute source paths). */
+async function bundle(entry: string, outfile: string, missing: Set<string>, external: Set<string>, stubMissing: boolean): Promise<Bundle> {
   try {
     const out = await build({
       entryPoints: [entry],
+      outfile,
+      sourcemap: "external",
+      sourcesContent: false,
       bundle: true,
       platform: "node",
       format: "esm",
@@ -73,7 +88,11 @@ async function bundle(entry: string, missing: Set<string>, external: Set<string>
       plugins: [resolvePlugin(missing, external, stubMissing)],
       banner: { js: "import { createRequire as __gantryCreateRequire } from 'node:module'; const require = __gantryCreateRequire(import.meta.url);" },
     });
-    return out.outputFiles[0]!.text;
+    const code = out.outputFiles.find((f) => !f.path.endsWith(".map"))!.text;
+    const map = JSON.parse(out.outputFiles.find((f) => f.path.endsWith(".map"))!.text) as { sources: string[] };
+    map.sources = map.sources.map((s) => (/^[a-z-]+:/.test(s) ? s : resolve(dirname(outfile), s)));
+    const inline = `//# sourceMappingURL=data:application/json;base64,${Buffer.from(JSON.stringify(map)).toString("base64")}\n`;
+    return { code: code + inline, sources: new Set(map.sources) };
   } catch (err) {
     const errors = (err as { errors?: Message[] }).errors;
     if (!errors?.length) throw err;
@@ -82,22 +101,20 @@ async function bundle(entry: string, missing: Set<string>, external: Set<string>
   }
 }
 
-async function evaluate(entry: string, code: string): Promise<ReturnType<typeof appRegistry>> {
-  const registry = appRegistry();
-  registry.clear();
-  const dir = await mkdtemp(join(tmpdir(), "gantry-deploy-"));
-  const file = join(dir, "app.mjs");
+/** Imports the bundle (written to `file`) with source maps on; answers its exports. */
+async function evaluate(entry: string, file: string, { code, sources }: Bundle): Promise<Record<string, unknown>> {
+  appRegistry().clear();
+  process.setSourceMapsEnabled(true);
   try {
     await writeFile(file, code);
-    await import(pathToFileURL(file).href);
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (err) {
-    const e = err as Error;
-    throw new InvalidArgumentError(`loading ${entry} failed: ${e.stack ?? e.message}`);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+    throw loadingFailed(entry, err, sources);
   }
-  return registry;
 }
+
+/** Where a definition's problems are reported: its line in the app file, else the file. */
+const whereDefined = (f: RegisteredFunction, file: string) => f.definedAt ?? file;
 
 export async function bundleApp(file: string): Promise<BundledApp> {
   const entry = resolve(file);
@@ -108,20 +125,33 @@ export async function bundleApp(file: string): Promise<BundledApp> {
 
   // Pass 1: bundle with stand-ins for missing packages, and read the definitions.
   const missing = new Set<string>();
-  const probe = await bundle(entry, missing, new Set(), true);
-  const registry = await evaluate(entry, probe);
+  const dir = await mkdtemp(join(tmpdir(), "gantry-deploy-"));
+  const registry = appRegistry();
+  let moduleExports: Record<string, unknown>;
+  try {
+    const probeFile = join(dir, "app.mjs");
+    moduleExports = await evaluate(entry, probeFile, await bundle(entry, probeFile, missing, new Set(), true));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
   if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
   if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); deploy one App per file`);
   const app = [...registry.values()][0]!;
-  const functions = [...app.functions.values()].map((f) => ({ name: f.name, options: f.options }));
-  if (functions.length === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
-  for (const f of functions) {
+  try {
+    nameFunctionsByExport(app, moduleExports);
+  } catch (err) {
+    if (err instanceof FunctionNameError) throw new InvalidArgumentError(`${file}: ${err.message}`);
+    throw err;
+  }
+  if (app.functions.size === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
+  for (const f of app.functions.values()) {
     try {
       resolveFunctionSpec(f.name, f.options);
     } catch (err) {
-      throw new InvalidArgumentError(`${file}: ${(err as Error).message}`);
+      throw new InvalidArgumentError(`${whereDefined(f, file)}: ${(err as Error).message}`);
     }
   }
+  const functions = [...app.functions.values()].map((f) => ({ name: f.name, options: f.options }));
 
   // Pass 2: the real bundle; packages the image installs stay external.
   const imagePackages = new Set<string>();
@@ -137,6 +167,6 @@ export async function bundleApp(file: string): Promise<BundledApp> {
     );
   }
   registry.clear();
-  const code = await bundle(entry, new Set(), imagePackages, false);
+  const { code } = await bundle(entry, join(dirname(entry), "app.mjs"), new Set(), imagePackages, false);
   return { app: app.name, functions, bundle: code };
 }

@@ -4,6 +4,7 @@ import { makeOutput, type Output } from "./output.js";
 
 export interface GlobalOptions {
   json?: boolean;
+  verbose?: boolean;
   url?: string;
   token?: string;
 }

@@ -7,6 +7,7 @@ import { registerDaemon } from "./commands/daemon.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
+import { registerSecrets } from "./commands/secrets.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
 
@@ -14,6 +15,7 @@ const program = new Command("gantry")
   .description("Run functions in containers on your own machine: deploy, spawn calls, poll results.")
   .version(VERSION)
   .option("--json", "machine-readable output")
+  .option("--verbose", "errors show every stack frame, gantry's own included (by default an app file's error shows only the app's frames)")
   .option("--url <url>", "talk to a daemon over HTTP instead of the local socket (or GANTRY_URL)")
   .option("--token <token>", "bearer token for --url (or GANTRY_TOKEN)")
   .addHelpText("after", `\nThe daemon's socket is $GANTRY_HOME/gantry.sock (GANTRY_HOME defaults to ~/.gantry).\n${EXIT_CODE_HELP}`)
@@ -27,6 +29,7 @@ registerApps(program, run);
 registerLogs(program, run);
 registerGpus(program, run);
 registerDashboard(program, run);
+registerSecrets(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { GantryError, RemoteError } from "../sdk/errors.js";
+import { AppFileError } from "./app-file-error.js";
 import type { GlobalOptions } from "./context.js";
 import { exitCodeFor } from "./exit-codes.js";
 
@@ -16,15 +17,17 @@ export const run: Runner = (fn) => async (...a) => {
   try {
     await fn(opts as never, ...positional);
   } catch (err) {
-    report(err, Boolean(opts.json));
+    report(err, Boolean(opts.json), Boolean(opts.verbose));
     process.exitCode = exitCodeFor(err);
   }
 };
 
-function report(err: unknown, json: boolean): void {
+function report(err: unknown, json: boolean, verbose: boolean): void {
+  // An app file's error shows the app's frames only; --verbose shows gantry's too.
+  const message = (e: Error) => (verbose && e instanceof AppFileError ? e.verboseMessage : e.message);
   if (json) {
     const e = err as GantryError;
-    const body: Record<string, unknown> = { code: e instanceof GantryError ? e.code : "error", message: e?.message ?? String(err) };
+    const body: Record<string, unknown> = { code: e instanceof GantryError ? e.code : "error", message: e instanceof Error ? message(e) : String(err) };
     if (err instanceof RemoteError) Object.assign(body, { type: err.remoteType, traceback: err.traceback });
     process.stdout.write(JSON.stringify({ error: body }, null, 2) + "\n");
     return;
@@ -32,7 +35,7 @@ function report(err: unknown, json: boolean): void {
   if (err instanceof RemoteError) {
     process.stderr.write(`Error: ${err.message}\n${err.traceback ? err.traceback.replace(/^/gm, "  ") + "\n" : ""}`);
   } else if (err instanceof GantryError) {
-    process.stderr.write(`Error: ${err.message}\n`);
+    process.stderr.write(`Error: ${message(err)}\n`);
   } else {
     process.stderr.write(`Error: ${(err as Error)?.stack ?? String(err)}\n`);
   }

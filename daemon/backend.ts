@@ -30,7 +30,7 @@ export interface Backend {
 }
 
 export async function makeBackend(cfg: DaemonConfig, log: Logger, runtime?: ContainerRuntime): Promise<Backend> {
-  const local = new DockerRuntime({ socketPath: cfg.dockerSocket });
+  const local = new DockerRuntime({ socketPath: cfg.dockerSocket, log });
   if (cfg.backend === "docker") {
     const rt = runtime ?? local;
     return {
@@ -39,7 +39,7 @@ export async function makeBackend(cfg: DaemonConfig, log: Logger, runtime?: Cont
       gpuHost: new NvidiaHost({ smi: cfg.nvidiaSmi }),
       agents: (api) => socketAgentEndpoints(log, api),
       listen: async () => undefined,
-      close: async () => undefined,
+      close: async () => rt.close(),
       describe: () => ({ backend: "docker" }),
     };
   }
@@ -56,7 +56,10 @@ export async function makeBackend(cfg: DaemonConfig, log: Logger, runtime?: Cont
       return hub.factory;
     },
     listen: () => hub.listen(),
-    close: () => hub.close(),
+    close: async () => {
+      swarm.close();
+      await hub.close();
+    },
     describe: () => ({ backend: "swarm", registry: cfg.registry, agents: hub.wsUrl, network: cfg.swarmNetwork }),
   };
 }

@@ -24,6 +24,8 @@ import { Dispatcher } from "./service/dispatcher.js";
 import { GpuBroker } from "./service/gpu-broker.js";
 import { EventBus } from "./service/event-bus.js";
 import { Waiters } from "./service/waiters.js";
+import { Secrets } from "./service/secrets.js";
+import { SecretStore } from "./store/secret-store.js";
 import { VERSION } from "../protocol/version.js";
 import { AppStore } from "./store/app-store.js";
 import { CallStore } from "./store/call-store.js";
@@ -64,10 +66,15 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
   try {
     const backend = await makeBackend(cfg, log, opts.runtime);
     const runtime = backend.runtime;
+    cleanups.push(() => runtime.close()); // ping starts following the engine's events
     await runtime.ping();
 
     const db = openDatabase(cfg.dbPath);
-    const commit = new GroupCommit(db);
+    const commit = new GroupCommit(db, (full, err) =>
+      full
+        ? log.error("the disk is full: new calls are refused (507), results wait in memory until there is room", { err: err?.message })
+        : log.info("the disk has room again: held results are committed, new calls are taken"),
+    );
     cleanups.push(() => db.close(), () => commit.close());
     const calls = new CallStore(db, commit);
     const apps = new AppStore(db);
@@ -95,13 +102,20 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
 
     const bus = new EventBus();
     const waiters = new Waiters(bus);
-    const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus);
+    const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus, log);
     cleanups.push(() => appLogs.close());
     // What agents dial (a cluster's TCP listener): up before any container starts, closed after they are gone.
     await backend.listen();
     cleanups.push(() => backend.close());
     /** Serves code in containers calling other functions (set once the routes exist). */
     let containerApi: http.RequestListener | null = null;
+    // Secrets live in files of their own ($GANTRY_HOME/secrets, 0700/0600), not in the database.
+    const secrets = new Secrets({
+      store: await SecretStore.open(`${cfg.home}/secrets`, log),
+      apps,
+      roll: (name): string[] => dispatcher.rollSecretUsers(name),
+      log,
+    });
     const launcher = new ContainerLauncher({
       runtime,
       agents: backend.agents((req, res) => containerApi?.(req, res)),
@@ -110,6 +124,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       daemonId,
       agentSocketsDir: cfg.agentSocketsDir,
       forceNetwork: cfg.forceNetwork,
+      secretEnv: (names): Record<string, string> => secrets.envFor(names),
     });
     const dispatcher = new Dispatcher({
       calls,
@@ -132,6 +147,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       baseImages: { node: cfg.nodeBaseImage, python: cfg.pythonBaseImage },
       layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
       cluster: backend.kind === "swarm",
+      secrets,
     });
 
     const known = apps.listApps();
@@ -177,6 +193,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       waiters,
       logs: appLogs,
       bus,
+      secrets,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,
@@ -192,6 +209,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         ...dispatcher.stats(),
         ...backend.describe(),
         gpu: gpus.status(),
+        // What is wrong and not the functions' fault: a full disk, an engine that does not answer.
+        disk_full: commit.fullSinceMs === null ? null : { since: new Date(commit.fullSinceMs).toISOString(), folder: commit.folder, held_writes: commit.heldWrites },
+        engine_down: runtime.engine.down === null ? null : { since: new Date(runtime.engine.down.sinceMs).toISOString(), reason: runtime.engine.down.reason },
       }),
       requestStop: (graceMs) => void stop({ graceMs }),
       webBase: () => webBase(),

@@ -12,7 +12,28 @@ function fmt(fields?: Record<string, unknown>): string {
     .join("");
 }
 
-export function consoleLogger(write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+let guarded = false;
+/**
+ * Where the daemon's stdout and stderr go (its log file) may fail to take a line (a full disk):
+ * such a line is dropped, and the daemon goes on. Without a listener, the stream's error would
+ * end the process.
+ */
+function guardStandardStreams(): void {
+  if (guarded) return;
+  guarded = true;
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
+}
+
+function writeStderr(line: string): void {
+  try {
+    process.stderr.write(line);
+  } catch {
+    // A log line that cannot be written is dropped: it never stops the daemon.
+  }
+}
+
+export function consoleLogger(write: (line: string) => void = writeStderr): Logger {
+  if (write === writeStderr) guardStandardStreams();
   const line = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
     write(`${new Date().toISOString()} ${level} ${msg}${fmt(fields)}\n`);
   return { info: line("info"), warn: line("warn"), error: line("error") };

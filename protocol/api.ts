@@ -4,6 +4,27 @@
 export const CALL_ID_PATTERN = /^fc-[0-9a-hjkmnp-tv-z]{26}$/;
 import type { RemoteError } from "./remote-error.js";
 
+/** The request header that makes a submit idempotent (POST …/calls, POST /submit/…). */
+export const IDEMPOTENCY_KEY_HEADER = "Idempotency-Key";
+/** The answer's header when a submit returned the call an earlier submit with its key made. */
+export const IDEMPOTENT_REPLAYED_HEADER = "Idempotent-Replayed";
+export const MAX_IDEMPOTENCY_KEY_CHARS = 255;
+/** How long a key keeps answering with its first call. */
+export const IDEMPOTENCY_KEY_TTL_S = 24 * 3600;
+
+/** Why `key` cannot be an idempotency key (1–255 printable ASCII characters), or null when it can. */
+export function idempotencyKeyProblem(key: string): string | null {
+  if (key.length < 1 || key.length > MAX_IDEMPOTENCY_KEY_CHARS) {
+    return `${IDEMPOTENCY_KEY_HEADER} must be 1 to ${MAX_IDEMPOTENCY_KEY_CHARS} characters; got ${key.length}`;
+  }
+  const bad = /[^\x20-\x7e]/.exec(key);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!.toString(16).padStart(2, "0");
+    return `${IDEMPOTENCY_KEY_HEADER} must be printable ASCII (space to ~); character ${bad.index + 1} is U+${code.toUpperCase().padStart(4, "0")}`;
+  }
+  return null;
+}
+
 export type CallStatusName = "queued" | "running" | "succeeded" | "failed" | "cancelled";
 
 export interface CallView {
@@ -24,6 +45,21 @@ export interface CallView {
   error?: RemoteError;
   /** The call's arguments: only in the answer about one call (GET /v1/calls/{id}). */
   input?: { args: unknown[]; kwargs: Record<string, unknown> | null };
+  /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
+  attempts?: AttemptView[];
+}
+
+/**
+ * An attempt that was not the call's last: "failed" (the function failed, a retry followed) or
+ * "lost" (its container went away without the function failing: a re-run that used no retry).
+ */
+export interface AttemptView {
+  attempt: number;
+  outcome: "failed" | "lost";
+  container_id: string | null;
+  started_at: string | null;
+  ended_at: string;
+  error: RemoteError | null;
 }
 
 /** A finished call as a results stream gives it (POST /v1/calls/results). */
@@ -63,6 +99,8 @@ export interface FunctionView {
   network: "bridge" | "none";
   /** The names of the environment variables it sets (not their values). */
   env: string[];
+  /** The names of the secrets it uses, in order (never their keys' values). */
+  secrets: string[];
   /** A web endpoint's kind ("fetch", "asgi", …); null for other functions. */
   web: string | null;
   public: boolean;
@@ -151,3 +189,13 @@ export type DeployEvent =
   | { type: "log"; line: string }
   | { type: "done"; app: string; functions: FunctionView[]; built: string[]; cached: string[] }
   | { type: "error"; error: ApiErrorBody["error"] };
+
+/** A secret as the API shows it (GET /v1/secrets): its keys, never their values. */
+export interface SecretView {
+  name: string;
+  keys: string[];
+  created_at: string;
+  updated_at: string;
+  /** Deployed functions that use it, as "app.function". */
+  used_by: string[];
+}

@@ -11,6 +11,7 @@ export const LIMITS = {
   maxInputs: { min: 1, max: 1000 },
   maxContainers: { min: 1, max: 100 },
   resultTtlSeconds: { min: 1, max: 30 * 24 * 3600 },
+  secretsPerFunction: 20,
 } as const;
 
 export const DEFAULTS = {
@@ -112,6 +113,12 @@ export const functionOptionsSchema = z.object({
   web: webSchema.optional(),
   /** A web endpoint anyone may call, even where the daemon asks for its token. */
   public: z.boolean().optional(),
+  /** Secrets by name (`Secret.fromName("NAME")`): their keys become environment variables. */
+  secrets: z
+    .array(z.object({ name: nameSchema("secret name") }, { error: 'secrets takes Secret.fromName("NAME") items' }).strict())
+    .max(LIMITS.secretsPerFunction, `a function may use at most ${LIMITS.secretsPerFunction} secrets`)
+    .refine((list) => new Set(list.map((s) => s.name)).size === list.length, "secrets names the same secret twice")
+    .optional(),
 }).strict();
 export type FunctionOptions = z.input<typeof functionOptionsSchema>;
 
@@ -143,6 +150,12 @@ export interface FunctionSpec {
   /** A web endpoint's handler kind; null for functions called with spawn/remote. */
   web: WebSpec | null;
   public: boolean;
+  /**
+   * The secrets whose keys the container gets as environment variables, in order: a later one
+   * wins over an earlier one, and all win over `env`. Absent when none (and in specs stored
+   * before secrets existed).
+   */
+  secrets?: string[];
 }
 
 export const RUNTIMES = ["node", "python"] as const;
@@ -238,6 +251,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     network: o.network ?? DEFAULTS.network,
     web: o.web ?? null,
     public: o.public ?? false,
+    ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
   };
 }
 

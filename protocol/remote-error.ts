@@ -11,12 +11,17 @@ export type RemoteError = z.infer<typeof remoteErrorSchema>;
 /** Error types gantry itself produces (user code produces any other `type`). */
 export const SystemErrorType = {
   timeout: "FunctionTimeoutError",
+  /** The container went away without the function failing, more often than a call is re-run for it. */
   containerLost: "ContainerLostError",
   containerStart: "ContainerStartError",
   cancelled: "CancelledError",
   functionRemoved: "FunctionRemovedError",
   /** The function asks for GPUs this machine cannot give (fewer GPUs than at deploy). */
   gpuUnavailable: "GpuUnavailableError",
+  /** The kernel killed the container for passing its memory limit; counts against retries. */
+  outOfMemory: "OutOfMemoryError",
+  /** The container's process ended by itself during a call (exit, crash); counts against retries. */
+  containerExit: "ContainerExitError",
 } as const;
 
 const MAX_TRACEBACK = 64 * 1024;

@@ -26,6 +26,7 @@ export type FunctionHandle<A extends unknown[], R> = ((...args: A) => R) & {
  */
 export class App implements RegisteredApp {
   readonly functions = new Map<string, RegisteredFunction>();
+  readonly definitions: RegisteredFunction[] = [];
 
   constructor(readonly name: string) {
     if (typeof name !== "string" || !/^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/.test(name)) {
@@ -48,12 +49,12 @@ export class App implements RegisteredApp {
     const options = typeof a === "function" ? {} : a;
     const handler = typeof a === "function" ? a : b;
     if (typeof handler !== "function") throw new Error(`app.function(options, handler): handler must be a function`);
-    const name = handler.name;
-    if (!name) throw new Error(`app.function needs a named function, e.g. app.function({}, async function process_job(data) {...})`);
-    this.register(name, options, handler as (...args: unknown[]) => unknown, {});
     const handle = ((...args: A) => handler(...args)) as FunctionHandle<A, R>;
-    Object.defineProperty(handle, "gantryFunction", { value: { app: this.name, name } });
-    Object.defineProperty(handle, "name", { value: name });
+    // An anonymous handler is named by its export once the module has loaded (nameFunctionsByExport).
+    const def = this.register(handler.name, options, handler as (...args: unknown[]) => unknown, {}, handle, definitionSite(this.function));
+    const app = this.name;
+    Object.defineProperty(handle, "gantryFunction", { get: () => ({ app, name: def.name }) });
+    Object.defineProperty(handle, "name", { get: () => def.name, configurable: true });
     return handle;
   }
 
@@ -64,15 +65,46 @@ export class App implements RegisteredApp {
   webEndpoint(options: WebEndpointOptions, handler: FetchHandler): FetchHandler {
     if (typeof handler !== "function") throw new Error(`app.webEndpoint(options, handler): handler must be a function (req: Request) => Response`);
     const { name: given, public: isPublic, ...rest } = options;
+    // A handler like honoApp.fetch has no name of its own: { name } or its export names it.
     const name = given ?? (/^(bound )?fetch$/.test(handler.name) ? "" : handler.name);
-    if (!name) throw new Error(`app.webEndpoint needs a name: a named handler function, or { name: "api" } for a handler like honoApp.fetch`);
-    this.register(name, rest, handler as (...args: unknown[]) => unknown, { web: { kind: "fetch" }, ...(isPublic ? { public: true } : {}) });
+    const extra = { web: { kind: "fetch" }, ...(isPublic ? { public: true } : {}) };
+    const def = this.register(name, rest, handler as (...args: unknown[]) => unknown, extra, handler, definitionSite(this.webEndpoint));
+    if (given !== undefined) def.explicitName = true;
     return handler;
   }
 
-  private register(name: string, options: FunctionDefinitionOptions, handler: (...args: unknown[]) => unknown, extra: Record<string, unknown>): void {
-    if (this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
+  private register(
+    name: string,
+    options: FunctionDefinitionOptions,
+    handler: (...args: unknown[]) => unknown,
+    extra: Record<string, unknown>,
+    exported: unknown,
+    definedAt: () => string | undefined,
+  ): RegisteredFunction {
+    if (name && this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
     const { image, ...rest } = options;
-    this.functions.set(name, { name, options: { ...rest, ...extra, ...(image ? { image: image.toSpec() } : {}) }, handler });
+    const def: RegisteredFunction = { name, options: { ...rest, ...extra, ...(image ? { image: image.toSpec() } : {}) }, handler, exported };
+    Object.defineProperty(def, "definedAt", { get: definedAt, enumerable: true });
+    if (name) this.functions.set(name, def);
+    this.definitions.push(def);
+    return def;
   }
+}
+
+/**
+ * "file:line:column" of the app file's call to `api` (source-mapped when source maps are on).
+ * The stack is captured now and read only when asked for: formatting it (and reading the source
+ * map) is left to the errors that need it, not paid at every container start.
+ */
+function definitionSite(api: (...args: never[]) => unknown): () => string | undefined {
+  if (typeof Error.captureStackTrace !== "function") return () => undefined;
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, api);
+  let site: string | undefined | null = null;
+  return () => {
+    if (site !== null) return site;
+    const frame = holder.stack?.split("\n").find((l) => l.trimStart().startsWith("at "));
+    site = frame ? /\(?((?:file:\/\/)?\/[^()]*?:\d+:\d+)\)?$/.exec(frame.trim())?.[1] : undefined;
+    return site;
+  };
 }

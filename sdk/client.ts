@@ -1,4 +1,12 @@
-import { CALL_ID_PATTERN, type CallOutcome, type CallView, type FunctionView } from "../protocol/api.js";
+import {
+  CALL_ID_PATTERN,
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENT_REPLAYED_HEADER,
+  idempotencyKeyProblem,
+  type CallOutcome,
+  type CallView,
+  type FunctionView,
+} from "../protocol/api.js";
 import {
   CancelledError,
   FunctionTimeoutError,
@@ -19,6 +27,8 @@ export class FunctionCall<R = unknown> {
   constructor(
     private readonly transport: Transport,
     readonly callId: string,
+    /** True when a spawn with an idempotency key got back the call an earlier spawn with that key made. */
+    readonly replayed = false,
   ) {}
 
   /** The call's current record (status, attempt, times), without waiting. */
@@ -65,6 +75,16 @@ export function settle<R>(view: CallOutcome): R {
   throw new RemoteError(e.type, e.message, e.traceback);
 }
 
+/** Options of the calls a Function makes (`fn.withOptions({...})`): every argument of spawn goes to the function. */
+export interface CallOptions {
+  /**
+   * Makes spawn (and remote) idempotent: the first spawn with this key makes the call; any other
+   * within 24 h, for the same function, returns that call (its `replayed` is true) and queues
+   * nothing. 1–255 printable ASCII characters.
+   */
+  idempotencyKey?: string;
+}
+
 /** A deployed function, found by app and name. */
 export class Function_<A extends unknown[] = unknown[], R = unknown> {
   constructor(
@@ -72,16 +92,33 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
     readonly appName: string,
     readonly functionName: string,
     readonly info: FunctionView,
+    readonly options: Readonly<CallOptions> = {},
   ) {}
+
+  /**
+   * The same function whose calls take these options (over this one's), e.g.
+   * `fn.withOptions({ idempotencyKey: "order-42" }).spawn(order)`.
+   */
+  withOptions(options: CallOptions): Function_<A, R> {
+    const key = options.idempotencyKey;
+    if (key !== undefined) {
+      const problem = typeof key === "string" ? idempotencyKeyProblem(key) : `idempotencyKey must be a string, got ${typeof key}`;
+      if (problem) throw new InvalidArgumentError(problem);
+    }
+    return new Function_<A, R>(this.transport, this.appName, this.functionName, this.info, { ...this.options, ...options });
+  }
 
   /** Queues a call; resolves once the call is durable, with its ID. */
   async spawn(...args: A): Promise<FunctionCall<R>> {
-    const res = await this.transport.json<{ call_id: string }>(
+    const key = this.options.idempotencyKey;
+    const res = await this.transport.exchange<{ call_id: string }>(
       "POST",
       `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}/calls`,
       { args },
+      key === undefined ? {} : { [IDEMPOTENCY_KEY_HEADER]: key },
     );
-    return new FunctionCall<R>(this.transport, res.call_id);
+    const replayed = res.headers[IDEMPOTENT_REPLAYED_HEADER.toLowerCase()] === "true";
+    return new FunctionCall<R>(this.transport, res.body.call_id, replayed);
   }
 
   /** Spawns and waits for the result. */
@@ -90,6 +127,9 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
   }
 
   private batches(): CallBatches {
+    if (this.options.idempotencyKey !== undefined) {
+      throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not map or spawnMap, on ${this.appName}.${this.functionName}`);
+    }
     return new CallBatches(this.transport, `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}`);
   }
 

@@ -1,7 +1,8 @@
 /** The `gantry` package: define apps (App, Image) and call deployed functions (GantryClient). */
 export { App, type FetchHandler, type FunctionDefinitionOptions, type FunctionHandle, type WebEndpointOptions } from "./app.js";
 export { Image } from "./image.js";
-export { GantryClient, Function_, FunctionCall, type GantryClientOptions } from "./client.js";
+export { Secret } from "./secret.js";
+export { GantryClient, Function_, FunctionCall, type CallOptions, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";
 export type { MapOptions } from "./map.js";
-export type { CallView, FunctionView, ContainerView } from "../protocol/api.js";
+export type { CallView, FunctionView, ContainerView, SecretView } from "../protocol/api.js";

@@ -50,8 +50,8 @@ export class Transport {
     this.target = this.opts.url ?? this.opts.socketPath ?? defaultSocketPath();
   }
 
-  private requestOptions(method: string, path: string): http.RequestOptions {
-    const headers: Record<string, string> = { accept: "application/json" };
+  private requestOptions(method: string, path: string, extra: Record<string, string>): http.RequestOptions {
+    const headers: Record<string, string> = { accept: "application/json", ...extra };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (this.opts.url) {
       const u = new URL(path, this.opts.url);
@@ -60,8 +60,15 @@ export class Transport {
     return { method, socketPath: this.opts.socketPath ?? defaultSocketPath(), path, headers, agent: this.agent };
   }
 
-  private send(method: string, path: string, body: unknown, onResponse: (res: http.IncomingMessage) => void, reject: (e: unknown) => void): void {
-    const options = this.requestOptions(method, path);
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    onResponse: (res: http.IncomingMessage) => void,
+    reject: (e: unknown) => void,
+    headers: Record<string, string> = {},
+  ): void {
+    const options = this.requestOptions(method, path, headers);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {
       (options.headers as Record<string, string>)["content-type"] = "application/json";
@@ -77,7 +84,13 @@ export class Transport {
   }
 
   /** Sends a request; resolves with status and parsed body, throwing only on transport failure. */
-  raw(method: string, path: string, body?: unknown): Promise<Response> {
+  async raw(method: string, path: string, body?: unknown): Promise<Response> {
+    const { status, body: parsed } = await this.rawWithHeaders(method, path, body);
+    return { status, body: parsed };
+  }
+
+  /** Like raw(), with extra request headers, resolving with the answer's headers too. */
+  private rawWithHeaders(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Response & { headers: http.IncomingHttpHeaders }> {
     return new Promise((resolve, reject) => {
       this.send(method, path, body, (res) => {
         const chunks: Buffer[] = [];
@@ -91,17 +104,22 @@ export class Transport {
           } catch {
             /* keep the text */
           }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
+          resolve({ status: res.statusCode ?? 0, body: parsed, headers: res.headers });
         });
-      }, reject);
+      }, reject, headers);
     });
   }
 
   /** Like raw(), but throws the matching GantryError for a non-2xx answer. */
   async json<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, path, body);
+    return (await this.exchange<T>(method, path, body)).body;
+  }
+
+  /** Like json(), with extra request headers, and the answer's headers too. */
+  async exchange<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ body: T; headers: http.IncomingHttpHeaders }> {
+    const res = await this.rawWithHeaders(method, path, body, headers);
     if (res.status < 200 || res.status >= 300) throw errorFromApi(res.status, res.body);
-    return res.body as T;
+    return { body: res.body as T, headers: res.headers };
   }
 
   /** POSTs and reads an NDJSON stream, one parsed object per line. */

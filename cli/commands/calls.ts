@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import type { CallView } from "../../protocol/api.js";
+import { idempotencyKeyProblem, type CallView } from "../../protocol/api.js";
+import type { Function_ } from "../../sdk/client.js";
 import { makeContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { ago, table } from "../output.js";
@@ -23,6 +24,16 @@ function parseTimeout(raw: string | undefined, fallback: number | undefined): nu
 
 const showResult = (v: unknown) => JSON.stringify(v);
 
+const IDEMPOTENCY_KEY_HELP = "the first spawn with KEY (for this function, within 24 h) makes the call; again, it returns that call";
+
+/** The function, keyed with --idempotency-key when given (checked here: exit 2). */
+function keyed(f: Function_, key: string | undefined): Function_ {
+  if (key === undefined) return f;
+  const problem = idempotencyKeyProblem(key);
+  if (problem) throw new UsageError(problem.replace("Idempotency-Key", "--idempotency-key"));
+  return f.withOptions({ idempotencyKey: key });
+}
+
 function describe(c: CallView): string {
   const lines = [
     `call      ${c.call_id}`,
@@ -33,6 +44,11 @@ function describe(c: CallView): string {
     `started   ${c.started_at ?? "-"}`,
     `finished  ${c.finished_at ?? "-"}`,
   ];
+  // Earlier attempts: why the call ran again ("lost": its container went away, no retry used).
+  for (const a of c.attempts ?? []) {
+    const why = a.error ? `${a.error.type}: ${a.error.message.split("\n")[0]}` : "";
+    lines.push(`  #${a.attempt}      ${a.outcome === "lost" ? "lost  " : "failed"} ${a.ended_at}  ${why}`);
+  }
   if (c.result !== undefined) lines.push(`result    ${JSON.stringify(c.result)}`);
   if (c.error) lines.push(`error     ${c.error.type}: ${c.error.message}`, ...(c.error.traceback ? [c.error.traceback.replace(/^/gm, "          ")] : []));
   return lines.join("\n");
@@ -44,14 +60,16 @@ export function registerCalls(program: Command, run: Runner): void {
     .argument("<app>")
     .argument("<function>")
     .argument("[json]", "the function's argument, as JSON")
+    .option("--idempotency-key <key>", IDEMPOTENCY_KEY_HELP)
     .description("queue a call and print its call ID")
-    .action(run(async (g, app, fn, json) => {
-      const { out, client } = makeContext(g);
+    .action(run<{ idempotencyKey?: string }>(async (o, app, fn, json) => {
+      const { out, client } = makeContext(o);
       const args = parseArgs(json);
-      const f = await client.functions.fromName(app!, fn!);
+      const f = keyed(await client.functions.fromName(app!, fn!), o.idempotencyKey);
       const call = await f.spawn(...args);
       client.close();
-      out.result({ call_id: call.callId }, () => call.callId);
+      if (call.replayed) out.note(`the idempotency key already made call ${call.callId}: nothing new was queued`);
+      out.result({ call_id: call.callId, ...(o.idempotencyKey === undefined ? {} : { replayed: call.replayed }) }, () => call.callId);
     }));
 
   program
@@ -60,17 +78,19 @@ export function registerCalls(program: Command, run: Runner): void {
     .argument("<function>")
     .argument("[json]", "the function's argument, as JSON")
     .option("--timeout <seconds>", "give up waiting after this long (exit 5; the call goes on)")
+    .option("--idempotency-key <key>", `${IDEMPOTENCY_KEY_HELP}, and waits for its result`)
     .description("spawn a call and wait for its result")
-    .action(run<{ timeout?: string }>(async (o, app, fn, json) => {
+    .action(run<{ timeout?: string; idempotencyKey?: string }>(async (o, app, fn, json) => {
       const { out, client } = makeContext(o);
       const args = parseArgs(json);
       const timeoutMs = parseTimeout(o.timeout, undefined);
-      const f = await client.functions.fromName(app!, fn!);
+      const f = keyed(await client.functions.fromName(app!, fn!), o.idempotencyKey);
       const call = await f.spawn(...args);
-      out.note(`call ${call.callId}`);
+      out.note(call.replayed ? `call ${call.callId} (made earlier with this idempotency key)` : `call ${call.callId}`);
       try {
         const result = await call.get(timeoutMs === undefined ? {} : { timeoutMs });
-        out.result({ call_id: call.callId, result }, () => showResult(result));
+        const replayed = o.idempotencyKey === undefined ? {} : { replayed: call.replayed };
+        out.result({ call_id: call.callId, ...replayed, result }, () => showResult(result));
       } finally {
         client.close();
       }

@@ -4,7 +4,7 @@
  * to 10,000 calls as NDJSON lines, each as soon as its call finishes (clients put them in order).
  */
 import type http from "node:http";
-import { CALL_ID_PATTERN, type CallOutcome } from "../../protocol/api.js";
+import { CALL_ID_PATTERN, IDEMPOTENCY_KEY_HEADER, type CallOutcome } from "../../protocol/api.js";
 import { TERMINAL } from "../core/call-state.js";
 import type { CallStore } from "../store/call-store.js";
 import type { Dispatcher } from "../service/dispatcher.js";
@@ -30,6 +30,9 @@ export type ResultLine = ({ index: number } & CallOutcome) | { index: number; ca
 export function registerBatchRoutes(r: Router, d: BatchRouteDeps): void {
   r.on("POST", "/v1/apps/:app/functions/:fn/calls/batch", async ({ req, params }) => {
     d.dispatcher.requirePool(params.app!, params.fn!);
+    if (req.headers[IDEMPOTENCY_KEY_HEADER.toLowerCase()] !== undefined) {
+      throw invalid(`${IDEMPOTENCY_KEY_HEADER} is not taken on a batch (one key would name many calls): submit keyed calls one by one at POST …/calls`);
+    }
     const body = (await readJson(req, d.maxBatchBodyBytes)) as { calls?: unknown } | undefined;
     const list = body?.calls;
     if (!Array.isArray(list)) throw invalid(`the body must be {"calls": [{"args": [...], "kwargs": {...}}, ...]}`);

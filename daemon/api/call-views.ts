@@ -1,7 +1,7 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
-import type { CallOutcome, CallView } from "../../protocol/api.js";
+import type { AttemptView, CallOutcome, CallView } from "../../protocol/api.js";
 import { CallStatus } from "../core/call-state.js";
-import type { CallRecord } from "../store/call-store.js";
+import type { AttemptRecord, CallRecord } from "../store/call-store.js";
 import { invalid } from "./errors.js";
 
 export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
@@ -39,6 +39,18 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
   if (r.status === CallStatus.succeeded && !expired) v.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;
   return v;
+}
+
+/** A call's earlier attempts: how each ended, and why the call ran again. */
+export function attemptViews(attempts: readonly AttemptRecord[]): AttemptView[] {
+  return attempts.map((a) => ({
+    attempt: a.attempt,
+    outcome: a.outcome,
+    container_id: a.containerId,
+    started_at: iso(a.startedAt),
+    ended_at: iso(a.endedAt)!,
+    error: a.error,
+  }));
 }
 
 /** `{"args": [...], "kwargs": {...}}`, both optional: a call's positional and keyword arguments. */

@@ -29,8 +29,17 @@ const STATUS: Record<ServiceErrorCode, number> = {
   gpu_unavailable: 422,
   image_build_failed: 422,
   base_image_missing: 500,
+  disk_full: 507,
   internal: 500,
 };
+
+/** A write that failed for want of disk space somewhere the service did not name it (a deploy's files). */
+function diskFull(err: unknown): ApiError | null {
+  const e = err as { code?: string; path?: string };
+  if (e?.code !== "ENOSPC" && e?.code !== "SQLITE_FULL" && e?.code !== "EDQUOT") return null;
+  const where = e.path ? `the disk holding ${e.path}` : "the disk holding gantry's home folder";
+  return new ApiError(507, ServiceErrorCode.diskFull, `${where} is full: gantry cannot store anything new until space is freed`);
+}
 
 export function toResponse(err: unknown): { status: number; body: { error: Record<string, unknown> }; unexpected: boolean } {
   if (err instanceof ApiError) {
@@ -39,5 +48,7 @@ export function toResponse(err: unknown): { status: number; body: { error: Recor
   if (err instanceof ServiceError) {
     return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message } }, unexpected: false };
   }
+  const full = diskFull(err);
+  if (full) return toResponse(full);
   return { status: 500, body: { error: { code: "internal", message: "internal error; see the daemon log" } }, unexpected: true };
 }

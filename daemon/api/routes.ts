@@ -1,26 +1,38 @@
-import { webUrl, type CallView, type ContainerView, type DeployEvent, type GpuWaitView } from "../../protocol/api.js";
+import type http from "node:http";
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENT_REPLAYED_HEADER,
+  idempotencyKeyProblem,
+  webUrl,
+  type CallView,
+  type ContainerView,
+  type DeployEvent,
+  type GpuWaitView,
+} from "../../protocol/api.js";
 import { deployRequestSchema, formatZodError } from "../../protocol/function-spec.js";
 import { SystemErrorType } from "../../protocol/remote-error.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
 import { callIdAt, isCallId } from "../core/ids.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { AppStore } from "../store/app-store.js";
-import type { CallRecord, CallStore } from "../store/call-store.js";
+import type { CallInput, CallRecord, CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
 import { functionView } from "../service/deployer.js";
 import type { Dispatcher } from "../service/dispatcher.js";
 import type { GpuBroker } from "../service/gpu-broker.js";
 import type { Waiters } from "../service/waiters.js";
 import type { AppLogs } from "../service/app-logs.js";
+import type { Secrets } from "../service/secrets.js";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
 import { ApiError, invalid, notFound, toResponse } from "./errors.js";
-import { readJson, Router, secondsParam, type RequestContext } from "./http-kit.js";
+import { readJson, Router, secondsParam, type Answer, type RequestContext } from "./http-kit.js";
 import type { Access } from "./access.js";
 import { registerBatchRoutes } from "./batch-routes.js";
 import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
+import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
-import { callInput, callView, isExpired, iso } from "./call-views.js";
+import { attemptViews, callInput, callView, isExpired, iso } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
@@ -33,6 +45,7 @@ export interface RouteDeps {
   waiters: Waiters;
   logs: AppLogs;
   bus: EventBus;
+  secrets: Secrets;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -56,6 +69,16 @@ function timeParam(query: URLSearchParams, name: string): number | null {
 function checkedCallId(raw: string): string {
   if (!isCallId(raw)) throw invalid(`${JSON.stringify(raw.slice(0, 80))} is not a call ID (expected fc- followed by 26 letters or digits)`);
   return raw;
+}
+
+/** The request's idempotency key, checked (1–255 printable ASCII characters, one header); null without one. */
+function idempotencyKeyOf(req: http.IncomingMessage): string | null {
+  const values = req.headersDistinct[IDEMPOTENCY_KEY_HEADER.toLowerCase()];
+  if (!values) return null;
+  if (values.length > 1) throw invalid(`send one ${IDEMPOTENCY_KEY_HEADER} header; this request has ${values.length}`);
+  const problem = idempotencyKeyProblem(values[0]!);
+  if (problem) throw invalid(problem);
+  return values[0]!;
 }
 
 /** What code in a container may do with the daemon: call functions, and nothing else. */
@@ -157,18 +180,27 @@ export function buildRouter(d: RouteDeps): Router {
     return { status: 200, body: functionView(f, d.webBase()) };
   });
 
-  r.on("POST", "/v1/apps/:app/functions/:fn/calls", async ({ req, params }) => {
-    d.dispatcher.requirePool(params.app!, params.fn!);
-    const body = await readJson(req, d.maxBodyBytes);
-    const { args, kwargs } = callInput(body);
-    const id = await d.dispatcher.submit(params.app!, params.fn!, args, kwargs);
-    return { status: 202, body: { call_id: id } };
+  /** Submits one call, under the request's idempotency key when it has one (a replay says so in a header). */
+  async function submitCall(ctx: RequestContext, input: CallInput, key: string | null): Promise<Answer> {
+    const { app, fn } = ctx.params;
+    if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submit(app!, fn!, input.args, input.kwargs) } };
+    const { callId, replayed } = await d.dispatcher.submitKeyed(app!, fn!, input, key);
+    if (replayed) ctx.res.setHeader(IDEMPOTENT_REPLAYED_HEADER, "true");
+    return { status: 202, body: { call_id: callId } };
+  }
+
+  r.on("POST", "/v1/apps/:app/functions/:fn/calls", async (ctx) => {
+    d.dispatcher.requirePool(ctx.params.app!, ctx.params.fn!);
+    const key = idempotencyKeyOf(ctx.req);
+    const body = await readJson(ctx.req, d.maxBodyBytes);
+    return submitCall(ctx, callInput(body), key);
   });
 
   registerBatchRoutes(r, d);
   registerSessionRoutes(r, d.access);
   registerNodeRoutes(r, d);
   registerLogRoutes(r, d);
+  registerSecretRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;
@@ -199,7 +231,7 @@ export function buildRouter(d: RouteDeps): Router {
     const id = checkedCallId(ctx.params.id!);
     const rec = await readCall(id, secondsParam(ctx.query, "wait", d.maxWaitSeconds), ctx);
     const input = d.calls.inputOf(id);
-    return { status: 200, body: { ...callView(rec), ...(input ? { input } : {}) } };
+    return { status: 200, body: { ...callView(rec), ...(input ? { input } : {}), attempts: attemptViews(d.calls.attempts(id)) } };
   });
 
   r.on("POST", "/v1/calls/:id/cancel", async ({ params }) => {
@@ -242,13 +274,13 @@ export function buildRouter(d: RouteDeps): Router {
   });
 
   // ── the submit/poll pattern of Modal's job-queue guide (DESIGN 1.4) ──────────────────────────
-  r.on("POST", "/submit/:app/:fn", async ({ req, params, query }) => {
-    d.dispatcher.requirePool(params.app!, params.fn!);
-    const body = await readJson(req, d.maxBodyBytes);
-    const data = body !== undefined ? body : query.get("data"); // a JSON body may be null itself
+  r.on("POST", "/submit/:app/:fn", async (ctx) => {
+    d.dispatcher.requirePool(ctx.params.app!, ctx.params.fn!);
+    const key = idempotencyKeyOf(ctx.req);
+    const body = await readJson(ctx.req, d.maxBodyBytes);
+    const data = body !== undefined ? body : ctx.query.get("data"); // a JSON body may be null itself
     if (body === undefined && data === null) throw invalid(`send the input as a JSON body or as ?data=VALUE`);
-    const id = await d.dispatcher.submit(params.app!, params.fn!, [data]);
-    return { status: 202, body: { call_id: id } };
+    return submitCall(ctx, { args: [data], kwargs: null }, key);
   });
 
   r.on("GET", "/result/:id", async (ctx) => {

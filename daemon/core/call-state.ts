@@ -3,14 +3,19 @@
  * callers persist what it returns with a compare-and-set on (id, attempt, status).
  *
  *   queued ──dispatch──▶ running ──succeed──▶ succeeded
- *     ▲                    │ fail/timeout/lose, retries left: attempt+1, back to queued after a delay
- *     └────────────────────┘ fail/timeout/lose, none left: failed
+ *     ▲                    │ fail/timeout, retries left: attempt+1, back to queued after a delay
+ *     │                    │ lose (the container went away, not the function's doing), fewer than
+ *     │                    │   MAX_CONTAINER_LOSSES so far: attempt+1 at once, no retry used
+ *     └────────────────────┘ fail/timeout with no retries left, or lose once too often: failed
  *   queued|running ──cancel──▶ cancelled          (never retried)
  */
 import type { RetryPolicy } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { assertExhaustive } from "./assert.js";
-import { retriesLeft, retryDelayMs } from "./retry.js";
+import { retriesLeft, retriesUsed, retryDelayMs } from "./retry.js";
+
+/** How many times a call is re-run because its container was lost before it fails with ContainerLostError. */
+export const MAX_CONTAINER_LOSSES = 3;
 
 export const CallStatus = {
   queued: "queued",
@@ -26,6 +31,8 @@ export const TERMINAL: ReadonlySet<CallStatus> = new Set([CallStatus.succeeded, 
 export interface CallState {
   status: CallStatus;
   attempt: number;
+  /** Attempts that ended with their container lost (they used no retry); 0 when absent. */
+  lost?: number;
 }
 
 export type CallEvent =
@@ -35,7 +42,10 @@ export type CallEvent =
   | { type: "fail"; attempt: number; error: RemoteError }
   /** The attempt overran its timeout. */
   | { type: "timeout"; attempt: number; timeoutMs: number }
-  /** The container running the attempt went away (crash, daemon restart). */
+  /**
+   * The container running the attempt went away without the function failing (killed from
+   * outside, an engine or daemon restart, its agent unreachable): not the function's fault.
+   */
   | { type: "lose"; attempt: number; reason: string }
   | { type: "cancel" };
 
@@ -54,17 +64,29 @@ function stale(state: CallState, attempt: number): Transition | null {
 }
 
 function failOrRetry(state: CallState, policy: RetryPolicy, error: RemoteError): Transition {
-  if (retriesLeft(policy, state.attempt) > 0) {
-    const retry = state.attempt; // the n-th retry follows attempt n
+  const lost = state.lost ?? 0;
+  if (retriesLeft(policy, state.attempt, lost) > 0) {
+    const retry = retriesUsed(state.attempt, lost) + 1;
     return {
       ok: true,
       from: state,
-      to: { status: CallStatus.queued, attempt: state.attempt + 1 },
+      to: { status: CallStatus.queued, attempt: state.attempt + 1, ...(lost ? { lost } : {}) },
       retryInMs: retryDelayMs(policy, retry),
       error,
     };
   }
-  return { ok: true, from: state, to: { status: CallStatus.failed, attempt: state.attempt }, error };
+  return { ok: true, from: state, to: { status: CallStatus.failed, attempt: state.attempt, ...(lost ? { lost } : {}) }, error };
+}
+
+/** A lost container re-runs the call at once, up to MAX_CONTAINER_LOSSES times, without using a retry. */
+function rerunOrFail(state: CallState, reason: string): Transition {
+  const lost = state.lost ?? 0;
+  if (lost < MAX_CONTAINER_LOSSES) {
+    const error = { type: SystemErrorType.containerLost, message: reason, traceback: "" };
+    return { ok: true, from: state, to: { status: CallStatus.queued, attempt: state.attempt + 1, lost: lost + 1 }, retryInMs: 0, error };
+  }
+  const message = `${reason}; the call's containers were lost ${lost + 1} times (at most ${MAX_CONTAINER_LOSSES} re-runs), so it failed`;
+  return { ok: true, from: state, to: { status: CallStatus.failed, attempt: state.attempt, lost: lost + 1 }, error: { type: SystemErrorType.containerLost, message, traceback: "" } };
 }
 
 export function transition(state: CallState, event: CallEvent, policy: RetryPolicy): Transition {
@@ -87,10 +109,7 @@ export function transition(state: CallState, event: CallEvent, policy: RetryPoli
         })
       );
     case "lose":
-      return (
-        stale(state, event.attempt) ??
-        failOrRetry(state, policy, { type: SystemErrorType.containerLost, message: event.reason, traceback: "" })
-      );
+      return stale(state, event.attempt) ?? rerunOrFail(state, event.reason);
     case "cancel":
       if (TERMINAL.has(state.status)) return { ok: false, reason: "not_allowed", detail: `call is already ${state.status}` };
       return {

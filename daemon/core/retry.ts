@@ -6,7 +6,15 @@ export function retryDelayMs(policy: RetryPolicy, retry: number): number {
   return Math.min(raw, policy.maxDelayMs);
 }
 
-/** Attempts are numbered from 1; attempt n has used n-1 retries. */
-export function retriesLeft(policy: RetryPolicy, attempt: number): number {
-  return Math.max(0, policy.maxRetries - (attempt - 1));
+/**
+ * Attempts are numbered from 1. Attempt n follows n-1 earlier attempts: `lost` of them ended with
+ * their container lost (re-run without using a retry), the others used a retry each.
+ */
+export function retriesLeft(policy: RetryPolicy, attempt: number, lost = 0): number {
+  return Math.max(0, policy.maxRetries - (attempt - 1 - lost));
+}
+
+/** The retries a call has used by attempt `attempt`, `lost` of its re-runs being for lost containers. */
+export function retriesUsed(attempt: number, lost = 0): number {
+  return Math.max(0, attempt - 1 - lost);
 }

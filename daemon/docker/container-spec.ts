@@ -84,6 +84,8 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
       Tmpfs: { "/tmp": "rw,nosuid,nodev,size=256m" },
       NanoCpus: l.cpu ? Math.round(l.cpu * 1e9) : undefined,
       Memory: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
+      // No swap beyond it: the limit is the memory the function gets, and passing it is an OOM kill.
+      MemorySwap: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
       ...gpuHostConfig(l.gpu),
     },
   };

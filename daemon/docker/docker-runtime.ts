@@ -4,7 +4,11 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pack } from "tar-fs";
 import { containerCreateOptions } from "./container-spec.js";
+import { EngineWatch, isUnreachable } from "./engine-watch.js";
+import type { Logger } from "../logger.js";
+import { silentLogger } from "../logger.js";
 import {
+  EngineUnreachableError,
   Labels,
   type BuildProgress,
   type ContainerExit,
@@ -27,13 +31,19 @@ export class DockerRuntime implements ContainerRuntime {
   private readonly docker: Docker;
   private readonly imageEnvs = new Map<string, Promise<string[]>>();
 
-  constructor(opts: { socketPath?: string } = {}) {
+  /** Follows the engine's events: the daemon notices an engine restart by itself. */
+  readonly engine: EngineWatch;
+
+  constructor(opts: { socketPath?: string; log?: Logger } = {}) {
     this.docker = new Docker({ socketPath: opts.socketPath ?? process.env.DOCKER_SOCKET ?? "/var/run/docker.sock" });
+    this.engine = new EngineWatch(this.docker, { type: ["container"], label: [Labels.daemon] }, opts.log ?? silentLogger);
   }
 
+  /** Checks the engine answers, and starts following it. */
   async ping(): Promise<void> {
     try {
       await this.docker.ping();
+      await this.engine.start();
     } catch (err) {
       throw new Error(
         `no Docker engine answers at ${(this.docker.modem as { socketPath?: string }).socketPath}: ${(err as Error).message}. ` +
@@ -119,12 +129,18 @@ export class DockerRuntime implements ContainerRuntime {
   }
 
   async start(l: ContainerLaunch): Promise<string> {
-    const imageEnv = l.gpu?.mode === "device-nodes" ? await this.imageEnv(l.image) : [];
-    const container = await this.docker.createContainer(containerCreateOptions(l, imageEnv));
+    let container: Docker.Container;
+    try {
+      const imageEnv = l.gpu?.mode === "device-nodes" ? await this.imageEnv(l.image) : [];
+      container = await this.docker.createContainer(containerCreateOptions(l, imageEnv));
+    } catch (err) {
+      throw this.unreachable(err);
+    }
     try {
       await container.start();
     } catch (err) {
       await this.remove(container.id).catch(() => undefined);
+      if (isUnreachable(err)) throw this.unreachable(err);
       throw new Error(`starting a container for ${l.app}.${l.function} failed: ${(err as Error).message}`);
     }
     return container.id;
@@ -132,12 +148,25 @@ export class DockerRuntime implements ContainerRuntime {
 
   async waitExit(dockerId: string): Promise<ContainerExit> {
     try {
-      const res = (await this.docker.getContainer(dockerId).wait()) as { StatusCode: number };
-      return { code: res.StatusCode };
+      const container = this.docker.getContainer(dockerId);
+      const res = (await container.wait()) as { StatusCode: number };
+      const state = (await container.inspect()).State as { OOMKilled?: boolean } | undefined;
+      return { code: res.StatusCode, ...(state?.OOMKilled ? { oomKilled: true } : {}) };
     } catch (err) {
-      if (statusOf(err) === 404) return { code: -1, why: "the container is gone" };
-      throw err;
+      if (statusOf(err) === 404) return { code: -1, vanished: true, why: "the container is gone: something other than gantry removed it" };
+      throw this.unreachable(err);
     }
+  }
+
+  /** An error of a call the engine did not answer becomes EngineUnreachableError (and the engine is down). */
+  private unreachable(err: unknown): unknown {
+    if (!isUnreachable(err)) return err;
+    this.engine.noteFailure(err);
+    return new EngineUnreachableError(`the Docker engine does not answer: ${(err as Error).message}`);
+  }
+
+  close(): void {
+    this.engine.close();
   }
 
   async kill(dockerId: string): Promise<void> {
@@ -163,7 +192,7 @@ export class DockerRuntime implements ContainerRuntime {
       await this.docker.getContainer(dockerId).remove({ force: true, v: true });
     } catch (err) {
       const s = statusOf(err);
-      if (s !== 404 && s !== 409) throw err; // 409: removal already in progress
+      if (s !== 404 && s !== 409) throw this.unreachable(err); // 409: removal already in progress
     }
   }
 

@@ -19,6 +19,7 @@ import {
   type ContainerExit,
   type ContainerLaunch,
   type ContainerRuntime,
+  type EngineHealth,
   type EngineInfo,
   type ImagePlan,
   type NodeInfo,
@@ -87,6 +88,13 @@ export class SwarmRuntime implements ContainerRuntime {
 
   engineInfo(): Promise<EngineInfo> {
     return this.local.engineInfo();
+  }
+  /** The manager's engine: the one gantry drives the swarm through. */
+  get engine(): EngineHealth {
+    return this.local.engine;
+  }
+  close(): void {
+    this.local.close();
   }
   imageExists(tag: string): Promise<boolean> {
     return this.local.imageExists(tag);
@@ -183,7 +191,7 @@ export class SwarmRuntime implements ContainerRuntime {
       for (const [serviceId, w] of this.watches) {
         const task = latest.get(serviceId);
         if (!task) {
-          if (!(await this.serviceExists(serviceId))) this.end(serviceId, { code: -1, why: "its Swarm service is gone" });
+          if (!(await this.serviceExists(serviceId))) this.end(serviceId, { code: -1, vanished: true, why: "its Swarm service is gone" });
           continue;
         }
         const node = task.NodeID ? nodeById.get(task.NodeID) : undefined;
@@ -193,7 +201,7 @@ export class SwarmRuntime implements ContainerRuntime {
           const err = task.Status?.Err ? `: ${task.Status.Err}` : "";
           this.end(serviceId, { code: task.Status?.ContainerStatus?.ExitCode ?? -1, why: `its Swarm task ended (${state}${err})` });
         } else if (node && node.Status?.State === "down" && task.NodeID) {
-          this.end(serviceId, { code: -1, why: `its node ${w.node} is down` });
+          this.end(serviceId, { code: -1, vanished: true, why: `its node ${w.node} is down` });
         }
       }
     } catch (err) {

@@ -72,7 +72,29 @@ export interface EngineInfo {
 /** How a container ended: its exit code, and why when the engine says more (a node went away). */
 export interface ContainerExit {
   code: number;
+  /** The kernel killed it for passing its memory limit (Docker's State.OOMKilled). */
+  oomKilled?: boolean;
+  /** The container no longer exists (removed behind gantry's back, or its node is gone). */
+  vanished?: boolean;
   why?: string;
+}
+
+/** Whether the engine answers; the daemon follows it (an engine restart is noticed by itself). */
+export interface EngineHealth {
+  /** null while the engine answers; else since when it has not, and why. */
+  readonly down: { sinceMs: number; reason: string } | null;
+  /** Resolves once the engine answers (at once when it does). */
+  whenUp(): Promise<void>;
+  /** Hears the engine go down (false) and come back (true); returns a function that stops listening. */
+  onChange(listener: (up: boolean) => void): () => void;
+}
+
+/** A call to the engine failed because the engine did not answer (not because it refused). */
+export class EngineUnreachableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "EngineUnreachableError";
+  }
 }
 
 /** One machine that runs containers: this one, or a node of the cluster. */
@@ -110,8 +132,15 @@ export interface ContainerRuntime {
   buildImage(plan: ImagePlan, onProgress: (p: BuildProgress) => void): Promise<void>;
   /** Creates and starts a container; resolves with the engine's id. */
   start(launch: ContainerLaunch): Promise<string>;
-  /** Resolves once the container stops (or, in a cluster, its node is gone). */
+  /**
+   * Resolves once the container stops (or, in a cluster, its node is gone). Throws
+   * EngineUnreachableError when the engine stops answering meanwhile: wait for `engine` and ask again.
+   */
   waitExit(dockerId: string): Promise<ContainerExit>;
+  /** Whether the engine answers. */
+  readonly engine: EngineHealth;
+  /** Stops following the engine. */
+  close(): void;
   kill(dockerId: string): Promise<void>;
   stop(dockerId: string, graceSeconds: number): Promise<void>;
   /** Removes the container; a container already gone counts as removed. */

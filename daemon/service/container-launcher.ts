@@ -5,7 +5,8 @@ import type { RemoteError } from "../../protocol/remote-error.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import { CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
 import type { Gpu } from "../core/gpu.js";
-import type { ContainerRuntime, GpuAccess } from "../docker/types.js";
+import { EngineUnreachableError, type ContainerExit, type ContainerRuntime, type GpuAccess } from "../docker/types.js";
+import { classifyEnd, type ContainerEnd } from "./container-end.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
 import type { AgentEndpointFactory } from "./ports.js";
@@ -17,8 +18,8 @@ export interface LaunchHandlers {
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
   /** The agent's answer to a web request (head, body chunk, or error). */
   onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
-  /** Called once, when the container is gone; duringStart: it never became ready. */
-  onGone(reason: string, duringStart: boolean): void;
+  /** Called once, when the container is gone (how, and whose doing); duringStart: it never became ready. */
+  onGone(end: ContainerEnd, duringStart: boolean): void;
 }
 
 /** One container to start: its id, and the GPUs it holds with how they reach it. */
@@ -37,6 +38,8 @@ export interface LauncherDeps {
   daemonId: string;
   agentSocketsDir: string;
   forceNetwork: "none" | null;
+  /** The environment a function's secrets give its containers (throws, naming one that is gone). */
+  secretEnv?: (names: readonly string[]) => Record<string, string>;
   clock?: () => number;
   random?: RandomSource;
 }
@@ -60,6 +63,16 @@ export class ContainerLauncher {
   constructor(private readonly d: LauncherDeps) {
     this.now = d.clock ?? Date.now;
     this.random = d.random ?? pooledRandom();
+  }
+
+  /** Whether the engine answers: while it does not, no container is started. */
+  get engineUp(): boolean {
+    return this.d.runtime.engine.down === null;
+  }
+
+  /** Hears the engine go down and come back. */
+  onEngineChange(listener: (up: boolean) => void): void {
+    this.d.runtime.engine.onChange(listener);
   }
 
   /** A new container id (`ct-…`), known before launch so that GPUs can be taken in its name. */
@@ -106,34 +119,40 @@ export class ContainerLauncher {
     /** Why the container failed (startup deadline, init error, agent gone), when it did. */
     let failure: string | null = null;
     let gone = false;
-    const finish = async (reason: string) => {
+    const finish = async (end: ContainerEnd) => {
       if (gone) return;
       gone = true;
       const duringStart = c.state === "starting";
       if (c.startupTimer) clearTimeout(c.startupTimer);
-      if (duringStart && c.dockerId && !c.initError) {
-        const tail = (await this.d.runtime.logsTail(c.dockerId, 20)).trim();
-        if (tail) reason += `; last output:\n${tail}`;
+      if (duringStart && c.dockerId && !c.initError && end.kind === "failed_to_start") {
+        const tail = (await this.d.runtime.logsTail(c.dockerId, 20).catch(() => "")).trim();
+        if (tail) end = { ...end, reason: `${end.reason}; last output:\n${tail}` };
       }
-      if (c.dockerId) await this.d.runtime.remove(c.dockerId).catch((e) => this.d.log.warn("remove failed", { err: e }));
+      if (c.dockerId) await this.removeWhenUp(c.dockerId);
       await c.endpoint?.close().catch(() => undefined);
-      this.event(pool, c, duringStart && !c.exitReason ? "failed" : "stopped", reason);
-      h.onGone(reason, duringStart);
+      const failed = end.kind === "failed_to_start" || end.kind === "unavailable" || (duringStart && end.kind === "out_of_memory");
+      this.event(pool, c, failed ? "failed" : "stopped", end.reason);
+      h.onGone(end, duringStart);
     };
     try {
       const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id) }, token);
       c.endpoint = endpoint;
       endpoint.on("connected", (conn) => (c.conn = conn));
-      endpoint.on("message", (msg) => this.onMessage(pool, c, msg, h));
+      endpoint.on("message", (msg) => {
+        // Ready too late: the startup deadline passed and the container is being killed; it takes no call.
+        if (msg.type === "ready" && failure !== null) return;
+        this.onMessage(pool, c, msg, h);
+      });
       endpoint.on("disconnected", (why) => {
-        if (!gone && c.dockerId) void this.d.runtime.kill(c.dockerId);
+        if (!gone && c.dockerId) this.killQuietly(c.dockerId);
         if (c.initError) failure = `${c.initError.type}: ${c.initError.message}`;
         else if (c.state !== "stopping") failure ??= why;
       });
       await endpoint.listen(this.identity.owner);
       c.startupTimer = setTimeout(() => {
+        if (c.state !== "starting") return; // ready in the same turn: the timer lost the race
         failure = `the container did not become ready within its startupTimeout of ${spec.startupTimeoutMs / 1000} s`;
-        if (c.dockerId) void this.d.runtime.kill(c.dockerId);
+        if (c.dockerId) this.killQuietly(c.dockerId);
       }, spec.startupTimeoutMs);
       c.startupTimer.unref();
       c.dockerId = await this.d.runtime.start({
@@ -144,6 +163,8 @@ export class ContainerLauncher {
         image: pool.image,
         env: {
           ...spec.env,
+          // Read as the container is created: a secret changed later rolls the containers.
+          ...this.d.secretEnv?.(spec.secrets ?? []),
           // Which GPUs it has; "void" keeps an image's NVIDIA_VISIBLE_DEVICES=all from exposing every GPU.
           ...(gpu?.env ?? { NVIDIA_VISIBLE_DEVICES: "void" }),
           [AgentEnv.token]: token,
@@ -165,13 +186,50 @@ export class ContainerLauncher {
         gpu: gpu?.gpu ?? null,
       });
       created(c.dockerId);
-      if (c.state === "stopping") void this.d.runtime.kill(c.dockerId); // stopped before its agent came: nothing to finish
-      else if (failure) void this.d.runtime.kill(c.dockerId); // the startup deadline passed during create
-      const exit = await this.d.runtime.waitExit(c.dockerId);
-      await finish(c.exitReason ?? failure ?? exit.why ?? `the container exited with code ${exit.code}`);
+      if (c.state === "stopping") this.killQuietly(c.dockerId); // stopped before its agent came: nothing to finish
+      else if (failure) this.killQuietly(c.dockerId); // the startup deadline passed during create
+      const { exit, engineRestarted } = await this.waitExit(c.dockerId);
+      const duringStart = c.state === "starting";
+      await finish(
+        classifyEnd({ containerId: c.id, stoppedBy: c.exitReason, failure, exit, engineRestarted, duringStart, memoryMiB: spec.memoryMiB }),
+      );
     } catch (err) {
       created(c.dockerId);
-      await finish(`could not start a container: ${(err as Error).message}`);
+      const reason = `could not start a container: ${(err as Error).message}`;
+      // Not the function's fault: no Docker engine answering, or no disk left for its socket folder.
+      const unavailable = err instanceof EngineUnreachableError || ["ENOSPC", "EDQUOT"].includes((err as { code?: string }).code ?? "");
+      await finish(c.exitReason ? { kind: "stopped", reason: c.exitReason } : { kind: unavailable ? "unavailable" : "failed_to_start", reason });
+    }
+  }
+
+  /** Kills a container whose end follow() handles: a kill that fails (the engine away) changes nothing it would not find. */
+  private killQuietly(dockerId: string): void {
+    this.d.runtime.kill(dockerId).catch((err) => this.d.log.warn("kill failed", { docker_id: dockerId, err: (err as Error).message }));
+  }
+
+  /** Waits for the container's end; when the engine goes away meanwhile, waits for it and asks again. */
+  private async waitExit(dockerId: string): Promise<{ exit: ContainerExit; engineRestarted: boolean }> {
+    let engineRestarted = false;
+    for (;;) {
+      try {
+        return { exit: await this.d.runtime.waitExit(dockerId), engineRestarted };
+      } catch (err) {
+        if (!(err instanceof EngineUnreachableError)) throw err;
+        engineRestarted = true;
+        await this.d.runtime.engine.whenUp();
+      }
+    }
+  }
+
+  /** Removes an ended container, once the engine answers (it may be restarting). */
+  private async removeWhenUp(dockerId: string): Promise<void> {
+    for (;;) {
+      try {
+        return await this.d.runtime.remove(dockerId);
+      } catch (err) {
+        if (!(err instanceof EngineUnreachableError)) return this.d.log.warn("remove failed", { container: dockerId, err });
+        await this.d.runtime.engine.whenUp();
+      }
     }
   }
 

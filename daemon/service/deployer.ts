@@ -25,6 +25,8 @@ export interface DeployerDeps {
   layers: RuntimeLayerPaths;
   /** Containers run across a cluster, where a task must reach the daemon over the network. */
   cluster?: boolean;
+  /** Which secrets exist: a function naming one that does not is refused. */
+  secrets?: { exists(name: string): boolean };
   clock?: () => number;
 }
 
@@ -56,6 +58,7 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     result_ttl_s: f.spec.resultTtlMs / 1000,
     network: f.spec.network,
     env: Object.keys(f.spec.env),
+    secrets: f.spec.secrets ?? [],
     web: f.spec.web?.kind ?? null,
     public: f.spec.public,
   };
@@ -98,6 +101,7 @@ export class Deployer {
 
   private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
     const specs = this.validate(req);
+    this.checkSecrets(req.app, specs);
     for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
     const offline = this.d.cluster ? specs.find((s) => s.network === "none") : undefined;
     if (offline) {
@@ -160,6 +164,7 @@ export class Deployer {
       runtime: req.runtime,
       module: req.runtime === "node" ? APP_MODULE_NAME : req.module!,
     }));
+    this.checkSecrets(req.app, specs); // again, with the save: a secret removed during the build is seen
     this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
     this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
     this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length });
@@ -179,6 +184,15 @@ export class Deployer {
         throw invalid((err as Error).message);
       }
     });
+  }
+
+  private checkSecrets(app: string, specs: FunctionSpec[]): void {
+    for (const s of specs) {
+      const missing = (s.secrets ?? []).find((name) => !this.d.secrets?.exists(name));
+      if (missing) {
+        throw invalid(`function ${app}.${s.name} uses secret ${missing}, which does not exist: create it with gantry secret create ${missing} KEY=VALUE (or --from-dotenv FILE), then deploy again`);
+      }
+    }
   }
 
   /** The folders the images copy: each sent, and each matching the hash it is named by. */

@@ -1,18 +1,18 @@
 /**
  * The dispatcher owns the deployed functions' pools and the live calls: it queues submitted calls,
- * hands them to container slots the scaler offers, applies the call state machine to what agents
- * report, persists every change with a compare-and-set, and publishes events after commit.
- * Containers (starting, stopping, GPUs) are the scaler's.
+ * hands them to container slots the scaler offers, and turns what agents and the scaler report
+ * into call events. What an event does to a call (state machine, commit, publish) is
+ * CallOutcomes'; containers (starting, stopping, GPUs) are the scaler's.
  */
 import type { FunctionLiveView } from "../../protocol/api.js";
 import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js";
-import { DEFAULTS, type FunctionSpec } from "../../protocol/function-spec.js";
+import { DEFAULTS } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { CallInput, CallKwargs, CallRecord, CallStore } from "../store/call-store.js";
-import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
+import type { CallInput, CallKwargs, CallStore } from "../store/call-store.js";
+import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
 import { busySlots, FunctionPool, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
@@ -20,6 +20,7 @@ import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
 import { RunningMarks } from "./running-marks.js";
+import { CallOutcomes } from "./call-outcomes.js";
 import { WebRequests } from "./web-requests.js";
 
 export interface DeployedFunction extends PoolDeployment {
@@ -50,6 +51,8 @@ export class Dispatcher implements CallSide {
   private readonly random: RandomSource;
   private readonly scaler: Scaler;
   private readonly marks: RunningMarks;
+  /** What each event does to a call: committed, then published. */
+  private readonly outcomes: CallOutcomes;
   /** Requests to web endpoints: they wait and run in the same pools and slots as calls. */
   readonly web: WebRequests;
   private closing = false;
@@ -60,9 +63,10 @@ export class Dispatcher implements CallSide {
     this.marks = new RunningMarks({
       calls: d.calls,
       clock: this.now,
-      onMarked: (m) => this.publishStatus(m.call, CallStatus.running, m.attempt),
+      onMarked: (m) => this.outcomes.publishStatus(m.call, CallStatus.running, m.attempt),
       onError: (err) => this.d.log.error("marking calls running failed", { err: (err as Error)?.message ?? String(err) }),
     });
+    this.outcomes = new CallOutcomes({ calls: d.calls, bus: d.bus, log: d.log, marks: this.marks, live: this.live, pump: (pool) => this.pump(pool), clock: this.now });
     this.web = new WebRequests({
       pool: (app, fn) => this.requirePool(app, fn),
       pump: (pool) => this.pump(pool),
@@ -127,6 +131,25 @@ export class Dispatcher implements CallSide {
     return n;
   }
 
+  /**
+   * A secret changed (replaced or removed): the containers of every function using it drain
+   * (running calls finish there) and new calls go to new containers, created with its new values.
+   * Returns the functions rolled, as "app.fn".
+   */
+  rollSecretUsers(secret: string): string[] {
+    const rolled: string[] = [];
+    for (const pool of this.pools.values()) {
+      if (pool.removed || !(pool.spec.secrets ?? []).includes(secret)) continue;
+      for (const c of pool.containers.values()) this.scaler.retire(pool, c, `secret ${secret} changed`);
+      // Starts that failed for want of the secret may go again at once.
+      pool.startFailures = 0;
+      pool.startBlockedUntilMs = 0;
+      this.pump(pool);
+      rolled.push(`${pool.app}.${pool.spec.name}`);
+    }
+    return rolled;
+  }
+
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
     this.bg(this.cancelQueued(pool, why));
@@ -149,30 +172,9 @@ export class Dispatcher implements CallSide {
    * withdraws its calls; one that already started runs to an end nobody reads (at least once).
    */
   async submitMany(app: string, fn: string, inputs: readonly CallInput[]): Promise<string[]> {
-    if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
-    const pool = this.requirePool(app, fn);
-    if (pool.spec.web) throw invalid(`${app}.${fn} is a web endpoint: send it HTTP requests at /web/${app}/${fn}/`);
-    const queued = pool.queue.length + pool.delayed.length;
-    if (queued + inputs.length > this.d.maxQueuedPerFunction) {
-      throw new ServiceError(
-        ServiceErrorCode.queueFull,
-        `function ${app}.${fn} has ${queued} queued calls; ${inputs.length} more would pass the limit of ${this.d.maxQueuedPerFunction}; retry later`,
-      );
-    }
+    const pool = this.acceptingPool(app, fn, inputs.length);
     const now = this.now();
-    const calls: LiveCall[] = inputs.map((input) => ({
-      id: newCallId(now, this.random),
-      app,
-      function: fn,
-      status: CallStatus.queued,
-      attempt: 1,
-      input,
-      runAt: now,
-      containerId: null,
-      createdAt: now,
-      startedAt: null,
-      runningMark: null,
-    }));
+    const calls = inputs.map((input) => this.newCall(app, fn, input, now));
     const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
     for (const call of calls) {
       this.live.set(call.id, call);
@@ -186,7 +188,7 @@ export class Dispatcher implements CallSide {
         this.live.delete(call.id);
         if (call.status === CallStatus.queued) pool.unqueue(call.id);
       }
-      throw err;
+      throw fromStore(err);
     }
     if (pool.removed) {
       // The app was stopped while these calls were being committed: they are cancelled like the others.
@@ -196,11 +198,74 @@ export class Dispatcher implements CallSide {
     const longQueue = pool.queue.length > INPUTS_KEPT_PER_QUEUE;
     for (const call of calls) {
       // Every call is announced queued, even one already dispatched: streams see queued → running → end.
-      this.publishStatus(call, CallStatus.queued, 1);
+      this.outcomes.publishStatus(call, CallStatus.queued, 1);
       // Far back in a long queue, a call lets go of its arguments: they are read again at dispatch.
       if (longQueue && call.status === CallStatus.queued) call.input = null;
     }
     return calls.map((c) => c.id);
+  }
+
+  /**
+   * Submits one call under an idempotency key: the first submit with the key (for this function,
+   * within 24 h) makes the call; later ones get its ID back (`replayed`) and queue nothing. The
+   * key is claimed in the transaction that inserts the call, so the call is queued only once that
+   * commit decided it is new (one commit later than an unkeyed submit's may start).
+   */
+  async submitKeyed(app: string, fn: string, input: CallInput, key: string): Promise<{ callId: string; replayed: boolean }> {
+    if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
+    const known = this.d.calls.keys.find(app, fn, key, this.now()); // committed already: no write needed
+    if (known !== null) return { callId: known, replayed: true };
+    const pool = this.acceptingPool(app, fn, 1);
+    const now = this.now();
+    const call = this.newCall(app, fn, input, now);
+    const earlier = await this.d.calls.insertKeyed({ id: call.id, app, function: fn, now, ...input }, key).catch((err) => {
+      throw fromStore(err);
+    });
+    if (earlier !== null) return { callId: earlier, replayed: true };
+    this.live.set(call.id, call);
+    if (pool.removed) {
+      // The app was stopped while the call was being committed: it is cancelled like its queued calls.
+      const error = { type: SystemErrorType.cancelled, message: "the app was stopped", traceback: "" };
+      await this.outcomes.finish(pool, call, { status: CallStatus.queued, attempt: 1 }, CallStatus.cancelled, 1, { error });
+      return { callId: call.id, replayed: false };
+    }
+    this.outcomes.publishStatus(call, CallStatus.queued, 1);
+    pool.queue.push(call);
+    this.pump(pool);
+    if (call.status === CallStatus.queued && pool.queue.length > INPUTS_KEPT_PER_QUEUE) call.input = null;
+    return { callId: call.id, replayed: false };
+  }
+
+  /** The pool that takes `count` new calls now; throws why when it does not (stopping, unknown, web endpoint, queue full). */
+  private acceptingPool(app: string, fn: string, count: number): FunctionPool {
+    if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
+    const pool = this.requirePool(app, fn);
+    if (pool.spec.web) throw invalid(`${app}.${fn} is a web endpoint: send it HTTP requests at /web/${app}/${fn}/`);
+    const queued = pool.queue.length + pool.delayed.length;
+    if (queued + count > this.d.maxQueuedPerFunction) {
+      throw new ServiceError(
+        ServiceErrorCode.queueFull,
+        `function ${app}.${fn} has ${queued} queued calls; ${count} more would pass the limit of ${this.d.maxQueuedPerFunction}; retry later`,
+      );
+    }
+    return pool;
+  }
+
+  private newCall(app: string, fn: string, input: CallInput, now: number): LiveCall {
+    return {
+      id: newCallId(now, this.random),
+      app,
+      function: fn,
+      status: CallStatus.queued,
+      attempt: 1,
+      input,
+      runAt: now,
+      containerId: null,
+      createdAt: now,
+      startedAt: null,
+      runningMark: null,
+      lost: 0,
+    };
   }
 
   /** Whether the call is queued or running in this daemon (so not finished). */
@@ -226,7 +291,7 @@ export class Dispatcher implements CallSide {
     const now = this.now();
     const error = { type: SystemErrorType.cancelled, message: why, traceback: "" };
     const cancelled = await this.d.calls.cancelQueued(pool.app, pool.spec.name, error, now, now + pool.spec.resultTtlMs);
-    const ts = this.isoNow();
+    const ts = this.outcomes.isoNow();
     for (const { id, attempt } of cancelled) {
       this.d.bus.publish({ type: "call.status", call_id: id, app: pool.app, function: pool.spec.name, status: CallStatus.cancelled, attempt, ts });
     }
@@ -257,7 +322,7 @@ export class Dispatcher implements CallSide {
     }
     const tr = transition(from, { type: "cancel" }, pool.spec.retries);
     if (!tr.ok) return;
-    await this.finish(pool, call, from, tr.to.status, tr.to.attempt, { error: { ...tr.error!, message: why } });
+    await this.outcomes.finish(pool, call, from, tr.to.status, tr.to.attempt, { error: { ...tr.error!, message: why } });
     this.pump(pool);
   }
 
@@ -279,6 +344,7 @@ export class Dispatcher implements CallSide {
         createdAt: rec.createdAt,
         startedAt: rec.startedAt,
         runningMark: null,
+        lost: rec.lost,
       };
       const pool = this.pool(rec.app, rec.function);
       if (!pool) {
@@ -298,7 +364,7 @@ export class Dispatcher implements CallSide {
       }
       this.live.set(call.id, call);
       if (rec.status === CallStatus.running) {
-        const lost = this.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
+        const lost = this.outcomes.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
         writes.push(lost.then((outcome) => (outcome === CallStatus.failed ? failed++ : requeued++)));
       } else {
         pool.addDelayed(call);
@@ -352,87 +418,6 @@ export class Dispatcher implements CallSide {
     c.conn?.send(msg);
   }
 
-  /**
-   * The call's state as the store has it: a running mark not yet written is dropped, and the call
-   * moves on from queued (one write instead of two for a call that finished within a commit).
-   */
-  private storedFrom(call: LiveCall, from: { status: CallStatus; attempt: number }): { status: CallStatus; attempt: number; unmarked?: true } {
-    const stored = from.status === CallStatus.running ? this.marks.storedStatus(call.runningMark) : null;
-    call.runningMark = null;
-    return stored === "queued" ? { status: CallStatus.queued, attempt: from.attempt, unmarked: true } : from;
-  }
-
-  /** Publishes the step a call took, after the running step it took unmarked (streams see every step). */
-  private publishStep(call: LiveCall, stored: { attempt: number; unmarked?: true }, status: CallStatus, attempt: number): void {
-    // Its running step is told with the time it started, not now.
-    if (stored.unmarked) this.publishStatus(call, CallStatus.running, stored.attempt, call.startedAt ?? undefined);
-    this.publishStatus(call, status, attempt);
-  }
-
-  /** Applies an event to a live call, persists the result, and requeues or finishes it. */
-  private async apply(pool: FunctionPool, call: LiveCall, ev: CallEvent, resultJson?: string): Promise<CallStatus | null> {
-    const from = { status: call.status, attempt: call.attempt };
-    const tr = transition(from, ev, pool.spec.retries);
-    if (!tr.ok) {
-      this.d.log.warn("ignored call event", { call: call.id, event: ev.type, detail: tr.detail });
-      return null;
-    }
-    if (tr.to.status === CallStatus.queued) {
-      const stored = this.storedFrom(call, from);
-      call.status = CallStatus.queued;
-      call.attempt = tr.to.attempt;
-      call.runAt = this.now() + (tr.retryInMs ?? 0);
-      call.containerId = null;
-      pool.addDelayed(call);
-      const ok = await this.d.calls.compareAndSet(call.id, stored, {
-        status: CallStatus.queued,
-        attempt: tr.to.attempt,
-        runAt: call.runAt,
-        containerId: null,
-        error: tr.error ?? null,
-      });
-      if (ok) this.publishStep(call, stored, CallStatus.queued, tr.to.attempt);
-      this.pump(pool);
-      return CallStatus.queued;
-    }
-    await this.finish(pool, call, from, tr.to.status, tr.to.attempt, { resultJson, error: tr.error });
-    return tr.to.status;
-  }
-
-  private async finish(
-    pool: FunctionPool,
-    call: LiveCall,
-    from: { status: CallStatus; attempt: number },
-    status: CallStatus,
-    attempt: number,
-    out: { resultJson?: string; error?: RemoteError },
-  ): Promise<void> {
-    const now = this.now();
-    call.status = status;
-    this.live.delete(call.id);
-    const rec: CallRecord = {
-      id: call.id,
-      app: call.app,
-      function: call.function,
-      status,
-      attempt,
-      // The container that ran the last attempt stays on record (the dashboard's call page shows it).
-      containerId: from.status === CallStatus.running ? call.containerId : null,
-      createdAt: call.createdAt,
-      runAt: call.runAt,
-      startedAt: call.startedAt,
-      finishedAt: now,
-      expiresAt: now + pool.spec.resultTtlMs,
-      expired: false,
-      resultJson: out.resultJson ?? null,
-      ...(out.error ? { error: out.error } : {}),
-    };
-    const stored = this.storedFrom(call, from);
-    const ok = await this.d.calls.finish(rec, stored);
-    if (ok) this.publishStep(call, stored, status, attempt);
-    else this.d.log.warn("store refused finish", { call: call.id, status, attempt });
-  }
-
   // ── agent reports ────────────────────────────────────────────────────────────────────────
 
   /** An output from an agent; stale attempts (fenced by attempt number) change nothing. */
@@ -446,7 +431,7 @@ export class Dispatcher implements CallSide {
     c.leases.delete(msg.callId);
     this.markIdleIfFree(c);
     const ev: CallEvent = msg.ok ? { type: "succeed", attempt: msg.attempt } : { type: "fail", attempt: msg.attempt, error: msg.error };
-    this.bg(this.apply(pool, lease.call, ev, msg.ok ? JSON.stringify(msg.value ?? null) : undefined));
+    this.bg(this.outcomes.apply(pool, lease.call, ev, msg.ok ? JSON.stringify(msg.value ?? null) : undefined));
     this.pump(pool);
   }
 
@@ -454,7 +439,7 @@ export class Dispatcher implements CallSide {
     const lease = c.leases.get(call.id);
     if (!lease || lease.attempt !== attempt) return;
     c.leases.delete(call.id);
-    this.bg(this.apply(pool, call, { type: "timeout", attempt, timeoutMs: pool.spec.timeoutMs }));
+    this.bg(this.outcomes.apply(pool, call, { type: "timeout", attempt, timeoutMs: pool.spec.timeoutMs }));
     this.scaler.kill(pool, c, `call ${call.id} attempt ${attempt} timed out`);
   }
 
@@ -465,12 +450,16 @@ export class Dispatcher implements CallSide {
   // ── what the scaler reports ──────────────────────────────────────────────────────────────
 
   lose(pool: FunctionPool, lease: Lease, reason: string): void {
-    this.bg(this.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason }));
+    this.bg(this.outcomes.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason }));
+  }
+
+  failAttempt(pool: FunctionPool, lease: Lease, error: RemoteError): void {
+    this.bg(this.outcomes.apply(pool, lease.call, { type: "fail", attempt: lease.attempt, error }));
   }
 
   failQueued(pool: FunctionPool, error: RemoteError): void {
     for (const call of pool.queue.drain()) {
-      this.bg(this.finish(pool, call, { status: call.status, attempt: call.attempt }, CallStatus.failed, call.attempt, { error }));
+      this.bg(this.outcomes.finish(pool, call, { status: call.status, attempt: call.attempt }, CallStatus.failed, call.attempt, { error }));
     }
   }
 
@@ -511,19 +500,6 @@ export class Dispatcher implements CallSide {
   /** Background work: a failure is logged (a store closed at shutdown), never left unhandled. */
   private bg(p: Promise<unknown>): void {
     p.catch((err) => this.d.log.error("background step failed", { err: (err as Error)?.message ?? String(err) }));
-  }
-
-  private publishStatus(call: LiveCall, status = call.status, attempt = call.attempt, atMs?: number): void {
-    const ts = atMs === undefined ? this.isoNow() : new Date(atMs).toISOString();
-    this.d.bus.publish({ type: "call.status", call_id: call.id, app: call.app, function: call.function, status, attempt, ts });
-  }
-
-  private lastTs = { ms: -1, iso: "" };
-  /** Now as ISO text, made once per millisecond (events come by the thousand in a batch). */
-  private isoNow(): string {
-    const ms = this.now();
-    if (ms !== this.lastTs.ms) this.lastTs = { ms, iso: new Date(ms).toISOString() };
-    return this.lastTs.iso;
   }
 
   /** Calls running in containers now. */

@@ -2,6 +2,8 @@
  * Errors the service layer raises. They carry a domain code and know nothing of HTTP:
  * `daemon/api/errors.ts` maps each code to its answer in one place.
  */
+import { DiskFullError } from "../store/group-commit.js";
+
 export const ServiceErrorCode = {
   notFound: "not_found",
   invalidArgument: "invalid_argument",
@@ -12,6 +14,8 @@ export const ServiceErrorCode = {
   gpuUnavailable: "gpu_unavailable",
   imageBuildFailed: "image_build_failed",
   baseImageMissing: "base_image_missing",
+  /** The disk holding gantry's home is full: nothing new can be stored until there is room. */
+  diskFull: "disk_full",
   /** The daemon's own installation is broken (a missing build output, say). */
   internal: "internal",
 } as const;
@@ -29,3 +33,9 @@ export class ServiceError extends Error {
 
 export const notFound = (message: string) => new ServiceError(ServiceErrorCode.notFound, message);
 export const invalid = (message: string) => new ServiceError(ServiceErrorCode.invalidArgument, message);
+
+/** A store failure as the service tells it: a full disk refuses the new call and says where; others pass through. */
+export function fromStore(err: unknown): unknown {
+  if (!(err instanceof DiskFullError)) return err;
+  return new ServiceError(ServiceErrorCode.diskFull, `${err.message}. Nothing was queued and nothing acknowledged is lost; submit again once there is room`);
+}

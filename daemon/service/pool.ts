@@ -12,7 +12,7 @@ import { CallQueue } from "./call-queue.js";
  * `input` is null while the call waits far back in a long queue (or after a restart): it is read
  * from the store when the call is dispatched, so that queued calls do not all hold their arguments.
  */
-export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "runAt" | "containerId" | "createdAt" | "startedAt"> & {
+export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "attempt" | "runAt" | "containerId" | "createdAt" | "startedAt" | "lost"> & {
   input: CallInput | null;
   /** Its "running" mark in the store, written once it has run a while (see RunningMarks). */
   runningMark: RunningMark | null;

@@ -12,6 +12,7 @@ import { pickDonors, type GpuHolder } from "../core/gpu.js";
 import { planPool } from "../core/scheduler.js";
 import type { Logger } from "../logger.js";
 import type { ContainerLauncher, LaunchHandlers } from "./container-launcher.js";
+import type { ContainerEnd } from "./container-end.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { busySlots, type ContainerEntry, type FunctionPool, type Lease, type LiveCall } from "./pool.js";
 import type { WebRequests } from "./web-requests.js";
@@ -21,8 +22,10 @@ export interface CallSide {
   /** Hands queued calls to free slots of a ready container (one message to its agent). */
   dispatch(pool: FunctionPool, c: ContainerEntry, calls: readonly LiveCall[]): void;
   onOutput: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onOutput"]>[0]) => void;
-  /** The container running this attempt went away. */
+  /** The container running this attempt went away without the function's doing: the call runs again. */
   lose(pool: FunctionPool, lease: Lease, reason: string): void;
+  /** The container running this attempt failed it (out of memory, its process ended): retries apply. */
+  failAttempt(pool: FunctionPool, lease: Lease, error: RemoteError): void;
   /** Fails the pool's queued calls: they cannot run (no container starts, or no GPU ever fits). */
   failQueued(pool: FunctionPool, error: RemoteError): void;
 }
@@ -54,6 +57,14 @@ export class Scaler {
     d.gpus.onRelease(() => {
       const waiting = [...d.pools()].filter((p) => p.gpuWaitSinceMs !== null).sort((a, b) => a.gpuWaitSinceMs! - b.gpuWaitSinceMs!);
       for (const p of waiting) this.pump(p);
+    });
+    // The engine came back: pools plan again (their calls waited, none failed for it).
+    d.launcher.onEngineChange((up) => {
+      if (!up) return;
+      for (const p of d.pools()) {
+        p.startBlockedUntilMs = 0;
+        this.pump(p);
+      }
     });
   }
 
@@ -93,8 +104,9 @@ export class Scaler {
       }
     }
     let started = 0;
-    while (gpuPossible && started < plan.start && this.start(pool)) started++;
-    this.waitForGpus(pool, gpuPossible && started < plan.start, now);
+    const canStart = gpuPossible && this.d.launcher.engineUp;
+    while (canStart && started < plan.start && this.start(pool)) started++;
+    this.waitForGpus(pool, canStart && started < plan.start, now);
     for (const id of plan.stop) this.stop(pool, pool.containers.get(id)!, "idle for its scaledown window");
     const wake = [plan.wakeAtMs, nextRetryAt].filter((t): t is number => t !== null);
     if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
@@ -121,7 +133,7 @@ export class Scaler {
       },
       onOutput: (msg) => this.d.calls.onOutput(pool, c, msg),
       onHttp: (msg) => this.d.web.onAgent(pool, c, msg),
-      onGone: (reason, duringStart) => this.onGone(pool, c, reason, duringStart),
+      onGone: (end, duringStart) => this.onGone(pool, c, end, duringStart),
     });
     pool.containers.set(c.id, c);
     return true;
@@ -176,8 +188,8 @@ export class Scaler {
   }
 
   /** A container of an older revision, or of a removed function: it takes no new calls, stops when idle. */
-  retire(pool: FunctionPool, c: ContainerEntry): void {
-    if (c.state === "starting") this.stop(pool, c, "superseded by a new deployment");
+  retire(pool: FunctionPool, c: ContainerEntry, why = "superseded by a new deployment"): void {
+    if (c.state === "starting") this.stop(pool, c, why);
     else if (c.state !== "stopping") c.state = "draining";
   }
 
@@ -196,7 +208,8 @@ export class Scaler {
   }
 
   /** The container exited or its agent went away: its GPUs come back, its slots are freed. */
-  private onGone(pool: FunctionPool, c: ContainerEntry, reason: string, duringStart: boolean): void {
+  private onGone(pool: FunctionPool, c: ContainerEntry, end: ContainerEnd, duringStart: boolean): void {
+    const reason = end.reason;
     this.d.gpus.release(c.id);
     if (!pool.containers.has(c.id)) return;
     pool.containers.delete(c.id);
@@ -206,8 +219,15 @@ export class Scaler {
     this.d.web.lose(pool, c, reason);
     // At shutdown the calls stay as stored (running); the next start's recover() retries them.
     if (this.closing) return;
-    for (const lease of leases) this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}`);
-    if (duringStart && c.exitReason === null) {
+    for (const lease of leases) {
+      if (end.kind === "out_of_memory" || end.kind === "exited") this.d.calls.failAttempt(pool, lease, end.error);
+      else this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}`);
+    }
+    if (end.kind === "unavailable") {
+      // Not the function's fault: starts wait (the engine to come back, or a moment) without failing calls.
+      pool.startBlockedUntilMs = this.now() + START_BACKOFF_MAX_MS / 10;
+      this.d.log.warn("a container could not be started; trying again", { fn: pool.key, reason });
+    } else if (duringStart && end.kind !== "stopped") {
       pool.startFailures++;
       pool.lastStartError = c.initError ?? { type: SystemErrorType.containerStart, message: reason, traceback: "" };
       pool.startBlockedUntilMs = this.now() + Math.min(START_BACKOFF_MAX_MS, 1000 * 2 ** (pool.startFailures - 1));

@@ -3,6 +3,7 @@ import type { CallStatus } from "../core/call-state.js";
 import type Database from "better-sqlite3";
 import type { Db } from "./database.js";
 import type { GroupCommit } from "./group-commit.js";
+import { IdempotencyKeys } from "./idempotency.js";
 
 /** A call's "running" mark, waiting to be written; cancelled when the call ends first. */
 export interface RunningMarkWrite {
@@ -31,6 +32,19 @@ export interface CallRecord {
   /** The result as the JSON text the agent sent: answered as is, parsed only where needed. */
   resultJson: string | null;
   error?: RemoteError;
+  /** Attempts that ended with their container lost: re-runs that used none of the function's retries. */
+  lost: number;
+}
+
+/** An attempt that ended without being the call's outcome: why the call ran again. */
+export interface AttemptRecord {
+  attempt: number;
+  /** "failed": the function failed and a retry followed; "lost": its container went away, a re-run followed. */
+  outcome: "failed" | "lost";
+  containerId: string | null;
+  startedAt: number | null;
+  endedAt: number;
+  error: RemoteError | null;
 }
 
 /** Keyword arguments of a call (Python functions take them); null when there are none. */
@@ -71,11 +85,12 @@ interface Row {
   finished_at: number | null;
   expires_at: number | null;
   expired: number;
+  lost: number;
 }
 
 /** Every column but the input. */
 const COLUMNS =
-  "id, app, function, status, attempt, result, error, container_id, created_at, run_at, started_at, finished_at, expires_at, expired";
+  "id, app, function, status, attempt, result, error, container_id, created_at, run_at, started_at, finished_at, expires_at, expired, lost";
 
 function fromRow(r: Row): CallRecord {
   const rec: CallRecord = {
@@ -92,6 +107,7 @@ function fromRow(r: Row): CallRecord {
     expiresAt: r.expires_at,
     expired: r.expired === 1,
     resultJson: r.result,
+    lost: r.lost,
   };
   if (r.error !== null) rec.error = JSON.parse(r.error) as RemoteError;
   return rec;
@@ -109,6 +125,8 @@ export interface CallUpdate {
   /** JSON text of the result. */
   resultJson?: string | null;
   error?: RemoteError | null;
+  /** The call's count of lost containers, when it changed. */
+  lost?: number;
 }
 
 export interface CallQuery {
@@ -145,6 +163,8 @@ export class CallStore {
   private recentNext = 0;
   /** list()'s statements, one per combination of filters (at most 96). */
   private readonly listStatements = new Map<string, Database.Statement>();
+  /** Idempotency keys: each claimed in the transaction that inserts its call (insertKeyed). */
+  readonly keys: IdempotencyKeys;
 
   constructor(
     private readonly db: Db,
@@ -153,6 +173,7 @@ export class CallStore {
     private readonly recentFinished = RECENT_FINISHED,
   ) {
     this.recentRing = new Array(recentFinished);
+    this.keys = new IdempotencyKeys(db);
     this.stmts = {
       insert: db.prepare(`${INSERT} (?, ?, ?, 'queued', 1, ?, ?, ?)`),
       insertRows: db.prepare(`${INSERT} ${Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, 'queued', 1, ?, ?, ?)").join(", ")}`),
@@ -162,7 +183,7 @@ export class CallStore {
       markRunning: db.prepare(`UPDATE calls SET status = 'running', started_at = ?, container_id = ? WHERE id = ? AND attempt = ? AND status = 'queued'`),
       finish: db.prepare(
         `UPDATE calls SET status = ?, attempt = ?, started_at = coalesce(?, started_at), finished_at = ?, expires_at = ?, container_id = ?,
-           result = ?, error = ? WHERE id = ? AND attempt = ? AND status = ?`,
+           result = ?, error = ?, lost = ? WHERE id = ? AND attempt = ? AND status = ?`,
       ),
       cancelQueued: db.prepare(
         `UPDATE calls SET status = 'cancelled', finished_at = @now, expires_at = @expiresAt, container_id = NULL, error = @error
@@ -176,13 +197,18 @@ export class CallStore {
            expires_at = CASE WHEN @setExpires THEN @expiresAt ELSE expires_at END,
            container_id = CASE WHEN @setContainer THEN @containerId ELSE container_id END,
            result = CASE WHEN @setResult THEN @result ELSE result END,
-           error = CASE WHEN @setError THEN @error ELSE error END
+           error = CASE WHEN @setError THEN @error ELSE error END,
+           lost = coalesce(@lost, lost)
          WHERE id = @id AND attempt = @fromAttempt AND status = @fromStatus`,
       ),
       expire: db.prepare(
         `UPDATE calls SET result = NULL, expired = 1
          WHERE id IN (SELECT id FROM calls WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?) RETURNING id`,
       ).pluck(),
+      addAttempt: db.prepare(
+        `INSERT OR REPLACE INTO attempts (call_id, attempt, container_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      attempts: db.prepare(`SELECT attempt, outcome, container_id, started_at, ended_at, error FROM attempts WHERE call_id = ? ORDER BY attempt`),
       countQueued: db.prepare(`SELECT count(*) AS n FROM calls WHERE status = 'queued' AND app = ? AND function = ?`),
     };
   }
@@ -203,7 +229,21 @@ export class CallStore {
         this.stmts.insertRows.run(params);
       }
       for (; i < calls.length; i++) this.stmts.insert.run(calls[i]!.id, app, fn, inputs[i], now, now);
-    });
+      // On a full disk, new calls are refused (DiskFullError), never left pending.
+    }, "refuse");
+  }
+
+  /**
+   * Inserts a new queued call under an idempotency key, in one transaction with the key's record.
+   * Resolves once committed: with null, or with the call the key already made (nothing inserted).
+   */
+  insertKeyed(call: { id: string; app: string; function: string; now: number } & CallInput, key: string): Promise<string | null> {
+    const input = encodeInput(call.args, call.kwargs);
+    return this.commit.run(() => {
+      const earlier = this.keys.claim(call.app, call.function, key, call.id, call.now);
+      if (earlier === null) this.stmts.insert.run(call.id, call.app, call.function, input, call.now, call.now);
+      return earlier;
+    }, "refuse");
   }
 
   /** A call's arguments (read when it is dispatched: queued calls do not keep them in memory). */
@@ -246,7 +286,7 @@ export class CallStore {
   finish(rec: CallRecord, from: { status: CallStatus; attempt: number }): Promise<boolean> {
     const error = rec.error ? JSON.stringify(rec.error) : null;
     const write = () =>
-      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.id, from.attempt, from.status)
+      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.lost, rec.id, from.attempt, from.status)
         .changes === 1;
     return this.commit.run(write).then((ok) => {
       if (ok) this.remember(rec);
@@ -291,6 +331,12 @@ export class CallStore {
    * `deferred`: the write may wait for the next batch (GroupCommit.defer).
    */
   compareAndSet(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate, opts: { deferred?: boolean } = {}): Promise<boolean> {
+    const write = this.casWrite(id, from, u);
+    return opts.deferred ? this.commit.defer(write) : this.commit.run(write);
+  }
+
+  /** The compare-and-set as a write for the group commit: true when the row changed. */
+  private casWrite(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate): () => boolean {
     const params = {
       id,
       fromStatus: from.status,
@@ -310,14 +356,42 @@ export class CallStore {
       result: u.resultJson ?? null,
       setError: u.error !== undefined ? 1 : 0,
       error: u.error ? JSON.stringify(u.error) : null,
+      lost: u.lost ?? null,
     };
-    const write = () => this.stmts.cas.run(params).changes === 1;
-    return opts.deferred ? this.commit.defer(write) : this.commit.run(write);
+    return () => this.stmts.cas.run(params).changes === 1;
   }
 
-  /** Drops results whose resultTtl passed; returns how many. Bounded per run. */
+  /**
+   * Puts a call back in the queue for its next attempt (compare-and-set from `from`) and records,
+   * in the same commit, how the attempt before ended: the call's history says why it ran again.
+   */
+  requeue(id: string, from: { status: CallStatus; attempt: number }, u: CallUpdate, ended: AttemptRecord): Promise<boolean> {
+    const write = this.casWrite(id, from, u);
+    const error = ended.error ? JSON.stringify(ended.error) : null;
+    return this.commit.run(() => {
+      if (!write()) return false;
+      this.stmts.addAttempt.run(id, ended.attempt, ended.containerId, ended.startedAt, ended.endedAt, ended.outcome, error);
+      return true;
+    });
+  }
+
+  /** The attempts of a call that ended without being its outcome, oldest first. */
+  attempts(id: string): AttemptRecord[] {
+    const rows = this.stmts.attempts.all(id) as Array<{ attempt: number; outcome: "failed" | "lost"; container_id: string | null; started_at: number | null; ended_at: number; error: string | null }>;
+    return rows.map((r) => ({
+      attempt: r.attempt,
+      outcome: r.outcome,
+      containerId: r.container_id,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      error: r.error === null ? null : (JSON.parse(r.error) as RemoteError),
+    }));
+  }
+
+  /** Drops results whose resultTtl passed (and idempotency keys past theirs); returns how many results. Bounded per run. */
   expireResults(now: number, max = 5000): Promise<number> {
     return this.commit.run(() => {
+      this.keys.prune(now, max);
       const ids = this.stmts.expire.all(now, max) as string[];
       for (const id of ids) this.recent.delete(id); // read again from the row: expired, no result
       return ids.length;

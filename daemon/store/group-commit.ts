@@ -1,9 +1,31 @@
+import { dirname } from "node:path";
 import type { Db } from "./database.js";
+
+/** What a write does when the disk is full: wait and commit later, or fail at once (a new call, refused). */
+export type WhenFull = "hold" | "refuse";
 
 interface Pending {
   write: () => unknown;
+  whenFull: WhenFull;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
+}
+
+/** SQLite could not write: the disk (or the quota) holding the database is full. */
+export class DiskFullError extends Error {
+  constructor(readonly folder: string) {
+    super(`the disk holding ${folder} is full: gantry cannot store anything new there until space is freed`);
+    this.name = "DiskFullError";
+  }
+}
+
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5_000;
+
+/** Whether SQLite failed for want of disk space. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: string })?.code ?? "";
+  return code === "SQLITE_FULL" || code === "SQLITE_IOERR_WRITE" || code === "SQLITE_IOERR_FSYNC" || code === "ENOSPC";
 }
 
 /**
@@ -12,25 +34,40 @@ interface Pending {
  * they were issued; one failing write rolls back only itself, not its neighbours: a batch runs
  * without savepoints, and only when a write throws is it rolled back and run again with a
  * savepoint around each write.
+ *
+ * A full disk fails none of what was acknowledged: the batch is rolled back, new calls ("refuse")
+ * are refused with DiskFullError, and every other write ("hold": results, state changes) waits
+ * and is committed, in order, once there is room again (tried again with backoff).
  */
 export class GroupCommit {
   private pending: Pending[] = [];
+  /** Writes kept back by a full disk, oldest first: they go before any newer write. */
+  private held: Pending[] = [];
   private readonly savepoint;
   private readonly release;
   private readonly rollbackTo;
   private scheduled = false;
   private deferTimer: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryDelayMs = RETRY_FIRST_MS;
   private closed = false;
   batches = 0;
+  /** Since when the disk has been full (null: it is not), as the last commit found. */
+  fullSinceMs: number | null = null;
+  readonly folder: string;
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly onFullChange: (full: boolean, err?: DiskFullError) => void = () => undefined,
+  ) {
     this.savepoint = db.prepare("SAVEPOINT w");
     this.release = db.prepare("RELEASE w");
     this.rollbackTo = db.prepare("ROLLBACK TO w");
+    this.folder = dirname(db.name);
   }
 
-  run<T>(write: () => T): Promise<T> {
-    return this.enqueue(write, 0);
+  run<T>(write: () => T, whenFull: WhenFull = "hold"): Promise<T> {
+    return this.enqueue(write, 0, whenFull);
   }
 
   /**
@@ -38,13 +75,22 @@ export class GroupCommit {
    * run() triggers (usually the call's result), or is flushed after at most `maxDelayMs`.
    */
   defer<T>(write: () => T, maxDelayMs = 50): Promise<T> {
-    return this.enqueue(write, maxDelayMs);
+    return this.enqueue(write, maxDelayMs, "hold");
   }
 
-  private enqueue<T>(write: () => T, delayMs: number): Promise<T> {
+  /** Writes waiting for disk space. */
+  get heldWrites(): number {
+    return this.held.length;
+  }
+
+  private enqueue<T>(write: () => T, delayMs: number, whenFull: WhenFull): Promise<T> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
+    if (this.fullSinceMs !== null && whenFull === "refuse" && this.held.length > 0) {
+      // Writes are still waiting for room: a new call would not get in before them.
+      return Promise.reject(new DiskFullError(this.folder));
+    }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ write, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ write, whenFull, resolve: resolve as (v: unknown) => void, reject });
       if (delayMs === 0) {
         if (!this.scheduled) {
           this.scheduled = true;
@@ -61,26 +107,58 @@ export class GroupCommit {
     this.scheduled = false;
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
-    const batch = this.pending;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const batch = [...this.held, ...this.pending];
+    this.held = [];
     this.pending = [];
     if (batch.length === 0) return;
     let outcomes: Array<{ ok: boolean; value: unknown }>;
     try {
       outcomes = this.commitBatch(batch, false);
     } catch (err) {
-      if (!(err instanceof WriteFailed)) {
-        for (const p of batch) p.reject(err);
-        return;
-      }
+      if (!(err instanceof WriteFailed)) return this.failed(batch, err);
+      if (isDiskFull(err.original)) return this.failed(batch, err.original);
       try {
         outcomes = this.commitBatch(batch, true); // a write failed: again, each in its own savepoint
       } catch (again) {
-        for (const p of batch) p.reject(again);
-        return;
+        return this.failed(batch, again);
       }
+      // A write that failed alone for want of space fails the batch as a whole would.
+      const full = outcomes.find((o) => !o.ok && isDiskFull(o.value));
+      if (full) return this.failed(batch, full.value);
     }
     this.batches++;
+    this.roomAgain();
     batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+  }
+
+  /** The batch was rolled back: on a full disk, new calls are refused and the rest waits; else all fail. */
+  private failed(batch: Pending[], err: unknown): void {
+    if (!isDiskFull(err) || this.closed) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    const full = new DiskFullError(this.folder);
+    if (this.fullSinceMs === null) {
+      this.fullSinceMs = Date.now();
+      this.onFullChange(true, full);
+    }
+    for (const p of batch) {
+      if (p.whenFull === "refuse") p.reject(full);
+      else this.held.push(p);
+    }
+    if (this.held.length && !this.retryTimer) {
+      this.retryTimer = setTimeout(() => this.flush(), this.retryDelayMs);
+      this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
+    }
+  }
+
+  private roomAgain(): void {
+    this.retryDelayMs = RETRY_FIRST_MS;
+    if (this.fullSinceMs === null) return;
+    this.fullSinceMs = null;
+    this.onFullChange(false);
   }
 
   /** One transaction of the batch's writes; without savepoints, a failing write aborts it all (WriteFailed). */
@@ -110,9 +188,12 @@ export class GroupCommit {
     return outcomes;
   }
 
+  /** Commits what is pending; writes still held for a full disk are failed (the calls stay as stored). */
   close(): void {
     this.flush();
     this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const p of this.held.splice(0)) p.reject(new DiskFullError(this.folder));
   }
 }
 

@@ -46,4 +46,29 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE functions ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node' CHECK (runtime IN ('node', 'python'));
   ALTER TABLE functions ADD COLUMN module TEXT NOT NULL DEFAULT 'app.mjs';
   `,
+  /* 3: idempotent submits: the first call a key made, per function, kept 24 h */ `
+  CREATE TABLE idempotency_keys (
+    app TEXT NOT NULL,
+    function TEXT NOT NULL,
+    key TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (app, function, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+  `,
+  /* 4: infrastructure faults: re-runs a call used for lost containers (not its retries), and the
+     attempts that ended without being the call's outcome (why each was re-run) */ `
+  ALTER TABLE calls ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE attempts (
+    call_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    container_id TEXT,
+    started_at INTEGER,
+    ended_at INTEGER NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('failed', 'lost')),
+    error TEXT,
+    PRIMARY KEY (call_id, attempt)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -8,6 +8,7 @@ from . import exception
 from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpoint, wsgi_app
 from .functions import Function, FunctionCall
 from .image import Image
+from .secret import Secret
 
 __version__ = "0.1.0"
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "FunctionCall",
     "Image",
     "Retries",
+    "Secret",
     "asgi_app",
     "concurrent",
     "exception",

@@ -112,13 +112,15 @@ class Client:
         kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return kind(self._host, self._port, timeout=timeout)
 
-    def request(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0) -> Tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0, headers: Optional[Dict[str, str]] = None
+    ) -> Tuple[int, Any]:
         """Sends one request and returns (HTTP status, parsed JSON body); raises only when no answer came.
 
         ``wait_s``: how long the daemon may hold the request (a ``?wait=`` poll); the socket allows
-        that much more time before it gives up.
+        that much more time before it gives up. ``headers``: more request headers.
         """
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **(headers or {})}
         if self.token and self.url:
             headers["Authorization"] = f"Bearer {self.token}"
         payload: Optional[bytes] = None
@@ -183,9 +185,9 @@ class Client:
         finally:
             conn.close()
 
-    def json(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0) -> Any:
+    def json(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0, headers: Optional[Dict[str, str]] = None) -> Any:
         """Like ``request``, but raises the matching ``gantry.exception`` class for an answer that is not 2xx."""
-        status, parsed = self.request(method, path, body, wait_s=wait_s)
+        status, parsed = self.request(method, path, body, wait_s=wait_s, headers=headers)
         if not 200 <= status < 300:
             raise error_from_api(status, parsed, self.target)
         return parsed

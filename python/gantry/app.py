@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from .exception import InvalidError
 from .functions import Function
 from .image import Image
+from .secret import Secret
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
@@ -163,6 +164,7 @@ class App:
         env: Optional[Dict[str, str]] = None,
         result_ttl: Optional[float] = None,
         network: Optional[str] = None,
+        secrets: Optional[Sequence[Secret]] = None,
         name: Optional[str] = None,
     ) -> Callable:
         """Defines a function: ``@app.function(retries=3, timeout=60)``, then a (sync or async) ``def``."""
@@ -170,6 +172,8 @@ class App:
             raise InvalidError(f"image must be a gantry.Image, got {type(image).__name__}")
         if isinstance(retries, bool) or not (retries is None or isinstance(retries, (int, Retries))):
             raise InvalidError(f"retries must be a whole number or gantry.Retries(...), got {retries!r}")
+        if secrets is not None and (not isinstance(secrets, (list, tuple)) or not all(isinstance(s, Secret) for s in secrets)):
+            raise InvalidError(f'secrets takes a list of gantry.Secret.from_name("NAME"), got {secrets!r}')
         chosen = image or self.image
         options: Dict[str, Any] = {
             "image": chosen.to_spec() if chosen else None,
@@ -187,6 +191,7 @@ class App:
             "env": env,
             "resultTtl": result_ttl,
             "network": network,
+            "secrets": [s.to_option() for s in secrets] if secrets else None,
         }
 
         def wrap(f: Callable) -> Function:

@@ -30,6 +30,9 @@ from .exception import (
 
 #: ``fc-`` + 26 characters of Crockford base32, as ``protocol/api.ts`` CALL_ID_PATTERN.
 _CALL_ID = re.compile(r"^fc-[0-9a-hjkmnp-tv-z]{26}$")
+#: The header that makes a submit idempotent, and the longest key (``protocol/api.ts``).
+_IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+_MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: Longest wait asked of the daemon in one request (it grants at most 60 s); longer waits repeat.
 _MAX_WAIT_PER_REQUEST_S = 50.0
 _TERMINAL = ("succeeded", "failed", "cancelled")
@@ -208,6 +211,18 @@ def _call_body(fn_name: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dic
     return body
 
 
+def _check_idempotency_key(key: Any) -> str:
+    """The key, if it is 1–255 printable ASCII characters; else InvalidError naming the limit."""
+    if not isinstance(key, str):
+        raise InvalidError(f"idempotency_key must be a str, got {type(key).__name__}")
+    if not 1 <= len(key) <= _MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidError(f"idempotency_key must be 1 to {_MAX_IDEMPOTENCY_KEY_CHARS} characters; got {len(key)}")
+    for i, ch in enumerate(key):
+        if not " " <= ch <= "~":
+            raise InvalidError(f"idempotency_key must be printable ASCII (space to ~); character {i + 1} is {ch!r}")
+    return key
+
+
 class Function:
     """A function of a deployed app: ``Function.from_name("my-job-queue", "process_job")``.
 
@@ -220,6 +235,22 @@ class Function:
         self.raw_f = raw_f
         self._client = client
         self._info: Optional[Dict[str, Any]] = None
+        self._idempotency_key: Optional[str] = None
+
+    def with_options(self, *, idempotency_key: Optional[str] = None) -> "Function":
+        """The same function whose calls take these options, e.g.
+        ``f.with_options(idempotency_key="order-42").spawn(order)``.
+
+        ``idempotency_key`` (1–255 printable ASCII characters) makes ``spawn`` and ``remote``
+        idempotent: the first spawn with the key makes the call; any other within 24 h, for the same
+        function, returns that call and queues nothing.
+        """
+        other = Function(self.app_name, self.function_name, self.raw_f, client=self._client)
+        other._info = self._info
+        other._idempotency_key = self._idempotency_key
+        if idempotency_key is not None:
+            other._idempotency_key = _check_idempotency_key(idempotency_key)
+        return other
 
     @classmethod
     def from_name(cls, app_name: str, name: str, *, client: Optional[Client] = None) -> "Function":
@@ -260,7 +291,9 @@ class Function:
         """Queues a call and returns it once it is durable. Arguments must be JSON values."""
         body = _call_body(self.object_name, args, kwargs)
         self.hydrate()
-        answer = self._transport().json("POST", f"{self._path()}/calls", body)
+        key = self._idempotency_key
+        headers = None if key is None else {_IDEMPOTENCY_KEY_HEADER: key}
+        answer = self._transport().json("POST", f"{self._path()}/calls", body, headers=headers)
         return FunctionCall(answer["call_id"], self._transport())
 
     @_WithAio
@@ -280,6 +313,7 @@ class Function:
         raised, or yielded in its place with ``return_exceptions=True``. Memory stays bounded."""
         if not input_iterators:
             raise InvalidError(f"{self.object_name}.map needs at least one iterable of inputs")
+        self._refuse_key("map")
         return self._map(((tuple(items), kwargs or {}) for items in zip(*input_iterators)), order_outputs, return_exceptions)
 
     def starmap(
@@ -290,12 +324,14 @@ class Function:
         return_exceptions: bool = False,
     ) -> Iterator[Any]:
         """Like ``map``, but each input is a sequence of the call's positional arguments."""
+        self._refuse_key("starmap")
         return self._map(((tuple(items), kwargs or {}) for items in input_iterator), order_outputs, return_exceptions)
 
     def spawn_map(self, *input_iterators: Iterable[Any], kwargs: Optional[Dict[str, Any]] = None) -> List[FunctionCall]:
         """Queues a call per input (as ``map`` would) and returns them, in input order, once all are durable."""
         if not input_iterators:
             raise InvalidError(f"{self.object_name}.spawn_map needs at least one iterable of inputs")
+        self._refuse_key("spawn_map")
         self.hydrate()
         client = self._transport()
         calls: List[FunctionCall] = []
@@ -303,6 +339,10 @@ class Function:
         for chunk in _map.chunks(_map.as_bodies(self.object_name, inputs, _call_body)):
             calls.extend(FunctionCall(i, client) for i in _map.submit(client, self._path(), chunk))
         return calls
+
+    def _refuse_key(self, verb: str) -> None:
+        if self._idempotency_key is not None:
+            raise InvalidError(f"an idempotency key names one call: use spawn or remote, not {verb}, on {self.object_name}")
 
     def _map(self, inputs: Iterator[Any], ordered: bool, return_exceptions: bool) -> Iterator[Any]:
         self.hydrate()

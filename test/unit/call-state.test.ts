@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { CallStatus, TERMINAL, transition, type CallState, type Transition } from "../../daemon/core/call-state.js";
+import { CallStatus, MAX_CONTAINER_LOSSES, TERMINAL, transition, type CallState, type Transition } from "../../daemon/core/call-state.js";
 import { normalizeRetries, type RetryPolicy } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 
@@ -64,16 +64,29 @@ describe("allowed transitions", () => {
     expect(t.error?.type).toBe("FunctionTimeoutError");
   });
 
-  it("lose fails the attempt with a ContainerLostError carrying the reason", () => {
-    const t = allowed(transition(running(1), { type: "lose", attempt: 1, reason: "container exited with code 137" }, NO_RETRIES));
-    expect(t.to).toEqual({ status: CallStatus.failed, attempt: 1 });
-    expect(t.error).toEqual({ type: "ContainerLostError", message: "container exited with code 137", traceback: "" });
+  it("lose re-runs the call at once as a new attempt without using a retry, even with none", () => {
+    const t = allowed(transition(running(1), { type: "lose", attempt: 1, reason: "container ct-1 was killed from outside gantry" }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.queued, attempt: 2, lost: 1 });
+    expect(t.retryInMs).toBe(0);
+    expect(t.error).toEqual({ type: "ContainerLostError", message: "container ct-1 was killed from outside gantry", traceback: "" });
   });
 
-  it("lose with retries left is retried", () => {
-    const t = allowed(transition(running(1), { type: "lose", attempt: 1, reason: "daemon restarted" }, normalizeRetries(3)));
-    expect(t.to).toEqual(queued(2));
+  it(`lose fails the call with ContainerLostError once its containers were lost ${MAX_CONTAINER_LOSSES} times`, () => {
+    const state = { ...running(4), lost: MAX_CONTAINER_LOSSES };
+    const t = allowed(transition(state, { type: "lose", attempt: 4, reason: "the engine restarted" }, normalizeRetries(5)));
+    expect(t.to).toEqual({ status: CallStatus.failed, attempt: 4, lost: MAX_CONTAINER_LOSSES + 1 });
     expect(t.error?.type).toBe(SystemErrorType.containerLost);
+    expect(t.error?.message).toContain(`at most ${MAX_CONTAINER_LOSSES} re-runs`);
+  });
+
+  it("re-runs for lost containers leave the function's retries untouched", () => {
+    // Attempts 1 and 2 were lost; attempt 3 fails: its first retry follows, with the first retry's delay.
+    const state = { ...running(3), lost: 2 };
+    const t = allowed(transition(state, { type: "fail", attempt: 3, error: userError }, normalizeRetries(1)));
+    expect(t.to).toEqual({ status: CallStatus.queued, attempt: 4, lost: 2 });
+    expect(t.retryInMs).toBe(1000);
+    const last = allowed(transition({ ...running(4), lost: 2 }, { type: "fail", attempt: 4, error: userError }, normalizeRetries(1)));
+    expect(last.to.status).toBe(CallStatus.failed); // its one retry is used
   });
 
   it.each([queued(1), running(1), queued(3), running(2)])("cancel moves %o to cancelled, keeping its attempt", (state) => {

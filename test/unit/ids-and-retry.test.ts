@@ -102,6 +102,7 @@ describe("retriesLeft", () => {
 
   it("counts down from maxRetries as attempts are used, never below zero", () => {
     expect([1, 2, 3, 4, 5, 9].map((a) => retriesLeft(policy, a))).toEqual([3, 2, 1, 0, 0, 0]);
+    expect(retriesLeft(policy, 4, 2)).toBe(2); // two of the three earlier attempts were lost containers
   });
 
   it("is zero from the first attempt with no retries", () => {

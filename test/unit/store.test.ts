@@ -52,7 +52,7 @@ describe("openDatabase", () => {
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(["apps", "calls", "functions", "meta"]);
+    expect(tables).toEqual(["apps", "attempts", "calls", "functions", "idempotency_keys", "meta"]);
   });
 
   it("reopening is idempotent and keeps the data", () => {
@@ -117,6 +117,7 @@ describe("CallStore", () => {
       expiresAt: null,
       expired: false,
       resultJson: null,
+      lost: 0,
     });
     // Reads skip the input (recovery too: queued calls do not all hold theirs); dispatch reads it.
     expect(calls.get("fc-1")).not.toHaveProperty("args");

@@ -53,7 +53,9 @@ export function CallView_({ id }: { id: string }) {
   const c = call.data;
   if (!c) return <Loading />;
   const isLive = c.status === "queued" || c.status === "running";
-  const tries = fn.data ? fn.data.retries + 1 : null;
+  // Re-runs for lost containers use no retry: they add to the attempts a call may take.
+  const lostRuns = (c.attempts ?? []).filter((a) => a.outcome === "lost").length;
+  const tries = fn.data ? fn.data.retries + 1 + lostRuns : null;
   return (
     <div class="stack" data-call-page={c.call_id}>
       <header class="page-head">
@@ -86,6 +88,29 @@ export function CallView_({ id }: { id: string }) {
           <Field label="result kept until">{c.expires_at ? `${clock(c.expires_at)}${c.expired ? " (expired)" : ""}` : "—"}</Field>
         </dl>
       </section>
+      {c.attempts?.length ? (
+        <section class="card">
+          <h2>Earlier attempts</h2>
+          <table class="attempts" data-part="attempts">
+            <tbody>
+              {c.attempts.map((a) => (
+                <tr key={a.attempt}>
+                  <td class="num">#{a.attempt}</td>
+                  <td>{a.outcome === "lost" ? "container lost (no retry used)" : "failed (a retry followed)"}</td>
+                  <td>{clock(a.ended_at)}</td>
+                  <td>
+                    {a.error ? (
+                      <>
+                        <span class="mono">{a.error.type}</span>: {a.error.message}
+                      </>
+                    ) : null}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      ) : null}
       <section class="card">
         <h2>Input</h2>
         {c.input ? (
@@ -106,7 +131,8 @@ export function CallView_({ id }: { id: string }) {
       {c.error ? (
         <section class="card error-card">
           <h2>
-            {isLive ? `Attempt ${c.attempt - 1} failed, it is retried` : "Error"}: <span class="mono">{c.error.type}</span>
+            {isLive ? `Attempt ${c.attempt - 1} ${c.attempts?.at(-1)?.outcome === "lost" ? "lost its container, it runs again" : "failed, it is retried"}` : "Error"}:{" "}
+            <span class="mono">{c.error.type}</span>
           </h2>
           <p data-part="error-message">{c.error.message}</p>
           {c.error.traceback ? <pre class="traceback" data-part="traceback">{c.error.traceback}</pre> : null}
