@@ -331,6 +331,7 @@ export class Dispatcher implements CallSide {
     let requeued = 0;
     let failed = 0;
     const writes: Promise<unknown>[] = [];
+    const lostRuns: Array<{ pool: FunctionPool; call: LiveCall }> = [];
     for (const rec of this.d.calls.listOpen()) {
       const call: LiveCall = {
         id: rec.id,
@@ -363,13 +364,16 @@ export class Dispatcher implements CallSide {
         continue;
       }
       this.live.set(call.id, call);
-      if (rec.status === CallStatus.running) {
-        const lost = this.outcomes.apply(pool, call, { type: "lose", attempt: rec.attempt, reason: `the daemon restarted while attempt ${rec.attempt} ran` });
-        writes.push(lost.then((outcome) => (outcome === CallStatus.failed ? failed++ : requeued++)));
-      } else {
-        pool.addDelayed(call);
+      if (rec.status === CallStatus.running) lostRuns.push({ pool, call });
+      else {
+        pool.addDelayed(call); // in time order: appended
         requeued++;
       }
+    }
+    // Lost ones go back to the queue after the waiting ones: each joins the end, not the front of 100,000.
+    for (const { pool, call } of lostRuns) {
+      const lost = this.outcomes.apply(pool, call, { type: "lose", attempt: call.attempt, reason: `the daemon restarted while attempt ${call.attempt} ran` });
+      writes.push(lost.then((outcome) => (outcome === CallStatus.failed ? failed++ : requeued++)));
     }
     await Promise.all(writes);
     for (const pool of this.pools.values()) this.pump(pool);
