@@ -19,7 +19,7 @@ import {
   type AgentToDaemon,
 } from "../../protocol/agent-messages.js";
 import { appRegistry, nameFunctionsByExport } from "../../protocol/registry.js";
-import { toRemoteError } from "../../protocol/remote-error.js";
+import { functionError } from "./remote-error.js";
 import { WebRequests } from "./web.js";
 
 function env(name: string): string {
@@ -133,7 +133,7 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
     }
     sendOutput(`${outputHead(callId, attempt, true)},"value":${text}}`); // the value's JSON as is: no parse and stringify again
   } catch (err) {
-    sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(toRemoteError(err))}}`);
+    sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(functionError(err))}}`);
   } finally {
     running--;
   }
@@ -144,7 +144,7 @@ ws.on("open", () => {
   loadFunction().then(
     () => send({ type: "ready", protocol: AGENT_PROTOCOL_VERSION, runtime: `node ${process.version}`, functionName }),
     (err) => {
-      send({ type: "init_error", error: toRemoteError(err) });
+      send({ type: "init_error", error: functionError(err) });
       ws.close(1000, "init failed");
     },
   );
@@ -168,7 +168,7 @@ ws.on("message", (data) => {
       for (const input of msg.type === "input" ? [msg] : msg.inputs) {
         if (isWeb) {
           const error = new TypeError(`${functionName} is a web endpoint: send it HTTP requests, not calls`);
-          sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(toRemoteError(error))}}`);
+          sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(functionError(error))}}`);
           continue;
         }
         if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
@@ -177,7 +177,7 @@ ws.on("message", (data) => {
       break;
     case "http_request":
       if (!isWeb) {
-        send({ type: "http_error", requestId: msg.requestId, error: toRemoteError(new TypeError(`${functionName} is not a web endpoint`)) });
+        send({ type: "http_error", requestId: msg.requestId, error: functionError(new TypeError(`${functionName} is not a web endpoint`)) });
         break;
       }
       web.start(msg, handler as (req: Request) => unknown);

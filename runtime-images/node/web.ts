@@ -5,7 +5,7 @@
  * stops reading the response.
  */
 import { MAX_HTTP_CHUNK_BYTES, type AgentToDaemon, type DaemonToAgent } from "../../protocol/agent-messages.js";
-import { toRemoteError } from "../../protocol/remote-error.js";
+import { functionError } from "./remote-error.js";
 
 type Send = (msg: AgentToDaemon) => void;
 type HttpRequest = Extract<DaemonToAgent, { type: "http_request" }>;
@@ -92,7 +92,7 @@ export class WebRequests {
       }
       if (!state.cancelled) this.send({ type: "http_body", requestId, data: "", end: true });
     } catch (err) {
-      if (!state.cancelled) this.send({ type: "http_error", requestId, error: toRemoteError(err) });
+      if (!state.cancelled) this.send({ type: "http_error", requestId, error: functionError(err) });
     } finally {
       this.open.delete(requestId);
     }

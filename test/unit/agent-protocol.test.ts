@@ -117,6 +117,8 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     const { traceback } = (out as Extract<Output, { ok: false }>).error;
     expect(traceback).toContain("boom");
     expect(traceback).toContain(agent.appFile);
+    // The agent's own frames (and Node's or importlib's internals) are left out: it ends in the user's code.
+    expect(traceback).not.toMatch(/agent\.(cjs|py)|node:internal|importlib/);
   });
 
   it("fails a call whose return value is not JSON with a TypeError", async () => {
