@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Labels } from "../../daemon/docker/types.js";
+import type { CallView } from "../../protocol/api.js";
 import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { STAND_IN_GPUS, STAND_IN_GPU_TYPE, startTestSwarm, type TestSwarm } from "../helpers/swarm.js";
 
@@ -95,7 +96,7 @@ describe("--backend swarm", () => {
     expect(nodes.nodes[0]!.gpus.filter((g) => g.holder?.function === "gpu")).toHaveLength(1);
   });
 
-  it("retries the call of a task killed mid-call, in a new task", { timeout: 90_000 }, async () => {
+  it("re-runs the call of a task killed mid-call in a new task, without using a retry", { timeout: 90_000 }, async () => {
     const slow = await t.client.functions.fromName<[number], { done: boolean; container: string }>("swarmy", "slow");
     const call = await slow.spawn(3000);
     await vi.waitFor(async () => expect((await call.status()).status).toBe("running"), { timeout: 60_000, interval: 100 });
@@ -105,10 +106,12 @@ describe("--backend swarm", () => {
     const out = await call.get({ timeoutMs: 60_000 });
     expect(out.done).toBe(true);
     expect(out.container).not.toBe(ct.id);
-    expect((await call.status()).attempt).toBe(2);
+    const view = await t.client.transport.json<CallView>("GET", `/v1/calls/${call.callId}`);
+    expect(view.attempt).toBe(2);
+    expect(view.attempts).toEqual([expect.objectContaining({ attempt: 1, outcome: "lost" })]); // a lost task is not the function's failure
   });
 
-  it("takes a task whose agent stops answering (its node gone, or the network) for gone: the call is retried", { timeout: 90_000 }, async () => {
+  it("takes a task whose agent stops answering (its node gone, or the network) for gone: the call runs again", { timeout: 90_000 }, async () => {
     const slow = await t.client.functions.fromName<[number], { done: boolean; container: string }>("swarmy", "slow");
     const call = await slow.spawn(2000);
     await vi.waitFor(async () => expect((await call.status()).status).toBe("running"), { timeout: 60_000, interval: 100 });
