@@ -46,7 +46,7 @@ describe("the dashboard", () => {
     const p = await open();
     await p.waitForSelector("[data-app=dash]", WAIT);
     const rows = await p.locator("[data-app=dash] tr[data-function]").evaluateAll((els) => els.map((e) => e.getAttribute("data-function")));
-    expect(rows.sort()).toEqual(["explode", "greet", "wait"]);
+    expect(rows.sort()).toEqual(["explode", "greet", "retried", "wait"]);
     await p.click("[data-app=dash] h2 a");
     await p.waitForSelector("section[data-function=wait]", WAIT);
     expect(await p.locator("section[data-function=wait]").innerText()).toContain("600 s per attempt");
@@ -84,6 +84,18 @@ describe("the dashboard", () => {
     expect(traceback).toContain("TypeError: it exploded: on purpose");
     expect(traceback).toContain("explode");
     expect(await p.locator("[data-call-page] .badge").first().innerText()).toBe("failed");
+  });
+
+  it("lists a call's earlier attempts and why each ended", async () => {
+    const call = await (await fn("retried")).spawn("twice");
+    await expect(call.get({ timeoutMs: 30_000 })).rejects.toBeInstanceOf(RemoteError);
+    const p = await open(`#/calls/${call.callId}`);
+    await p.waitForSelector("[data-part=attempts]", WAIT);
+    const row = await p.locator("[data-part=attempts] tr").innerText();
+    expect(row).toContain("#1");
+    expect(row).toContain("failed (a retry followed)");
+    expect(row).toContain("RangeError: no luck: twice");
+    expect(await p.locator("[data-call-page]").innerText()).toMatch(/attempt\s+2 of at most 2/);
   });
 
   it("finds a call by its pasted ID, and says what a call ID looks like otherwise", async () => {
