@@ -30,6 +30,7 @@ const STATUS: Record<ServiceErrorCode, number> = {
   image_build_failed: 422,
   base_image_missing: 500,
   disk_full: 507,
+  engine_unavailable: 503,
   internal: 500,
 };
 
@@ -41,6 +42,14 @@ function diskFull(err: unknown): ApiError | null {
   return new ApiError(507, ServiceErrorCode.diskFull, `${where} is full: gantry cannot store anything new until space is freed`);
 }
 
+/** A request that needed the Docker engine while it does not answer (restarting, stopped). */
+function engineAway(err: unknown): ApiError | null {
+  const e = err as { name?: string; code?: string; syscall?: string; message?: string };
+  const unreachable = e?.name === "EngineUnreachableError" || (e?.syscall === "connect" && ["ECONNREFUSED", "ENOENT"].includes(e.code ?? ""));
+  if (!unreachable) return null;
+  return new ApiError(503, ServiceErrorCode.engineUnavailable, `the Docker engine does not answer (${e.message ?? e.code}); gantry keeps calls and carries on when it is back: try again then`);
+}
+
 export function toResponse(err: unknown): { status: number; body: { error: Record<string, unknown> }; unexpected: boolean } {
   if (err instanceof ApiError) {
     return { status: err.status, body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false };
@@ -48,7 +57,7 @@ export function toResponse(err: unknown): { status: number; body: { error: Recor
   if (err instanceof ServiceError) {
     return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message } }, unexpected: false };
   }
-  const full = diskFull(err);
-  if (full) return toResponse(full);
+  const known = diskFull(err) ?? engineAway(err);
+  if (known) return toResponse(known);
   return { status: 500, body: { error: { code: "internal", message: "internal error; see the daemon log" } }, unexpected: true };
 }

@@ -16,6 +16,8 @@ export const ServiceErrorCode = {
   baseImageMissing: "base_image_missing",
   /** The disk holding gantry's home is full: nothing new can be stored until there is room. */
   diskFull: "disk_full",
+  /** The Docker engine does not answer (restarting, stopped): what needs it waits or is refused. */
+  engineUnavailable: "engine_unavailable",
   /** The daemon's own installation is broken (a missing build output, say). */
   internal: "internal",
 } as const;

@@ -119,6 +119,10 @@ describe("an engine restart", () => {
       interval: 100,
     });
     const meanwhile = await (await t.client.functions.fromName("faults", "hold")).spawn(10); // accepted and kept while it is down
+    // What needs the engine says so: 503, not an internal error.
+    const nodes = await fetch(`${t.baseUrl}/v1/nodes`);
+    expect(nodes.status).toBe(503);
+    expect(((await nodes.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "engine_unavailable", message: expect.stringContaining("the Docker engine does not answer") });
     await engine.startEngine();
     const call = await t.client.functionCalls.fromId(id);
     expect(await call.get({ timeoutMs: 120_000 })).toMatchObject({ held: 2000 });
