@@ -107,11 +107,16 @@ async function runForeground(o: StartOptions): Promise<void> {
     gpuPassthrough,
     ...cluster,
   });
-  const daemon = await startDaemon(cfg);
-  const onSignal = () => void daemon.stop();
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
-  await daemon.stopped;
+  try {
+    const daemon = await startDaemon(cfg);
+    const onSignal = () => void daemon.stop();
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+    await daemon.stopped;
+  } finally {
+    // Stopped, or failed to start: nothing is left to serve, so nothing may keep the process alive.
+    setTimeout(() => process.exit(), 1000).unref();
+  }
 }
 
 async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {

@@ -319,6 +319,7 @@ describe("the CLI without a daemon", () => {
       const noSwarm = await gantry(dir, ["daemon", "start", "--backend", "swarm", "--advertise-addr", "127.0.0.1:0"]);
       expect(noSwarm.code).toBe(1);
       expect(noSwarm.stderr).toContain("--backend swarm needs a Swarm manager, and this Docker engine is in no swarm: run docker swarm init");
+      expect(noSwarm.stderr).toContain("the daemon exited (code 1) during start"); // it leaves no process behind
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
