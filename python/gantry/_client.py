@@ -113,12 +113,20 @@ class Client:
         return kind(self._host, self._port, timeout=timeout)
 
     def request(
-        self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0, headers: Optional[Dict[str, str]] = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait_s: float = 0.0,
+        headers: Optional[Dict[str, str]] = None,
+        answer_headers: Optional[Dict[str, str]] = None,
     ) -> Tuple[int, Any]:
         """Sends one request and returns (HTTP status, parsed JSON body); raises only when no answer came.
 
         ``wait_s``: how long the daemon may hold the request (a ``?wait=`` poll); the socket allows
         that much more time before it gives up. ``headers``: more request headers.
+        ``answer_headers``: filled with the answer's headers (names in lower case), when given.
         """
         headers = {"Accept": "application/json", **(headers or {})}
         if self.token and self.url:
@@ -133,6 +141,8 @@ class Client:
             conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
             res = conn.getresponse()
             status, raw = res.status, res.read()
+            if answer_headers is not None:
+                answer_headers.update((name.lower(), value) for name, value in res.getheaders())
         except (FileNotFoundError, ConnectionRefusedError) as err:
             reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
             raise DaemonNotRunningError(
@@ -185,9 +195,18 @@ class Client:
         finally:
             conn.close()
 
-    def json(self, method: str, path: str, body: Any = None, *, wait_s: float = 0.0, headers: Optional[Dict[str, str]] = None) -> Any:
+    def json(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait_s: float = 0.0,
+        headers: Optional[Dict[str, str]] = None,
+        answer_headers: Optional[Dict[str, str]] = None,
+    ) -> Any:
         """Like ``request``, but raises the matching ``gantry.exception`` class for an answer that is not 2xx."""
-        status, parsed = self.request(method, path, body, wait_s=wait_s, headers=headers)
+        status, parsed = self.request(method, path, body, wait_s=wait_s, headers=headers, answer_headers=answer_headers)
         if not 200 <= status < 300:
             raise error_from_api(status, parsed, self.target)
         return parsed

@@ -31,6 +31,7 @@ from .exception import (
 #: ``fc-`` + 26 characters of Crockford base32, as ``protocol/api.ts`` CALL_ID_PATTERN.
 _CALL_ID = re.compile(r"^fc-[0-9a-hjkmnp-tv-z]{26}$")
 #: The header that makes a submit idempotent, and the longest key (``protocol/api.ts``).
+_IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed"  # lower case, as answer_headers has it
 _IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: Longest wait asked of the daemon in one request (it grants at most 60 s); longer waits repeat.
@@ -72,9 +73,11 @@ def _segment(s: str) -> str:
 class FunctionCall:
     """A spawned call, by ID: ``FunctionCall.from_id("fc-…").get(timeout=5)``."""
 
-    def __init__(self, call_id: str, client: Optional[Client] = None) -> None:
+    def __init__(self, call_id: str, client: Optional[Client] = None, replayed: bool = False) -> None:
         self._call_id = call_id
         self._client = client
+        #: True when an idempotency key had already made this call: the spawn queued nothing.
+        self.replayed = replayed
 
     @classmethod
     def from_id(cls, call_id: str, *, client: Optional[Client] = None) -> "FunctionCall":
@@ -293,8 +296,9 @@ class Function:
         self.hydrate()
         key = self._idempotency_key
         headers = None if key is None else {_IDEMPOTENCY_KEY_HEADER: key}
-        answer = self._transport().json("POST", f"{self._path()}/calls", body, headers=headers)
-        return FunctionCall(answer["call_id"], self._transport())
+        answered: Dict[str, str] = {}
+        answer = self._transport().json("POST", f"{self._path()}/calls", body, headers=headers, answer_headers=answered)
+        return FunctionCall(answer["call_id"], self._transport(), replayed=answered.get(_IDEMPOTENT_REPLAYED_HEADER) == "true")
 
     @_WithAio
     def remote(self, *args: Any, **kwargs: Any) -> Any:

@@ -27,6 +27,7 @@ def test_a_repeated_key_returns_the_first_call_and_queues_nothing() -> None:
     first = keyed.spawn({"order": 1})
     again = keyed.spawn({"order": 2})  # a replay's arguments are not looked at
     assert again.object_id == first.object_id
+    assert (first.replayed, again.replayed) == (False, True)  # the daemon's Idempotent-Replayed answer
     assert again.get(timeout=30) == {"order": 1}
     assert keyed.remote({"order": 3}) == {"order": 1}  # remote spawns with the key too
     assert _calls_of("echo") == before + 1
