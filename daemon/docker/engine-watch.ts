@@ -85,17 +85,19 @@ export class EngineWatch implements EngineHealth {
   close(): void {
     this.closed = true;
     if (this.pingTimer) clearTimeout(this.pingTimer);
+    this.dropStream();
+    this.changes.removeAllListeners();
+  }
+
+  private dropStream(): void {
     const s = this.stream as unknown as { destroy?: () => void } | null;
     this.stream = null;
     s?.destroy?.();
-    this.changes.removeAllListeners();
   }
 
   private broken(reason: string): void {
     if (this.closed) return;
-    const s = this.stream as unknown as { destroy?: () => void } | null;
-    this.stream = null;
-    s?.destroy?.();
+    this.dropStream();
     if (!this.down) {
       this.down = { sinceMs: this.clock(), reason };
       this.log.warn("the Docker engine went away; waiting for it to come back", { reason });

@@ -6,6 +6,7 @@ import { makeId, type RandomSource } from "../core/ids.js";
 import { CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
 import type { Gpu } from "../core/gpu.js";
 import { EngineUnreachableError, type ContainerExit, type ContainerRuntime, type GpuAccess } from "../docker/types.js";
+import { isDiskFull } from "../store/group-commit.js";
 import { classifyEnd, type ContainerEnd } from "./container-end.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
@@ -197,7 +198,7 @@ export class ContainerLauncher {
       created(c.dockerId);
       const reason = `could not start a container: ${(err as Error).message}`;
       // Not the function's fault: no Docker engine answering, or no disk left for its socket folder.
-      const unavailable = err instanceof EngineUnreachableError || ["ENOSPC", "EDQUOT"].includes((err as { code?: string }).code ?? "");
+      const unavailable = err instanceof EngineUnreachableError || isDiskFull(err);
       await finish(c.exitReason ? { kind: "stopped", reason: c.exitReason } : { kind: unavailable ? "unavailable" : "failed_to_start", reason });
     }
   }
@@ -207,30 +208,29 @@ export class ContainerLauncher {
     this.d.runtime.kill(dockerId).catch((err) => this.d.log.warn("kill failed", { docker_id: dockerId, err: (err as Error).message }));
   }
 
-  /** Waits for the container's end; when the engine goes away meanwhile, waits for it and asks again. */
-  private async waitExit(dockerId: string): Promise<{ exit: ContainerExit; engineRestarted: boolean }> {
-    let engineRestarted = false;
+  /** Runs an engine call; when the engine does not answer, waits for it to come back and runs it again. */
+  private async whenEngineAnswers<T>(step: () => Promise<T>, onAway: () => void = () => undefined): Promise<T> {
     for (;;) {
       try {
-        return { exit: await this.d.runtime.waitExit(dockerId), engineRestarted };
+        return await step();
       } catch (err) {
         if (!(err instanceof EngineUnreachableError)) throw err;
-        engineRestarted = true;
+        onAway();
         await this.d.runtime.engine.whenUp();
       }
     }
   }
 
+  /** Waits for the container's end; when the engine goes away meanwhile, waits for it and asks again. */
+  private async waitExit(dockerId: string): Promise<{ exit: ContainerExit; engineRestarted: boolean }> {
+    let engineRestarted = false;
+    const exit = await this.whenEngineAnswers(() => this.d.runtime.waitExit(dockerId), () => (engineRestarted = true));
+    return { exit, engineRestarted };
+  }
+
   /** Removes an ended container, once the engine answers (it may be restarting). */
   private async removeWhenUp(dockerId: string): Promise<void> {
-    for (;;) {
-      try {
-        return await this.d.runtime.remove(dockerId);
-      } catch (err) {
-        if (!(err instanceof EngineUnreachableError)) return this.d.log.warn("remove failed", { container: dockerId, err });
-        await this.d.runtime.engine.whenUp();
-      }
-    }
+    await this.whenEngineAnswers(() => this.d.runtime.remove(dockerId)).catch((err) => this.d.log.warn("remove failed", { container: dockerId, err }));
   }
 
   private onMessage(pool: FunctionPool, c: ContainerEntry, msg: AgentToDaemon, h: LaunchHandlers): void {
@@ -279,7 +279,7 @@ export class ContainerLauncher {
   }
 
   kill(_pool: FunctionPool, c: ContainerEntry, _why: string): void {
-    if (c.dockerId) void this.d.runtime.kill(c.dockerId).catch((e) => this.d.log.warn("kill failed", { container: c.id, err: e }));
+    if (c.dockerId) this.killQuietly(c.dockerId);
   }
 
   /** At shutdown: remove the container at once (waiting for Docker to create it, if it is) and close its socket. */

@@ -22,10 +22,10 @@ export class DiskFullError extends Error {
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
-/** Whether SQLite failed for want of disk space. */
+/** Whether SQLite (or a file write) failed for want of disk space or quota. */
 export function isDiskFull(err: unknown): boolean {
   const code = (err as { code?: string })?.code ?? "";
-  return code === "SQLITE_FULL" || code === "SQLITE_IOERR_WRITE" || code === "SQLITE_IOERR_FSYNC" || code === "ENOSPC";
+  return ["SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "ENOSPC", "EDQUOT"].includes(code);
 }
 
 /**
@@ -109,7 +109,8 @@ export class GroupCommit {
     this.deferTimer = null;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
-    const batch = [...this.held, ...this.pending];
+    // Writes held for a full disk go first; usually there are none, and the batch is the pending list itself.
+    const batch = this.held.length ? [...this.held, ...this.pending] : this.pending;
     this.held = [];
     this.pending = [];
     if (batch.length === 0) return;

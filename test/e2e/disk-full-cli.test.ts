@@ -2,20 +2,18 @@
  * The daemon as `gantry daemon start` runs it, its log file on a GANTRY_HOME that fills up: the
  * daemon's own log lines cannot be written, and it stays up; the CLI says the disk is full.
  */
-import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gantry } from "../helpers/cli.js";
 import { fixture } from "../helpers/daemon.js";
+import { mountSmallDisk, type SmallDisk } from "../helpers/tmpfs.js";
 
+let disk: SmallDisk;
 let home: string;
 const g = (...args: string[]) => gantry(home, args);
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), "ge-full-"));
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", home]);
+  disk = mountSmallDisk("ge-full-", 24);
+  home = disk.dir;
   const started = await g("daemon", "start", "--container-network", "none");
   expect(started.code, started.stderr).toBe(0);
   const dep = await g("deploy", fixture("faults.ts"));
@@ -23,8 +21,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => {
   await g("daemon", "stop");
-  execFileSync("umount", ["-l", home]);
-  rmSync(home, { recursive: true, force: true });
+  disk?.remove();
 });
 
 describe("gantry with its home on a full disk", () => {
@@ -32,14 +29,7 @@ describe("gantry with its home on a full disk", () => {
     const spawned = await g("spawn", "faults", "talk", '{"ms": 1000, "lines": 100}');
     expect(spawned.code, spawned.stderr).toBe(0);
     const talkId = spawned.stdout.trim();
-    const fd = openSync(join(home, "filler"), "w");
-    try {
-      for (;;) writeSync(fd, Buffer.alloc(256 * 1024));
-    } catch (err) {
-      expect((err as { code?: string }).code).toBe("ENOSPC");
-    } finally {
-      closeSync(fd);
-    }
+    disk.fill(); // throws unless the write stopped for want of space (ENOSPC)
 
     const pad = JSON.stringify({ ms: 0, lines: 0, pad: "x".repeat(100 * 1024) });
     let refused = null;
@@ -55,7 +45,7 @@ describe("gantry with its home on a full disk", () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(/running \(pid \d+\)/);
 
-    execFileSync("mount", ["-o", "remount,size=64m", home]);
+    disk.grow(64);
     const got = await g("get", talkId, "--timeout", "60");
     expect(got.code, got.stderr).toBe(0);
     expect(JSON.parse(got.stdout)).toEqual({ talked: 100 });

@@ -4,41 +4,25 @@
  * stored), app log lines that cannot be written are dropped, and everything resumes once there is
  * room, without a restart. GANTRY_HOME is a small tmpfs filled up, then grown.
  */
-import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { CallView } from "../../protocol/api.js";
 import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { mountSmallDisk, type SmallDisk } from "../helpers/tmpfs.js";
 
+let disk: SmallDisk;
 let home: string;
 let t: TestDaemon;
 
 beforeAll(async () => {
-  home = mkdtempSync(join(tmpdir(), "gt-full-"));
-  execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", home]);
+  disk = mountSmallDisk("gt-full-", 24);
+  home = disk.dir;
   t = await startTestDaemon({ home });
   await deploy(t, fixture("faults.ts"));
 }, 120_000);
 afterAll(async () => {
   await t?.dispose();
-  execFileSync("umount", ["-l", home]);
-  rmSync(home, { recursive: true, force: true });
+  disk?.remove();
 });
-
-/** Writes zeros to a file until the tmpfs refuses more. */
-function fill(path: string): void {
-  const fd = openSync(path, "w");
-  const chunk = Buffer.alloc(256 * 1024);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as { code?: string }).code !== "ENOSPC") throw err;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 interface Health {
   ok: boolean;
@@ -54,7 +38,7 @@ describe("a full disk under GANTRY_HOME", () => {
     // Acknowledged before the disk fills: it finishes (and logs) while the disk is full.
     const talk = await (await t.client.functions.fromName("faults", "talk")).spawn({ ms: 1500, lines: 300 });
     await vi.waitFor(async () => expect((await talk.status()).status).toBe("running"), { timeout: 30_000, interval: 50 });
-    fill(join(home, "filler"));
+    disk.fill();
 
     // SQLite may still reuse room in its write-ahead log for a while: submits fail once it needs more.
     const pad = "x".repeat(256 * 1024);
@@ -81,7 +65,7 @@ describe("a full disk under GANTRY_HOME", () => {
     expect((await t.client.transport.json<CallView>("GET", `/v1/calls/${talk.callId}`)).status).toBe("running");
 
     // Room again (the tmpfs grows): the held result is stored, submits are taken, without a restart.
-    execFileSync("mount", ["-o", "remount,size=64m", home]);
+    disk.grow(64);
     expect(await talk.get({ timeoutMs: 60_000 })).toEqual({ talked: 300 });
     await vi.waitFor(async () => expect((await health()).disk_full).toBeNull(), { timeout: 30_000 });
     const again = await submit({ args: [{ ms: 0, lines: 1 }] });
