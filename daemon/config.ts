@@ -16,8 +16,19 @@ export interface DaemonConfig {
   httpHost: string;
   /** TCP port for the HTTP API; null: unix socket only. 0 picks a free port. */
   httpPort: number | null;
-  /** Required on TCP when set; always required when listening beyond loopback. */
+  /** Required on TCP when set; always required when listening beyond loopback; 16 characters at least. */
   token: string | null;
+  /** Host names (HOST or HOST:PORT) TCP requests may name beyond loopback's (DNS rebinding: issue 15). */
+  allowedHosts: string[];
+  /** Origins (scheme://host[:port]) beside the daemon's own that may write and open WebSockets. */
+  allowedOrigins: string[];
+  /** TCP port web endpoints are served on (their own origin); null: next to httpPort (0 when it is 0). */
+  webPort: number | null;
+  /** HTTPS and WSS on the TCP listeners instead of plain HTTP (PEM files). */
+  tls: { certPath: string; keyPath: string } | null;
+  /** The uid:gid functions run as: one no host account has (checked at start). */
+  containerUid: number;
+  containerGid: number;
   /** Forces every container onto this network (tests use "none"). */
   forceNetwork: "none" | null;
   nodeBaseImage: string;
@@ -54,6 +65,38 @@ export interface DaemonConfig {
 }
 
 export const DEFAULT_AGENT_PORT = 8701;
+/**
+ * The uid and gid functions run as by default: fixed, and in no range a distribution hands out
+ * (Debian: 1000–59999 people, 60000–64999 packages, 65536+ unused; systemd DynamicUser 61184–65519;
+ * subordinate ids for rootless containers from 100000). Checked against the host at start.
+ */
+export const DEFAULT_CONTAINER_ID = 99000;
+
+/** A comma-separated variable as a list (empty entries dropped). */
+function listEnv(raw: string | undefined): string[] {
+  return (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** The shortest token the daemon takes: shorter ones are guessed too quickly. */
+export const MIN_TOKEN_LENGTH = 16;
+
+/**
+ * Refuses a token under MIN_TOKEN_LENGTH characters (issue 15), naming where it came from
+ * (`source`: "GANTRY_TOKEN", "--token-file /path", …) and how to make a good one. No token is fine
+ * (the caller decides whether one is needed); an empty one is refused.
+ */
+export function checkToken(token: string | null | undefined, source: string): void {
+  if (token === null || token === undefined) return;
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new Error(
+      `the token from ${source} is ${token.length} character${token.length === 1 ? "" : "s"} long; ` +
+        `gantry takes tokens of ${MIN_TOKEN_LENGTH} characters or more (a short one is guessed quickly): make one with: openssl rand -hex 32`,
+    );
+  }
+}
+
+/** Host names and addresses that stay on this machine (listening on them needs no token). */
+export const LOOPBACK_HOSTS: readonly string[] = ["127.0.0.1", "::1", "localhost"];
 
 /** HOST[:PORT] (IPv6 in brackets) as given to --advertise-addr. */
 export function parseHostPort(raw: string, what: string, defaultPort: number): { host: string; port: number } {
@@ -97,6 +140,16 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     httpHost: "127.0.0.1",
     httpPort: null,
     token: process.env.GANTRY_TOKEN || null,
+    allowedHosts: listEnv(process.env.GANTRY_ALLOWED_HOSTS),
+    allowedOrigins: listEnv(process.env.GANTRY_ALLOWED_ORIGINS),
+    webPort: null,
+    tls: null,
+    containerUid: parseContainerId(process.env.GANTRY_CONTAINER_UID, "GANTRY_CONTAINER_UID") ?? DEFAULT_CONTAINER_ID,
+    // The gid defaults to the uid given (or 99000).
+    containerGid:
+      parseContainerId(process.env.GANTRY_CONTAINER_GID, "GANTRY_CONTAINER_GID") ??
+      parseContainerId(process.env.GANTRY_CONTAINER_UID, "GANTRY_CONTAINER_UID") ??
+      DEFAULT_CONTAINER_ID,
     forceNetwork: null,
     nodeBaseImage: process.env.GANTRY_NODE_BASE_IMAGE || "gantry/base-node:1",
     pythonBaseImage: process.env.GANTRY_PYTHON_BASE_IMAGE || "gantry/base-python:1",
@@ -119,6 +172,13 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;
+}
+
+/** GANTRY_CONTAINER_UID / _GID: a whole number (what it may be is checked at start: daemon/host/container-user.ts). */
+export function parseContainerId(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`${name}=${JSON.stringify(raw)} is not a uid/gid: give a whole number, e.g. ${DEFAULT_CONTAINER_ID}`);
+  return Number(raw.trim());
 }
 
 const PASSTHROUGH: readonly GpuPassthroughSetting[] = ["auto", "device-requests", "device-nodes"];

@@ -3,15 +3,16 @@
  * dispatcher, deployer and API server. `startDaemon` returns once the API answers.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import type http from "node:http";
 import { Access } from "./api/access.js";
 import { DashboardFiles } from "./api/dashboard.js";
 import { buildRouter, containerRouter } from "./api/routes.js";
 import { WebGateway } from "./api/web-gateway.js";
 import { EventStream } from "./api/event-stream.js";
+import { RequestGuard } from "./api/request-guard.js";
 import { ApiServer, answer, route } from "./api/server.js";
-import type { DaemonConfig } from "./config.js";
+import { checkToken, type DaemonConfig } from "./config.js";
 import { makeId } from "./core/ids.js";
 import { makeBackend } from "./backend.js";
 import type { ContainerRuntime } from "./docker/types.js";
@@ -19,6 +20,7 @@ import { acquirePidLock } from "./lock.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import { AppLogs } from "./service/app-logs.js";
 import { ContainerLauncher } from "./service/container-launcher.js";
+import { checkContainerUser } from "./host/container-user.js";
 import { Deployer, deployedFunction } from "./service/deployer.js";
 import { Dispatcher } from "./service/dispatcher.js";
 import { GpuBroker } from "./service/gpu-broker.js";
@@ -26,6 +28,8 @@ import { EventBus } from "./service/event-bus.js";
 import { Waiters } from "./service/waiters.js";
 import { Secrets } from "./service/secrets.js";
 import { SecretStore } from "./store/secret-store.js";
+import { Sessions } from "./service/sessions.js";
+import { SessionStore } from "./store/session-store.js";
 import { VERSION } from "../protocol/version.js";
 import { AppStore } from "./store/app-store.js";
 import { CallStore } from "./store/call-store.js";
@@ -40,6 +44,9 @@ export interface RunningDaemon {
   config: DaemonConfig;
   daemonId: string;
   tcpPort: number | null;
+  /** The API's and the web endpoints' base URLs on TCP (null without --http-port). */
+  httpUrl: string | null;
+  webUrl: string | null;
   /** Resolves once the daemon has stopped (by stop() or POST /v1/daemon/stop). */
   stopped: Promise<void>;
   /** Stops taking calls, lets running ones finish for up to graceMs, then stops everything. */
@@ -48,6 +55,8 @@ export interface RunningDaemon {
 
 export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runtime?: ContainerRuntime } = {}): Promise<RunningDaemon> {
   const log = opts.log ?? consoleLogger();
+  checkToken(cfg.token, "the daemon's configuration (GANTRY_TOKEN or --token-file)");
+  const containerUser = checkContainerUser(cfg); // before anything changes: a uid a host account has refuses the start
   mkdirSync(cfg.home, { recursive: true, mode: 0o700 });
   chmodSync(cfg.home, 0o700);
   for (const dir of [cfg.logsDir, cfg.appsDir]) mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -123,6 +132,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       log,
       daemonId,
       agentSocketsDir: cfg.agentSocketsDir,
+      containerUser,
       forceNetwork: cfg.forceNetwork,
       secretEnv: (names): Record<string, string> => secrets.envFor(names),
     });
@@ -181,7 +191,11 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     };
 
     const startedAt = new Date().toISOString();
-    const access = new Access(cfg.token);
+    // Dashboard sessions live in the database; a new token ends every one of them.
+    const sessions = new Sessions({ store: new SessionStore(db), token: cfg.token, log });
+    sessions.start();
+    cleanups.push(() => sessions.stop());
+    const access = new Access({ token: cfg.token, sessions });
     const router = buildRouter({
       access,
       runtime,
@@ -205,7 +219,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         home: cfg.home,
         daemon_id: daemonId,
         started_at: startedAt,
-        http: server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`,
+        http: server.httpUrl,
+        web: server.webUrl,
         ...dispatcher.stats(),
         ...backend.describe(),
         gpu: gpus.status(),
@@ -224,25 +239,41 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       socketPath: cfg.socketPath,
       httpHost: cfg.httpHost,
       httpPort: cfg.httpPort,
+      webPort: cfg.webPort,
+      tls: cfg.tls ? readTls(cfg.tls) : null,
       access,
+      guard: new RequestGuard({ allowedHosts: cfg.allowedHosts, allowedOrigins: cfg.allowedOrigins }),
       dashboard: new DashboardFiles(cfg.dashboardDir),
-      web: new WebGateway({ web: dispatcher.web, token: cfg.token, maxBodyBytes: cfg.maxBodyBytes }),
+      web: new WebGateway({ web: dispatcher.web, token: cfg.token, access, maxBodyBytes: cfg.maxBodyBytes }),
     });
-    const webBase = () => (server.tcpPort === null ? null : `http://${cfg.httpHost}:${server.tcpPort}`);
+    const webBase = () => server.webUrl;
     await server.listen();
     const events = new EventStream(bus, access);
-    server.onUpgrade((s, remote) => events.attach(s, remote));
+    server.onUpgrade(events.upgrade);
     cleanups.push(() => server.close(), () => events.close());
     log.info("daemon ready", {
       home: cfg.home,
       socket: cfg.socketPath,
-      http: server.tcpPort === null ? "off" : `${cfg.httpHost}:${server.tcpPort}`,
+      http: server.httpUrl ?? "off",
+      web: server.webUrl ?? "off",
       requeued: recovered.requeued,
       failed: recovered.failed,
     });
-    return { config: cfg, daemonId, tcpPort: server.tcpPort, stopped, stop };
+    return { config: cfg, daemonId, tcpPort: server.tcpPort, httpUrl: server.httpUrl, webUrl: server.webUrl, stopped, stop };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+/** The TLS certificate and key, read once at start; an unreadable one fails the start naming it. */
+function readTls(tls: { certPath: string; keyPath: string }): { cert: Buffer; key: Buffer } {
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(tls.certPath, "certificate (--tls-cert)"), key: read(tls.keyPath, "key (--tls-key)") };
 }

@@ -121,6 +121,11 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
     return new FunctionCall<R>(this.transport, res.body.call_id, replayed);
   }
 
+  /** A web endpoint's URL (on the daemon's web port, another origin than its API), or undefined for a plain function. */
+  async getWebUrl(): Promise<string | undefined> {
+    return this.info.web_url ?? undefined;
+  }
+
   /** Spawns and waits for the result. */
   async remote(...args: A): Promise<R> {
     return (await this.spawn(...args)).get();

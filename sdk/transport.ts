@@ -1,4 +1,6 @@
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { DaemonNotRunningError, errorFromApi, GantryError } from "./errors.js";
@@ -6,9 +8,16 @@ import { DaemonNotRunningError, errorFromApi, GantryError } from "./errors.js";
 export interface TransportOptions {
   /** Unix socket of the daemon; default `$GANTRY_HOME/gantry.sock`. */
   socketPath?: string;
-  /** Base URL instead of the socket, e.g. `http://127.0.0.1:8700`. */
+  /** Base URL instead of the socket, e.g. `http://127.0.0.1:8700` or `https://gantry.example:8700`. */
   url?: string;
   token?: string;
+  /**
+   * For `https:` URLs: the CA certificate(s) (PEM) the daemon's certificate must chain to, instead of
+   * the system's. Default: the file GANTRY_CA_CERT names, else the system's CAs.
+   */
+  ca?: string | Buffer;
+  /** How errors name where `ca` came from (the CLI: "--ca-cert FILE"); default "the ca option". */
+  caLabel?: string;
 }
 
 export function gantryHome(): string {
@@ -37,17 +46,84 @@ export interface Response {
   body: unknown;
 }
 
-/** JSON over HTTP, on the daemon's unix socket or TCP, with keep-alive. Shared by the CLI and the SDK. */
+/** The CA for an https URL: the option, else the file GANTRY_CA_CERT names, else none (the system's CAs). */
+function resolveCa(opts: TransportOptions): { ca: string | Buffer | undefined; caSource: string | null } {
+  if (opts.ca !== undefined) return { ca: opts.ca, caSource: opts.caLabel ?? "the ca option" };
+  const file = process.env.GANTRY_CA_CERT;
+  if (!file) return { ca: undefined, caSource: null };
+  try {
+    return { ca: readFileSync(file), caSource: `GANTRY_CA_CERT (${file})` };
+  } catch (err) {
+    throw new GantryError(`GANTRY_CA_CERT names ${file}, which cannot be read: ${(err as Error).message}`, "invalid_argument");
+  }
+}
+
+/** Errors of a TLS handshake whose certificate is not vouched for (node's and OpenSSL's codes). */
+const CERT_ERRORS = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_UNTRUSTED",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_REVOKED",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** JSON over HTTP(S), on the daemon's unix socket or TCP, with keep-alive. Shared by the CLI and the SDK. */
 export class Transport {
   private readonly agent: http.Agent;
   readonly target: string;
+  /** True when requests go over TLS (an `https:` URL). */
+  readonly tls: boolean;
 
   private readonly opts: TransportOptions;
+  private readonly caSource: string | null = null;
 
   constructor(opts: TransportOptions = {}) {
     this.opts = opts.url || opts.socketPath ? opts : { ...envTarget(), ...opts };
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
     this.target = this.opts.url ?? this.opts.socketPath ?? defaultSocketPath();
+    let protocol: string | null = null;
+    if (this.opts.url) {
+      try {
+        protocol = new URL(this.opts.url).protocol;
+      } catch {
+        throw new GantryError(`the daemon's URL must look like http://HOST:PORT or https://HOST:PORT, got ${JSON.stringify(this.opts.url)}`, "invalid_argument");
+      }
+      if (protocol !== "http:" && protocol !== "https:") {
+        throw new GantryError(`the daemon's URL must be http:// or https://, got ${JSON.stringify(this.opts.url)}`, "invalid_argument");
+      }
+    }
+    this.tls = protocol === "https:";
+    if (this.tls) {
+      const { ca, caSource } = resolveCa(this.opts);
+      this.caSource = caSource;
+      this.agent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(ca !== undefined ? { ca } : {}) });
+    } else {
+      this.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    }
+  }
+
+  /** The error for a request that failed below HTTP: no daemon, a certificate not vouched for, TLS against plain HTTP. */
+  private transportError(err: NodeJS.ErrnoException): GantryError {
+    if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
+      return new DaemonNotRunningError(`no gantry daemon answers at ${this.target} (${err.code}); start it with: gantry daemon start`);
+    }
+    if (this.tls && err.code && CERT_ERRORS.has(err.code)) {
+      const by = this.caSource ? `the CA from ${this.caSource}` : "none of the system's CAs (no CA was given)";
+      return new GantryError(
+        `the daemon at ${this.target} presented a certificate that ${by} vouches for (${err.code}: ${err.message.trim()}); ` +
+          `give the CA that signed it: the SDK's ca option, GANTRY_CA_CERT=FILE, or gantry --ca-cert FILE`,
+        "tls",
+      );
+    }
+    if (this.tls && (err.code === "EPROTO" || /wrong version number|packet length too long/i.test(err.message))) {
+      return new GantryError(`the daemon at ${this.target} did not answer TLS (${err.message.trim()}); if it serves plain HTTP, use an http:// URL`, "tls");
+    }
+    return new GantryError(`request to the daemon at ${this.target} failed: ${err.message.trim()}`, "transport");
   }
 
   private requestOptions(method: string, path: string, extra: Record<string, string>): http.RequestOptions {
@@ -55,7 +131,8 @@ export class Transport {
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (this.opts.url) {
       const u = new URL(path, this.opts.url);
-      return { method, hostname: u.hostname, port: u.port, path: u.pathname + u.search, headers, agent: this.agent };
+      // An IPv6 address comes bracketed in a URL; node wants it bare.
+      return { method, hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port, path: u.pathname + u.search, headers, agent: this.agent };
     }
     return { method, socketPath: this.opts.socketPath ?? defaultSocketPath(), path, headers, agent: this.agent };
   }
@@ -74,12 +151,9 @@ export class Transport {
       (options.headers as Record<string, string>)["content-type"] = "application/json";
       (options.headers as Record<string, string>)["content-length"] = String(payload.length);
     }
-    const req = http.request(options, onResponse);
-    req.on("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
-        reject(new DaemonNotRunningError(`no gantry daemon answers at ${this.target} (${err.code}); start it with: gantry daemon start`));
-      } else reject(new GantryError(`request to the daemon at ${this.target} failed: ${err.message}`, "transport"));
-    });
+    // An https: URL goes over TLS, always: never plain HTTP with the token in it.
+    const req = this.tls ? https.request(options, onResponse) : http.request(options, onResponse);
+    req.on("error", (err: NodeJS.ErrnoException) => reject(this.transportError(err)));
     req.end(payload);
   }
 

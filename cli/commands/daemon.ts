@@ -1,12 +1,14 @@
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createSecureContext } from "node:tls";
 import type { Command } from "commander";
 import { isAlive } from "../../daemon/lock.js";
 import { DaemonNotRunningError, GantryError } from "../../sdk/errors.js";
 import { gantryHome } from "../../sdk/transport.js";
 import { makeContext, type GlobalOptions } from "../context.js";
+import { readPemFile, readTokenFile } from "../credentials.js";
 import { UsageError } from "../exit-codes.js";
 import type { Runner } from "../runner.js";
 import type { GpuStatusView } from "../../protocol/api.js";
@@ -14,9 +16,17 @@ import { gpuSummary } from "./gpus.js";
 
 interface StartOptions {
   foreground?: boolean;
+  verbose?: boolean;
   httpPort?: string;
   httpHost?: string;
+  /** Refused: it would show in ps. */
   token?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  allowedHost?: string[];
+  allowedOrigin?: string[];
+  webPort?: string;
   containerNetwork?: string;
   gpuPassthrough?: string;
   backend?: string;
@@ -29,6 +39,8 @@ type Health = {
   pid: number;
   home: string;
   http: string | null;
+  /** The web endpoints' base URL (their own origin), when the daemon serves them on TCP. */
+  web?: string | null;
   version: string;
   queued: number;
   containers: number;
@@ -38,11 +50,110 @@ type Health = {
   registry?: string | null;
 };
 
-function parsePort(raw: string | undefined): number | null {
+function parsePort(raw: string | undefined, flag = "--http-port"): number | null {
   if (raw === undefined) return null;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--http-port must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** Collects a repeatable option's values. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+const listEnv = (raw: string | undefined) => (raw ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+
+/** HOST or HOST:PORT (IPv6 in brackets), as a Host header names it; lower case. */
+function parseAllowedHost(raw: string, what: string): string {
+  if (!/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/.test(raw)) {
+    throw new UsageError(`${what} must be a host name or address, with a port or not (HOST or HOST:PORT, IPv6 in brackets), got ${JSON.stringify(raw)}`);
+  }
+  return raw.toLowerCase();
+}
+
+/** scheme://host[:port] as a browser's Origin header says it (no path, query or user); normalized. */
+function parseAllowedOrigin(raw: string, what: string): string {
+  const bad = () => new UsageError(`${what} must be an origin, scheme://HOST[:PORT] with no path (e.g. https://app.example.com), got ${JSON.stringify(raw)}`);
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#@]+\/?$/.test(raw)) throw bad();
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw bad();
+  }
+  if ((u.protocol !== "http:" && u.protocol !== "https:") || !u.hostname) throw bad();
+  return u.origin;
+}
+
+/** The token, TLS, listeners and allowlists of `daemon start`, checked before any daemon starts. */
+async function accessOptions(o: StartOptions) {
+  const { checkToken, LOOPBACK_HOSTS } = await import("../../daemon/config.js");
+  if (o.token !== undefined) {
+    throw new UsageError(
+      "--token is refused: a token on the command line shows in ps to every user of this machine. " +
+        "Set GANTRY_TOKEN, or put the token in a file only you can read (chmod 600 FILE) and pass --token-file FILE",
+    );
+  }
+  let token: string | null = null;
+  let source = "";
+  if (o.tokenFile) {
+    token = readTokenFile(o.tokenFile);
+    source = `--token-file ${o.tokenFile}`;
+  } else if (process.env.GANTRY_TOKEN) {
+    token = process.env.GANTRY_TOKEN;
+    source = "GANTRY_TOKEN";
+  }
+  try {
+    checkToken(token, source);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const httpPort = parsePort(o.httpPort);
+  const httpHost = o.httpHost ?? "127.0.0.1";
+  if (httpPort !== null && !LOOPBACK_HOSTS.includes(httpHost) && !token) {
+    const home = gantryHome();
+    const file = join(home, "token");
+    throw new UsageError(
+      `--http-host ${httpHost} listens beyond loopback, where whoever reaches the port could run code here, so the daemon needs a token ` +
+        `(16 characters or more). Make one and start with it: ` +
+        `mkdir -p ${home} && (umask 077; openssl rand -hex 32 > ${file}) && gantry daemon start --http-host ${httpHost} --http-port ${httpPort} --token-file ${file} ` +
+        `(or set GANTRY_TOKEN); clients then send it with GANTRY_TOKEN or --token-file`,
+    );
+  }
+
+  let tls: { certPath: string; keyPath: string } | undefined;
+  if (o.tlsCert !== undefined || o.tlsKey !== undefined) {
+    if (o.tlsKey === undefined) throw new UsageError("--tls-cert needs --tls-key FILE too (the certificate's private key, PEM)");
+    if (o.tlsCert === undefined) throw new UsageError("--tls-key needs --tls-cert FILE too (the certificate it is the key of, PEM)");
+    if (httpPort === null) throw new UsageError("--tls-cert and --tls-key serve HTTPS on the TCP port: add --http-port PORT");
+    tls = { certPath: resolve(o.tlsCert), keyPath: resolve(o.tlsKey) };
+    const cert = readPemFile(tls.certPath, "--tls-cert");
+    const key = readPemFile(tls.keyPath, "--tls-key");
+    try {
+      createSecureContext({ cert, key });
+    } catch (err) {
+      throw new UsageError(`--tls-cert ${o.tlsCert} and --tls-key ${o.tlsKey} must be a PEM certificate and its private key: ${(err as Error).message}`);
+    }
+  }
+
+  const webPort = parsePort(o.webPort, "--web-port");
+  if (webPort !== null && httpPort === null) throw new UsageError("--web-port serves web endpoints on TCP beside the API: add --http-port PORT");
+  if (webPort !== null && webPort !== 0 && webPort === httpPort) throw new UsageError(`--web-port must differ from --http-port (web endpoints get an origin of their own), both are ${webPort}`);
+
+  const hostFlags = (o.allowedHost ?? []).map((h) => parseAllowedHost(h, "--allowed-host"));
+  const envHosts = listEnv(process.env.GANTRY_ALLOWED_HOSTS).map((h) => parseAllowedHost(h, "GANTRY_ALLOWED_HOSTS"));
+  const originFlags = (o.allowedOrigin ?? []).map((x) => parseAllowedOrigin(x, "--allowed-origin"));
+  const envOrigins = listEnv(process.env.GANTRY_ALLOWED_ORIGINS).map((x) => parseAllowedOrigin(x, "GANTRY_ALLOWED_ORIGINS"));
+  return {
+    token,
+    httpPort,
+    tls,
+    webPort,
+    hostFlags,
+    originFlags,
+    /** For makeConfig: undefined leaves its defaults (the variables). */
+    allowedHosts: hostFlags.length ? [...new Set([...envHosts, ...hostFlags])] : undefined,
+    allowedOrigins: originFlags.length ? [...new Set([...envOrigins, ...originFlags])] : undefined,
+  };
 }
 
 async function health(opts: GlobalOptions): Promise<Health | null> {
@@ -95,20 +206,29 @@ async function runForeground(o: StartOptions): Promise<void> {
   if (o.containerNetwork && o.containerNetwork !== "none") throw new UsageError(`--container-network takes only "none"`);
   // Loaded here so that other verbs do not pay for the daemon's modules (SQLite, Docker client).
   const { makeConfig } = await import("../../daemon/config.js");
+  const access = await accessOptions(o);
   const gpuPassthrough = await passthroughOption(o);
   const cluster = await clusterOptions(o);
   const { startDaemon } = await import("../../daemon/daemon.js");
   const cfg = makeConfig({
     home: gantryHome(),
-    httpPort: parsePort(o.httpPort),
+    httpPort: access.httpPort,
     httpHost: o.httpHost,
-    token: o.token ?? process.env.GANTRY_TOKEN ?? null,
+    token: access.token,
+    tls: access.tls ?? null,
+    webPort: access.webPort,
+    allowedHosts: access.allowedHosts,
+    allowedOrigins: access.allowedOrigins,
     forceNetwork: o.containerNetwork === "none" ? "none" : null,
     gpuPassthrough,
     ...cluster,
   });
   try {
-    const daemon = await startDaemon(cfg);
+    const daemon = await startDaemon(cfg).catch((err: Error) => {
+      // What stops a start (a taken port, a refused setting) is said in one line; --verbose adds where.
+      if (o.verbose) process.stderr.write(`${err.stack}\n`);
+      throw new GantryError(`the daemon did not start: ${err.message}`, "start_failed");
+    });
     const onSignal = () => void daemon.stop();
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
@@ -121,6 +241,8 @@ async function runForeground(o: StartOptions): Promise<void> {
 
 async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   const g = o;
+  // Checked first: a refused --token must not reach even the health check.
+  const access = await accessOptions(o);
   const { out } = makeContext(g);
   const running = await health(g);
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
@@ -132,8 +254,13 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   const logPath = join(logDir, "daemon.log");
   const logFd = openSync(logPath, "a", 0o600);
   const args = [process.argv[1]!, "daemon", "start", "--foreground"];
-  if (o.httpPort !== undefined) args.push("--http-port", String(parsePort(o.httpPort)));
+  if (access.httpPort !== null) args.push("--http-port", String(access.httpPort));
   if (o.httpHost) args.push("--http-host", o.httpHost);
+  // The token goes to the child in its environment (GANTRY_TOKEN), never in its argv (ps shows that).
+  if (access.tls) args.push("--tls-cert", access.tls.certPath, "--tls-key", access.tls.keyPath);
+  if (access.webPort !== null) args.push("--web-port", String(access.webPort));
+  for (const h of access.hostFlags) args.push("--allowed-host", h);
+  for (const origin of access.originFlags) args.push("--allowed-origin", origin);
   if (o.containerNetwork) args.push("--container-network", o.containerNetwork);
   if (o.gpuPassthrough) args.push("--gpu-passthrough", o.gpuPassthrough);
   if (o.backend) args.push("--backend", o.backend);
@@ -143,7 +270,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
-    env: { ...process.env, GANTRY_HOME: home, ...(o.token ? { GANTRY_TOKEN: o.token } : {}) },
+    env: { ...process.env, GANTRY_HOME: home, ...(access.token ? { GANTRY_TOKEN: access.token } : {}) },
   });
   closeSync(logFd);
   let exited: number | null = null;
@@ -154,7 +281,9 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
     const h = await health(g);
     if (h) {
       out.result({ started: true, ...h, log: logPath }, () =>
-        `gantry daemon started (pid ${h.pid})\n  home:   ${h.home}\n  socket: ${join(h.home, "gantry.sock")}\n  http:   ${h.http ?? "off"}\n  log:    ${logPath}`,
+        `gantry daemon started (pid ${h.pid})\n  home:   ${h.home}\n  socket: ${join(h.home, "gantry.sock")}\n  http:   ${h.http ?? "off"}\n` +
+          (h.web ? `  web:    ${h.web}\n` : "") +
+          `  log:    ${logPath}`,
       );
       return;
     }
@@ -175,8 +304,14 @@ export function registerDaemon(program: Command, run: Runner): void {
     .description("start the daemon in the background (returns once it answers)")
     .option("--foreground", "run in this process until stopped")
     .option("--http-port <port>", "also serve the HTTP API on TCP (0 picks a free port)")
-    .option("--http-host <host>", "TCP address to listen on (default 127.0.0.1; beyond loopback needs --token)")
-    .option("--token <token>", "require this bearer token on TCP (or set GANTRY_TOKEN)")
+    .option("--http-host <host>", "TCP address to listen on (default 127.0.0.1; beyond loopback needs a token)")
+    .option("--token-file <file>", "require the bearer token in FILE on TCP (yours alone: chmod 600; 16 characters or more), or set GANTRY_TOKEN")
+    .option("--token <token>", "refused: it would show in ps; use GANTRY_TOKEN or --token-file")
+    .option("--tls-cert <file>", "serve HTTPS and WSS on TCP with this PEM certificate (with --tls-key)")
+    .option("--tls-key <file>", "the PEM private key of --tls-cert")
+    .option("--web-port <port>", "serve web endpoints on this TCP port, an origin of their own (default: next to --http-port)")
+    .option("--allowed-host <host>", "also answer TCP requests naming this Host (HOST or HOST:PORT; repeatable; or GANTRY_ALLOWED_HOSTS)", collect)
+    .option("--allowed-origin <origin>", "also take writes and WebSockets from pages of this origin (scheme://host[:port]; repeatable; or GANTRY_ALLOWED_ORIGINS)", collect)
     .option("--container-network <none>", "force every container onto network none")
     .option("--gpu-passthrough <mode>", "auto (default), device-requests (NVIDIA toolkit) or device-nodes (or GANTRY_GPU_PASSTHROUGH)")
     .option("--backend <kind>", "docker (default: containers on this machine) or swarm (services across the Swarm this engine manages)")
@@ -217,6 +352,7 @@ export function registerDaemon(program: Command, run: Runner): void {
       if (!h) throw new DaemonNotRunningError(`no gantry daemon is running on ${gantryHome()}; start it with: gantry daemon start`);
       out.result(h, () =>
         `gantry daemon ${h.version} running (pid ${h.pid})\n  home:       ${h.home}\n  http:       ${h.http ?? "off"}\n` +
+          (h.web ? `  web:        ${h.web}\n` : "") +
           `  backend:    ${h.backend === "swarm" ? `swarm (agents dial ${h.agents}, registry ${h.registry ?? "none"})` : "docker (this machine)"}\n` +
           `  queued:     ${h.queued}\n  containers: ${h.containers}\n  gpus:       ${gpuSummary(h.gpu)}`,
       );

@@ -4,7 +4,7 @@ import type { DeployEvent } from "../../protocol/api.js";
 import type { GantryClient } from "../../sdk/client.js";
 import { GantryError, InvalidArgumentError } from "../../sdk/errors.js";
 import { gantryHome } from "../../sdk/transport.js";
-import { makeContext } from "../context.js";
+import { clientCaFile, clientToken, makeContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
@@ -131,8 +131,14 @@ export function registerDeploy(program: Command, run: Runner): void {
       }
       const { pythonEnv, runPython } = await import("../python-app.js");
       const url = o.url ?? process.env.GANTRY_URL;
-      const token = o.token ?? process.env.GANTRY_TOKEN;
-      const env = pythonEnv({ GANTRY_HOME: gantryHome(), ...(url ? { GANTRY_URL: url } : {}), ...(token ? { GANTRY_TOKEN: token } : {}) });
+      const token = url ? clientToken(o) : undefined;
+      const ca = url ? clientCaFile(o) : undefined;
+      const env = pythonEnv({
+        GANTRY_HOME: gantryHome(),
+        ...(url ? { GANTRY_URL: url } : {}),
+        ...(token ? { GANTRY_TOKEN: token } : {}),
+        ...(ca ? { GANTRY_CA_CERT: ca.path } : {}),
+      });
       const args = (rest.flat() as string[]).filter((a) => a !== undefined);
       const { code } = await runPython(["-m", "gantry._run", target!, ...args], { env, stdio: "inherit" });
       process.exitCode = code;

@@ -22,6 +22,11 @@ import {
 import { formatZodError } from "../../protocol/function-spec.js";
 import type { Logger } from "../logger.js";
 import type { AgentConnection, AgentEndpoint, AgentEndpointEvents, AgentEndpointFactory } from "../service/ports.js";
+import { addressKey, AttemptLimiter } from "../core/attempt-limit.js";
+import { tooManyAttempts } from "./access.js";
+import { ApiError, toResponse } from "./errors.js";
+import { refuseUpgrade } from "./http-kit.js";
+import { RequestGuard } from "./request-guard.js";
 import { hasBearer, tokenMatches } from "./token.js";
 
 /** The largest message an agent may send (an output); larger closes the connection. */
@@ -138,12 +143,23 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
     super(socketDir, token, log);
   }
 
+  /**
+   * Listens on `<socketDir>/agent.sock`. The folder stays the daemon's (root's), 0755: the
+   * container's user can reach the socket in it but create nothing there (it is mounted read-only
+   * too), so a function cannot fill the disk that holds gantry.db through it. (0711 would hide
+   * only the name `agent.sock`, which the container's environment gives anyway; listing it lets a
+   * function, and test/integration/web.test.ts, see that nothing else is there.) The socket goes
+   * to `owner` (the container's uid:gid), 0600; a daemon that cannot chown (not root) leaves it
+   * 0666, which nothing else reaches: the folder is inside the daemon's 0700 home (and its 0711
+   * run/) and is mounted into that one container.
+   */
   async listen(owner: { uid: number; gid: number } | null): Promise<void> {
     const socketPath = join(this.socketDir, AGENT_SOCKET_NAME);
     if (socketPath.length > UNIX_PATH_MAX) {
       throw new Error(`agent socket path ${socketPath} is ${socketPath.length} bytes, over the unix limit of ${UNIX_PATH_MAX}; use a shorter GANTRY_HOME`);
     }
-    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.socketDir, { recursive: true, mode: 0o755 });
+    chmodSync(this.socketDir, 0o755); // whatever the umask made of it
     rmSync(socketPath, { force: true });
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
     const server = http.createServer((req, res) => (this.api ? this.api(req, res) : res.writeHead(426).end()));
@@ -158,11 +174,8 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
       server.once("error", reject);
       server.listen(socketPath, () => resolve());
     });
-    if (owner) {
-      chownSync(this.socketDir, owner.uid, owner.gid);
-      chownSync(socketPath, owner.uid, owner.gid);
-    }
-    chmodSync(socketPath, 0o600);
+    if (owner) chownSync(socketPath, owner.uid, owner.gid);
+    chmodSync(socketPath, owner ? 0o600 : 0o666);
     this.server = server;
     this.wss = wss;
   }
@@ -217,12 +230,16 @@ export interface TcpAgentHubOptions {
   api: http.RequestListener | null;
   /** How often agents are pinged (default AGENT_PING_MS; tests make it short). */
   pingMs?: number;
+  /** Wrong container tokens per address (default: 10 a minute). */
+  limiter?: AttemptLimiter;
+  clock?: () => number;
 }
 
 /**
  * One TCP listener for every container's agent (a Swarm cluster: agents run on other nodes and
  * cannot share a unix socket). An agent names its container (`X-Gantry-Container`) and presents
- * that container's token; code in a container presents its token alone.
+ * that container's token; code in a container presents its token alone. Wrong tokens are limited
+ * per address as the API's are (10 a minute, then 429 with Retry-After for any token from there).
  */
 export class TcpAgentHub {
   private readonly endpoints = new Map<string, TcpAgentEndpoint>();
@@ -230,12 +247,31 @@ export class TcpAgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
   private server: http.Server | null = null;
   private port: number;
+  private readonly limiter: AttemptLimiter;
 
   readonly pingMs: number;
 
   constructor(private readonly o: TcpAgentHubOptions) {
     this.port = o.advertise.port;
     this.pingMs = o.pingMs ?? AGENT_PING_MS;
+    this.limiter = o.limiter ?? new AttemptLimiter();
+  }
+
+  /**
+   * Null when the request's token `opens` what it asks for; otherwise its refusal: 429 while its
+   * address is held back for wrong tokens, else 401 (a wrong token counting against the address).
+   */
+  private refusal(req: http.IncomingMessage, opens: (token: string) => boolean): ApiError | null {
+    const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+    const unauthorized = new ApiError(401, "unauthorized", "a container's token is needed here");
+    if (!token) return unauthorized;
+    const key = addressKey(req.socket.remoteAddress);
+    const now = (this.o.clock ?? Date.now)();
+    const limited = tooManyAttempts(this.limiter, key, now);
+    if (limited) return limited;
+    if (opens(token)) return null;
+    this.limiter.fail(key, now);
+    return unauthorized;
   }
 
   get wsUrl(): string {
@@ -262,22 +298,41 @@ export class TcpAgentHub {
   }
 
   async listen(): Promise<void> {
+    const guard = new RequestGuard({ allowedHosts: [hostPart(this.o.advertise.host)], allowedOrigins: [] });
+    /** No page has business here: the advertised name (or an address) only, and nothing that says it comes from a page. */
+    const check = (req: http.IncomingMessage) => {
+      const l = { scheme: "http" as const, port: this.port };
+      guard.checkHost(req, l);
+      guard.checkOrigin(req, l, true);
+    };
     const server = http.createServer((req, res) => {
-      const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
-      if (!this.o.api || !token || !this.byToken.has(token)) {
-        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: "unauthorized", message: "a container's token is needed here" } }));
+      try {
+        check(req);
+      } catch (err) {
+        const { status, body } = toResponse(err);
+        res.writeHead(status, { "content-type": "application/json", connection: "close" }).end(JSON.stringify(body));
+        return;
+      }
+      const refused = this.refusal(req, (token) => this.byToken.has(token));
+      if (!this.o.api || refused) {
+        const { status, body, headers } = toResponse(refused ?? new ApiError(401, "unauthorized", "a container's token is needed here"));
+        res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
         return;
       }
       this.o.api(req, res);
     });
     server.on("upgrade", (req, sock, head) => {
+      try {
+        check(req);
+      } catch (err) {
+        return refuseUpgrade(sock, err);
+      }
       const id = req.headers[AGENT_CONTAINER_HEADER];
       const e = typeof id === "string" ? this.endpoints.get(id) : undefined;
-      const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
-      if (req.url !== AGENT_WS_PATH || !e || !e.opensWith(token) || e.busy) {
-        sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
-        return;
-      }
+      if (req.url !== AGENT_WS_PATH) return void sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
+      const refused = this.refusal(req, (token) => e !== undefined && e.opensWith(token));
+      if (refused) return refuseUpgrade(sock, refused);
+      if (!e || e.busy) return void sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
       this.wss.handleUpgrade(req, sock, head, (ws) => e.accept(ws));
     });
     await new Promise<void>((resolve, reject) => {

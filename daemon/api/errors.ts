@@ -11,6 +11,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    /** Headers the answer carries (Retry-After on a 429, say). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -50,9 +52,14 @@ function engineAway(err: unknown): ApiError | null {
   return new ApiError(503, ServiceErrorCode.engineUnavailable, `the Docker engine does not answer (${e.message ?? e.code}); gantry keeps calls and carries on when it is back: try again then`);
 }
 
-export function toResponse(err: unknown): { status: number; body: { error: Record<string, unknown> }; unexpected: boolean } {
+export function toResponse(err: unknown): {
+  status: number;
+  body: { error: Record<string, unknown> };
+  unexpected: boolean;
+  headers?: Record<string, string>;
+} {
   if (err instanceof ApiError) {
-    return { status: err.status, body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false };
+    return { status: err.status, body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false, headers: err.headers };
   }
   if (err instanceof ServiceError) {
     return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message } }, unexpected: false };

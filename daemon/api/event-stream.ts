@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket } from "ws";
 import type { EventBus, GantryEvent } from "../service/event-bus.js";
 import type { Access } from "./access.js";
+import { refuseUpgrade } from "./http-kit.js";
 
 /** A client that reads this much slower than events arrive is closed rather than buffered forever. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -19,15 +20,21 @@ export class EventStream {
     private readonly access: Access,
   ) {}
 
-  /** Takes WebSocket upgrades on `server`; `remote` servers (TCP) check the token or the dashboard's session. */
-  attach(server: http.Server, remote: boolean): void {
-    server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      const url = new URL(req.url ?? "/", "http://gantry");
-      if (url.pathname !== "/v1/events") return reject(socket, 404, "Not Found");
-      if (remote && !this.access.allows(req)) return reject(socket, 401, "Unauthorized");
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.follow(ws, url.searchParams));
-    });
-  }
+  /** Takes an upgrade to /v1/events (ApiServer ran the TCP rules); `remote` (TCP) checks the token or the dashboard's session. */
+  readonly upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer, remote: boolean): boolean => {
+    const url = new URL(req.url ?? "/", "http://gantry");
+    if (url.pathname !== "/v1/events") return false;
+    if (remote) {
+      try {
+        this.access.authorize(req); // 401, or 429 with Retry-After for an address that sent many wrong tokens
+      } catch (err) {
+        refuseUpgrade(socket, err);
+        return true;
+      }
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.follow(ws, url.searchParams));
+    return true;
+  };
 
   private follow(ws: WebSocket, q: URLSearchParams): void {
     const callId = q.get("call_id");
@@ -55,8 +62,4 @@ export class EventStream {
     for (const ws of this.wss.clients) ws.close(1001, "daemon stopping");
     this.wss.close();
   }
-}
-
-function reject(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -1,6 +1,8 @@
 /** A small router and request helpers for node:http: path params, JSON bodies with a size limit. */
-import type http from "node:http";
-import { ApiError } from "./errors.js";
+import type { Duplex } from "node:stream";
+import http from "node:http";
+import { ApiError, toResponse } from "./errors.js";
+import { RequestGuard } from "./request-guard.js";
 
 export interface RequestContext {
   req: http.IncomingMessage;
@@ -83,7 +85,9 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
   return Buffer.concat(chunks);
 }
 
+/** The body as JSON (undefined when empty); a body that is not declared JSON is refused (415) unread. */
 export async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  RequestGuard.checkJsonBody(req);
   const buf = await readBody(req, limit);
   if (buf.length === 0) return undefined;
   try {
@@ -100,4 +104,13 @@ export function secondsParam(query: URLSearchParams, name: string, max: number):
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new ApiError(400, "invalid_argument", `${name} must be a number of seconds >= 0, got ${JSON.stringify(raw)}`);
   return Math.min(n, max);
+}
+
+/** Answers a refused WebSocket upgrade with its JSON error, then closes the connection. */
+export function refuseUpgrade(socket: Duplex, err: unknown): void {
+  const { status, body } = toResponse(err);
+  const text = JSON.stringify(body);
+  const reason = http.STATUS_CODES[status] ?? "Error";
+  const extra = err instanceof ApiError && typeof err.extra.retry_after_s === "number" ? `Retry-After: ${err.extra.retry_after_s}\r\n` : "";
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
 }

@@ -1,42 +1,31 @@
 /**
- * The dashboard's session (DESIGN 1.10): a browser trades the token for an HttpOnly cookie once,
- * so the token never sits in a URL, in page storage or in the daemon's logs. Wrong tokens are
- * limited to a few a minute, so the token cannot be guessed by trying.
+ * The dashboard's session (DESIGN 1.10, 1.12): a browser trades the token for an HttpOnly cookie
+ * once, so the token never sits in a URL, in page storage or in the daemon's logs. The cookie names
+ * a session the daemon keeps (see Access); signing out ends it there, not only in the browser.
+ * Wrong tokens are limited per client address (see Access), so the token cannot be guessed by
+ * trying, and one address trying cannot lock the others out.
  */
-import { Access } from "./access.js";
-import { ApiError, invalid } from "./errors.js";
+import type { Access } from "./access.js";
+import { invalid } from "./errors.js";
 import { readJson, type Router } from "./http-kit.js";
 
-const FAILURES_PER_MINUTE = 10;
-
-export function registerSessionRoutes(r: Router, access: Access, now: () => number = Date.now): void {
-  let failures: number[] = [];
-
+export function registerSessionRoutes(r: Router, access: Access): void {
   /** Whether this browser must sign in (TCP with a token) and whether it has. */
   r.on("GET", "/v1/session", async ({ req, remote }) => {
     const required = remote && access.guarded;
-    return { status: 200, body: { token_required: required, signed_in: !required || access.allows(req) } };
+    return { status: 200, body: { token_required: required, signed_in: !required || access.signedIn(req) } };
   });
 
-  r.on("POST", "/v1/session", async ({ req, res }) => {
+  r.on("POST", "/v1/session", async ({ req, res, remote }) => {
     if (!access.guarded) return { status: 200, body: { token_required: false, signed_in: true } };
-    const t = now();
-    failures = failures.filter((at) => at > t - 60_000);
-    if (failures.length >= FAILURES_PER_MINUTE) {
-      throw new ApiError(429, "too_many_attempts", `${FAILURES_PER_MINUTE} wrong tokens within a minute: wait a minute before trying again`);
-    }
     const body = (await readJson(req, 4096)) as { token?: unknown } | undefined;
     if (typeof body?.token !== "string" || body.token === "") throw invalid(`the body must be {"token": "…"}`);
-    if (!access.isToken(body.token)) {
-      failures.push(t);
-      throw new ApiError(401, "unauthorized", "wrong token: it is the daemon's --token (or GANTRY_TOKEN)");
-    }
-    res.setHeader("set-cookie", access.openSession());
+    res.setHeader("set-cookie", access.signIn(req, body.token, remote));
     return { status: 200, body: { token_required: true, signed_in: true } };
   });
 
-  r.on("DELETE", "/v1/session", async ({ res }) => {
-    res.setHeader("set-cookie", Access.closeSession());
+  r.on("DELETE", "/v1/session", async ({ req, res }) => {
+    res.setHeader("set-cookie", access.signOut(req));
     return { status: 200, body: { token_required: access.guarded, signed_in: !access.guarded } };
   });
 }

@@ -10,6 +10,7 @@ export { WEB_PREFIX } from "../../protocol/api.js";
 import type { WebExchange } from "../service/pool.js";
 import type { WebRequests } from "../service/web-requests.js";
 import { ApiError } from "./errors.js";
+import { SESSION_COOKIE, type Access } from "./access.js";
 import { tokenMatches } from "./token.js";
 
 const TOKEN_HEADER = "x-gantry-token";
@@ -18,7 +19,7 @@ const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "tra
 
 export class WebGateway {
   constructor(
-    private readonly d: { web: WebRequests; token: string | null; maxBodyBytes: number },
+    private readonly d: { web: WebRequests; token: string | null; maxBodyBytes: number; access: Pick<Access, "authorizeToken"> },
   ) {}
 
   /** Handles a request under /web/; throws an ApiError (or a service error) before answering. */
@@ -54,20 +55,33 @@ export class WebGateway {
   private forwardedHeaders(req: http.IncomingMessage, needsToken: boolean): Array<[string, string]> {
     const token = this.d.token;
     const bearer = (req.headers.authorization ?? "").replace(/^Bearer /, "");
-    const byHeader = req.headers[TOKEN_HEADER];
     const viaAuthorization = token !== null && tokenMatches(bearer, token);
-    if (needsToken && !viaAuthorization && !(typeof byHeader === "string" && tokenMatches(byHeader, token!))) {
-      throw new ApiError(401, "unauthorized", "missing or wrong token: send Authorization: Bearer <token> or X-Gantry-Token (or make the endpoint public)");
-    }
+    // A missing or wrong token is a 401, and an address that sent many wrong ones a 429 (Access).
+    if (needsToken) this.d.access.authorizeToken(req);
     const out: Array<[string, string]> = [];
     const h = req.rawHeaders;
     for (let i = 0; i < h.length; i += 2) {
       const name = h[i]!.toLowerCase();
       if (HOP_BY_HOP.has(name) || name === TOKEN_HEADER || (name === "authorization" && viaAuthorization)) continue;
+      if (name === "cookie") {
+        // The dashboard's session is the daemon's, not the function's: its other cookies pass.
+        const kept = withoutCookie(h[i + 1]!, SESSION_COOKIE);
+        if (kept) out.push([name, kept]);
+        continue;
+      }
       out.push([name, h[i + 1]!]);
     }
     return out;
   }
+}
+
+/** A Cookie header without the named cookie ("" when nothing is left). */
+export function withoutCookie(header: string, name: string): string {
+  return header
+    .split(";")
+    .map((p) => p.trim())
+    .filter((p) => p !== "" && p.slice(0, p.indexOf("=") < 0 ? p.length : p.indexOf("=")).trim() !== name)
+    .join("; ");
 }
 
 function exchange(

@@ -75,7 +75,8 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
       [Labels.container]: l.containerId,
     },
     HostConfig: {
-      Binds: [...(l.socketDir ? [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}`] : []), `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files],
+      // The socket folder read-only too (a unix socket on a read-only mount still connects): the function cannot write there.
+      Binds: [...(l.socketDir ? [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}:ro`] : []), `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files],
       NetworkMode: l.network,
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges"],

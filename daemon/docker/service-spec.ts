@@ -21,6 +21,20 @@ export interface ServicePlacement {
   network: string;
 }
 
+/**
+ * Hardening of a Swarm task, next to a plain container's (container-spec.ts). The same: the
+ * configured uid:gid (never root; daemon/host/container-user.ts), a read-only root, every
+ * capability dropped, a pids limit, a tmpfs /tmp, cpu and memory limits. What Swarm's API 1.41
+ * (Docker 20.10, the engine tested here) cannot say, so tasks lack it:
+ * - no-new-privileges: 1.41's ContainerSpec.Privileges holds only CredentialSpec and
+ *   SELinuxContext. `Privileges.NoNewPrivileges` is sent anyway: later engines, whose API has it,
+ *   honour it; 1.41 drops it (so a setuid binary in the image could still gain its owner's ids).
+ * - MemorySwap: only a memory limit, so where a node has swap a task may use as much again of it
+ *   (Docker's default) before it is killed for memory.
+ * - the uid check: it reads the manager's accounts only; each node's own /etc/passwd is not seen,
+ *   so a node with an account of that uid lets it read its tasks' environment.
+ * A task has no socket folder to protect: its agent dials the daemon over TCP with its token.
+ */
 export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): Docker.CreateServiceOptions {
   if (l.socketDir) throw new Error("a Swarm task cannot mount the agent's unix socket: its agent dials the daemon over TCP");
   const labels = { [Labels.daemon]: l.daemonId, [Labels.app]: l.app, [Labels.function]: l.function, [Labels.container]: l.containerId };
@@ -42,6 +56,8 @@ export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): D
         Mounts: [{ Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } }],
         // Not in Docker's types yet (API 1.41 has it): every capability dropped, as on one machine.
         ...({ CapabilityDrop: ["ALL"] } as object),
+        // Not in API 1.41 (dropped there, see above); honoured by engines whose API has it.
+        Privileges: { NoNewPrivileges: true } as Docker.Privileges,
         StopGracePeriod: STOP_GRACE_NS,
       },
       Resources: {

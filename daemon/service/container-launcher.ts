@@ -8,6 +8,7 @@ import type { Gpu } from "../core/gpu.js";
 import { EngineUnreachableError, type ContainerExit, type ContainerRuntime, type GpuAccess } from "../docker/types.js";
 import { isDiskFull } from "../store/group-commit.js";
 import { classifyEnd, type ContainerEnd } from "./container-end.js";
+import type { ContainerIdentity } from "../host/container-user.js";
 import type { Logger } from "../logger.js";
 import type { EventBus } from "./event-bus.js";
 import type { AgentEndpointFactory } from "./ports.js";
@@ -38,18 +39,13 @@ export interface LauncherDeps {
   log: Logger;
   daemonId: string;
   agentSocketsDir: string;
+  /** Who functions run as (a uid no host account has, checked at start: daemon/host/container-user.ts). */
+  containerUser: ContainerIdentity;
   forceNetwork: "none" | null;
   /** The environment a function's secrets give its containers (throws, naming one that is gone). */
   secretEnv?: (names: readonly string[]) => Record<string, string>;
   clock?: () => number;
   random?: RandomSource;
-}
-
-/** The container user: uid 1000 when the daemon runs as root, else the daemon's own user. */
-function containerUser(): { user: string; owner: { uid: number; gid: number } | null } {
-  const uid = process.getuid?.() ?? 0;
-  if (uid === 0) return { user: "1000:1000", owner: { uid: 1000, gid: 1000 } };
-  return { user: `${uid}:${process.getgid?.() ?? uid}`, owner: null };
 }
 
 /**
@@ -59,7 +55,6 @@ function containerUser(): { user: string; owner: { uid: number; gid: number } | 
 export class ContainerLauncher {
   private readonly now: () => number;
   private readonly random: RandomSource;
-  private readonly identity = containerUser();
 
   constructor(private readonly d: LauncherDeps) {
     this.now = d.clock ?? Date.now;
@@ -149,7 +144,7 @@ export class ContainerLauncher {
         if (c.initError) failure = `${c.initError.type}: ${c.initError.message}`;
         else if (c.state !== "stopping") failure ??= why;
       });
-      await endpoint.listen(this.identity.owner);
+      await endpoint.listen(this.d.containerUser.socketOwner);
       c.startupTimer = setTimeout(() => {
         if (c.state !== "starting") return; // ready in the same turn: the timer lost the race
         failure = `the container did not become ready within its startupTimeout of ${spec.startupTimeoutMs / 1000} s`;
@@ -181,7 +176,7 @@ export class ContainerLauncher {
         socketDir: endpoint.socketDir,
         codeDir: pool.bundleDir,
         network: this.d.forceNetwork ?? spec.network,
-        user: this.identity.user,
+        user: this.d.containerUser.user,
         cpu: spec.cpu,
         memoryMiB: spec.memoryMiB,
         gpu: gpu?.gpu ?? null,

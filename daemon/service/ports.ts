@@ -23,7 +23,7 @@ export interface AgentEndpoint {
   readonly socketDir: string | null;
   /** What the container's environment needs to reach it (the agent, and code calling functions). */
   readonly agentEnv: Record<string, string>;
-  /** Listens; a socket folder is handed to `owner` when given. */
+  /** Listens; a unix socket is handed to `owner` (the container's uid:gid) when given, its folder stays the daemon's. */
   listen(owner: { uid: number; gid: number } | null): Promise<void>;
   on<E extends keyof AgentEndpointEvents>(event: E, listener: (...args: AgentEndpointEvents[E]) => void): unknown;
   close(): Promise<void>;

@@ -71,4 +71,12 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (call_id, attempt)
   ) WITHOUT ROWID;
   `,
+  /* 5: dashboard sessions kept server-side: only a hash of each random session id, and when it ends */ `
+  CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX sessions_by_expiry ON sessions (expires_at);
+  `,
 ];

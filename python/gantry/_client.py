@@ -1,7 +1,7 @@
 """JSON over HTTP to the gantry daemon: its unix socket, or a URL with a bearer token.
 
-``Client.from_env()`` reads the environment when it is called: ``GANTRY_URL`` (``http://host:port``)
-with ``GANTRY_TOKEN``, otherwise ``GANTRY_API_SOCKET`` (set in functions' containers), otherwise the socket ``$GANTRY_HOME/gantry.sock`` (``~/.gantry`` by
+``Client.from_env()`` reads the environment when it is called: ``GANTRY_URL`` (``http://host:port`` or
+``https://host:port``; ``GANTRY_CA_CERT`` names a CA file to trust for it) with ``GANTRY_TOKEN``, otherwise ``GANTRY_API_SOCKET`` (set in functions' containers), otherwise the socket ``$GANTRY_HOME/gantry.sock`` (``~/.gantry`` by
 default). Each request opens its own connection, so one client serves any number of threads (and
 survives a fork). Error answers become the classes of ``gantry.exception``, chosen by the
 daemon's error code, as ``errorFromApi`` does in the TypeScript SDK.
@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import socket
+import ssl
 from typing import Any, Dict, Iterator, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
@@ -68,12 +69,25 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Client:
-    """A connection to one gantry daemon: ``Client(socket_path=...)`` or ``Client(url=..., token=...)``."""
+    """A connection to one gantry daemon: ``Client(socket_path=...)`` or ``Client(url=..., token=...)``.
 
-    def __init__(self, socket_path: Optional[str] = None, *, url: Optional[str] = None, token: Optional[str] = None) -> None:
+    For an ``https://`` URL, ``ca_cert`` (default: the ``GANTRY_CA_CERT`` variable) names a PEM file of
+    the CA(s) the daemon's certificate must chain to; without it, the system's CAs.
+    """
+
+    def __init__(
+        self,
+        socket_path: Optional[str] = None,
+        *,
+        url: Optional[str] = None,
+        token: Optional[str] = None,
+        ca_cert: Optional[str] = None,
+    ) -> None:
         if socket_path is not None and url is not None:
             raise InvalidError("a gantry Client takes a socket path or a URL, not both")
         self.token = token
+        self._ssl: Optional[ssl.SSLContext] = None
+        self._ca_source: Optional[str] = None
         self.url = url.rstrip("/") if url else None
         self.socket_path = None if self.url else (socket_path or default_socket_path())
         if self.url:
@@ -84,10 +98,24 @@ class Client:
             self._host = parts.hostname
             self._port = parts.port
             self._prefix = parts.path.rstrip("/")
+            if self._scheme == "https":
+                self._ssl = self._ssl_context(ca_cert)
+
+    def _ssl_context(self, ca_cert: Optional[str]) -> ssl.SSLContext:
+        """Verifies the daemon's certificate and name: against ``ca_cert`` or ``GANTRY_CA_CERT``, else the system's CAs."""
+        if ca_cert is not None:
+            self._ca_source = f"ca_cert={ca_cert!r}"
+        elif os.environ.get("GANTRY_CA_CERT"):
+            ca_cert = os.environ["GANTRY_CA_CERT"]
+            self._ca_source = f"GANTRY_CA_CERT ({ca_cert})"
+        try:
+            return ssl.create_default_context(cafile=ca_cert)
+        except (OSError, ssl.SSLError) as err:
+            raise InvalidError(f"the CA file of {self._ca_source} cannot be used: {err}") from None
 
     @classmethod
     def from_env(cls) -> "Client":
-        """The daemon the environment names: ``GANTRY_URL`` and ``GANTRY_TOKEN``; in a function's container
+        """The daemon the environment names: ``GANTRY_URL`` and ``GANTRY_TOKEN`` (``GANTRY_CA_CERT`` for https); in a function's container
         across a cluster ``GANTRY_API_URL`` and ``GANTRY_API_TOKEN``; else the socket."""
         url = os.environ.get("GANTRY_URL") or None
         if url:
@@ -109,8 +137,20 @@ class Client:
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self.socket_path is not None:
             return _UnixConnection(self.socket_path, timeout)
-        kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-        return kind(self._host, self._port, timeout=timeout)
+        if self._scheme == "https":
+            # Always TLS for https://, verified: never plain HTTP with the token in it.
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._ssl)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
+    def _tls_error(self, err: ssl.SSLError) -> Error:
+        """A certificate the CA does not vouch for, or TLS against plain HTTP: say which, and the setting to change."""
+        if isinstance(err, ssl.SSLCertVerificationError):
+            by = f"the CA from {self._ca_source}" if self._ca_source else "none of the system's CAs (no CA was given)"
+            return Error(
+                f"the gantry daemon at {self.target} presented a certificate that {by} vouches for "
+                f"({err.verify_message or err}); give the CA that signed it: GANTRY_CA_CERT=FILE or Client(ca_cert=FILE)"
+            )
+        return Error(f"TLS with the gantry daemon at {self.target} failed ({err}); if it serves plain HTTP, use an http:// URL")
 
     def request(
         self,
@@ -150,6 +190,8 @@ class Client:
             ) from None
         except socket.timeout:
             raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {timeout:g} s") from None
+        except ssl.SSLError as err:
+            raise self._tls_error(err) from None
         except (OSError, http.client.HTTPException) as err:
             raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
         finally:
@@ -174,6 +216,8 @@ class Client:
             except (FileNotFoundError, ConnectionRefusedError) as err:
                 reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
                 raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
+            except ssl.SSLError as err:
+                raise self._tls_error(err) from None
             except (OSError, http.client.HTTPException) as err:
                 raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
             if not 200 <= res.status < 300:

@@ -57,7 +57,7 @@ class ResourceExhaustedError(Error):
 
 
 class AuthError(Error):
-    """The daemon's HTTP port wants a token: set ``GANTRY_TOKEN`` to the daemon's ``--token``."""
+    """The daemon's HTTP port wants a token: set ``GANTRY_TOKEN`` to the daemon's token (its ``GANTRY_TOKEN`` or ``--token-file``)."""
 
     code = "unauthorized"
 

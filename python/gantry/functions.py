@@ -289,6 +289,13 @@ class Function:
             self._info = self._transport().json("GET", self._path())
         return self
 
+    def get_web_url(self) -> Optional[str]:
+        """A web endpoint's URL (served on the daemon's web port, another origin than its API); None for a plain function."""
+        self.hydrate()
+        assert self._info is not None
+        url = self._info.get("web_url")
+        return url if isinstance(url, str) else None
+
     @_WithAio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
         """Queues a call and returns it once it is durable. Arguments must be JSON values."""

@@ -217,6 +217,8 @@ describe("the dashboard of a daemon with a token", () => {
     await again.click("button:has-text('Sign out')");
     await again.waitForSelector("form.signin", WAIT);
     expect(await context.cookies()).toEqual([]);
+    // Signing out ended the session in the daemon too: a copy of the cookie opens nothing.
+    expect((await fetch(`${guarded.baseUrl}/v1/health`, { headers: { cookie: `gantry_session=${cookie!.value}` } })).status).toBe(401);
     await context.close();
   });
 });

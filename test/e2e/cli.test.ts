@@ -7,13 +7,14 @@ import { exampleApp, fixture } from "../helpers/daemon.js";
 
 let home: string;
 let baseUrl: string;
+let webUrl: string;
 const g = (...args: string[]) => gantry(home, args);
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), "ge-"));
   const started = await g("daemon", "start", "--http-port", "0", "--container-network", "none", "--json");
   expect(started.code, started.stderr).toBe(0);
-  baseUrl = (JSON.parse(started.stdout) as { http: string }).http;
+  ({ http: baseUrl, web: webUrl } = JSON.parse(started.stdout) as { http: string; web: string });
 });
 afterAll(async () => {
   await g("daemon", "stop");
@@ -24,9 +25,9 @@ describe("the gantry CLI, as a user drives it", () => {
   it("deploys web endpoints, printing their URLs; apps ls lists them", async () => {
     const dep = await g("deploy", fixture("web.ts"));
     expect(dep.code, dep.stderr).toBe(0);
-    expect(dep.stdout).toContain(`web endpoint: ${baseUrl}/web/web/echo/`);
+    expect(dep.stdout).toContain(`web endpoint: ${webUrl}/web/web/echo/`);
     const apps = await g("apps", "ls");
-    expect(apps.stdout).toMatch(new RegExp(`^web\\.api +${baseUrl.replace(/[.]/g, "\\.")}/web/web/api/$`, "m"));
+    expect(apps.stdout).toMatch(new RegExp(`^web\\.api +${webUrl.replace(/[.]/g, "\\.")}/web/web/api/$`, "m"));
   });
 
   it("reports the running daemon", async () => {

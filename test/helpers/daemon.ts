@@ -21,6 +21,8 @@ export interface TestDaemon {
   daemon: RunningDaemon;
   client: GantryClient;
   baseUrl: string;
+  /** Where web endpoints are served: their own port, another origin than the API's. */
+  webUrl: string;
   /** Stops this daemon (the home stays) so a test can start another on it. */
   stop(opts?: { graceMs?: number }): Promise<void>;
   /** Stops and starts again on the same home; `more` changes the configuration from now on. */
@@ -38,6 +40,7 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
     daemon: await startDaemon(cfg(), { log: process.env.GANTRY_TEST_LOG ? undefined : silentLogger }),
     client: null as unknown as GantryClient,
     baseUrl: "",
+    webUrl: "",
     async stop(opts) {
       t.client.close();
       await t.daemon.stop(opts);
@@ -55,7 +58,8 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
   };
   const wire = () => {
     t.client = new GantryClient({ socketPath: join(home, "gantry.sock") });
-    t.baseUrl = `http://127.0.0.1:${t.daemon.tcpPort}`;
+    t.baseUrl = `${overrides.tls ? "https" : "http"}://127.0.0.1:${t.daemon.tcpPort}`;
+    t.webUrl = t.daemon.webUrl ?? "";
   };
   wire();
   return t;

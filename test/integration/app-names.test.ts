@@ -28,7 +28,7 @@ describe("functions named by their exports, end to end", () => {
   });
 
   it("serves an anonymous web endpoint at its export's name", async () => {
-    const res = await fetch(`${t.baseUrl}/web/export-names/greet/there`);
+    const res = await fetch(`${t.webUrl}/web/export-names/greet/there`);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("hello from /there");
   });

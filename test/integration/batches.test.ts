@@ -92,6 +92,7 @@ describe("map and spawnMap", () => {
     const before = (await t.client.transport.json<{ queued: number }>("GET", "/v1/health")).queued;
     const res = await fetch(`${t.baseUrl}/v1/apps/batches/functions/echo/calls/batch`, {
       method: "POST",
+      headers: { "content-type": "application/json" },
       body: JSON.stringify({ calls: Array.from({ length: 10_001 }, (_, i) => ({ args: [i] })) }),
     });
     expect(res.status).toBe(413);

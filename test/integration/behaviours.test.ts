@@ -120,7 +120,7 @@ describe("containers", () => {
     const { docker } = await import("../helpers/daemon.js");
     const c = await docker.getContainer(info!.Id).inspect();
     expect(c.HostConfig.NetworkMode).toBe("none");
-    expect(c.Config.User).toBe("1000:1000");
+    expect(c.Config.User).toBe("99000:99000");
     expect(c.HostConfig.ReadonlyRootfs).toBe(true);
     expect(c.HostConfig.CapDrop).toEqual(["ALL"]);
     expect(c.HostConfig.SecurityOpt).toContain("no-new-privileges");

@@ -84,7 +84,7 @@ describe("GPUs", () => {
       expect(c.Config.Env).toContain(`NVIDIA_VISIBLE_DEVICES=${UUID[i]}`);
       expect(c.HostConfig.MaskedPaths).toContain(`/proc/driver/nvidia/gpus/0000:${i === 0 ? "19" : "18"}:00.0`);
       expect(c.HostConfig.Binds).toContain(`${realpathSync(FAKE_SMI)}:/usr/local/nvidia/bin/nvidia-smi:ro`);
-      expect(c.Config.User).toBe("1000:1000");
+      expect(c.Config.User).toBe("99000:99000");
       expect(c.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], NetworkMode: "none" });
       return i;
     });

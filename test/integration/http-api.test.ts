@@ -13,6 +13,8 @@ afterAll(async () => {
 });
 
 const UNKNOWN_ID = "fc-00000000000000000000000000";
+/** A body sent as JSON (a text/plain or form body is refused with 415: see request-rules.test.ts). */
+const JSON_TYPE = { "content-type": "application/json" };
 
 describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP client", () => {
   it("POST /submit with ?data= answers 202 and a call ID; GET /result answers 200 with the return value", async () => {
@@ -38,14 +40,14 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
   });
 
   it("takes a JSON null body as the input (null is a value)", async () => {
-    const sub = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", body: "null" });
+    const sub = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", headers: JSON_TYPE, body: "null" });
     expect(sub.status).toBe(202);
     const { call_id } = (await sub.json()) as { call_id: string };
     expect(await (await fetch(`${t.baseUrl}/result/${call_id}?timeout=30`)).json()).toEqual({ result: null });
   });
 
   it("GET /result answers 202 while the call is pending", async () => {
-    const sub = await fetch(`${t.baseUrl}/submit/behaviours/slow`, { method: "POST", body: "3000" });
+    const sub = await fetch(`${t.baseUrl}/submit/behaviours/slow`, { method: "POST", headers: JSON_TYPE, body: "3000" });
     const { call_id } = (await sub.json()) as { call_id: string };
     const pending = await fetch(`${t.baseUrl}/result/${call_id}`);
     expect(pending.status).toBe(202);
@@ -65,7 +67,7 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
   });
 
   it("a failed call answers 500 with the remote error's type, message and traceback", async () => {
-    const sub = await fetch(`${t.baseUrl}/submit/behaviours/boom`, { method: "POST", body: JSON.stringify("kaput") });
+    const sub = await fetch(`${t.baseUrl}/submit/behaviours/boom`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify("kaput") });
     const { call_id } = (await sub.json()) as { call_id: string };
     const res = await fetch(`${t.baseUrl}/result/${call_id}?timeout=30`);
     expect(res.status).toBe(500);
@@ -76,18 +78,18 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
   });
 
   it("rejects bad input with a clear error and loses nothing", async () => {
-    const unknownFn = await fetch(`${t.baseUrl}/submit/my-job-queue/nope`, { method: "POST", body: "1" });
+    const unknownFn = await fetch(`${t.baseUrl}/submit/my-job-queue/nope`, { method: "POST", headers: JSON_TYPE, body: "1" });
     expect(unknownFn.status).toBe(404);
     expect(await unknownFn.json()).toMatchObject({ error: { message: "app my-job-queue has no function named nope" } });
-    const unknownApp = await fetch(`${t.baseUrl}/submit/nope/process_job`, { method: "POST", body: "1" });
+    const unknownApp = await fetch(`${t.baseUrl}/submit/nope/process_job`, { method: "POST", headers: JSON_TYPE, body: "1" });
     expect(unknownApp.status).toBe(404);
     expect(await unknownApp.json()).toMatchObject({ error: { message: "no deployed app named nope" } });
 
-    const badJson = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", body: "{not json" });
+    const badJson = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", headers: JSON_TYPE, body: "{not json" });
     expect(badJson.status).toBe(400);
     expect(await badJson.json()).toMatchObject({ error: { code: "invalid_argument", message: expect.stringContaining("not valid JSON") } });
 
-    const big = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", body: JSON.stringify("x".repeat(70 * 1024)) });
+    const big = await fetch(`${t.baseUrl}/submit/my-job-queue/process_job`, { method: "POST", headers: JSON_TYPE, body: JSON.stringify("x".repeat(70 * 1024)) });
     expect(big.status).toBe(413);
     expect(await big.json()).toMatchObject({ error: { code: "payload_too_large", message: expect.stringContaining("65536 bytes") } });
 
@@ -103,7 +105,7 @@ describe("HTTP submit/result (Modal's job-queue pattern) with a plain HTTP clien
       ['{"kwargs": [1]}', `"kwargs" must be an object of named arguments: ${shape}`],
     ];
     for (const [body, message] of refused) {
-      const res = await fetch(`${t.baseUrl}/v1/apps/my-job-queue/functions/process_job/calls`, { method: "POST", body });
+      const res = await fetch(`${t.baseUrl}/v1/apps/my-job-queue/functions/process_job/calls`, { method: "POST", headers: JSON_TYPE, body });
       expect(res.status, body).toBe(400);
       expect(await res.json()).toMatchObject({ error: { message } });
     }

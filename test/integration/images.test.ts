@@ -24,7 +24,7 @@ describe("function images", () => {
     if (building.length) expect(events.some((e) => e.type === "build" && e.total > 0 && e.line.includes("Step"))).toBe(true);
 
     const fn = await t.client.functions.fromName("custom-image", "inspect");
-    expect(await fn.remote()).toEqual({ marker: "baked", greeting: 'a$B "q" \\back', runtimeVar: "from-env", uid: 1000 });
+    expect(await fn.remote()).toEqual({ marker: "baked", greeting: 'a$B "q" \\back', runtimeVar: "from-env", uid: 99000 });
   });
 
   it("installs Debian packages with aptInstall, and the function can run them", async () => {

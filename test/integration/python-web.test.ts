@@ -21,7 +21,7 @@ afterAll(async () => {
 
 describe("the job-queue guide's web file", () => {
   it("submits a job and polls its result over plain HTTP: 202 while pending, then 200 with the result", async () => {
-    const base = `${t.baseUrl}/web/fastapi-modal/fastapi_app`;
+    const base = `${t.webUrl}/web/fastapi-modal/fastapi_app`;
     const submitted = await fetch(`${base}/submit?data=data`, { method: "POST" });
     expect(submitted.status).toBe(200);
     const { call_id } = (await submitted.json()) as { call_id: string };
@@ -42,22 +42,22 @@ describe("the job-queue guide's web file", () => {
 
 describe("Python web endpoints", () => {
   it("fastapi_endpoint serves one route", async () => {
-    const res = await fetch(`${t.baseUrl}/web/py-web/greet/`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"name": "ada"}' });
+    const res = await fetch(`${t.webUrl}/web/py-web/greet/`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"name": "ada"}' });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ hello: "ada" });
   });
 
   it("wsgi_app gets the path below the prefix as PATH_INFO, the prefix as SCRIPT_NAME, the query and the body", async () => {
-    const res = await fetch(`${t.baseUrl}/web/py-web/wsgi/a/b?x=1`, { method: "PUT", body: "payload" });
+    const res = await fetch(`${t.webUrl}/web/py-web/wsgi/a/b?x=1`, { method: "PUT", body: "payload" });
     expect(await res.json()).toEqual({ method: "PUT", script_name: "/web/py-web/wsgi", path_info: "/a/b", query: "x=1", body: "payload" });
   });
 
   it("asgi_app streams a response chunk by chunk", async () => {
-    const res = await fetch(`${t.baseUrl}/web/py-web/events/stream`);
+    const res = await fetch(`${t.webUrl}/web/py-web/events/stream`);
     const reader = res.body!.getReader();
     const dec = new TextDecoder();
     expect(dec.decode((await reader.read()).value)).toBe("data: one\n\n");
-    expect(await (await fetch(`${t.baseUrl}/web/py-web/events/release`)).text()).toBe("released\n");
+    expect(await (await fetch(`${t.webUrl}/web/py-web/events/release`)).text()).toBe("released\n");
     let rest = "";
     for (let r = await reader.read(); !r.done; r = await reader.read()) rest += dec.decode(r.value);
     expect(rest).toBe("data: two\n\n");

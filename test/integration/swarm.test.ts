@@ -50,6 +50,12 @@ describe("--backend swarm", () => {
     expect(svc?.Spec.Labels).toMatchObject({ [Labels.app]: "swarmy", [Labels.function]: "where" });
     const image = ((await swarm.docker.getService(svc!.ID).inspect()) as { Spec: { TaskTemplate: { ContainerSpec: { Image: string } } } }).Spec.TaskTemplate.ContainerSpec.Image;
     expect(image.startsWith(`${swarm.registry}/gantry/code:`)).toBe(true);
+    // Hardened as on one machine (issue 15): the uid no host account has, read-only root, no capabilities.
+    const task = await swarm.docker.getContainer((await taskContainer(out.container))!).inspect();
+    expect(task.Config.User).toBe("99000:99000");
+    expect(task.HostConfig).toMatchObject({ ReadonlyRootfs: true, CapDrop: ["ALL"] });
+    // What Swarm's API 1.41 (Docker 20.10) cannot say: no-new-privileges (service-spec.ts sends it for later engines).
+    if ((await swarm.docker.version()).ApiVersion === "1.41") expect(task.HostConfig.SecurityOpt ?? []).not.toContain("no-new-privileges");
     const catalog = (await (await fetch(`http://${swarm.registry}/v2/_catalog`)).json()) as { repositories: string[] };
     expect(catalog.repositories).toContain("gantry/code");
 

@@ -7,9 +7,10 @@ import { GantryClient } from "../../sdk/client.js";
 import { startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 let t: TestDaemon;
+const TOKEN = "s3cret-token-of-24-chars";
 
 beforeAll(async () => {
-  t = await startTestDaemon({ token: "s3cret-token" });
+  t = await startTestDaemon({ token: TOKEN });
 });
 afterAll(async () => {
   await t?.dispose();
@@ -22,9 +23,9 @@ describe("the token on TCP", () => {
     expect(await none.json()).toMatchObject({ error: { code: "unauthorized" } });
     const wrong = await fetch(`${t.baseUrl}/v1/health`, { headers: { authorization: "Bearer nope" } });
     expect(wrong.status).toBe(401);
-    const right = await fetch(`${t.baseUrl}/v1/health`, { headers: { authorization: "Bearer s3cret-token" } });
+    const right = await fetch(`${t.baseUrl}/v1/health`, { headers: { authorization: `Bearer ${TOKEN}` } });
     expect(right.status).toBe(200);
-    const client = new GantryClient({ url: t.baseUrl, token: "s3cret-token" });
+    const client = new GantryClient({ url: t.baseUrl, token: TOKEN });
     await expect(client.transport.json("GET", "/v1/health")).resolves.toMatchObject({ ok: true });
     client.close();
   });
@@ -38,9 +39,20 @@ describe("the token on TCP", () => {
     const refused = new WebSocket(url);
     const err = await new Promise<Error>((resolve) => refused.once("error", resolve));
     expect(err.message).toContain("401");
-    const ok = new WebSocket(url, { headers: { authorization: "Bearer s3cret-token" } });
+    const ok = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
     await new Promise<void>((resolve, reject) => (ok.once("open", () => resolve()), ok.once("error", reject)));
     ok.close();
+  });
+
+  it("will not start with a token under 16 characters", async () => {
+    const cfg = makeConfig({ home: `${t.home}-short`, httpPort: 0, token: "fifteen-chars!!" });
+    try {
+      const got = await startDaemon(cfg).then((d) => d, (e: unknown) => e);
+      if (!(got instanceof Error)) await (got as Awaited<ReturnType<typeof startDaemon>>).stop({ graceMs: 0 });
+      expect(String((got as Error).message)).toMatch(/is 15 characters long; gantry takes tokens of 16 characters or more/);
+    } finally {
+      rmSync(cfg.home, { recursive: true, force: true });
+    }
   });
 
   it("will not listen beyond loopback without a token", async () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { containersOf, deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 let t: TestDaemon;
-const url = (fn: string, rest = "") => `${t.baseUrl}/web/web/${fn}/${rest}`;
+const url = (fn: string, rest = "") => `${t.webUrl}/web/web/${fn}/${rest}`;
 
 beforeAll(async () => {
   t = await startTestDaemon();
@@ -44,16 +44,18 @@ describe("web endpoints", () => {
       query: { x: "1", y: "two" },
       header: "yes",
       authorization: null,
+      cookie: null,
+      gantry_token: null,
       body: "first,second,third",
     });
-    const root = await fetch(`${t.baseUrl}/web/web/echo`);
+    const root = await fetch(`${t.webUrl}/web/web/echo`);
     expect(await root.json()).toMatchObject({ method: "GET", path: "/", body: null });
   });
 
   it("are listed with their URLs", async () => {
     const apps = await t.client.transport.json<{ apps: Array<{ name: string; endpoints: Array<{ function: string; url: string }> }> }>("GET", "/v1/apps");
     expect(apps.apps.find((a) => a.name === "web")!.endpoints).toEqual(
-      expect.arrayContaining([{ function: "echo", url: `${t.baseUrl}/web/web/echo/` }, { function: "api", url: `${t.baseUrl}/web/web/api/` }]),
+      expect.arrayContaining([{ function: "echo", url: `${t.webUrl}/web/web/echo/` }, { function: "api", url: `${t.webUrl}/web/web/api/` }]),
     );
     const view = await t.client.transport.json<{ web_url: string | null }>("GET", "/v1/apps/web/functions/double");
     expect(view.web_url).toBeNull();
@@ -120,13 +122,13 @@ describe("web endpoints", () => {
   });
 
   it("refuse calls, and unknown endpoints, with a clear answer", async () => {
-    const spawn = await fetch(`${t.baseUrl}/v1/apps/web/functions/echo/calls`, { method: "POST", body: '{"args": []}' });
+    const spawn = await fetch(`${t.baseUrl}/v1/apps/web/functions/echo/calls`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"args": []}' });
     expect(spawn.status).toBe(400);
     expect(await spawn.json()).toMatchObject({ error: { message: "web.echo is a web endpoint: send it HTTP requests at /web/web/echo/" } });
     const plain = await fetch(url("double"));
     expect(plain.status).toBe(404);
     expect(await plain.json()).toMatchObject({ error: { message: "web.double is not a web endpoint: call it with spawn or remote" } });
-    expect((await fetch(`${t.baseUrl}/web/web/nope/`)).status).toBe(404);
+    expect((await fetch(`${t.webUrl}/web/web/nope/`)).status).toBe(404);
   });
 });
 
@@ -158,10 +160,31 @@ describe("calls between functions", () => {
   });
 });
 
+describe("web endpoints on their own origin", () => {
+  it("are served on a port of their own, not the API's (so not the dashboard's origin)", async () => {
+    expect(new URL(t.webUrl).port).not.toBe(new URL(t.baseUrl).port);
+    const moved = await fetch(`${t.baseUrl}/web/web/echo/x?y=1`, { method: "POST", body: "kept", redirect: "manual" });
+    expect(moved.status).toBe(308);
+    expect(moved.headers.get("location")).toBe(`${t.webUrl}/web/web/echo/x?y=1`);
+    expect(await moved.json()).toMatchObject({ error: { code: "moved" } });
+    // A client that follows it (method and body kept) reaches the endpoint.
+    const followed = await fetch(`${t.baseUrl}/web/web/echo/x?y=1`, { method: "POST", body: "kept" });
+    expect(await followed.json()).toMatchObject({ method: "POST", path: "/x", body: "kept" });
+  });
+
+  it("whose port serves neither the API nor the dashboard", async () => {
+    for (const path of ["/", "/v1/apps", "/v1/health", "/submit/web/double"]) {
+      const res = await fetch(`${t.webUrl}${path}`, { method: path.startsWith("/submit") ? "POST" : "GET" });
+      expect(res.status, path).toBe(404);
+      expect(await res.json()).toMatchObject({ error: { code: "not_found", message: expect.stringContaining("web endpoints only") } });
+    }
+  });
+});
+
 describe("web endpoints and the daemon's token", () => {
   let guarded: TestDaemon;
   beforeAll(async () => {
-    guarded = await startTestDaemon({ token: "s3cret-token" });
+    guarded = await startTestDaemon({ token: "s3cret-token-0123456" });
     await deploy(guarded, fixture("web.ts"));
   });
   afterAll(async () => {
@@ -169,15 +192,18 @@ describe("web endpoints and the daemon's token", () => {
   });
 
   it("need the token on TCP unless public, and never pass it to the function", async () => {
-    const at = (fn: string) => `${guarded.baseUrl}/web/web/${fn}/`;
+    const at = (fn: string) => `${guarded.webUrl}/web/web/${fn}/`;
     const none = await fetch(at("echo"));
     expect(none.status).toBe(401);
     expect(await none.json()).toMatchObject({ error: { code: "unauthorized" } });
-    const bearer = await fetch(at("echo"), { headers: { authorization: "Bearer s3cret-token" } });
+    const bearer = await fetch(at("echo"), { headers: { authorization: "Bearer s3cret-token-0123456" } });
     expect(bearer.status).toBe(200);
     expect(await bearer.json()).toMatchObject({ authorization: null });
-    const header = await fetch(at("echo"), { headers: { "x-gantry-token": "s3cret-token", authorization: "Basic dXNlcg==" } });
+    const header = await fetch(at("echo"), { headers: { "x-gantry-token": "s3cret-token-0123456", authorization: "Basic dXNlcg==" } });
     expect(await header.json()).toMatchObject({ authorization: "Basic dXNlcg==" });
+    // The dashboard's session cookie (sent to every port of this host) never reaches the function; other cookies do.
+    const cookies = await fetch(at("echo"), { headers: { "x-gantry-token": "s3cret-token-0123456", cookie: "theme=dark; gantry_session=abc; lang=en" } });
+    expect(await cookies.json()).toMatchObject({ cookie: "theme=dark; lang=en", gantry_token: null });
     const open = await fetch(at("open_to_all"));
     expect(open.status).toBe(200);
     expect(await open.text()).toBe("public\n");

@@ -14,14 +14,17 @@ ROOT = Path(__file__).resolve().parents[2]
 GANTRY_BIN = ROOT / "bin" / "gantry.js"
 BEHAVIOURS = ROOT / "test" / "fixtures" / "apps" / "behaviours.ts"
 #: The environment the client reads; tests set it themselves.
-CLIENT_ENV = ("GANTRY_HOME", "GANTRY_URL", "GANTRY_TOKEN")
+CLIENT_ENV = ("GANTRY_HOME", "GANTRY_URL", "GANTRY_TOKEN", "GANTRY_CA_CERT")
 
 T = TypeVar("T")
 
 
-def gantry_cli(home: str, *args: str, timeout: float = 180) -> "subprocess.CompletedProcess[str]":
-    """Runs the real CLI against ``home``, as a user would."""
+def gantry_cli(
+    home: str, *args: str, timeout: float = 180, env_extra: Optional[Dict[str, str]] = None
+) -> "subprocess.CompletedProcess[str]":
+    """Runs the real CLI against ``home``, as a user would (``env_extra``: more variables, e.g. GANTRY_TOKEN)."""
     env: Dict[str, str] = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV}
+    env.update(env_extra or {})
     env["GANTRY_HOME"] = home
     return subprocess.run(
         ["node", str(GANTRY_BIN), *args], env=env, capture_output=True, text=True, timeout=timeout, check=False

@@ -36,9 +36,25 @@ function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
 }
 
 describe("a container's agent endpoint", () => {
-  it("serves a private socket (0600) that refuses a wrong token", async () => {
-    expect(statSync(join(dir, "ct-1", "agent.sock")).mode & 0o777).toBe(0o600);
+  it("serves a socket that refuses a wrong token, in a folder of the daemon's the container cannot write (0755)", async () => {
+    // No owner to hand it to (a daemon that cannot chown): 0666, reachable only through the 0700 home and its one container.
+    expect(statSync(join(dir, "ct-1", "agent.sock")).mode & 0o777).toBe(0o666);
+    const folder = statSync(join(dir, "ct-1"));
+    expect({ uid: folder.uid, mode: folder.mode & 0o7777 }).toEqual({ uid: process.getuid!(), mode: 0o755 });
     await expect(connect("wrong")).rejects.toThrow(/401/);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)("hands the socket alone (0600) to the container's uid:gid; the folder stays root's", async () => {
+    const owned = new SocketAgentEndpoint(join(dir, "ct-2"), TOKEN, silentLogger);
+    await owned.listen({ uid: 99000, gid: 99001 });
+    try {
+      const socket = statSync(join(dir, "ct-2", "agent.sock"));
+      const folder = statSync(join(dir, "ct-2"));
+      expect({ uid: socket.uid, gid: socket.gid, mode: socket.mode & 0o777 }).toEqual({ uid: 99000, gid: 99001, mode: 0o600 });
+      expect({ uid: folder.uid, gid: folder.gid, mode: folder.mode & 0o7777 }).toEqual({ uid: 0, gid: 0, mode: 0o755 });
+    } finally {
+      await owned.close();
+    }
   });
 
   it("takes one agent with the right token, validates its messages, and refuses a second", async () => {

@@ -12,7 +12,7 @@ const launch = (gpu: GpuAccess | null): ContainerLaunch => ({
   socketDir: "/home/g/run/ct-1",
   codeDir: "/home/g/apps/app/h",
   network: "none",
-  user: "1000:1000",
+  user: "99000:99000",
   cpu: null,
   memoryMiB: null,
   gpu,
@@ -31,8 +31,10 @@ describe("containerCreateOptions", () => {
   it("hardens every container, GPU or not", () => {
     for (const gpu of [null, nodes, { mode: "device-requests", deviceIds: ["GPU-0"] } as GpuAccess]) {
       const o = containerCreateOptions(launch(gpu));
-      expect(o.User).toBe("1000:1000");
+      expect(o.User).toBe("99000:99000");
       expect(o.HostConfig).toMatchObject({ CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], ReadonlyRootfs: true, NetworkMode: "none" });
+      // The socket folder and the code are mounted read-only: a function writes nowhere on the host's disk.
+      expect(o.HostConfig?.Binds?.slice(0, 2)).toEqual(["/home/g/run/ct-1:/run/gantry:ro", "/home/g/apps/app/h:/opt/gantry/app:ro"]);
     }
   });
 

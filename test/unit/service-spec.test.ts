@@ -14,7 +14,7 @@ const launch = (gpu: GpuAccess | null, more: Partial<ContainerLaunch> = {}): Con
   socketDir: null,
   codeDir: "/home/g/apps/app/h",
   network: "bridge",
-  user: "1000:1000",
+  user: "99000:99000",
   cpu: 1.5,
   memoryMiB: 512,
   gpu,
@@ -32,9 +32,11 @@ describe("serviceCreateOptions", () => {
     expect(t.Networks).toEqual([{ Target: "gantry" }]);
     expect(t.ContainerSpec).toMatchObject({
       Image: "reg:5000/gantry/code:abc",
-      User: "1000:1000",
+      User: "99000:99000",
       ReadOnly: true,
       CapabilityDrop: ["ALL"],
+      // Honoured by engines whose API has it; Docker 20.10's (API 1.41) drops it.
+      Privileges: { NoNewPrivileges: true },
       Labels: o.Labels,
       Env: ["GANTRY_FUNCTION=fn", "GANTRY_AGENT_URL=ws://10.0.0.1:8701"],
       Mounts: [{ Type: "tmpfs", Target: "/tmp" }],

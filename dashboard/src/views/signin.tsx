@@ -28,7 +28,7 @@ export function SignIn() {
         }}
       >
         <h1>gantry</h1>
-        <p>This daemon wants its token (its <code>--token</code>, or <code>GANTRY_TOKEN</code>).</p>
+        <p>This daemon wants its token (what its <code>--token-file</code> holds, or <code>GANTRY_TOKEN</code>).</p>
         <label>
           Token
           <input type="password" name="token" autocomplete="current-password" value={token} onInput={(e) => setToken((e.target as HTMLInputElement).value)} required autofocus />
