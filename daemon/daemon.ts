@@ -242,7 +242,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       webPort: cfg.webPort,
       tls: cfg.tls ? readTls(cfg.tls) : null,
       access,
-      guard: new RequestGuard({ allowedHosts: cfg.allowedHosts, allowedOrigins: cfg.allowedOrigins }),
+      // The Swarm advertise address is this machine's name to the cluster: the API answers to it too.
+      guard: new RequestGuard({ allowedHosts: [...cfg.allowedHosts, ...(cfg.advertiseAddr ? [cfg.advertiseAddr.host] : [])], allowedOrigins: cfg.allowedOrigins }),
       dashboard: new DashboardFiles(cfg.dashboardDir),
       web: new WebGateway({ web: dispatcher.web, token: cfg.token, access, maxBodyBytes: cfg.maxBodyBytes }),
     });
