@@ -2,7 +2,6 @@
 import type { Duplex } from "node:stream";
 import http from "node:http";
 import { ApiError, toResponse } from "./errors.js";
-import { RequestGuard } from "./request-guard.js";
 
 export interface RequestContext {
   req: http.IncomingMessage;
@@ -87,7 +86,7 @@ export async function readBody(req: http.IncomingMessage, limit: number): Promis
 
 /** The body as JSON (undefined when empty); a body that is not declared JSON is refused (415) unread. */
 export async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  RequestGuard.checkJsonBody(req);
+  checkJsonBody(req);
   const buf = await readBody(req, limit);
   if (buf.length === 0) return undefined;
   try {
@@ -108,9 +107,30 @@ export function secondsParam(query: URLSearchParams, name: string, max: number):
 
 /** Answers a refused WebSocket upgrade with its JSON error, then closes the connection. */
 export function refuseUpgrade(socket: Duplex, err: unknown): void {
-  const { status, body } = toResponse(err);
+  const { status, body, headers } = toResponse(err);
   const text = JSON.stringify(body);
   const reason = http.STATUS_CODES[status] ?? "Error";
-  const extra = err instanceof ApiError && typeof err.extra.retry_after_s === "number" ? `Retry-After: ${err.extra.retry_after_s}\r\n` : "";
+  const extra = Object.entries(headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join("");
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n${extra}Content-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+}
+
+/** JSON routes read only JSON: a text/plain or form body is how a page posts without asking. Throws 415. */
+export function checkJsonBody(req: http.IncomingMessage): void {
+  const length = req.headers["content-length"];
+  const hasBody = req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+  if (!hasBody) return;
+  const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) return;
+  throw new ApiError(
+    415,
+    "unsupported_media_type",
+    `${req.method} ${pathOf(req.url)} takes a JSON body: send Content-Type: application/json${type ? ` (got ${JSON.stringify(type)})` : " (none was sent)"}`,
+    { rule: "content-type" },
+  );
+}
+
+/** The path of a request's URL, without its query. */
+export function pathOf(url: string | undefined): string {
+  const q = (url ?? "/").indexOf("?");
+  return q < 0 ? (url ?? "/") : url!.slice(0, q);
 }

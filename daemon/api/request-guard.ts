@@ -77,21 +77,6 @@ export class RequestGuard {
     // A browser that sends no Origin still says whether the request is cross-site.
     if (site === "cross-site" || site === "same-site") throw foreignOrigin(`(a ${site} page)`, own);
   }
-
-  /** JSON routes read only JSON: a text/plain or form body is how a page posts without asking. Throws 415. */
-  static checkJsonBody(req: http.IncomingMessage): void {
-    const length = req.headers["content-length"];
-    const hasBody = req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
-    if (!hasBody) return;
-    const type = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
-    if (type === "application/json" || /^application\/[a-z0-9.+-]*\+json$/.test(type)) return;
-    throw new ApiError(
-      415,
-      "unsupported_media_type",
-      `${req.method} ${pathOf(req.url)} takes a JSON body: send Content-Type: application/json${type ? ` (got ${JSON.stringify(type)})` : " (none was sent)"}`,
-      { rule: "content-type" },
-    );
-  }
 }
 
 function foreignOrigin(origin: string, own: string | null): ApiError {
@@ -121,9 +106,4 @@ function splitHost(host: string): { name: string; port: number | null } | null {
   const m = /^(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::(\d{1,5}))?$/.exec(host);
   if (!m) return null;
   return { name: m[1]!, port: m[2] === undefined ? null : Number(m[2]) };
-}
-
-function pathOf(url: string | undefined): string {
-  const q = (url ?? "/").indexOf("?");
-  return q < 0 ? (url ?? "/") : url!.slice(0, q);
 }

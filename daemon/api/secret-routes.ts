@@ -5,15 +5,14 @@
 import { parseCreateSecretRequest, secretNameSchema } from "../../protocol/secrets.js";
 import type { Secrets } from "../service/secrets.js";
 import { invalid } from "./errors.js";
-import { readBody, type Router } from "./http-kit.js";
-import { RequestGuard } from "./request-guard.js";
+import { checkJsonBody, readBody, type Router } from "./http-kit.js";
 
 /** Far above the largest secret (64 KiB of keys and values), with room for JSON escapes. */
 const SECRET_BODY_BYTES = 512 * 1024;
 
 /** The body as JSON; unlike readJson, a parse error does not quote the body (it holds values). */
 async function readSecretBody(req: Parameters<typeof readBody>[0]): Promise<unknown> {
-  RequestGuard.checkJsonBody(req);
+  checkJsonBody(req);
   const text = (await readBody(req, SECRET_BODY_BYTES)).toString("utf8");
   try {
     return JSON.parse(text);

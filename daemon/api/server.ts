@@ -5,7 +5,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import type { Logger } from "../logger.js";
 import { ApiError, toResponse } from "./errors.js";
-import { refuseUpgrade, type Router } from "./http-kit.js";
+import { pathOf, refuseUpgrade, type Router } from "./http-kit.js";
 import { WEB_PREFIX } from "../../protocol/api.js";
 import { LOOPBACK_HOSTS } from "../config.js";
 import type { Access } from "./access.js";
@@ -212,11 +212,6 @@ export async function answer(req: http.IncomingMessage, res: http.ServerResponse
       send(res, status, body);
     }
   }
-}
-
-function pathOf(url: string | undefined): string {
-  const q = (url ?? "/").indexOf("?");
-  return q < 0 ? (url ?? "/") : url!.slice(0, q);
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {
