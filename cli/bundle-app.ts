@@ -18,11 +18,15 @@ import { resolveFunctionSpec, type ImageSpec } from "../protocol/function-spec.j
 import { appRegistry, FunctionNameError, nameFunctionsByExport, type RegisteredFunction } from "../protocol/registry.js";
 import { InvalidArgumentError } from "../sdk/errors.js";
 import { loadingFailed } from "./app-file-error.js";
+import { packImages } from "./image-assets.js";
+import type { AssetFiles } from "../protocol/image-spec.js";
 
 export interface BundledApp {
   app: string;
   functions: Array<{ name: string; options: unknown }>;
   bundle: string;
+  /** Local files the images copy, by hash (cli/image-assets.ts). */
+  assets: Record<string, AssetFiles>;
 }
 
 const SUPPORTED = new Set([".ts", ".mts", ".js", ".mjs"]);
@@ -144,6 +148,7 @@ export async function bundleApp(file: string): Promise<BundledApp> {
     throw err;
   }
   if (app.functions.size === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
+  const assets = packImages([...app.functions.values()]);
   for (const f of app.functions.values()) {
     try {
       resolveFunctionSpec(f.name, f.options);
@@ -168,5 +173,5 @@ export async function bundleApp(file: string): Promise<BundledApp> {
   }
   registry.clear();
   const { code } = await bundle(entry, join(dirname(entry), "app.mjs"), new Set(), imagePackages, false);
-  return { app: app.name, functions, bundle: code };
+  return { app: app.name, functions, bundle: code, assets };
 }

@@ -60,6 +60,8 @@ export interface DaemonConfig {
   advertiseAddr: { host: string; port: number } | null;
   /** Swarm: the network tasks join (created as an attachable overlay when missing; "host" for loopback tests). */
   swarmNetwork: string;
+  /** The longest an image build may run before it is stopped (--build-timeout; default 30 minutes). */
+  buildTimeoutMs: number;
   /** Swarm: how often agents are pinged; three unanswered in a row and the container counts as gone. */
   agentPingMs: number;
 }
@@ -151,8 +153,8 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
       parseContainerId(process.env.GANTRY_CONTAINER_UID, "GANTRY_CONTAINER_UID") ??
       DEFAULT_CONTAINER_ID,
     forceNetwork: null,
-    nodeBaseImage: process.env.GANTRY_NODE_BASE_IMAGE || "gantry/base-node:1",
-    pythonBaseImage: process.env.GANTRY_PYTHON_BASE_IMAGE || "gantry/base-python:1",
+    nodeBaseImage: process.env.GANTRY_NODE_BASE_IMAGE || "gantry/base-node:2",
+    pythonBaseImage: process.env.GANTRY_PYTHON_BASE_IMAGE || "gantry/base-python:2",
     runtimeImagesDir: join(root, "runtime-images"),
     pythonPackageDir: join(root, "python", "gantry"),
     dashboardDir: join(root, "dashboard", "dist"),
@@ -169,6 +171,7 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     advertiseAddr: process.env.GANTRY_ADVERTISE_ADDR ? parseHostPort(process.env.GANTRY_ADVERTISE_ADDR, "GANTRY_ADVERTISE_ADDR", DEFAULT_AGENT_PORT) : null,
     swarmNetwork: process.env.GANTRY_SWARM_NETWORK || "gantry",
     agentPingMs: 10_000,
+    buildTimeoutMs: 30 * 60_000,
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;

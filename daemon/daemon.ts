@@ -158,6 +158,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
       cluster: backend.kind === "swarm",
       secrets,
+      buildTimeoutMs: cfg.buildTimeoutMs,
     });
 
     const known = apps.listApps();

@@ -3,6 +3,7 @@
  * Shared by the SDK (early, friendly validation at deploy time) and the daemon (authoritative).
  */
 import { z } from "zod";
+import { imageSpecSchema, type ImageSpec } from "./image-spec.js";
 
 export const LIMITS = {
   maxRetries: 10,
@@ -32,38 +33,7 @@ const NAME = /^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/;
 export const nameSchema = (what: string) =>
   z.string().regex(NAME, `${what} must start with a letter or _, then letters, digits, _ or -, at most 64 characters`);
 
-const packageName = z.string().min(1).max(214).regex(/^[^\s;&|`$<>\\'"]+$/, "package names may not contain spaces or shell characters");
-
-export const imageStepSchema = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("apt"), packages: z.array(packageName).min(1) }),
-  z.object({ kind: z.literal("npm"), packages: z.array(packageName).min(1) }),
-  z.object({ kind: z.literal("pip"), packages: z.array(packageName).min(1) }),
-  /** A folder of the deploying machine, sent with the deploy as the asset `hash`, copied to `remote`. */
-  z.object({
-    kind: z.literal("dir"),
-    remote: z.string().regex(/^\/[^\0\n\r]*$/, "remote_path must be an absolute path").max(1024),
-    hash: z.string().regex(/^[0-9a-f]{64}$/, "a folder's hash is 64 hex digits"),
-  }),
-  z.object({ kind: z.literal("run"), commands: z.array(z.string().min(1).max(10_000)).min(1) }),
-  z.object({
-    kind: z.literal("env"),
-    vars: z.record(
-      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "env names are letters, digits and _"),
-      z.string().regex(/^[^\n\r]*$/, "image env values may not contain line breaks (use the function's env option)"),
-    ),
-  }),
-]);
-export type ImageStep = z.infer<typeof imageStepSchema>;
-
-export const imageSpecSchema = z.object({
-  base: z.discriminatedUnion("kind", [
-    z.object({ kind: z.literal("node") }),
-    z.object({ kind: z.literal("python"), version: z.string().regex(/^3\.\d{1,2}$/, 'python_version looks like "3.11"').optional() }),
-    z.object({ kind: z.literal("registry"), ref: z.string().min(1).max(512).regex(/^[a-z0-9][a-z0-9._\/:@-]*$/i, "an image reference like node:20-slim") }),
-  ]),
-  steps: z.array(imageStepSchema).max(100),
-});
-export type ImageSpec = z.infer<typeof imageSpecSchema>;
+export { imageSpecSchema, imageStepSchema, type ImageSpec, type ImageStep } from "./image-spec.js";
 
 const seconds = (what: string, min: number, max: number) =>
   z.number().refine((n) => Number.isFinite(n) && n >= min && n <= max, `${what} must be between ${min} and ${max} seconds`);

@@ -9,8 +9,8 @@ export default function setup(): void {
     execFileSync(process.execPath, [join(root, "scripts/build.mjs")], { stdio: "inherit" });
   }
   try {
-    execFileSync("docker", ["image", "inspect", "gantry/base-node:1"], { stdio: "ignore" });
+    execFileSync("docker", ["image", "inspect", "gantry/base-node:2"], { stdio: "ignore" });
   } catch {
-    throw new Error("Docker is not running or the base image gantry/base-node:1 is missing: run bash scripts/setup.sh (or npm test)");
+    throw new Error("Docker is not running or the base image gantry/base-node:2 is missing: run bash scripts/setup.sh (or npm test)");
   }
 }

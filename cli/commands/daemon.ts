@@ -33,6 +33,7 @@ interface StartOptions {
   registry?: string;
   advertiseAddr?: string;
   swarmNetwork?: string;
+  buildTimeout?: string;
 }
 
 type Health = {
@@ -49,6 +50,16 @@ type Health = {
   agents?: string;
   registry?: string | null;
 };
+
+/** --build-timeout (or GANTRY_BUILD_TIMEOUT): seconds, 10 s to 24 h; undefined leaves the default (30 minutes). */
+function buildTimeoutOption(raw: string | undefined): number | undefined {
+  const value = raw ?? process.env.GANTRY_BUILD_TIMEOUT;
+  if (value === undefined || value === "") return undefined;
+  const n = Number(value);
+  const what = raw !== undefined ? "--build-timeout" : "GANTRY_BUILD_TIMEOUT";
+  if (!Number.isFinite(n) || n < 1 || n > 24 * 3600) throw new UsageError(`${what} must be a number of seconds from 1 to 86400, got ${JSON.stringify(value)}`);
+  return n * 1000;
+}
 
 function parsePort(raw: string | undefined, flag = "--http-port"): number | null {
   if (raw === undefined) return null;
@@ -221,6 +232,7 @@ async function runForeground(o: StartOptions): Promise<void> {
     allowedOrigins: access.allowedOrigins,
     forceNetwork: o.containerNetwork === "none" ? "none" : null,
     gpuPassthrough,
+    buildTimeoutMs: buildTimeoutOption(o.buildTimeout),
     ...cluster,
   });
   try {
@@ -248,6 +260,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
   await passthroughOption(o);
   await clusterOptions(o);
+  buildTimeoutOption(o.buildTimeout);
   const home = gantryHome();
   const logDir = join(home, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -267,6 +280,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.registry) args.push("--registry", o.registry);
   if (o.advertiseAddr) args.push("--advertise-addr", o.advertiseAddr);
   if (o.swarmNetwork) args.push("--swarm-network", o.swarmNetwork);
+  if (o.buildTimeout) args.push("--build-timeout", o.buildTimeout);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -318,6 +332,7 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--registry <host:port>", "swarm: push images here for the nodes to pull (a single-node swarm needs none)")
     .option("--advertise-addr <host[:port]>", "swarm: where agents on the nodes dial the daemon (default: this node's swarm address, port 8701)")
     .option("--swarm-network <name>", "swarm: the network tasks join (default gantry, an attachable overlay made when missing)")
+    .option("--build-timeout <seconds>", "stop an image build that runs longer (default 1800; or GANTRY_BUILD_TIMEOUT)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
       else await startBackground(o);

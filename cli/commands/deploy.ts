@@ -28,7 +28,8 @@ async function readApp(file: string, out: Output): Promise<{ name: string; body:
   const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
   const app = await bundleApp(file);
   out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
-  return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, source: file } };
+  const assets = Object.keys(app.assets).length ? { assets: app.assets } : {};
+  return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, ...assets, source: file } };
 }
 
 /** Deploys an app file with progress; resolves with the daemon's answer. */
@@ -56,7 +57,8 @@ export async function deployFile(file: string, out: Output, client: GantryClient
           const step = /^Step \d+\/\d+ : (.*)$/.exec(line);
           if (step) {
             stepText = step[1]!;
-            if (!process.stderr.isTTY) out.note(`  [${e.step}/${e.total}] ${stepText}`);
+            // gantry's own ARG lines (the host's index settings) say nothing a reader needs.
+            if (!process.stderr.isTTY && !/^ARG /.test(stepText)) out.note(`  [${e.step}/${e.total}] ${stepText}`);
           } else if (line && !/^(---> |Removing intermediate container|Successfully (built|tagged))/.test(line)) {
             recent.push(line);
             if (recent.length > 30) recent.shift();
@@ -81,7 +83,8 @@ export async function deployFile(file: string, out: Output, client: GantryClient
   } finally {
     out.endProgress();
   }
-  if (failure && recent.length && !out.json) out.note(`last build output:\n${recent.map((l) => `  ${l}`).join("\n")}`);
+  const quoted = (failure as Extract<DeployEvent, { type: "error" }> | null)?.error.message.includes("last lines of the build") ?? false;
+  if (failure && recent.length && !out.json && !quoted) out.note(`last build output:\n${recent.map((l) => `  ${l}`).join("\n")}`);
   if (failure) {
     const error = (failure as Extract<DeployEvent, { type: "error" }>).error;
     const message = extname(file) === ".py" ? (await import("../python-app.js")).inPythonTerms(error.message) : error.message;

@@ -30,6 +30,7 @@ const STATUS: Record<ServiceErrorCode, number> = {
   shutting_down: 503,
   gpu_unavailable: 422,
   image_build_failed: 422,
+  image_build_timeout: 422,
   base_image_missing: 500,
   disk_full: 507,
   engine_unavailable: 503,

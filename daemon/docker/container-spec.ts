@@ -67,7 +67,7 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
     Image: l.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
     User: l.user,
-    WorkingDir: "/tmp",
+    // The image's WORKDIR: /tmp (a tmpfs) from gantry's runtime layer, or the image's workdir() step.
     Labels: {
       [Labels.daemon]: l.daemonId,
       [Labels.app]: l.app,

@@ -8,6 +8,7 @@ import { EngineWatch, isUnreachable } from "./engine-watch.js";
 import type { Logger } from "../logger.js";
 import { silentLogger } from "../logger.js";
 import {
+  BuildFailedError,
   EngineUnreachableError,
   Labels,
   type BuildProgress,
@@ -75,32 +76,58 @@ export class DockerRuntime implements ContainerRuntime {
         await writeFile(join(dir, name), content, { mode: plan.modes?.[name] ?? 0o644 });
       }
       const context = pack(dir) as unknown as NodeJS.ReadableStream;
-      const stream: NodeJS.ReadableStream = await this.docker.buildImage(context, { t: plan.tag, rm: true, forcerm: true });
-      let step = 0;
-      let total = 0;
-      let failure: string | null = null;
-      await new Promise<void>((resolve, reject) => {
-        this.docker.modem.followProgress(
-          stream,
-          (err) => (err ? reject(err) : resolve()),
-          (ev: { stream?: string; error?: string; status?: string }) => {
-            if (ev.error) failure = ev.error;
-            // Docker colours a step's stderr with ANSI codes; progress lines carry carriage returns.
-            const text = (ev.stream ?? ev.status ?? "").replace(ANSI, "").replace(/\r/g, "").replace(/\s+$/, "");
-            if (!text) return;
-            const m = /^Step (\d+)\/(\d+) : /.exec(text);
-            if (m) {
-              step = Number(m[1]);
-              total = Number(m[2]);
-            }
-            for (const line of text.split("\n")) if (line.trim()) onProgress({ step, total, line });
-          },
-        );
-      });
-      if (failure) throw new Error(`building image ${plan.tag} failed: ${String(failure).trim()}`);
+      const options = { t: plan.tag, rm: true, forcerm: true, ...(plan.buildArgs && Object.keys(plan.buildArgs).length ? { buildargs: plan.buildArgs } : {}) };
+      const stream: NodeJS.ReadableStream = await this.docker.buildImage(context, options);
+      await this.followBuild(plan, stream, onProgress);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /** Follows a build's output: progress by step, its last lines kept for a failure, stopped past plan.timeoutMs. */
+  private async followBuild(plan: ImagePlan, stream: NodeJS.ReadableStream, onProgress: (p: BuildProgress) => void): Promise<void> {
+    let step = 0;
+    let total = 0;
+    let failure: string | null = null;
+    const last: string[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const overran = new Promise<"timeout">((resolve) => {
+      if (plan.timeoutMs) timer = setTimeout(() => resolve("timeout"), plan.timeoutMs);
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(
+        stream,
+        (err) => (err ? reject(err) : resolve()),
+        (ev: { stream?: string; error?: string; status?: string }) => {
+          if (ev.error) failure = ev.error;
+          // Docker colours a step's stderr with ANSI codes; progress lines carry carriage returns.
+          const text = (ev.stream ?? ev.status ?? "").replace(ANSI, "").replace(/\r/g, "").replace(/\s+$/, "");
+          if (!text) return;
+          const m = /^Step (\d+)\/(\d+) : /.exec(text);
+          if (m) {
+            step = Number(m[1]);
+            total = Number(m[2]);
+          }
+          for (const line of text.split("\n")) {
+            if (!line.trim()) continue;
+            if (!m && !/^ ---> |^Removing intermediate container /.test(line)) last.push(line);
+            if (last.length > 40) last.shift();
+            onProgress({ step, total, line });
+          }
+        },
+      );
+    });
+    try {
+      const outcome = await Promise.race([finished, overran]);
+      if (outcome === "timeout") {
+        // Closing the connection cancels the build: the engine stops the step's container and removes it (forcerm).
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+        throw new BuildFailedError(`the build of ${plan.tag} ran past its limit of ${Math.round(plan.timeoutMs! / 1000)} s and was stopped`, step, total, last, true);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    if (failure) throw new BuildFailedError(`building image ${plan.tag} failed: ${String(failure).trim()}`, step, total, last);
   }
 
   async engineInfo(): Promise<EngineInfo> {

@@ -37,14 +37,15 @@ export async function loadRuntimeLayer(runtime: Runtime, paths: RuntimeLayerPath
   const dir = join(paths.runtimeImagesDir, runtime);
   const broken = "gantry's installation is incomplete";
   const dockerfile = await missing(`the ${runtime} runtime Dockerfile`, readFile(join(dir, "Dockerfile"), "utf8"), broken);
+  const installer = await missing("the image installer runtime-images/build/install.sh", readFile(join(paths.runtimeImagesDir, "build", "install.sh")), broken);
   if (runtime === "node") {
     const agent = await missing("the node agent bundle runtime-images/node/dist/agent.cjs", readFile(join(dir, "dist", "agent.cjs")));
-    return { runtime, dockerfile, files: { "agent.cjs": agent, "package.json": NODE_PACKAGE_JSON } };
+    return { runtime, dockerfile, installer, files: { "agent.cjs": agent, "package.json": NODE_PACKAGE_JSON } };
   }
   const files: Record<string, Buffer> = {};
   for (const name of ["agent.py", "gantry_websocket.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py"]) files[name] = await missing(`the python agent's ${name}`, readFile(join(dir, name)), broken);
   for (const file of (await pythonSources(paths.pythonPackageDir)).sort()) {
     files[`gantry/${relative(paths.pythonPackageDir, file)}`] = await readFile(file);
   }
-  return { runtime, dockerfile, files };
+  return { runtime, dockerfile, installer, files };
 }

@@ -50,7 +50,7 @@ export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): D
         Image: p.image,
         Env: Object.entries(l.env).map(([k, v]) => `${k}=${v}`),
         User: l.user,
-        Dir: "/tmp",
+        // The image's WORKDIR (/tmp, or its workdir() step), as on the Docker backend.
         Labels: labels,
         ReadOnly: true,
         Mounts: [{ Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } }],

@@ -11,6 +11,24 @@ export interface ImagePlan {
   files: Record<string, Buffer | string>;
   /** File modes other than 0o644, by path. */
   modes?: Record<string, number>;
+  /** Build arguments (the host's index settings and proxies). */
+  buildArgs?: Record<string, string>;
+  /** The longest the build may take before it is stopped; none when absent. */
+  timeoutMs?: number;
+}
+
+/** A build that failed or overran: the Dockerfile step it was at, and the build's last lines. */
+export class BuildFailedError extends Error {
+  constructor(
+    message: string,
+    readonly step: number,
+    readonly total: number,
+    readonly lastLines: string[],
+    readonly timedOut = false,
+  ) {
+    super(message);
+    this.name = "BuildFailedError";
+  }
 }
 
 export interface BuildProgress {

@@ -2,9 +2,11 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { webUrl, type DeployEvent, type FunctionView } from "../../protocol/api.js";
-import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
+import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec } from "../../protocol/function-spec.js";
 import { invalid, ServiceError, ServiceErrorCode } from "./errors.js";
-import { APP_MODULE_NAME, assetHash, baseRef, planImage } from "../docker/image-plan.js";
+import { APP_MODULE_NAME, assetHash, type BuildSettings } from "../docker/image-plan.js";
+import { readHostIndexSettings } from "../host/index-settings.js";
+import { ImageBuilder } from "./image-builder.js";
 import { loadRuntimeLayer, type RuntimeLayerPaths } from "../docker/runtime-layers.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
@@ -28,6 +30,10 @@ export interface DeployerDeps {
   /** Which secrets exist: a function naming one that does not is refused. */
   secrets?: { exists(name: string): boolean };
   clock?: () => number;
+  /** The host's package-index settings for builds; read at each deploy by default. */
+  indexSettings?: () => BuildSettings;
+  /** The longest an image build may run (default 30 minutes). */
+  buildTimeoutMs?: number;
 }
 
 const sha256 = (...parts: Array<string | Buffer>) => {
@@ -84,9 +90,11 @@ export function deployedFunction(f: FunctionRecord, appsDir: string): DeployedFu
 export class Deployer {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
+  private readonly images: ImageBuilder;
 
   constructor(private readonly d: DeployerDeps) {
     this.now = d.clock ?? Date.now;
+    this.images = new ImageBuilder({ runtime: d.runtime, baseImages: d.baseImages, settings: d.indexSettings ?? (() => readHostIndexSettings()), buildTimeoutMs: d.buildTimeoutMs });
   }
 
   deploy(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
@@ -115,50 +123,14 @@ export class Deployer {
       throw new ServiceError(ServiceErrorCode.internal, err.message);
     });
 
-    const byImage = new Map<string, { image: ImageSpec; functions: string[] }>();
-    for (const s of specs) {
-      const key = JSON.stringify(s.image);
-      const entry = byImage.get(key) ?? { image: s.image, functions: [] };
-      entry.functions.push(s.name);
-      byImage.set(key, entry);
-    }
-    const tags = new Map<string, string>();
-    const built: string[] = [];
-    const cached: string[] = [];
-    for (const [key, { image, functions }] of byImage) {
-      const ref = baseRef(image, this.d.baseImages);
-      const baseId = await this.d.runtime.imageId(ref);
-      if (!baseId && image.base.kind !== "registry") {
-        throw new ServiceError(
-          ServiceErrorCode.baseImageMissing,
-          `the base image ${ref} does not exist: run scripts/setup.sh (or scripts/lib/ensure-base-images.sh) to make it`,
-        );
-      }
-      const plan = planImage({ spec: image, layer, base: { ref, id: baseId }, assets });
-      tags.set(key, plan.tag);
-      if (await this.d.runtime.imageExists(plan.tag)) {
-        cached.push(plan.tag);
-        emit({ type: "image", image: plan.tag, status: "cached", functions });
-        continue;
-      }
-      emit({ type: "image", image: plan.tag, status: "building", functions });
-      try {
-        await this.d.runtime.buildImage(plan, (p) => emit({ type: "build", image: plan.tag, ...p }));
-      } catch (err) {
-        const pulled = baseId !== null || (await this.d.runtime.imageExists(ref));
-        const why = pulled ? "" : `the base image ${ref} is not on this machine and could not be pulled; `;
-        throw new ServiceError(ServiceErrorCode.imageBuildFailed, `${why}${(err as Error).message}`);
-      }
-      built.push(plan.tag);
-      emit({ type: "image", image: plan.tag, status: "built", functions });
-    }
+    const { tags, built, cached } = await this.images.ensure(specs, layer, assets, emit);
 
     const deployedAt = this.now();
     const records: FunctionRecord[] = specs.map((spec) => ({
       app: req.app,
       name: spec.name,
       spec,
-      image: tags.get(JSON.stringify(spec.image))!,
+      image: tags.get(spec.name)!,
       bundleHash,
       deployedAt,
       runtime: req.runtime,
@@ -195,15 +167,16 @@ export class Deployer {
     }
   }
 
-  /** The folders the images copy: each sent, and each matching the hash it is named by. */
+  /** The files the images copy: each sent, and each matching the hash it is named by. */
   private checkedAssets(req: DeployRequest, specs: FunctionSpec[]): Record<string, Asset> {
     const assets = req.assets ?? {};
     for (const s of specs) {
-      for (const step of s.image.steps) {
-        if (step.kind !== "dir") continue;
-        const asset = assets[step.hash];
-        if (!asset) throw invalid(`function ${s.name}: the folder for ${step.remote} was not sent with the deploy`);
-        if (assetHash(asset) !== step.hash) throw invalid(`function ${s.name}: the folder sent for ${step.remote} does not match its hash`);
+      for (const { hash, what, file } of assetRefs(s)) {
+        const asset = assets[hash];
+        if (!asset) throw invalid(`function ${s.name}: the files for ${what} were not sent with the deploy`);
+        if (assetHash(asset) !== hash) throw invalid(`function ${s.name}: the files sent for ${what} do not match their hash`);
+        const names = Object.keys(asset);
+        if (file !== undefined && (names.length !== 1 || names[0] !== file)) throw invalid(`function ${s.name}: ${what} must be sent as the one file ${file}`);
       }
     }
     return assets;
@@ -223,4 +196,17 @@ export class Deployer {
     await chmod(tmp, 0o755);
     await rename(tmp, dir);
   }
+}
+
+/** The assets one function's image names: local files, folders, requirements, wheels, a Dockerfile's context. */
+function assetRefs(s: FunctionSpec): Array<{ hash: string; what: string; file?: string }> {
+  const refs: Array<{ hash: string; what: string; file?: string }> = [];
+  if (s.image.base.kind === "dockerfile") refs.push({ hash: s.image.base.context, what: `the context of the Dockerfile ${s.image.base.path ?? ""}`.trimEnd() });
+  for (const step of s.image.steps) {
+    if (step.kind === "dir") refs.push({ hash: step.hash, what: `the folder for ${step.remote}` });
+    if (step.kind === "file") refs.push({ hash: step.hash, what: `the file for ${step.remote}`, file: step.remote.slice(step.remote.lastIndexOf("/") + 1) });
+    if (step.kind === "pip" && step.requirements) refs.push({ hash: step.requirements, what: "the requirements file", file: "requirements.txt" });
+    if (step.kind === "pip" && step.options?.findLinksHash) refs.push({ hash: step.options.findLinksHash, what: "the find_links folder" });
+  }
+  return refs;
 }

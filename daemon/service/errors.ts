@@ -13,6 +13,8 @@ export const ServiceErrorCode = {
   /** A function asks for GPUs this machine does not have (and never will, as it stands). */
   gpuUnavailable: "gpu_unavailable",
   imageBuildFailed: "image_build_failed",
+  /** An image build ran past the daemon's --build-timeout and was stopped. */
+  imageBuildTimeout: "image_build_timeout",
   baseImageMissing: "base_image_missing",
   /** The disk holding gantry's home is full: nothing new can be stored until there is room. */
   diskFull: "disk_full",

@@ -1,23 +1,21 @@
 """``python -m gantry._manifest APP_FILE OUT_JSON``: reads an app file's definitions for
 ``gantry deploy`` without running any function, and writes them as JSON: the app, its functions
-and options, its local entrypoints, the source files to ship, the folders its images copy, and the
+and options, its local entrypoints, the source files to ship, the local files its images copy, and the
 modules it imports that exist only in the image. On an error it writes ``{"error": "..."}`` and
 exits 2.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import sys
 from typing import Any, Dict, List
 
 from ._appfile import AppFileError, import_app_file
+from ._assets import pack_images
 
 MAX_SOURCE_FILES = 500
 MAX_SOURCE_BYTES = 16 * 1024 * 1024
-MAX_FOLDER_BYTES = 40 * 1024 * 1024
 
 
 def _source_files(app_file: str) -> Dict[str, str]:
@@ -48,53 +46,13 @@ def _source_files(app_file: str) -> Dict[str, str]:
     return files
 
 
-def _pack_folder(local: str) -> Dict[str, Dict[str, Any]]:
-    files: Dict[str, Dict[str, Any]] = {}
-    total = 0
-    for root, dirs, names in os.walk(local):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for n in sorted(names):
-            p = os.path.join(root, n)
-            if os.path.islink(p) or not os.path.isfile(p):
-                continue  # links are not followed out of the folder
-            with open(p, "rb") as fh:
-                data = fh.read()
-            total += len(data)
-            if total > MAX_FOLDER_BYTES:
-                raise AppFileError(f"add_local_dir({local!r}): the folder is over the limit of {MAX_FOLDER_BYTES} bytes")
-            mode = 0o755 if os.stat(p).st_mode & 0o111 else 0o644
-            files[os.path.relpath(p, local).replace(os.sep, "/")] = {"data": base64.b64encode(data).decode(), "mode": mode}
-    return files
-
-
-def folder_hash(files: Dict[str, Dict[str, Any]]) -> str:
-    """The hash the daemon checks the folder against (daemon/docker/image-plan.ts assetHash)."""
-    h = hashlib.sha256()
-    for path in sorted(files):
-        data = base64.b64decode(files[path]["data"])
-        for part in (path.encode(), str(files[path]["mode"]).encode(), str(len(data)).encode()):
-            h.update(part + b"\0")
-        h.update(data)
-    return h.hexdigest()
-
-
-def _with_folders(functions: List[Dict[str, Any]], assets: Dict[str, Any]) -> None:
-    """Replaces each add_local_dir step's local path with the hash of the folder's files."""
-    for f in functions:
-        for step in (f["options"].get("image") or {}).get("steps", []):
-            if step.get("kind") == "dir" and "local" in step:
-                files = _pack_folder(step.pop("local"))
-                step["hash"] = folder_hash(files)
-                assets[step["hash"]] = files
-
-
 def read(app_file: str) -> Dict[str, Any]:
     module, app, standins = import_app_file(app_file)
     functions = app.manifest()
     if not functions:
         raise AppFileError(f"app {app.name} in {app_file} defines no functions: use @app.function()")
     assets: Dict[str, Any] = {}
-    _with_folders(functions, assets)
+    pack_images(functions, assets)
     return {
         "app": app.name,
         "module": module.__name__,

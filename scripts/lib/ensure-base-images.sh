@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Make sure the Docker images gantry/base-node:1 and gantry/base-python:1 exist.
+# Make sure the Docker images gantry/base-node:2 and gantry/base-python:2 exist.
 # Pulls them from Docker Hub when it is reachable; otherwise builds one Debian
-# bookworm image (node + python3) with debootstrap and tags it under both names.
+# bookworm image (node, python3 with pip) with debootstrap and tags it under both
+# names, adding npm from the npm registry (Debian's npm package drags in 450 others).
+# Version 2 of the bases has pip and npm, which pip_install and npmInstall steps use.
 # Run it or source it: either way it does the work; sourcing also leaves the
 # function gantry_ensure_base_images defined. Needs a working engine: when
 # `docker info` fails it sources ensure-docker.sh first.
@@ -11,9 +13,32 @@ gantry_log() { echo "[gantry setup] $*" >&2; }
 
 GANTRY_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
+# npm for an imported Debian base: npm's own package from the npm registry (with this machine's
+# npm settings), unpacked into /usr/local/lib/node_modules/npm by a build on top of IMAGE.
+# Without a registry the base keeps working; npmInstall steps then say npm is missing.
+gantry_add_npm() {
+  local img=$1 work=$2/npm
+  mkdir -p "$work"
+  if ! (cd "$work" && npm pack --silent npm@10 >/dev/null 2>&1); then
+    gantry_log "WARNING: npm pack npm@10 failed (no npm registry?): $img has no npm, so npmInstall() steps will fail"
+    return 0
+  fi
+  mv "$work"/npm-*.tgz "$work/npm.tgz"
+  cat >"$work/Dockerfile" <<DOCKERFILE
+FROM $img
+ADD npm.tgz /usr/local/lib/node_modules/
+RUN mv /usr/local/lib/node_modules/package /usr/local/lib/node_modules/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \\
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \\
+ && npm --version
+DOCKERFILE
+  docker build -q --network none -t "$img" "$work" >/dev/null
+  gantry_log "added npm $(docker run --rm --network none "$img" npm --version) to $img"
+}
+
 gantry_ensure_base_images() (
   set -euo pipefail
-  local node_img=gantry/base-node:1 py_img=gantry/base-python:1
+  local node_img=gantry/base-node:2 py_img=gantry/base-python:2
   local mirror="${GANTRY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
   # shellcheck source=SCRIPTDIR/ensure-docker.sh
@@ -61,7 +86,7 @@ gantry_ensure_base_images() (
 
     gantry_log "debootstrap bookworm into $root (about 1-2 minutes; log: $log)"
     local start=$SECONDS
-    debootstrap --variant=minbase --include=nodejs,python3,ca-certificates \
+    debootstrap --variant=minbase --include=nodejs,python3,python3-pip,ca-certificates \
       bookworm "$root" "$mirror" >"$log" 2>&1 &
     bs_pid=$!
     while kill -0 "$bs_pid" 2>/dev/null; do
@@ -81,12 +106,13 @@ gantry_ensure_base_images() (
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
     tar --numeric-owner -C "$root" -c . |
       docker import --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' - "$node_img" >/dev/null
+    gantry_add_npm "$node_img" "$tmp"
     docker tag "$node_img" "$py_img"
   fi
 
   local node_v py_v
   node_v="$(docker run --rm --network none "$node_img" node --version)"
-  py_v="$(docker run --rm --network none "$py_img" python3 --version)"
+  py_v="$(docker run --rm --network none "$py_img" sh -c 'python3 --version; python3 -m pip --version | cut -d" " -f1,2' | tr '\n' ' ')"
   gantry_log "base images ready: $node_img (node $node_v), $py_img ($py_v)"
 )
 

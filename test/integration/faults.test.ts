@@ -102,7 +102,7 @@ describe("an engine restart", () => {
   let t: TestDaemon;
   beforeAll(async () => {
     engine = await startTestEngine();
-    await engine.loadImages(["gantry/base-node:1"]);
+    await engine.loadImages(["gantry/base-node:2"]);
     t = await startTestDaemon({ dockerSocket: engine.socket });
     await deploy(t, fixture("faults.ts"));
   }, 240_000);

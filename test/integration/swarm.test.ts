@@ -24,7 +24,7 @@ const taskContainer = async (containerId: string) => {
 };
 
 beforeAll(async () => {
-  swarm = await startTestSwarm(["gantry/base-node:1"]);
+  swarm = await startTestSwarm(["gantry/base-node:2"]);
   t = await startTestDaemon({
     dockerSocket: swarm.socket,
     backend: "swarm",
@@ -145,7 +145,7 @@ describe("--backend swarm", () => {
     const leftover = (await swarm.docker.createService({
       Name: "gantry-leftover-test",
       Labels: { [Labels.daemon]: t.daemon.daemonId, [Labels.app]: "swarmy", [Labels.function]: "where", [Labels.container]: "ct-leftover" },
-      TaskTemplate: { ContainerSpec: { Image: "gantry/base-node:1", Args: ["sleep", "600"] }, RestartPolicy: { Condition: "none" }, Networks: [{ Target: "host" }] },
+      TaskTemplate: { ContainerSpec: { Image: "gantry/base-node:2", Args: ["sleep", "600"] }, RestartPolicy: { Condition: "none" }, Networks: [{ Target: "host" }] },
       Mode: { Replicated: { Replicas: 1 } },
     })) as { id: string };
     await t.restart();

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import {
   DEFAULT_NODE_BASE,
   DEFAULT_PYTHON_BASE,
+  INDEX_SETTING_ARGS,
   NPM_DEPS_DIR,
   assetHash,
   baseRef,
@@ -25,7 +26,8 @@ const STEPS: ImageSpec["steps"] = [
   { kind: "env", vars: { MODEL: "small v2", QUOTE: 'say "hi"' } },
 ];
 
-const layer = (o: Partial<RuntimeLayer> = {}): RuntimeLayer => ({ runtime: "node", dockerfile: RUNTIME_DOCKERFILE, files: { "agent.cjs": AGENT }, ...o });
+const INSTALLER = Buffer.from("#!/bin/sh\n# installer\n");
+const layer = (o: Partial<RuntimeLayer> = {}): RuntimeLayer => ({ runtime: "node", dockerfile: RUNTIME_DOCKERFILE, files: { "agent.cjs": AGENT }, installer: INSTALLER, ...o });
 
 function input(o: Partial<ImagePlanInput> = {}): ImagePlanInput {
   return {
@@ -74,92 +76,148 @@ describe("planImage tag", () => {
   });
 });
 
+const lines = (dockerfile: string) => dockerfile.trimEnd().split("\n");
+
 describe("planImage Dockerfile", () => {
-  it("starts with the runtime layer, BASE_IMAGE replaced by the function's base", () => {
-    const { dockerfile } = planImage(input());
-    expect(RUNTIME_DOCKERFILE).toContain(`ARG BASE_IMAGE=${DEFAULT_NODE_BASE}`);
-    expect(dockerfile).toContain("ARG BASE_IMAGE=node:20-slim\n");
-    expect(dockerfile).not.toContain(`ARG BASE_IMAGE=${DEFAULT_NODE_BASE}`);
-    const runtimeRest = RUNTIME_DOCKERFILE.trimEnd().split("\n").filter((l) => !l.startsWith("ARG BASE_IMAGE="));
-    for (const line of runtimeRest) expect(dockerfile).toContain(line);
-    expect(dockerfile.indexOf("ARG BASE_IMAGE=")).toBeLessThan(dockerfile.indexOf("FROM ${BASE_IMAGE}"));
-  });
-
-  it("replaces only the ARG line in a minimal runtime layer", () => {
-    const { dockerfile } = planImage(
-      input({ spec: spec([]), layer: layer({ dockerfile: "# runtime\nARG BASE_IMAGE=old\nFROM ${BASE_IMAGE}\nCMD [\"node\"]\n\n" }), base: { ref: "my/base:1", id: null } }),
-    );
-    expect(dockerfile).toBe('# runtime\nARG BASE_IMAGE=my/base:1\nFROM ${BASE_IMAGE}\nCMD ["node"]\n');
-  });
-
-  it("appends no steps (and no USER switch) for an image without steps", () => {
+  it("starts from the function's base, BASE_IMAGE replaced, and ends with the runtime layer", () => {
     const { dockerfile } = planImage(input({ spec: spec([]) }));
-    expect(dockerfile).not.toContain("USER root");
-    expect(dockerfile.trimEnd().split("\n").at(-1)).toBe(RUNTIME_DOCKERFILE.trimEnd().split("\n").at(-1));
+    expect(RUNTIME_DOCKERFILE).toContain(`ARG BASE_IMAGE=${DEFAULT_NODE_BASE}`);
+    expect(dockerfile.startsWith("ARG BASE_IMAGE=node:20-slim\nFROM ${BASE_IMAGE}\n")).toBe(true);
+    const runtimeRest = lines(RUNTIME_DOCKERFILE).filter((l) => l.trim() && !l.startsWith("#") && !l.startsWith("ARG BASE_IMAGE=") && !l.startsWith("FROM"));
+    expect(lines(dockerfile).slice(2)).toEqual(runtimeRest);
   });
 
-  it("renders apt, npm, run and env steps, in order, as root after the runtime layer", () => {
-    const { dockerfile } = planImage(input());
-    const expected = [
+  it("runs no step as root and copies no installer for an image without steps", () => {
+    const { dockerfile, files, buildArgs } = planImage(input({ spec: spec([]), settings: { args: { PIP_INDEX_URL: "https://i/simple" }, files: {}, notes: [] } }));
+    expect(dockerfile).not.toContain("USER root");
+    expect(dockerfile).not.toContain("gantry-build");
+    expect(Object.keys(files)).toEqual(["agent.cjs"]);
+    expect(buildArgs).toEqual({});
+  });
+
+  it("puts the user's steps before the runtime layer, so a new agent rebuilds only the last layers", () => {
+    const { dockerfile } = planImage(input({ layer: layer({ installer: INSTALLER }) }));
+    const l = lines(dockerfile);
+    const at = (prefix: string) => l.findIndex((x) => x.startsWith(prefix));
+    expect(at("USER root")).toBeGreaterThan(at("COPY [\"gantry-build/\""));
+    expect(l.slice(at("USER root"), at("USER root") + 5)).toEqual([
       "USER root",
       "RUN apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends 'ffmpeg' 'libvips-dev' && rm -rf /var/lib/apt/lists/*",
-      `RUN cd ${NPM_DEPS_DIR} && npm install --no-audit --no-fund --omit=dev 'sharp@0.33' '@scope/pkg'`,
+      `RUN /opt/gantry/build/install npm ${NPM_DEPS_DIR} 'sharp@0.33' '@scope/pkg'`,
       "RUN echo one",
       "RUN mkdir -p /data",
-      'ENV MODEL="small v2"',
-      'ENV QUOTE="say \\"hi\\""',
-    ];
-    expect(dockerfile.endsWith(expected.join("\n") + "\n")).toBe(true);
-    expect(dockerfile.indexOf("ENTRYPOINT")).toBeLessThan(dockerfile.indexOf("USER root"));
+    ]);
+    expect(at("RUN mkdir")).toBeLessThan(at("COPY agent.cjs"));
+    expect(at("ENTRYPOINT")).toBeGreaterThan(at("COPY agent.cjs"));
+    // env() steps come again after the runtime layer's ENV, so the user's values win.
+    expect(l.lastIndexOf('ENV MODEL="small v2"')).toBeGreaterThan(at("ENV HOME="));
   });
 
   it("shell-quotes packages, including an embedded single quote", () => {
-    const { dockerfile } = planImage(input({ spec: spec([{ kind: "npm", packages: ["it's"] }]) }));
-    expect(dockerfile).toContain(`--omit=dev 'it'\\''s'`);
+    const { dockerfile } = planImage(input({ spec: spec([{ kind: "npm", packages: ["it's"] }]), layer: layer({ installer: INSTALLER }) }));
+    expect(dockerfile).toContain(` 'it'\\''s'`);
   });
 
-  it("ships the runtime layer's files in the build context", () => {
-    const { files } = planImage(input());
-    expect(Object.keys(files)).toEqual(["agent.cjs"]);
-    expect(files["agent.cjs"]?.equals(AGENT)).toBe(true);
+  it("refuses an installing step when gantry's installer is missing", () => {
+    expect(() => planImage(input({ layer: layer({ installer: undefined }) }))).toThrow(/installer .* is missing/);
   });
 
-  it("runs no build step for an image without steps (it builds without a network)", () => {
-    expect(planImage(input({ spec: spec([]) })).dockerfile).not.toMatch(/^RUN /m);
+  it("labels each instruction with the image step that wrote it, for failures", () => {
+    const p = planImage(input());
+    const l = lines(p.dockerfile);
+    expect(p.stepLabels).toHaveLength(l.length);
+    expect(p.stepLabels[l.indexOf("RUN mkdir -p /data")]).toBe('image step 3, runCommands("echo one", "mkdir -p /data")');
+    expect(p.stepLabels[l.findIndex((x) => x.includes("install npm"))]).toBe('image step 2, npmInstall("sharp@0.33", "@scope/pkg")');
   });
 });
 
+describe("the host's index settings", () => {
+  const settings = { args: { PIP_INDEX_URL: "https://pypi.internal/simple", HTTPS_PROXY: "http://proxy:3128" }, files: { "ca.pem": Buffer.from("PEM") }, notes: [] };
+
+  it("reach installing steps as build arguments and a CA file, and never change the tag", () => {
+    const p = planImage(input({ settings }));
+    expect(p.buildArgs).toEqual(settings.args);
+    expect(p.files["gantry-build/ca.pem"]!.toString()).toBe("PEM");
+    expect(p.files["gantry-build/install"]).toEqual(INSTALLER);
+    expect(p.modes["gantry-build/install"]).toBe(0o755);
+    for (const a of INDEX_SETTING_ARGS) expect(p.dockerfile).toContain(`ARG ${a}\n`);
+    expect(p.dockerfile).not.toContain("pypi.internal");
+    expect(p.tag).toBe(planImage(input()).tag);
+  });
+
+  it("reach other steps as proxies only", () => {
+    const p = planImage(input({ spec: spec([{ kind: "run", commands: ["true"] }]), settings }));
+    expect(p.buildArgs).toEqual({ HTTPS_PROXY: "http://proxy:3128" });
+    expect(p.dockerfile).not.toContain("ARG PIP_INDEX_URL");
+  });
+});
 describe("python images", () => {
-  const pyLayer = layer({ runtime: "python", dockerfile: "ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\n", files: { "agent.py": Buffer.from("# agent") } });
+  const pyLayer = layer({ runtime: "python", dockerfile: "ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\nENV HOME=/tmp\nWORKDIR /tmp\n", files: { "agent.py": Buffer.from("# agent") } });
   const py = (steps: ImageSpec["steps"] = [], version?: string): ImageSpec => ({ base: { kind: "python", ...(version ? { version } : {}) }, steps });
   const folder: Asset = { "run.sh": { data: Buffer.from("#!/bin/sh\n").toString("base64"), mode: 0o755 }, "data/a.txt": { data: "aGk=", mode: 0o644 } };
   const hash = assetHash(folder);
+  const plan = (steps: ImageSpec["steps"], o: Partial<ImagePlanInput> = {}) => planImage(input({ layer: pyLayer, spec: py(steps), base: { ref: DEFAULT_PYTHON_BASE, id: null }, ...o }));
 
-  it("are tagged gantry/fn-python and install pip packages past PEP 668", () => {
-    const p = planImage(input({ layer: pyLayer, spec: py([{ kind: "pip", packages: ["numpy==2.1", "it's"] }]), base: { ref: DEFAULT_PYTHON_BASE, id: null } }));
+  it("are tagged gantry/fn-python and install pip packages with the installer, options before --", () => {
+    const p = plan([{ kind: "pip", packages: ["numpy<3", "it's", "fastapi[standard]"], options: { indexUrl: "https://i/simple", extraIndexUrls: ["https://x/simple"], pre: true, extraOptions: "--no-deps" } }]);
     expect(p.tag).toMatch(/^gantry\/fn-python:[0-9a-f]{20}$/);
-    expect(p.dockerfile).toContain(`RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir 'numpy==2.1' 'it'\\''s'`);
+    expect(p.dockerfile).toContain(`RUN /opt/gantry/build/install pip --index-url 'https://i/simple' --extra-index-url 'https://x/simple' --pre --no-deps -- 'numpy<3' 'it'\\''s' 'fastapi[standard]'`);
   });
 
-  it("copy a local folder from the build context, modes kept, under its hash", () => {
-    const p = planImage(input({ layer: pyLayer, spec: py([{ kind: "dir", remote: "/opt/my data", hash }]), assets: { [hash]: folder } }));
-    expect(p.dockerfile).toContain(`COPY ["assets/${hash}/", "/opt/my data"]`);
-    expect(p.files[`assets/${hash}/run.sh`]!.toString()).toBe("#!/bin/sh\n");
-    expect(p.files[`assets/${hash}/data/a.txt`]!.toString()).toBe("hi");
-    expect(p.modes).toEqual({ [`assets/${hash}/run.sh`]: 0o755 });
-    expect(() => planImage(input({ layer: pyLayer, spec: py([{ kind: "dir", remote: "/d", hash }]) }))).toThrow(/the folder for \/d .* was not sent/);
+  it("install uv once, in its own layer, before the first uv_pip_install", () => {
+    const p = plan([{ kind: "pip", installer: "uv", packages: ["six"], options: { pre: true } }, { kind: "pip", installer: "uv", packages: ["attrs"] }]);
+    expect(p.dockerfile.match(/install uv-setup/g)).toHaveLength(1);
+    expect(p.dockerfile.indexOf("uv-setup")).toBeLessThan(p.dockerfile.indexOf("install uv --prerelease=allow -- 'six'"));
+    expect(p.dockerfile).toContain("RUN /opt/gantry/build/install uv -- 'attrs'");
   });
 
-  it("check a requested Python version when the image is built", () => {
-    expect(planImage(input({ layer: pyLayer, spec: py([], "3.12") })).dockerfile).toMatch(/^RUN python3 -c .*"3\.12".*not 3\.12 as python_version asks/m);
-    expect(planImage(input({ layer: pyLayer, spec: py([]) })).dockerfile).not.toMatch(/^RUN /m);
+  it("copy a requirements file and a find_links folder from the deploy, then install from them", () => {
+    const req: Asset = { "requirements.txt": { data: Buffer.from("six\n").toString("base64"), mode: 0o644 } };
+    const r = assetHash(req);
+    const p = plan([{ kind: "pip", packages: [], requirements: r, options: { findLinksHash: hash } }], { assets: { [r]: req, [hash]: folder } });
+    expect(p.dockerfile).toContain(`COPY ["assets/${r}/", "/opt/gantry/build/requirements/${r}/"]`);
+    expect(p.dockerfile).toContain(`COPY ["assets/${hash}/", "/opt/gantry/build/wheels/${hash}/"]`);
+    expect(p.dockerfile).toContain(`install pip --find-links /opt/gantry/build/wheels/${hash} -r /opt/gantry/build/requirements/${r}/requirements.txt\n`);
+    expect(p.files[`assets/${r}/requirements.txt`]!.toString()).toBe("six\n");
   });
 
-  it("name folders by a hash of each file's path, mode and content", () => {
+  it("copy a local folder in place with copy=True, and after the runtime layer without it", () => {
+    const copied = plan([{ kind: "dir", remote: "/opt/my data", hash, copy: true }, { kind: "run", commands: ["ls /opt"] }], { assets: { [hash]: folder } });
+    const l = lines(copied.dockerfile);
+    expect(l.indexOf(`COPY ["assets/${hash}/", "/opt/my data"]`)).toBeLessThan(l.indexOf("RUN ls /opt"));
+    expect(copied.files[`assets/${hash}/run.sh`]!.toString()).toBe("#!/bin/sh\n");
+    expect(copied.modes[`assets/${hash}/run.sh`]).toBe(0o755);
+    const late = lines(plan([{ kind: "run", commands: ["ls /opt"] }, { kind: "dir", remote: "/d", hash }], { assets: { [hash]: folder } }).dockerfile);
+    expect(late.at(-1)).toBe(`COPY ["assets/${hash}/", "/d"]`);
+    expect(() => plan([{ kind: "dir", remote: "/d", hash }])).toThrow(/were not sent with the deploy/);
+  });
+
+  it("put a local file at its remote path, and end in the last workdir()", () => {
+    const file: Asset = { "cfg.json": { data: "e30=", mode: 0o644 } };
+    const f = assetHash(file);
+    const p = plan([{ kind: "workdir", path: "/srv" }, { kind: "file", remote: "/etc/app/cfg.json", hash: f, copy: true }], { assets: { [f]: file } });
+    expect(p.dockerfile).toContain(`COPY ["assets/${f}/", "/etc/app/"]`);
+    expect(lines(p.dockerfile).at(-1)).toBe('WORKDIR "/srv"');
+  });
+
+  it("check a requested Python version when the image is built, naming the version the base has", () => {
+    expect(plan([], { spec: py([], "3.12") }).dockerfile).toMatch(/^RUN python3 -c .*"3\.12".*has Python " \+ v \+ " only; python_version=3\.12 asks for another/m);
+    expect(plan([]).dockerfile).not.toMatch(/^RUN /m);
+  });
+
+  it("name assets by a hash of each file's path, mode and content", () => {
     expect(assetHash(structuredClone(folder))).toBe(hash);
     expect(assetHash({ ...folder, "run.sh": { ...folder["run.sh"]!, mode: 0o644 } })).not.toBe(hash);
     expect(assetHash({ ...folder, "data/b.txt": folder["data/a.txt"]! })).not.toBe(hash);
     expect(assetHash({ ...folder, "data/a.txt": { data: "aGo=", mode: 0o644 } })).not.toBe(hash);
+  });
+});
+
+describe("Dockerfile bases", () => {
+  it("are tagged by the Dockerfile's text and its context", () => {
+    const spec: ImageSpec = { base: { kind: "dockerfile", dockerfile: "FROM x\n", context: "a".repeat(64) }, steps: [] };
+    expect(baseRef(spec)).toMatch(/^gantry\/dockerfile:[0-9a-f]{20}$/);
+    expect(baseRef({ ...spec, base: { ...spec.base, dockerfile: "FROM y\n" } as ImageSpec["base"] })).not.toBe(baseRef(spec));
   });
 });
 
@@ -183,7 +241,7 @@ describe("runtime layers, as the package ships them", () => {
 describe("baseRef", () => {
   it("is gantry's base for the language, for node and python images", () => {
     expect(baseRef(spec())).toBe(DEFAULT_NODE_BASE);
-    expect(DEFAULT_NODE_BASE).toBe("gantry/base-node:1");
+    expect(DEFAULT_NODE_BASE).toBe("gantry/base-node:2");
     expect(baseRef(spec(), { node: "my/node:2", python: "p" })).toBe("my/node:2");
     expect(baseRef({ base: { kind: "python" }, steps: [] })).toBe(DEFAULT_PYTHON_BASE);
   });
