@@ -25,12 +25,14 @@ class Packer {
   }
 }
 
-/** A glob of relative paths: * within a name, ** across folders, ? one character. */
+// A glob of relative paths: * within a name, ** across folders, ? one character; "**/" also
+// matches no folder, so "**/*.log" takes a top-level a.log too (as .dockerignore does).
 function globRegExp(pattern: string): RegExp {
+  const part = (p: string) => p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]");
   const body = pattern
-    .split("**")
-    .map((part) => part.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]"))
-    .join(".*");
+    .split("**/")
+    .map((p) => p.split("**").map(part).join(".*"))
+    .join("(?:.*/)?");
   return new RegExp(`^${body}$`);
 }
 

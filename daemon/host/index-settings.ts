@@ -14,8 +14,13 @@ import { PROXY_ARGS, type BuildSettings } from "../docker/image-plan.js";
 
 type Ini = Map<string, Map<string, string>>;
 
-/** pip's and npm's INI dialect: [section], key = value (or key=value), # and ; comments, indented continuation lines. */
-export function parseIni(text: string): Ini {
+/**
+ * pip's and npm's INI dialect: [section], key = value (or key=value), # and ; comments, indented
+ * continuation lines. pip also takes key: value; npm splits at = only (colon: false), as its
+ * per-registry keys hold colons (//host:port/:_authToken=...).
+ */
+export function parseIni(text: string, { colon = true }: { colon?: boolean } = {}): Ini {
+  const line = colon ? /^\s*([^=:\s][^=:]*?)\s*[=:]\s*(.*?)\s*$/ : /^\s*([^=\s][^=]*?)\s*=\s*(.*?)\s*$/;
   const out: Ini = new Map([["", new Map()]]);
   let section = out.get("")!;
   let last: string | null = null;
@@ -33,7 +38,7 @@ export function parseIni(text: string): Ini {
       section.set(last, `${section.get(last)} ${raw.trim()}`.trim());
       continue;
     }
-    const kv = /^\s*([^=:\s][^=]*?)\s*[=:]\s*(.*?)\s*$/.exec(raw);
+    const kv = line.exec(raw);
     if (!kv) continue;
     last = kv[1]!.toLowerCase();
     section.set(last, kv[2]!.replace(/^"(.*)"$/, "$1"));
@@ -41,8 +46,13 @@ export function parseIni(text: string): Ini {
   return out;
 }
 
-const isLocal = (v: string) => v.startsWith("/") || v.startsWith(".") || v.startsWith("~") || /^file:/i.test(v);
-const onLoopback = (v: string) => /^[a-z]+:\/\/([^@/]*@)?(localhost|127\.[\d.]+|\[::1\])(:\d+)?(\/|$)/i.test(v);
+/** Not a network URL: a path (absolute, relative, ~) or file://, which a build container cannot see. */
+const isLocal = (v: string) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || /^file:/i.test(v);
+const onLoopback = (v: string) => /^[a-z][a-z0-9+.-]*:\/\/([^@/]*@)?(localhost|127\.[\d.]+|\[::1\])(:\d+)?(\/|$)/i.test(v);
+/** A proxy variable's value: a URL, or host:port alone (which curl and pip read as http://). */
+const proxyOnLoopback = (v: string) => onLoopback(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`);
+/** pip and npm expand ~ in paths (cert, cafile). */
+const expandHome = (p: string, home: string) => (p === "~" || p.startsWith("~/") ? join(home, p.slice(1)) : p);
 
 export interface HostFiles {
   env: NodeJS.ProcessEnv;
@@ -50,17 +60,24 @@ export interface HostFiles {
   home: string;
 }
 
-/** pip's settings by its own precedence: global files, user files, PIP_CONFIG_FILE, then PIP_* variables; [install] over [global]. */
+/**
+ * pip's settings by its own precedence: global files, user files (not read when PIP_CONFIG_FILE
+ * names a file), PIP_CONFIG_FILE, then PIP_* variables; [install] of any file over [global] of
+ * any file. PIP_CONFIG_FILE=/dev/null turns every file off.
+ */
 function pipSettings(host: HostFiles): Map<string, string> {
-  const files = ["/etc/xdg/pip/pip.conf", "/etc/pip.conf", join(host.home, ".pip/pip.conf"), join(host.home, ".config/pip/pip.conf")];
-  if (host.env.PIP_CONFIG_FILE && host.env.PIP_CONFIG_FILE !== "os.devnull") files.push(host.env.PIP_CONFIG_FILE);
-  const merged = new Map<string, string>();
-  for (const f of files) {
-    const text = host.read(f);
+  const envFile = host.env.PIP_CONFIG_FILE;
+  const envText = envFile ? host.read(envFile) : null;
+  const files = ["/etc/xdg/pip/pip.conf", "/etc/pip.conf"];
+  if (envText === null) files.push(join(host.home, ".pip/pip.conf"), join(host.home, ".config/pip/pip.conf"));
+  const texts = envFile === "/dev/null" ? [] : [...files.map((f) => host.read(f)), envText];
+  const sections = { global: new Map<string, string>(), install: new Map<string, string>() };
+  for (const text of texts) {
     if (text === null) continue;
     const ini = parseIni(text);
-    for (const section of ["global", "install"]) for (const [k, v] of ini.get(section) ?? []) merged.set(k, v);
+    for (const section of ["global", "install"] as const) for (const [k, v] of ini.get(section) ?? []) sections[section].set(k, v);
   }
+  const merged = new Map<string, string>([...sections.global, ...sections.install]);
   for (const [k, v] of Object.entries(host.env)) {
     if (k.startsWith("PIP_") && v !== undefined && k !== "PIP_CONFIG_FILE") merged.set(k.slice(4).toLowerCase().replace(/_/g, "-"), v);
   }
@@ -75,7 +92,7 @@ function npmSettings(host: HostFiles): Map<string, string> {
   for (const f of [join(prefix, "etc/npmrc"), "/usr/etc/npmrc", "/etc/npmrc", host.env.NPM_CONFIG_USERCONFIG || join(host.home, ".npmrc")]) {
     const text = host.read(f);
     if (text === null) continue;
-    for (const [k, v] of parseIni(text).get("") ?? []) merged.set(k, v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => host.env[n] ?? ""));
+    for (const [k, v] of parseIni(text, { colon: false }).get("") ?? []) merged.set(k, v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => host.env[n] ?? ""));
   }
   for (const [k, v] of Object.entries(host.env)) {
     if (/^npm_config_/i.test(k) && v !== undefined) merged.set(k.slice(11).toLowerCase().replace(/_/g, "-"), v);
@@ -102,7 +119,7 @@ function pipArgs(pip: Map<string, string>, host: HostFiles, s: BuildSettings): v
   if (pip.get("proxy")) s.args.PIP_PROXY = pip.get("proxy")!;
   const cert = pip.get("cert") || host.env.REQUESTS_CA_BUNDLE || host.env.SSL_CERT_FILE;
   if (cert) {
-    const pem = host.read(cert);
+    const pem = host.read(expandHome(cert, host.home));
     if (pem === null) s.notes.push(`pip cert ${cert} cannot be read: builds use the image's own CA bundle`);
     else s.files["ca.pem"] = Buffer.from(pem);
   }
@@ -121,7 +138,7 @@ function npmArgs(npm: Map<string, string>, host: HostFiles, s: BuildSettings): v
   if (secrets.length) s.notes.push(`npm credentials (${secrets.join(", ")}) are not passed: build arguments would keep them in the image's history`);
   const cafile = npm.get("cafile");
   if (cafile) {
-    const pem = host.read(cafile);
+    const pem = host.read(expandHome(cafile, host.home));
     if (pem === null) s.notes.push(`npm cafile ${cafile} cannot be read: builds use the image's own CA bundle`);
     else s.files["npm-ca.pem"] = Buffer.from(pem);
   }
@@ -136,7 +153,7 @@ export function indexSettings(host: HostFiles): BuildSettings {
     const v = host.env[name];
     if (!v) continue;
     s.args[name] = v;
-    if (onLoopback(v)) s.notes.push(`${name} points at this machine's loopback, which a build container cannot reach: use an address of the docker0 bridge`);
+    if (!/^no_proxy$/i.test(name) && proxyOnLoopback(v)) s.notes.push(`${name} points at this machine's loopback, which a build container cannot reach: use an address of the docker0 bridge`);
   }
   for (const [arg, v] of Object.entries(s.args)) {
     if (onLoopback(v) && !PROXY_ARGS.includes(arg)) s.notes.push(`${arg} ${v} is on this machine's loopback, which a build container cannot reach`);

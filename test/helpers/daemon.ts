@@ -67,18 +67,24 @@ export async function startTestDaemon(overrides: Partial<DaemonConfig> = {}): Pr
 
 /** Deploys an app file (TypeScript or Python) the way `gantry deploy` does; returns every event of the stream. */
 export async function deploy(t: TestDaemon, file: string): Promise<DeployEvent[]> {
+  const events = await deployEvents(t, file);
+  const last = events.at(-1);
+  if (last?.type !== "done") throw new Error(`deploy of ${file} failed: ${JSON.stringify(last)}`);
+  return events;
+}
+
+/** Deploys an app file and returns every event, a failed deploy's error event last. */
+export async function deployEvents(t: TestDaemon, file: string): Promise<DeployEvent[]> {
   let body: Record<string, unknown>;
   if (file.endsWith(".py")) {
     const app = await readPythonApp(file);
     body = { app: app.app, runtime: "python", functions: app.functions, files: app.files, module: app.module, assets: app.assets };
   } else {
     const app = await bundleApp(file);
-    body = { app: app.app, functions: app.functions, bundle: app.bundle };
+    body = { app: app.app, functions: app.functions, bundle: app.bundle, assets: app.assets };
   }
   const events: DeployEvent[] = [];
   await t.client.transport.stream("POST", "/v1/apps/deploy", body, (e) => events.push(e as DeployEvent));
-  const last = events.at(-1);
-  if (last?.type !== "done") throw new Error(`deploy of ${file} failed: ${JSON.stringify(last)}`);
   return events;
 }
 

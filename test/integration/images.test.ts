@@ -33,6 +33,14 @@ describe("function images", () => {
     expect(await fn.remote()).toMatch(/^jq-\d/);
   }, 180_000);
 
+  it("installs npm packages from the registry, adds local files (ignoring what is asked), runs in the workdir, and builds fromDockerfile", async () => {
+    await deploy(t, fixture("npm-image.ts"));
+    const pad = await t.client.functions.fromName("npm-image", "pad");
+    expect(await pad.remote("ab")).toEqual({ padded: "****ab", cwd: "/srv", data: "a note from a local folder", ignored: true, settings: { mode: "fast" } });
+    const df = await t.client.functions.fromName("npm-image", "fromDockerfile");
+    expect(await df.remote()).toBe("a note from a local folder");
+  }, 300_000);
+
   it("refuses a deploy whose base image is missing, naming the image and the fix", async () => {
     const { bundleApp } = await import("../../cli/bundle-app.js");
     const app = await bundleApp(fixture("custom-image.ts"));

@@ -11,7 +11,7 @@ let t: TestDaemon;
 beforeAll(async () => {
   t = await startTestDaemon();
   await deploy(t, pyFixture("guide/my_job_queue.py"));
-  await deploy(t, pyFixture("guide/my_job_queue_endpoint.py")); // builds the FastAPI image (Debian's python3-fastapi)
+  await deploy(t, pyFixture("guide/my_job_queue_endpoint.py")); // pip_install("fastapi[standard]") from the package index
   await deploy(t, pyFixture("web/py_web.py"));
   await deploy(t, fixture("web.ts"));
 }, 300_000);
