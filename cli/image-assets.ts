@@ -70,7 +70,9 @@ export function copySources(dockerfile: string): string[] {
   for (const line of dockerfile.replace(/\\\r?\n/g, " ").split(/\r?\n/)) {
     const m = /^\s*(COPY|ADD)\s+(.*)$/i.exec(line);
     if (!m) continue;
-    const rest = m[2]!.trim();
+    const flags = /^((?:--\S+\s+)*)(.*)$/.exec(m[2]!.trim())!;
+    if (/--from[=\s]/.test(flags[1]!)) continue;
+    const rest = flags[2]!;
     let parts: string[];
     try {
       parts = rest.startsWith("[") ? (JSON.parse(rest) as string[]).map(String) : rest.split(/\s+/);

@@ -59,7 +59,7 @@ export class Image {
   }
 
   env(vars: Record<string, string>): Image {
-    return this.with({ kind: "env", vars });
+    return this.with({ kind: "env", vars: { ...vars } });
   }
 
   /** The working folder of later build steps and of the function. */
@@ -73,7 +73,7 @@ export class Image {
    * `ignore` takes glob patterns of relative paths (`"*.log"`, `"data/**"`).
    */
   addLocalDir(local: string, remote: string, options: { copy?: boolean; ignore?: string[] } = {}): Image {
-    return this.with({ kind: "dir", local: resolve(local), remote: absolute("addLocalDir", remote), copy: options.copy ?? false, ...(options.ignore ? { ignore: options.ignore } : {}) });
+    return this.with({ kind: "dir", local: resolve(local), remote: absolute("addLocalDir", remote), copy: options.copy ?? false, ...(options.ignore ? { ignore: [...options.ignore] } : {}) });
   }
 
   /** Puts one file of this machine at `remote` (a path ending in / keeps the file's name). */

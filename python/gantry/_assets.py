@@ -11,7 +11,7 @@ import glob
 import hashlib
 import json
 import os
-import shlex
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Sequence, Union
 
@@ -54,7 +54,9 @@ class _Packer:
 def _ignored(ignore: Ignore, rel: str, full: str) -> bool:
     if callable(ignore):
         return bool(ignore(Path(full)))
-    return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(os.path.basename(rel), pat) for pat in ignore)
+    # "**/" also matches no folder ("**/*.log" takes a top-level a.log), as in cli/image-assets.ts.
+    pats = [p for pat in ignore for p in {pat, pat.replace("**/", "")}]
+    return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(os.path.basename(rel), pat) for pat in pats)
 
 
 def pack_folder(local: str, what: str, ignore: Ignore = ()) -> Asset:
@@ -82,20 +84,23 @@ def pack_file(local: str, name: str, what: str) -> Asset:
 
 def _copy_sources(dockerfile: str) -> List[str]:
     """The local sources of a Dockerfile's COPY and ADD lines (not --from=, not URLs)."""
-    text = dockerfile.replace("\\\n", " ")
+    text = re.sub(r"\\\r?\n", " ", dockerfile)
     sources: List[str] = []
     for line in text.splitlines():
         words = line.strip().split(None, 1)
         if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
             continue
-        rest = words[1].strip()
+        lead = re.match(r"((?:--\S+\s+)*)(.*)$", words[1].strip(), re.S)
+        if "--from" in lead.group(1):
+            continue
+        rest = lead.group(2)
         if rest.startswith("["):
             try:
                 parts = [str(p) for p in json.loads(rest)]
             except ValueError:
-                parts = shlex.split(rest)
+                parts = rest.split()
         else:
-            parts = shlex.split(rest)
+            parts = rest.split()  # as Docker reads it: words between spaces, quotes kept (use the JSON form for spaces)
         flags = [p for p in parts if p.startswith("--")]
         if any(f.startswith("--from") for f in flags):
             continue

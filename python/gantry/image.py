@@ -29,7 +29,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 def _flat(items: Sequence[Union[str, Sequence[str]]], what: str, allow_empty: bool = False) -> List[str]:
     out: List[str] = []
     for item in items:
-        for s in [item] if isinstance(item, str) else item:
+        try:
+            group = [item] if isinstance(item, str) else list(item)
+        except TypeError:  # None, a number: refused below as not a string
+            group = [item]
+        for s in group:
             if not isinstance(s, str) or not s:
                 raise InvalidError(f"{what} takes non-empty strings, got {s!r}")
             out.append(s)
@@ -192,7 +196,7 @@ class Image:
             raise InvalidError(f"add_local_dir: {local} is not a folder")
         step: Dict[str, Any] = {"kind": "dir", "local": local, "remote": _remote(remote_path, "add_local_dir"), "copy": bool(copy)}
         if ignore:
-            step["ignore"] = ignore
+            step["ignore"] = ignore if callable(ignore) else list(ignore)  # its own copy: images are immutable
         return self._with(step)
 
     def add_local_file(self, local_path: PathLike, remote_path: str, *, copy: bool = False) -> "Image":
@@ -281,6 +285,9 @@ def _pyproject_dependencies(path: str, groups: List[str]) -> List[str]:
     except tomllib.TOMLDecodeError as e:
         raise InvalidError(f"pip_install_from_pyproject: {path} is not valid TOML: {e}") from None
     project = data.get("project") or {}
+    if "dependencies" not in project:
+        # Modal refuses this too: a Poetry file ([tool.poetry.dependencies]) would install nothing.
+        raise InvalidError(f"pip_install_from_pyproject: {path} has no [project] dependencies list (a [tool.poetry] file: use pip_install with its packages)")
     deps = list(project.get("dependencies") or [])
     optional = project.get("optional-dependencies") or {}
     for g in groups:

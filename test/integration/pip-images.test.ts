@@ -76,6 +76,15 @@ describe("redeploys", () => {
   }, 180_000);
 });
 
+describe("python_version", () => {
+  it("a version the base does not have fails the deploy naming the version it has", async () => {
+    const last = (await deployEvents(t, pyFixture("pip/bad/py_version.py"))).at(-1)!;
+    if (last.type !== "error") throw new Error(`the deploy did not fail: ${JSON.stringify(last)}`);
+    expect(last.error.message).toContain('debian_slim(python_version="3.12")');
+    expect(last.error.message).toMatch(/has Python 3\.11 only; python_version=3\.12 asks for another/);
+  });
+});
+
 describe("build limits", () => {
   it("stops a build that runs past --build-timeout, says so, and leaves no build container", async () => {
     const slow = await startTestDaemon({ buildTimeoutMs: 4_000 });

@@ -105,8 +105,8 @@ describe("packFolder", () => {
 
   it("stops at the size limit with a message naming it", () => {
     const root = tree({ "small.txt": "x" }, "src");
-    writeFileSync(join(root, "big.bin"), "");
-    truncateSync(join(root, "big.bin"), MAX_ASSET_BYTES); // sparse: together with small.txt, one byte over
+    writeFileSync(join(root, "z-big.bin"), "");
+    truncateSync(join(root, "z-big.bin"), MAX_ASSET_BYTES); // sparse, read after small.txt: one byte over
     expect(() => packFolder(root, "addLocalDir(src)")).toThrow(`addLocalDir(src): the files are over the limit of ${MAX_ASSET_BYTES} bytes`);
   });
 });
@@ -133,11 +133,12 @@ describe("copySources", () => {
       "COPY requirements.txt /app/",
       "copy --chown=1000:1000 --chmod=644 a.txt b.txt /app/",
       'COPY ["with space.txt", "json.txt", "/app/"]',
+      'COPY --chown=1:1 ["flagged json.txt", "/app/"]',
       "ADD vendor \\",
       "    /opt/vendor",
       "RUN echo COPY not-a-source /x",
     ].join("\n");
-    expect(copySources(dockerfile)).toEqual(["requirements.txt", "a.txt", "b.txt", "with space.txt", "json.txt", "vendor"]);
+    expect(copySources(dockerfile)).toEqual(["requirements.txt", "a.txt", "b.txt", "with space.txt", "json.txt", "flagged json.txt", "vendor"]);
   });
 
   it("skips --from= stages and URLs, which are not files of this machine", () => {
@@ -270,7 +271,7 @@ describe("sdk Image", () => {
   });
 
   it("keeps the file's name when addLocalFile's remote path ends in /", () => {
-    const step = Image.node().addLocalFile("conf/app.yaml", "/etc/app/").toSpec().steps[0] as { remote: string; local: string };
+    const step = Image.node().addLocalFile("conf/app.yaml", "/etc/app/").toSpec().steps[0] as unknown as { remote: string; local: string };
     expect(step.remote).toBe("/etc/app/app.yaml");
     expect(step.local).toMatch(/\/conf\/app\.yaml$/);
     expect((Image.node().addLocalFile("conf/app.yaml", "/etc/other.yaml").toSpec().steps[0] as { remote: string }).remote).toBe("/etc/other.yaml");
@@ -290,6 +291,18 @@ describe("sdk Image", () => {
     const spec = b.toSpec();
     (spec.steps[0] as { packages: string[] }).packages.push("evil");
     expect(b.toSpec().steps).toEqual([{ kind: "apt", packages: ["curl"] }]);
+  });
+
+  it("keeps its own copy of the env vars and ignore patterns it was given", () => {
+    const vars = { MODEL: "small" };
+    const ignore = ["*.log"];
+    const image = Image.node().env(vars).addLocalDir(tmp, "/d", { ignore });
+    vars.MODEL = "changed";
+    ignore.push("*");
+    expect(image.toSpec().steps).toEqual([
+      { kind: "env", vars: { MODEL: "small" } },
+      { kind: "dir", local: tmp, remote: "/d", copy: false, ignore: ["*.log"] },
+    ]);
   });
 
   it("resolves fromDockerfile's paths, the context defaulting to the current folder", () => {
