@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gantry } from "../helpers/cli.js";
-import { pyFixture } from "../helpers/daemon.js";
+import { guideFile, pyFixture } from "../helpers/daemon.js";
 
 let home: string;
 const g = (...args: string[]) => gantry(home, args);
@@ -71,7 +71,7 @@ describe("Python apps from the CLI", () => {
     const ts = await g("run", "app.ts");
     expect(ts.code).toBe(2);
     expect(ts.stderr).toContain("gantry run takes a Python app file with a local entrypoint (.py), not app.ts");
-    const opt = await g("run", pyFixture("guide/my_job_queue.py"), "--data", "x");
+    const opt = await g("run", guideFile("my_job_queue.py"), "--data", "x");
     expect(opt.code).toBe(2);
     expect(opt.stderr).toContain("the entrypoint main has no option --data (it takes: none)");
   });

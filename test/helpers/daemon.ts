@@ -15,6 +15,8 @@ export const fixture = (name: string) => join(import.meta.dirname, "..", "fixtur
 /** A Python fixture app: test/fixtures/py/<folder>/<file>. */
 export const pyFixture = (path: string) => join(import.meta.dirname, "..", "fixtures", "py", path);
 export const exampleApp = join(import.meta.dirname, "..", "..", "examples", "job-queue", "app.ts");
+/** Modal's job-queue guide, its two files with only the imports changed: examples/job-queue-py/<file>. */
+export const guideFile = (file: string) => join(import.meta.dirname, "..", "..", "examples", "job-queue-py", file);
 
 export interface TestDaemon {
   home: string;

@@ -4,14 +4,14 @@
  * Python containers to other functions.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { deploy, fixture, guideFile, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 let t: TestDaemon;
 
 beforeAll(async () => {
   t = await startTestDaemon();
-  await deploy(t, pyFixture("guide/my_job_queue.py"));
-  await deploy(t, pyFixture("guide/my_job_queue_endpoint.py")); // pip_install("fastapi[standard]") from the package index
+  await deploy(t, guideFile("my_job_queue.py"));
+  await deploy(t, guideFile("my_job_queue_endpoint.py")); // pip_install("fastapi[standard]") from the package index
   await deploy(t, pyFixture("web/py_web.py"));
   await deploy(t, fixture("web.ts"));
 }, 300_000);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { FunctionTimeoutError, OutputExpiredError, RemoteError } from "../../sdk/errors.js";
 import { gantry, runProcess } from "../helpers/cli.js";
-import { containersOf, deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { containersOf, deploy, fixture, guideFile, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
 let t: TestDaemon;
@@ -138,7 +138,7 @@ describe("the Python client", () => {
 
 describe("Modal's job-queue guide, with the import changed", () => {
   it("deploys my_job_queue.py and runs its local entrypoint: the result comes back", async () => {
-    const guide = pyFixture("guide/my_job_queue.py");
+    const guide = guideFile("my_job_queue.py");
     const deployed = await gantry(t.home, ["deploy", guide]);
     expect(deployed.code, deployed.stderr).toBe(0);
     const ran = await gantry(t.home, ["run", guide]);
