@@ -108,7 +108,7 @@ class Image:
         return Image.debian_slim(python_version)
 
     @staticmethod
-    def from_registry(tag: str, *, add_python: Optional[str] = None, secret: Any = None, setup_dockerfile_commands: Sequence[str] = (), force_build: bool = False, **kwargs: Any) -> "Image":
+    def from_registry(tag: str, secret: Any = None, *, add_python: Optional[str] = None, setup_dockerfile_commands: Sequence[str] = (), force_build: bool = False, **kwargs: Any) -> "Image":
         """Any image with Python >= 3.9 as ``python3`` (on this machine, or pulled); gantry adds its agent on top."""
         if add_python is not None:
             raise InvalidError("add_python is not supported: use an image that has python3 (>= 3.9)")
