@@ -16,14 +16,18 @@ export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().min(1) };
 /** The most inputs (or outputs) one `inputs` (or `outputs`) message carries. */
 export const MAX_BATCH_MESSAGE_ITEMS = 1000;
+/** A pickled value (base64 of Python's pickle), passed between Python programs and Python functions only. */
+const pickled = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "a pickled value is base64");
 const inputFields = {
   ...callRef,
   args: z.array(z.unknown()),
   /** Keyword arguments (Python functions); absent when there are none. */
   kwargs: z.record(z.string(), z.unknown()).optional(),
+  /** Python callers: the pickled (args, kwargs) instead of args and kwargs. The result is pickled back. */
+  pickle: pickled.optional(),
 };
 const outputItem = z.discriminatedUnion("ok", [
-  z.object({ ...callRef, ok: z.literal(true), value: z.unknown() }),
+  z.object({ ...callRef, ok: z.literal(true), value: z.unknown(), pickled: pickled.optional() }),
   z.object({ ...callRef, ok: z.literal(false), error: remoteErrorSchema }),
 ]);
 export type AgentOutput = z.infer<typeof outputItem>;
@@ -50,7 +54,7 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
   }),
   z.object({ type: z.literal("init_error"), error: remoteErrorSchema }),
   z.discriminatedUnion("ok", [
-    z.object({ type: z.literal("output"), ...callRef, ok: z.literal(true), value: z.unknown() }),
+    z.object({ type: z.literal("output"), ...callRef, ok: z.literal(true), value: z.unknown(), pickled: pickled.optional() }),
     z.object({ type: z.literal("output"), ...callRef, ok: z.literal(false), error: remoteErrorSchema }),
   ]),
   /** Several outputs at once (an agent sends what finished in one turn together). */

@@ -42,9 +42,14 @@ export interface CallView {
   /** The container running the call, or the one that ran its last attempt. */
   container_id: string | null;
   result?: unknown;
+  /**
+   * A Python function's result for a Python caller: base64 of its pickle, in place of `result`.
+   * Only Python clients read it; the HTTP /result route and the TypeScript client say so (406).
+   */
+  result_pickle?: string;
   error?: RemoteError;
   /** The call's arguments: only in the answer about one call (GET /v1/calls/{id}). */
-  input?: { args: unknown[]; kwargs: Record<string, unknown> | null };
+  input?: { args: unknown[]; kwargs: Record<string, unknown> | null; /** A Python caller's pickled arguments: their size (the daemon never unpickles them). */ pickled_bytes?: number };
   /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
   attempts?: AttemptView[];
 }
@@ -63,7 +68,12 @@ export interface AttemptView {
 }
 
 /** A finished call as a results stream gives it (POST /v1/calls/results). */
-export type CallOutcome = Pick<CallView, "call_id" | "status" | "attempt" | "expired" | "result" | "error"> & { expires_at?: string | null };
+export type CallOutcome = Pick<CallView, "call_id" | "status" | "attempt" | "expired" | "result" | "result_pickle" | "error"> & { expires_at?: string | null };
+
+/** Why a pickled result cannot be read as JSON, and how to read it (the HTTP /result route, the TypeScript client, the CLI). */
+export const pickledResultMessage = (callId: string) =>
+  `call ${callId} returned a Python value (pickled for the Python caller that spawned it), which only a Python client can read: ` +
+  `gantry.FunctionCall.from_id("${callId}").get()`;
 
 export interface ApiErrorBody {
   error: { code: string; message: string; type?: string; traceback?: string };

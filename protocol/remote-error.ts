@@ -1,10 +1,18 @@
 import { z } from "zod";
 
+/** The most base64 characters a pickled exception may take (a larger one is left out: the type, message and traceback remain). */
+export const MAX_PICKLED_ERROR_CHARS = 1024 * 1024;
+
 /** An error that crossed a process boundary: always data, never a serialised Error object. */
 export const remoteErrorSchema = z.object({
   type: z.string().max(200),
   message: z.string(),
   traceback: z.string().default(""),
+  /**
+   * The exception itself, pickled (base64), when a Python function failed on a pickled input: the
+   * Python caller raises it as its own type. The daemon never unpickles it.
+   */
+  pickled: z.string().max(MAX_PICKLED_ERROR_CHARS).optional(),
 });
 export type RemoteError = z.infer<typeof remoteErrorSchema>;
 

@@ -3,6 +3,7 @@ import {
   IDEMPOTENCY_KEY_HEADER,
   IDEMPOTENT_REPLAYED_HEADER,
   idempotencyKeyProblem,
+  pickledResultMessage,
   type CallOutcome,
   type CallView,
   type FunctionView,
@@ -13,6 +14,7 @@ import {
   InvalidArgumentError,
   OutputExpiredError,
   RemoteError,
+  ResultNotJsonError,
   TimeoutError,
 } from "./errors.js";
 import { CallBatches, outcome, type MapOptions } from "./map.js";
@@ -67,6 +69,7 @@ export class FunctionCall<R = unknown> {
 export function settle<R>(view: CallOutcome): R {
   if (view.status === "succeeded") {
     if (view.expired) throw new OutputExpiredError(`the result of call ${view.call_id} expired at ${view.expires_at}`);
+    if (view.result_pickle !== undefined) throw new ResultNotJsonError(pickledResultMessage(view.call_id));
     return view.result as R;
   }
   if (view.status === "cancelled") throw new CancelledError(`call ${view.call_id} was cancelled`);

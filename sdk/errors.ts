@@ -88,3 +88,10 @@ export function errorFromApi(status: number, body: unknown): GantryError {
       return new GantryError(message, e?.code ?? "error");
   }
 }
+
+/** The call's result is a Python value, pickled for the Python program that spawned it: only a Python client reads it. */
+export class ResultNotJsonError extends GantryError {
+  constructor(message: string) {
+    super(message, "result_not_json");
+  }
+}

@@ -50,6 +50,9 @@ function describe(c: CallView): string {
     lines.push(`  #${a.attempt}      ${a.outcome === "lost" ? "lost  " : "failed"} ${a.ended_at}  ${why}`);
   }
   if (c.result !== undefined) lines.push(`result    ${JSON.stringify(c.result)}`);
+  if (c.result_pickle !== undefined) {
+    lines.push(`result    a Python value, pickled (${Math.floor((c.result_pickle.length * 3) / 4)} bytes): read it with gantry.FunctionCall.from_id("${c.call_id}").get()`);
+  }
   if (c.error) lines.push(`error     ${c.error.type}: ${c.error.message}`, ...(c.error.traceback ? [c.error.traceback.replace(/^/gm, "          ")] : []));
   return lines.join("\n");
 }

@@ -5,6 +5,7 @@
  * advertises and name their container (`TcpAgentHub`). Plain HTTP requests with the same
  * credentials are the container's own calls to the daemon (calls only).
  */
+import { markCaller } from "./caller.js";
 import { EventEmitter } from "node:events";
 import { chmodSync, chownSync, mkdirSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -139,6 +140,8 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
     log: Logger,
     /** Serves the container's own requests to the daemon (calls only); none: 426. */
     private readonly api: http.RequestListener | null = null,
+    /** The app the container runs: its requests to the API are marked with it (caller.ts). */
+    private readonly app: string | null = null,
   ) {
     super(socketDir, token, log);
   }
@@ -162,7 +165,11 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
     chmodSync(this.socketDir, 0o755); // whatever the umask made of it
     rmSync(socketPath, { force: true });
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
-    const server = http.createServer((req, res) => (this.api ? this.api(req, res) : res.writeHead(426).end()));
+    const server = http.createServer((req, res) => {
+      if (!this.api) return void res.writeHead(426).end();
+      if (this.app !== null) markCaller(req, this.app);
+      this.api(req, res);
+    });
     server.on("upgrade", (req, sock, head) => {
       if (req.url !== AGENT_WS_PATH || !hasBearer(req, this.token) || this.busy) {
         sock.end("HTTP/1.1 401 Unauthorized\r\n\r\n");
@@ -195,7 +202,7 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
 export const socketAgentEndpoints =
   (log: Logger, api: http.RequestListener | null = null): AgentEndpointFactory =>
   (container, token) =>
-    new SocketAgentEndpoint(container.socketDir, token, log, api);
+    new SocketAgentEndpoint(container.socketDir, token, log, api, container.app);
 
 /** One container's endpoint on the TCP hub: registered while it listens. */
 class TcpAgentEndpoint extends EndpointBase implements AgentEndpoint {
@@ -207,6 +214,7 @@ class TcpAgentEndpoint extends EndpointBase implements AgentEndpoint {
     readonly containerId: string,
     token: string,
     log: Logger,
+    readonly app: string,
   ) {
     super(containerId, token, log, hub.pingMs);
     this.agentEnv = { [AgentEnv.url]: hub.wsUrl, [AgentEnv.apiUrl]: hub.httpUrl, [AgentEnv.apiToken]: token };
@@ -284,7 +292,7 @@ export class TcpAgentHub {
 
   /** The factory the container launcher is given across a cluster. */
   get factory(): AgentEndpointFactory {
-    return (container, token) => new TcpAgentEndpoint(this, container.id, token, this.o.log);
+    return (container, token) => new TcpAgentEndpoint(this, container.id, token, this.o.log, container.app);
   }
 
   register(e: TcpAgentEndpoint, token: string): void {
@@ -319,6 +327,8 @@ export class TcpAgentHub {
         res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
         return;
       }
+      const caller = this.byToken.get((req.headers.authorization ?? "").replace(/^Bearer /, ""));
+      if (caller) markCaller(req, caller.app);
       this.o.api(req, res);
     });
     server.on("upgrade", (req, sock, head) => {

@@ -1,8 +1,10 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
 import type { AttemptView, CallOutcome, CallView } from "../../protocol/api.js";
 import { CallStatus } from "../core/call-state.js";
-import type { AttemptRecord, CallRecord } from "../store/call-store.js";
-import { invalid } from "./errors.js";
+import { pickledResult, type AttemptRecord, type CallInput, type CallRecord } from "../store/call-store.js";
+import type http from "node:http";
+import { callerApp } from "./caller.js";
+import { ApiError, invalid } from "./errors.js";
 
 export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
@@ -16,7 +18,7 @@ export function callOutcome(r: CallRecord, nowMs: number): CallOutcome {
   const expired = isExpired(r, nowMs);
   const o: CallOutcome = { call_id: r.id, status: r.status, attempt: r.attempt, expired };
   if (expired) o.expires_at = iso(r.expiresAt);
-  if (r.status === CallStatus.succeeded && !expired) o.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
+  if (r.status === CallStatus.succeeded && !expired) setResult(o, r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) o.error = r.error;
   return o;
 }
@@ -36,9 +38,16 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
     expires_at: iso(r.expiresAt),
     container_id: r.containerId,
   };
-  if (r.status === CallStatus.succeeded && !expired) v.result = r.resultJson === null ? null : JSON.parse(r.resultJson);
+  if (r.status === CallStatus.succeeded && !expired) setResult(v, r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;
   return v;
+}
+
+/** A JSON result as `result`; a pickled one (for Python callers) as `result_pickle`, base64, never unpickled here. */
+function setResult(v: { result?: unknown; result_pickle?: string }, resultJson: string | null): void {
+  const pickled = pickledResult(resultJson);
+  if (pickled !== null) v.result_pickle = pickled;
+  else v.result = resultJson === null ? null : JSON.parse(resultJson);
 }
 
 /** A call's earlier attempts: how each ended, and why the call ran again. */
@@ -53,11 +62,20 @@ export function attemptViews(attempts: readonly AttemptRecord[]): AttemptView[] 
   }));
 }
 
-/** `{"args": [...], "kwargs": {...}}`, both optional: a call's positional and keyword arguments. */
-export function callInput(body: unknown): { args: unknown[]; kwargs: Record<string, unknown> | null } {
+/**
+ * `{"args": [...], "kwargs": {...}}`, both optional: a call's positional and keyword arguments; or
+ * `{"pickle": "<base64>"}` from a Python caller (pickled (args, kwargs), for Python functions).
+ */
+export function callInput(body: unknown): CallInput {
   if (body === undefined) return { args: [], kwargs: null };
   const shape = `the body must be {"args": [...], "kwargs": {...}}, the function's arguments (both optional)`;
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid(shape);
+  if ("pickle" in body) {
+    const { pickle, ...others } = body as { pickle?: unknown };
+    if (Object.keys(others).length) throw invalid(`a pickled input is {"pickle": "<base64>"} alone; this one also has ${JSON.stringify(Object.keys(others)[0])}`);
+    if (typeof pickle !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(pickle)) throw invalid(`"pickle" must be the base64 of a pickled (args, kwargs)`);
+    return { args: [], kwargs: null, pickle };
+  }
   const { args = [], kwargs, ...rest } = body as { args?: unknown; kwargs?: unknown };
   const extra = Object.keys(rest);
   if (extra.length) throw invalid(`${shape}; unknown field ${JSON.stringify(extra[0])}`);
@@ -67,4 +85,21 @@ export function callInput(body: unknown): { args: unknown[]; kwargs: Record<stri
   }
   const named = kwargs as Record<string, unknown> | undefined;
   return { args, kwargs: named && Object.keys(named).length ? named : null };
+}
+
+/**
+ * Unpickling runs code: a function's container may send pickled arguments only to functions of
+ * its own app (whose containers already run its code). To another app it sends JSON.
+ */
+export function checkPickledCaller(req: http.IncomingMessage, app: string, inputs: readonly CallInput[]): void {
+  const caller = callerApp(req);
+  if (caller === null || caller === app || !inputs.some((i) => i.pickle !== undefined)) return;
+  throw new ApiError(403, "forbidden", `a function of app ${caller} may send pickled arguments only to its own app's functions; send JSON to app ${app}`);
+}
+
+/** A call's input as its answer shows it: JSON arguments as they are; pickled ones by their size only (never unpickled here). */
+export function inputView(input: CallInput | null): CallView["input"] | null {
+  if (!input) return null;
+  if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs };
+  return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4) };
 }

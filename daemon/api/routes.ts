@@ -3,6 +3,7 @@ import {
   IDEMPOTENCY_KEY_HEADER,
   IDEMPOTENT_REPLAYED_HEADER,
   idempotencyKeyProblem,
+  pickledResultMessage,
   webUrl,
   type CallView,
   type ContainerView,
@@ -15,7 +16,7 @@ import { CallStatus, TERMINAL } from "../core/call-state.js";
 import { callIdAt, isCallId } from "../core/ids.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { AppStore } from "../store/app-store.js";
-import type { CallInput, CallRecord, CallStore } from "../store/call-store.js";
+import { pickledResult, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
 import { functionView } from "../service/deployer.js";
 import type { Dispatcher } from "../service/dispatcher.js";
@@ -32,7 +33,7 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
-import { attemptViews, callInput, callView, isExpired, iso } from "./call-views.js";
+import { attemptViews, callInput, callView, checkPickledCaller, inputView, isExpired, iso } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
@@ -183,7 +184,8 @@ export function buildRouter(d: RouteDeps): Router {
   /** Submits one call, under the request's idempotency key when it has one (a replay says so in a header). */
   async function submitCall(ctx: RequestContext, input: CallInput, key: string | null): Promise<Answer> {
     const { app, fn } = ctx.params;
-    if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submit(app!, fn!, input.args, input.kwargs) } };
+    checkPickledCaller(ctx.req, app!, [input]);
+    if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submitInput(app!, fn!, input) } };
     const { callId, replayed } = await d.dispatcher.submitKeyed(app!, fn!, input, key);
     if (replayed) ctx.res.setHeader(IDEMPOTENT_REPLAYED_HEADER, "true");
     return { status: 202, body: { call_id: callId } };
@@ -230,7 +232,7 @@ export function buildRouter(d: RouteDeps): Router {
   r.on("GET", "/v1/calls/:id", async (ctx) => {
     const id = checkedCallId(ctx.params.id!);
     const rec = await readCall(id, secondsParam(ctx.query, "wait", d.maxWaitSeconds), ctx);
-    const input = d.calls.inputOf(id);
+    const input = inputView(d.calls.inputOf(id));
     return { status: 200, body: { ...callView(rec), ...(input ? { input } : {}), attempts: attemptViews(d.calls.attempts(id)) } };
   });
 
@@ -292,6 +294,7 @@ export function buildRouter(d: RouteDeps): Router {
         return { status: 202, body: { call_id: id, status: rec.status, attempt: rec.attempt } };
       case CallStatus.succeeded:
         if (isExpired(rec, Date.now())) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
+        if (pickledResult(rec.resultJson) !== null) throw new ApiError(406, "result_not_json", pickledResultMessage(id));
         return { status: 200, json: rec.resultJson ?? "null" };
       case CallStatus.failed:
         return { status: 500, body: { call_id: id, error: rec.error } };

@@ -131,7 +131,7 @@ export class ContainerLauncher {
       h.onGone(end, duringStart);
     };
     try {
-      const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id) }, token);
+      const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id), app: pool.app }, token);
       c.endpoint = endpoint;
       endpoint.on("connected", (conn) => (c.conn = conn));
       endpoint.on("message", (msg) => {

@@ -11,7 +11,7 @@ import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.j
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { CallInput, CallKwargs, CallStore } from "../store/call-store.js";
+import { PICKLED_PREFIX, type CallInput, type CallKwargs, type CallStore } from "../store/call-store.js";
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
@@ -165,6 +165,11 @@ export class Dispatcher implements CallSide {
     return (await this.submitMany(app, fn, [{ args, kwargs }]))[0]!;
   }
 
+  /** Submits one call with its input as the API read it (JSON arguments, or a pickled input). */
+  async submitInput(app: string, fn: string, input: CallInput): Promise<string> {
+    return (await this.submitMany(app, fn, [input]))[0]!;
+  }
+
   /**
    * Commits new queued calls of one function in one transaction and returns their IDs, in order.
    * They are queued (and may start) at once, while the insert is being committed: only the IDs
@@ -173,6 +178,7 @@ export class Dispatcher implements CallSide {
    */
   async submitMany(app: string, fn: string, inputs: readonly CallInput[]): Promise<string[]> {
     const pool = this.acceptingPool(app, fn, inputs.length);
+    checkPickled(pool, inputs);
     const now = this.now();
     const calls = inputs.map((input) => this.newCall(app, fn, input, now));
     const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
@@ -216,6 +222,7 @@ export class Dispatcher implements CallSide {
     const known = this.d.calls.keys.find(app, fn, key, this.now()); // committed already: no write needed
     if (known !== null) return { callId: known, replayed: true };
     const pool = this.acceptingPool(app, fn, 1);
+    checkPickled(pool, [input]);
     const now = this.now();
     const call = this.newCall(app, fn, input, now);
     const earlier = await this.d.calls.insertKeyed({ id: call.id, app, function: fn, now, ...input }, key).catch((err) => {
@@ -410,7 +417,7 @@ export class Dispatcher implements CallSide {
       const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
       c.leases.set(call.id, { call, attempt, timer });
       call.runningMark = this.marks.add(call, now);
-      inputs.push({ callId: call.id, attempt, args: input.args, ...(input.kwargs ? { kwargs: input.kwargs } : {}) });
+      inputs.push({ callId: call.id, attempt, args: input.args, ...(input.kwargs ? { kwargs: input.kwargs } : {}), ...(input.pickle !== undefined ? { pickle: input.pickle } : {}) });
     }
     if (!inputs.length) return;
     c.idleSinceMs = null;
@@ -425,7 +432,7 @@ export class Dispatcher implements CallSide {
   // ── agent reports ────────────────────────────────────────────────────────────────────────
 
   /** An output from an agent; stale attempts (fenced by attempt number) change nothing. */
-  onOutput(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number } & ({ ok: true; value: unknown } | { ok: false; error: RemoteError })): void {
+  onOutput(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number } & ({ ok: true; value: unknown; pickled?: string } | { ok: false; error: RemoteError })): void {
     const lease = c.leases.get(msg.callId);
     if (!lease || lease.attempt !== msg.attempt) {
       this.d.log.warn("ignored a stale output", { call: msg.callId, attempt: msg.attempt, container: c.id });
@@ -435,7 +442,8 @@ export class Dispatcher implements CallSide {
     c.leases.delete(msg.callId);
     this.markIdleIfFree(c);
     const ev: CallEvent = msg.ok ? { type: "succeed", attempt: msg.attempt } : { type: "fail", attempt: msg.attempt, error: msg.error };
-    this.bg(this.outcomes.apply(pool, lease.call, ev, msg.ok ? JSON.stringify(msg.value ?? null) : undefined));
+    const result = msg.ok ? (msg.pickled !== undefined ? PICKLED_PREFIX + msg.pickled : JSON.stringify(msg.value ?? null)) : undefined;
+    this.bg(this.outcomes.apply(pool, lease.call, ev, result));
     this.pump(pool);
   }
 
@@ -533,4 +541,10 @@ export class Dispatcher implements CallSide {
     this.marks.close();
     await this.scaler.shutdown();
   }
+}
+
+/** A pickled input goes to Python functions only: a TypeScript function could not read it. */
+function checkPickled(pool: FunctionPool, inputs: readonly CallInput[]): void {
+  if (pool.runtime === "python" || !inputs.some((i) => i.pickle !== undefined)) return;
+  throw invalid(`${pool.app}.${pool.spec.name} is a ${pool.runtime} function: send its arguments as JSON ({"args": [...]}), not pickled`);
 }

@@ -30,4 +30,4 @@ export interface AgentEndpoint {
 }
 
 /** Opens an endpoint for one container: its id, a folder of its own, and the token its agent must present. */
-export type AgentEndpointFactory = (container: { id: string; socketDir: string }, token: string) => AgentEndpoint;
+export type AgentEndpointFactory = (container: { id: string; socketDir: string; app: string }, token: string) => AgentEndpoint;

@@ -50,21 +50,36 @@ export interface AttemptRecord {
 /** Keyword arguments of a call (Python functions take them); null when there are none. */
 export type CallKwargs = Record<string, unknown> | null;
 
-/** A call's arguments. */
+/** A call's arguments: JSON values, or (from Python callers to Python functions) the pickled (args, kwargs). */
 export interface CallInput {
   args: unknown[];
   kwargs: CallKwargs;
+  /** base64 of the pickled (args, kwargs); args is then [] and kwargs null. Never unpickled here. */
+  pickle?: string;
+}
+
+/**
+ * Pickled values sit in the input and result columns as this prefix and their base64: no JSON
+ * text starts with "p", so a column's text says its own format.
+ */
+export const PICKLED_PREFIX = "pickle:";
+
+/** The base64 of a pickled result, or null when the result is JSON text. */
+export function pickledResult(resultJson: string | null): string | null {
+  return resultJson !== null && resultJson.startsWith(PICKLED_PREFIX) ? resultJson.slice(PICKLED_PREFIX.length) : null;
 }
 
 /** A queued or running call, for the dispatcher: its input is read when it is dispatched. */
 export type OpenCall = CallRecord;
 
-/** The input column: the arguments' JSON array, or {"args", "kwargs"} when there are keyword arguments. */
-function encodeInput(args: unknown[], kwargs: CallKwargs): string {
-  return kwargs ? JSON.stringify({ args, kwargs }) : JSON.stringify(args);
+/** The input column: the arguments' JSON array, {"args", "kwargs"} when there are keyword arguments, or a pickled input. */
+function encodeInput(c: CallInput): string {
+  if (c.pickle !== undefined) return PICKLED_PREFIX + c.pickle;
+  return c.kwargs ? JSON.stringify({ args: c.args, kwargs: c.kwargs }) : JSON.stringify(c.args);
 }
 
 function decodeInput(input: string): CallInput {
+  if (input.startsWith(PICKLED_PREFIX)) return { args: [], kwargs: null, pickle: input.slice(PICKLED_PREFIX.length) };
   const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown> };
   return Array.isArray(v) ? { args: v, kwargs: null } : { args: v.args, kwargs: v.kwargs };
 }
@@ -214,13 +229,14 @@ export class CallStore {
   }
 
   /** Inserts a new queued call; resolves once it is committed. */
-  insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; now: number }): Promise<void> {
-    return this.insertMany(call.app, call.function, [{ id: call.id, args: call.args, kwargs: call.kwargs ?? null }], call.now);
+  insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; pickle?: string; now: number }): Promise<void> {
+    const input: CallInput = { args: call.args, kwargs: call.kwargs ?? null, ...(call.pickle !== undefined ? { pickle: call.pickle } : {}) };
+    return this.insertMany(call.app, call.function, [{ id: call.id, ...input }], call.now);
   }
 
   /** Inserts new queued calls of one function, all in one transaction; resolves once it is committed. */
   insertMany(app: string, fn: string, calls: ReadonlyArray<{ id: string } & CallInput>, now: number): Promise<void> {
-    const inputs = calls.map((c) => encodeInput(c.args, c.kwargs));
+    const inputs = calls.map(encodeInput);
     return this.commit.run(() => {
       let i = 0;
       for (; i + INSERT_ROWS <= calls.length; i += INSERT_ROWS) {
@@ -238,7 +254,7 @@ export class CallStore {
    * Resolves once committed: with null, or with the call the key already made (nothing inserted).
    */
   insertKeyed(call: { id: string; app: string; function: string; now: number } & CallInput, key: string): Promise<string | null> {
-    const input = encodeInput(call.args, call.kwargs);
+    const input = encodeInput(call);
     return this.commit.run(() => {
       const earlier = this.keys.claim(call.app, call.function, key, call.id, call.now);
       if (earlier === null) this.stmts.insert.run(call.id, call.app, call.function, input, call.now, call.now);

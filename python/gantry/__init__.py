@@ -5,6 +5,7 @@ Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id
 The guide's files run with ``import gantry as modal``.
 """
 from . import exception
+from ._context import current_function_call_id, current_input_id, is_local
 from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpoint, wsgi_app
 from .functions import Function, FunctionCall
 from .image import Image
@@ -20,8 +21,11 @@ __all__ = [
     "Secret",
     "asgi_app",
     "concurrent",
+    "current_function_call_id",
+    "current_input_id",
     "exception",
     "fastapi_endpoint",
+    "is_local",
     "web_endpoint",
     "wsgi_app",
 ]

@@ -99,3 +99,32 @@ class FunctionTimeoutError(RemoteError):
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
         return (type(self), (self.remote_message, self.traceback, self.call_id))
+
+
+class ExecutionError(Error):
+    """A remote exception that cannot be rebuilt here (its class does not unpickle in this
+    program): ``remote_type`` names the class, ``remote_traceback`` holds the remote traceback."""
+
+    code = "execution_error"
+
+    def __init__(self, message: str, remote_type: str = "", traceback: str = "", call_id: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.remote_type = remote_type
+        self.traceback = traceback
+        self.remote_traceback = traceback
+        self.call_id = call_id
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (str(self), self.remote_type, self.traceback, self.call_id))
+
+
+class SerializationError(Error):
+    """An argument cannot be pickled to send (a lock, an open file, a lambda): the message names it."""
+
+    code = "serialization_error"
+
+
+class DeserializationError(Error):
+    """A result came back pickled but does not unpickle in this program (its class is not importable here)."""
+
+    code = "deserialization_error"

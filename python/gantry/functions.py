@@ -3,12 +3,12 @@
 ``Function.from_name(app, name)`` is a lazy handle: nothing is sent until its first use.
 ``fn.spawn(x)`` queues a call and returns a ``FunctionCall`` once the call is durable;
 ``FunctionCall.from_id(call_id)`` finds it again, in this process or any other, and ``.get()``
-waits for its result. Arguments travel as JSON, so only JSON values are accepted.
+waits for its result. Between Python programs and Python functions values travel pickled
+(``_values.py``); with TypeScript functions, as JSON.
 """
 from __future__ import annotations
 
 import asyncio
-import builtins
 import functools
 import math
 import re
@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 from urllib.parse import quote
 
-from . import _map
+from . import _map, _values
 from ._client import Client
 from .exception import (
     CancelledError,
@@ -37,9 +37,6 @@ _MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: Longest wait asked of the daemon in one request (it grants at most 60 s); longer waits repeat.
 _MAX_WAIT_PER_REQUEST_S = 50.0
 _TERMINAL = ("succeeded", "failed", "cancelled")
-#: Builtin exceptions a remote error never becomes: ``TimeoutError`` would read as "still pending",
-#: the ``Stop*`` ones would end a caller's loop or generator.
-_NOT_MAPPED = {"TimeoutError", "StopIteration", "StopAsyncIteration"}
 
 
 class _WithAio:
@@ -61,6 +58,34 @@ class _WithAio:
 
         async def aio(*args: Any, **kwargs: Any) -> Any:
             return await asyncio.get_running_loop().run_in_executor(None, functools.partial(f, obj, *args, **kwargs))
+
+        bound.aio = aio  # type: ignore[attr-defined]
+        return bound
+
+
+class _WithAioIter:
+    """An iterator method also usable as ``async for x in obj.m.aio(...)``: the same blocking
+    iterator advanced in a worker thread, one item at a time."""
+
+    def __init__(self, f: Callable[..., Iterator[Any]]) -> None:
+        self._f = f
+        functools.update_wrapper(self, f)  # type: ignore[arg-type]
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        if obj is None:
+            return self
+        f = self._f
+        bound = functools.partial(f, obj)
+
+        async def aio(*args: Any, **kwargs: Any) -> Any:
+            loop = asyncio.get_running_loop()
+            it = await loop.run_in_executor(None, functools.partial(f, obj, *args, **kwargs))
+            done = object()
+            while True:
+                item = await loop.run_in_executor(None, next, it, done)
+                if item is done:
+                    return
+                yield item
 
         bound.aio = aio  # type: ignore[attr-defined]
         return bound
@@ -126,6 +151,15 @@ class FunctionCall:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"call {self._call_id} is still {view['status']} after waiting {timeout:g} s")
 
+    @staticmethod
+    def gather(*calls: "FunctionCall") -> List[Any]:
+        """Waits for every call and returns their results in the order given; the first failure
+        (in that order) is raised. ``await FunctionCall.gather.aio(*calls)`` from async code."""
+        for c in calls:
+            if not isinstance(c, FunctionCall):
+                raise InvalidError(f"FunctionCall.gather takes FunctionCall objects, got {type(c).__name__}")
+        return [c.get() for c in calls]
+
     @_WithAio
     def cancel(self) -> None:
         """Cancels the call if it is queued or running; a call that already finished is left as it is."""
@@ -137,81 +171,26 @@ class FunctionCall:
 
 
 def _settle(call_id: str, view: Dict[str, Any]) -> Any:
-    """The result of a finished call, or the error it ended with, raised."""
+    """The result of a finished call (unpickled when it came pickled), or the error it ended with, raised."""
     status = view["status"]
     if status == "succeeded":
         if view.get("expired"):
             raise OutputExpiredError(f"the result of call {call_id} expired at {view.get('expires_at')}")
-        return view.get("result")
+        return _values.result_of(call_id, view)
     error = view.get("error") if isinstance(view.get("error"), dict) else {}
-    remote_type = str(error.get("type") or "Error")
-    message = str(error.get("message") or f"call {call_id} failed")
-    tb = str(error.get("traceback") or "")
     if status == "cancelled":
+        message = str(error.get("message") or "the call was cancelled")
         why = "" if message == "the call was cancelled" else f": {message}"  # e.g. "the app was stopped"
         raise CancelledError(f"call {call_id} was cancelled{why}")
-    exc: BaseException
-    if remote_type == "FunctionTimeoutError":
-        exc = FunctionTimeoutError(message, tb, call_id)
-    else:
-        exc = _builtin_error(remote_type, message) or RemoteError(remote_type, message, tb, call_id)
-    exc.remote_type = remote_type  # type: ignore[attr-defined]
-    exc.remote_traceback = tb  # type: ignore[attr-defined]
-    exc.call_id = call_id  # type: ignore[attr-defined]
-    if tb and hasattr(exc, "add_note"):
-        exc.add_note(f"remote traceback of call {call_id}:\n{tb.rstrip()}")
-    raise exc
-
-
-def _builtin_error(remote_type: str, message: str) -> Optional[BaseException]:
-    """``ValueError("…")`` for a remote ``ValueError``: builtin ``Exception`` subclasses only."""
-    cls = getattr(builtins, remote_type, None)
-    if remote_type in _NOT_MAPPED or not isinstance(cls, type) or not issubclass(cls, Exception):
-        return None
-    try:
-        return cls(message)
-    except Exception:  # a builtin with another constructor (UnicodeDecodeError): stays a RemoteError
-        return None
-
-
-def _check_json(value: Any, where: str, path: str = "", seen: Optional[List[int]] = None) -> None:
-    """Raises TypeError unless ``value`` is made of dict (str keys), list, tuple, str, int, float, bool, None."""
-    at = f" at {path}" if path else ""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{where} is {value!r}{at}, which JSON cannot carry (NaN and infinities are refused)")
-        return
-    if not isinstance(value, (dict, list, tuple)):
-        raise TypeError(
-            f"{where} is {type(value).__name__}{at}, not a JSON value: "
-            "arguments must be dict, list, tuple, str, int, float, bool or None"
-        )
-    seen = seen if seen is not None else []
-    if id(value) in seen:
-        raise TypeError(f"{where} contains itself{at}, which JSON cannot carry")
-    seen.append(id(value))
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}{at}: JSON object keys must be str")
-            _check_json(v, where, f"{path}[{k!r}]", seen)
-    else:
-        for i, v in enumerate(value):
-            _check_json(v, where, f"{path}[{i}]", seen)
-    seen.pop()
-
-
-def _call_body(fn_name: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
-    for i, a in enumerate(args):
-        _check_json(a, f"{fn_name}: positional argument {i}")
-    for k, v in kwargs.items():
-        _check_json(v, f"{fn_name}: keyword argument {k!r}")
-    body: Dict[str, Any] = {"args": list(args)}
-    if kwargs:
-        body["kwargs"] = dict(kwargs)
-    return body
+    if error.get("type") == "FunctionTimeoutError":
+        tb = str(error.get("traceback") or "")
+        exc: BaseException = FunctionTimeoutError(str(error.get("message") or ""), tb, call_id)
+        exc.remote_type = "FunctionTimeoutError"  # type: ignore[attr-defined]
+        exc.remote_traceback = tb  # type: ignore[attr-defined]
+        if tb and hasattr(exc, "add_note"):
+            exc.add_note(f"remote traceback of call {call_id}:\n{tb.rstrip()}")
+        raise exc
+    raise _values.exception_of(call_id, error)
 
 
 def _check_idempotency_key(key: Any) -> str:
@@ -296,11 +275,18 @@ class Function:
         url = self._info.get("web_url")
         return url if isinstance(url, str) else None
 
+    def _body(self, where: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        """A call's request body: pickled for a Python function (from a program outside other apps), else JSON."""
+        if _values.pickles_to(self._info, self.app_name):
+            return _values.pickled_body(where, args, kwargs)
+        return _values.json_body(where, args, kwargs)
+
     @_WithAio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:
-        """Queues a call and returns it once it is durable. Arguments must be JSON values."""
-        body = _call_body(self.object_name, args, kwargs)
+        """Queues a call and returns it once it is durable. A Python function gets the arguments
+        pickled (any value pickle takes); a TypeScript one gets JSON values."""
         self.hydrate()
+        body = self._body(self.object_name, args, kwargs)
         key = self._idempotency_key
         headers = None if key is None else {_IDEMPOTENCY_KEY_HEADER: key}
         answered: Dict[str, str] = {}
@@ -312,6 +298,7 @@ class Function:
         """Spawns a call and waits, as long as it takes, for its result."""
         return self.spawn(*args, **kwargs).get()
 
+    @_WithAioIter
     def map(
         self,
         *input_iterators: Iterable[Any],
@@ -327,6 +314,7 @@ class Function:
         self._refuse_key("map")
         return self._map(((tuple(items), kwargs or {}) for items in zip(*input_iterators)), order_outputs, return_exceptions)
 
+    @_WithAioIter
     def starmap(
         self,
         input_iterator: Iterable[Sequence[Any]],
@@ -338,6 +326,13 @@ class Function:
         self._refuse_key("starmap")
         return self._map(((tuple(items), kwargs or {}) for items in input_iterator), order_outputs, return_exceptions)
 
+    @_WithAio
+    def for_each(self, *input_iterators: Iterable[Any], kwargs: Optional[Dict[str, Any]] = None, ignore_exceptions: bool = False) -> None:
+        """Calls the function once per input, as ``map`` does, and waits for all of them, keeping no
+        results; the first failure is raised unless ``ignore_exceptions=True``."""
+        for _ in self.map(*input_iterators, kwargs=kwargs, order_outputs=False, return_exceptions=ignore_exceptions):
+            pass
+
     def spawn_map(self, *input_iterators: Iterable[Any], kwargs: Optional[Dict[str, Any]] = None) -> List[FunctionCall]:
         """Queues a call per input (as ``map`` would) and returns them, in input order, once all are durable."""
         if not input_iterators:
@@ -347,7 +342,7 @@ class Function:
         client = self._transport()
         calls: List[FunctionCall] = []
         inputs = ((tuple(items), kwargs or {}) for items in zip(*input_iterators))
-        for chunk in _map.chunks(_map.as_bodies(self.object_name, inputs, _call_body)):
+        for chunk in _map.chunks(_map.as_bodies(self.object_name, inputs, self._body)):
             calls.extend(FunctionCall(i, client) for i in _map.submit(client, self._path(), chunk))
         return calls
 
@@ -358,7 +353,7 @@ class Function:
     def _map(self, inputs: Iterator[Any], ordered: bool, return_exceptions: bool) -> Iterator[Any]:
         self.hydrate()
         client = self._transport()
-        for line in _map.results(client, self._path(), _map.as_bodies(self.object_name, inputs, _call_body), ordered):
+        for line in _map.results(client, self._path(), _map.as_bodies(self.object_name, inputs, self._body), ordered):
             if line.get("not_found"):
                 exc: BaseException = NotFoundError(f"call {line['call_id']} is not known to the daemon")
             else:
@@ -382,3 +377,10 @@ class Function:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.local(*args, **kwargs)
 
+
+
+async def _gather_aio(*calls: FunctionCall) -> List[Any]:
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(FunctionCall.gather, *calls))
+
+
+FunctionCall.gather.aio = _gather_aio  # type: ignore[attr-defined]

@@ -171,6 +171,12 @@ ws.on("message", (data) => {
           sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(functionError(error))}}`);
           continue;
         }
+        if (input.pickle !== undefined) {
+          // The daemon sends pickled inputs to Python functions only; this is a guard, not a path.
+          const error = new TypeError(`${functionName} is a JavaScript function: it takes JSON arguments, not pickled Python ones`);
+          sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(functionError(error))}}`);
+          continue;
+        }
         if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
         void runInput(input.callId, input.attempt, input.args, input.kwargs);
       }

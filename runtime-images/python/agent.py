@@ -32,6 +32,8 @@ Standard library only: it runs on any Python >= 3.9 (Debian 12 ships 3.11).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import concurrent.futures
 import contextvars
 import importlib
@@ -39,6 +41,7 @@ import inspect
 import io
 import json
 import os
+import pickle
 import platform
 import signal
 import sys
@@ -53,6 +56,10 @@ from gantry_websocket import ConnectionLost, ProtocolError, UnixWebSocket
 AGENT_PROTOCOL_VERSION = 1
 AGENT_WS_PATH = "/agent"
 MAX_OUTPUT_BYTES = 32 * 1024 * 1024
+#: Pickled values: protocol 4 reads on every Python gantry supports (>= 3.9) at both ends.
+PICKLE_PROTOCOL = 4
+#: The most base64 characters of a pickled exception (protocol/remote-error.ts MAX_PICKLED_ERROR_CHARS).
+MAX_PICKLED_ERROR_CHARS = 1024 * 1024
 MAX_TRACEBACK_CHARS = 64 * 1024
 MAX_ERROR_TYPE_CHARS = 200
 MAX_CALL_ID_CHARS = 64
@@ -83,6 +90,8 @@ _HIDDEN_FILES = {
 
 #: The call whose code is running (None outside calls); log lines are tagged with it.
 _current_call: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar("gantry_call_id", default=None)
+#: The running input as (call ID, attempt): gantry.current_input_id() reads it.
+_current_input: contextvars.ContextVar[Optional[Tuple[str, int]]] = contextvars.ContextVar("gantry_input", default=None)
 
 
 def _note(text: str) -> None:
@@ -129,6 +138,15 @@ def _remote_error(exc: BaseException) -> Dict[str, str]:
         marker = "[... the start of this traceback is left out ...]\n"
         text = marker + text[-(MAX_TRACEBACK_CHARS - len(marker)) :]
     return {"type": type(exc).__name__[:MAX_ERROR_TYPE_CHARS], "message": message, "traceback": text}
+
+
+def _pickled_exception(exc: BaseException) -> Optional[str]:
+    """The exception pickled (base64) for a Python caller, or None when it does not pickle or is too large."""
+    try:
+        data = base64.b64encode(pickle.dumps(exc, protocol=PICKLE_PROTOCOL)).decode("ascii")
+    except Exception:
+        return None
+    return data if len(data) <= MAX_PICKLED_ERROR_CHARS else None
 
 
 def _drop_agent_frames(tb: traceback.TracebackException, seen: set) -> None:
@@ -187,11 +205,23 @@ class _Outputs:
 class Input:
     """One input (of an ``input`` or ``inputs`` message) from the daemon."""
 
-    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any]) -> None:
+    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any], pickled: Optional[str] = None) -> None:
         self.call_id = call_id
         self.attempt = attempt
         self.args = args
         self.kwargs = kwargs
+        #: From a Python caller: base64 of the pickled (args, kwargs), unpickled when the input runs
+        #: (so a class the app file defines is found); its result and exception go back pickled.
+        self.pickled = pickled
+
+    def arguments(self) -> Tuple[List[Any], Dict[str, Any]]:
+        if self.pickled is None:
+            return self.args, self.kwargs
+        try:
+            args, kwargs = pickle.loads(base64.b64decode(self.pickled, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"the pickled arguments of call {self.call_id} are not base64: {exc}") from None
+        return list(args), dict(kwargs)
 
     @classmethod
     def parse(cls, msg: Dict[str, Any]) -> "Input":
@@ -208,7 +238,10 @@ class Input:
             raise InvalidMessage("args must be an array")
         if not isinstance(kwargs, dict):
             raise InvalidMessage("kwargs must be an object")
-        return cls(call_id, attempt, args, kwargs)
+        pickled = msg.get("pickle")
+        if pickled is not None and not isinstance(pickled, str):
+            raise InvalidMessage("pickle must be a base64 string")
+        return cls(call_id, attempt, args, kwargs, pickled)
 
 
 # --- stdout and stderr -----------------------------------------------------------------------
@@ -370,6 +403,9 @@ class Agent:
         """Imports the app module and finds the function: ready, or init_error (False)."""
         try:
             sys.path.insert(0, self.config.app_dir)
+            from gantry import _context  # the call context gantry.current_function_call_id() reads
+
+            _context.bind(_current_input)
             importlib.import_module(self.config.module)
             from gantry.app import lookup_local
 
@@ -424,8 +460,10 @@ class Agent:
 
     def _run_sync(self, call: Input) -> None:
         _current_call.set(call.call_id)  # in this input's own copy of the context
+        _current_input.set((call.call_id, call.attempt))
         try:
-            value = self.fn(*call.args, **call.kwargs)  # type: ignore[misc]
+            args, kwargs = call.arguments()
+            value = self.fn(*args, **kwargs)  # type: ignore[misc]
         except BaseException as exc:
             self._finish(call, error=exc)
         else:
@@ -435,8 +473,10 @@ class Agent:
         assert self._slots is not None
         async with self._slots:
             _current_call.set(call.call_id)  # in this task's own context
+            _current_input.set((call.call_id, call.attempt))
             try:
-                value = await self.fn(*call.args, **call.kwargs)  # type: ignore[misc]
+                args, kwargs = call.arguments()
+                value = await self.fn(*args, **kwargs)  # type: ignore[misc]
             except BaseException as exc:
                 self._finish(call, error=exc)
             else:
@@ -457,9 +497,22 @@ class Agent:
                 return self._output_ok(call, value)
             except BaseException as exc:  # not JSON, or too large
                 error = exc
-        return _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)})
+        remote = _remote_error(error)
+        if call.pickled is not None:
+            pickled = _pickled_exception(error)
+            if pickled is not None:
+                remote["pickled"] = pickled
+        return _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": remote})
 
     def _output_ok(self, call: Input, value: Any) -> bytes:
+        if call.pickled is not None:  # a Python caller: the value goes back pickled, whatever it is
+            try:
+                data = base64.b64encode(pickle.dumps(value, protocol=PICKLE_PROTOCOL)).decode("ascii")
+            except Exception as exc:
+                raise TypeError(f"the return value of {self.config.function} ({type(value).__name__}) cannot be pickled: {exc}") from None
+            if len(data) > MAX_OUTPUT_BYTES:
+                raise ResultTooLargeError(f"the return value is {len(data)} bytes pickled (base64), over the limit of {MAX_OUTPUT_BYTES} bytes")
+            return _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": True, "value": None, "pickled": data})
         try:
             value_json = _json_bytes(value)
         except (TypeError, ValueError, RecursionError) as exc:

@@ -61,10 +61,10 @@ describe("Python apps from the CLI", () => {
     expect(r.stderr).toContain("function f: max_containers must be at most 100");
   });
 
-  it("an argument that is not JSON: the entrypoint fails with a TypeError naming it, exit 1", async () => {
-    const r = await g("run", pyFixture("bad/not_json_arg.py"));
+  it("an argument that cannot be pickled: the entrypoint fails in the caller naming it, exit 1", async () => {
+    const r = await g("run", pyFixture("bad/not_picklable_arg.py"));
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("TypeError: py-not-json.f: positional argument 0 is object, not a JSON value");
+    expect(r.stderr).toMatch(/SerializationError: py-not-picklable\.f: positional argument 0 \(lock\) cannot be pickled/);
   });
 
   it("gantry run: a TypeScript file, or an unknown entrypoint option, is refused with exit 2", async () => {

@@ -90,7 +90,7 @@ export class AgentSession {
   ): Promise<S> {
     const dir = mkdtempSync(join(tmpdir(), "gantry-agent-test-"));
     const containerId = `ct-protocol-test-${++started}`;
-    const endpoint = opts.tcp ? opts.tcp.factory({ id: containerId, socketDir: join(dir, "ct") }, TOKEN) : new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
+    const endpoint = opts.tcp ? opts.tcp.factory({ id: containerId, socketDir: join(dir, "ct"), app: "conformance" }, TOKEN) : new SocketAgentEndpoint(join(dir, "ct"), TOKEN, silentLogger);
     await endpoint.listen(null);
     const { command, args, env } = agent.launch(dir);
     const child = spawn(command, args, {

@@ -117,7 +117,7 @@ describe("the Python client", () => {
     expect(r.stdout).toBe("{'from': 'python'}\n{'a': 1, 'b': 20, 'c': 3}\n");
   });
 
-  it("raises a remote builtin exception as that type, others as RemoteError, with the remote traceback", async () => {
+  it("raises a remote builtin exception as that type; one whose class does not import here as ExecutionError naming it, with the remote traceback", async () => {
     const r = await python(
       [
         "import gantry",
@@ -127,12 +127,12 @@ describe("the Python client", () => {
         "    print('ValueError', e, 'in boom' in e.remote_traceback)",
         "try:",
         "    gantry.Function.from_name('py-behaviours', 'model_error').remote()",
-        "except gantry.exception.RemoteError as e:",
-        "    print(type(e).__name__, e)",
+        "except gantry.exception.ExecutionError as e:",
+        "    print(type(e).__name__, e.remote_type, e)",
       ].join("\n"),
     );
     expect(r.stderr).toBe("");
-    expect(r.stdout).toMatch(/^ValueError no True\nRemoteError .*ModelError.*weights missing\n$/);
+    expect(r.stdout).toMatch(/^ValueError no True\nExecutionError ModelError .*raised ModelError: weights missing \(its class does not unpickle here/);
   });
 });
 

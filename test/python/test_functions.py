@@ -63,7 +63,6 @@ def test_lookup_checks_at_once() -> None:
         gantry.Function.lookup("behaviours", "nope")
 
 
-@pytest.mark.no_daemon
 @pytest.mark.parametrize(
     "args, kwargs, message",
     [
@@ -76,10 +75,8 @@ def test_lookup_checks_at_once() -> None:
         ((), {"x": [math.inf]}, r"keyword argument 'x' is inf at \[0\], which JSON cannot carry"),
     ],
 )
-def test_non_json_arguments_raise_type_error_before_any_request(
-    empty_home: str, monkeypatch: pytest.MonkeyPatch, args: Any, kwargs: Any, message: str
-) -> None:
-    monkeypatch.setenv("GANTRY_HOME", empty_home)  # any request would raise DaemonNotRunningError instead
+def test_non_json_arguments_to_a_typescript_function_raise_type_error_before_any_call(args: Any, kwargs: Any, message: str) -> None:
+    """A TypeScript function takes JSON: the client learns its runtime (one GET), then refuses before submitting."""
     fn = gantry.Function.from_name("behaviours", "echo")
     with pytest.raises(TypeError, match=r"^behaviours\.echo: " + message):
         fn.spawn(*args, **kwargs)
@@ -87,7 +84,6 @@ def test_non_json_arguments_raise_type_error_before_any_request(
         fn.remote(*args, **kwargs)
 
 
-@pytest.mark.no_daemon
 def test_an_argument_that_contains_itself_is_refused() -> None:
     loop: list = [1]
     loop.append(loop)

@@ -20,7 +20,7 @@ beforeAll(async () => {
     api: (_req, res) => res.writeHead(200, { "content-type": "application/json" }).end("{}"),
   });
   await hub.listen();
-  await hub.factory({ id: "ct-a", socketDir: "/nonexistent" }, TOKEN).listen(null);
+  await hub.factory({ id: "ct-a", socketDir: "/nonexistent", app: "a" }, TOKEN).listen(null);
 });
 afterAll(() => hub?.close());
 

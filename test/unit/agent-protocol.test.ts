@@ -213,7 +213,7 @@ describe("the TCP hub", () => {
     const hub = new TcpAgentHub({ advertise: { host: "127.0.0.1", port: 0 }, log: silentLogger, api: null });
     await hub.listen();
     try {
-      const a = hub.factory({ id: "ct-a", socketDir: "/nonexistent" }, "token-a");
+      const a = hub.factory({ id: "ct-a", socketDir: "/nonexistent", app: "a" }, "token-a");
       await a.listen(null);
       const tryDial = (headers: Record<string, string>) =>
         new Promise<number>((resolve) => {

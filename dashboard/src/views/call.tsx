@@ -115,7 +115,11 @@ export function CallView_({ id }: { id: string }) {
         <h2>Input</h2>
         {c.input ? (
           <>
-            <pre class="json" data-part="args">{json(c.input.args)}</pre>
+            {c.input.pickled_bytes !== undefined ? (
+              <p class="muted" data-part="args">Pickled Python arguments ({c.input.pickled_bytes} bytes), from a Python caller.</p>
+            ) : (
+              <pre class="json" data-part="args">{json(c.input.args)}</pre>
+            )}
             {c.input.kwargs ? <pre class="json" data-part="kwargs">{json(c.input.kwargs)}</pre> : null}
           </>
         ) : (
@@ -125,7 +129,16 @@ export function CallView_({ id }: { id: string }) {
       {c.status === "succeeded" ? (
         <section class="card">
           <h2>Result</h2>
-          {c.expired ? <p class="muted">The result expired (the function's resultTtl passed); its status stays.</p> : <pre class="json" data-part="result">{json(c.result)}</pre>}
+          {c.expired ? (
+            <p class="muted">The result expired (the function's resultTtl passed); its status stays.</p>
+          ) : c.result_pickle !== undefined ? (
+            <p class="muted" data-part="result">
+              A Python value, pickled for the Python program that called it ({Math.floor((c.result_pickle.length * 3) / 4)} bytes): read it with{" "}
+              <span class="mono">gantry.FunctionCall.from_id("{c.call_id}").get()</span>.
+            </p>
+          ) : (
+            <pre class="json" data-part="result">{json(c.result)}</pre>
+          )}
         </section>
       ) : null}
       {c.error ? (
