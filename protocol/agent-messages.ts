@@ -57,6 +57,8 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
     z.object({ type: z.literal("output"), ...callRef, ok: z.literal(true), value: z.unknown(), pickled: pickled.optional() }),
     z.object({ type: z.literal("output"), ...callRef, ok: z.literal(false), error: remoteErrorSchema }),
   ]),
+  /** One item a generator call yielded (index from 0, in order), before the call's output. */
+  z.object({ type: z.literal("item"), ...callRef, index: z.number().int().min(0), value: z.unknown(), pickled: pickled.optional() }),
   /** Several outputs at once (an agent sends what finished in one turn together). */
   z.object({ type: z.literal("outputs"), outputs: z.array(outputItem).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({

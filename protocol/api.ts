@@ -70,6 +70,22 @@ export interface AttemptView {
 /** A finished call as a results stream gives it (POST /v1/calls/results). */
 export type CallOutcome = Pick<CallView, "call_id" | "status" | "attempt" | "expired" | "result" | "result_pickle" | "error"> & { expires_at?: string | null };
 
+/** GET /v1/calls/{id}/items: a generator call's items from `from` on. */
+export interface CallItemsView {
+  call_id: string;
+  status: CallStatusName;
+  /** Each item: `value` (JSON) or `pickled` (base64 of a Python caller's pickle). */
+  items: Array<{ index: number; value?: unknown; pickled?: string }>;
+  /** The index to ask from next. */
+  next: number;
+  /** The call ended and every item has been read. */
+  done: boolean;
+  /** The items were dropped with the call's result (after its resultTtl). */
+  expired: boolean;
+  /** Why it failed, once done. */
+  error?: RemoteError;
+}
+
 /** Why a pickled result cannot be read as JSON, and how to read it (the HTTP /result route, the TypeScript client, the CLI). */
 export const pickledResultMessage = (callId: string) =>
   `call ${callId} returned a Python value (pickled for the Python caller that spawned it), which only a Python client can read: ` +
@@ -113,6 +129,8 @@ export interface FunctionView {
   secrets: string[];
   /** A web endpoint's kind ("fetch", "asgi", …); null for other functions. */
   web: string | null;
+  /** A generator function: call it with remote_gen (Python) or remoteGen (TypeScript). */
+  generator: boolean;
   public: boolean;
 }
 

@@ -81,6 +81,8 @@ export const functionOptionsSchema = z.object({
   resultTtl: seconds("resultTtl", LIMITS.resultTtlSeconds.min, LIMITS.resultTtlSeconds.max).optional(),
   network: z.enum(["bridge", "none"]).optional(),
   web: webSchema.optional(),
+  /** A generator function (Python def/async def with yield, TS function*): called with remote_gen/remoteGen, its items stream as yielded. */
+  generator: z.boolean().optional(),
   /** A web endpoint anyone may call, even where the daemon asks for its token. */
   public: z.boolean().optional(),
   /** Secrets by name (`Secret.fromName("NAME")`): their keys become environment variables. */
@@ -120,6 +122,8 @@ export interface FunctionSpec {
   /** A web endpoint's handler kind; null for functions called with spawn/remote. */
   web: WebSpec | null;
   public: boolean;
+  /** Its calls stream items (remote_gen); absent in specs stored before generators existed. */
+  generator?: boolean;
   /**
    * The secrets whose keys the container gets as environment variables, in order: a later one
    * wins over an earlier one, and all win over `env`. Absent when none (and in specs stored
@@ -202,6 +206,10 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     throw new Error(`function ${name}: a ${o.web.kind} web endpoint is not a ${runtime} one (${runtime} takes ${WEB_KINDS[runtime].join(", ")})`);
   }
   if (o.public !== undefined && !o.web) throw new Error(`function ${name}: public is for web endpoints only`);
+  if (o.generator && o.web) throw new Error(`function ${name}: a web endpoint cannot be a generator`);
+  if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
+    throw new Error(`function ${name}: a generator function cannot have retries: the items it already yielded cannot be taken back`);
+  }
   return {
     name,
     image: o.image ?? { base: { kind: runtime }, steps: [] },
@@ -222,6 +230,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     web: o.web ?? null,
     public: o.public ?? false,
     ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
+    ...(o.generator ? { generator: true } : {}),
   };
 }
 

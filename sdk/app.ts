@@ -51,7 +51,10 @@ export class App implements RegisteredApp {
     if (typeof handler !== "function") throw new Error(`app.function(options, handler): handler must be a function`);
     const handle = ((...args: A) => handler(...args)) as FunctionHandle<A, R>;
     // An anonymous handler is named by its export once the module has loaded (nameFunctionsByExport).
-    const def = this.register(handler.name, options, handler as (...args: unknown[]) => unknown, {}, handle, definitionSite(this.function));
+    // A generator function (function* or async function*) streams its items: call it with remoteGen.
+    const kind = Object.getPrototypeOf(handler)?.constructor?.name;
+    const extra = kind === "AsyncGeneratorFunction" || kind === "GeneratorFunction" ? { generator: true } : {};
+    const def = this.register(handler.name, options, handler as (...args: unknown[]) => unknown, extra, handle, definitionSite(this.function));
     const app = this.name;
     Object.defineProperty(handle, "gantryFunction", { get: () => ({ app, name: def.name }) });
     Object.defineProperty(handle, "name", { get: () => def.name, configurable: true });

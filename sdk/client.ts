@@ -4,6 +4,7 @@ import {
   IDEMPOTENT_REPLAYED_HEADER,
   idempotencyKeyProblem,
   pickledResultMessage,
+  type CallItemsView,
   type CallOutcome,
   type CallView,
   type FunctionView,
@@ -113,6 +114,7 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
 
   /** Queues a call; resolves once the call is durable, with its ID. */
   async spawn(...args: A): Promise<FunctionCall<R>> {
+    if (this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
     const key = this.options.idempotencyKey;
     const res = await this.transport.exchange<{ call_id: string }>(
       "POST",
@@ -134,7 +136,35 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
     return (await this.spawn(...args)).get();
   }
 
+  /**
+   * Runs a generator function (`async function*` or a Python generator) and yields its items as
+   * they are yielded remotely: `for await (const item of fn.remoteGen(args))`. A failure mid-stream
+   * throws after the items before it.
+   */
+  async *remoteGen(...args: A): AsyncGenerator<R> {
+    if (!this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is not a generator function: call it with remote, spawn or map`);
+    if (this.options.idempotencyKey !== undefined) throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not remoteGen`);
+    const { call_id: id } = await this.transport.json<{ call_id: string }>("POST", `${this.path()}/calls`, { args });
+    for (let from = 0; ; ) {
+      const page = await this.transport.json<CallItemsView>("GET", `/v1/calls/${encodeURIComponent(id)}/items?from=${from}&wait=${MAX_WAIT_PER_REQUEST_S}`);
+      for (const item of page.items) {
+        if (item.pickled !== undefined) throw new ResultNotJsonError(pickledResultMessage(id));
+        yield item.value as R;
+      }
+      from = page.next;
+      if (!page.done) continue;
+      if (page.expired) throw new OutputExpiredError(`the items of call ${id} expired`);
+      if (page.status !== "succeeded") settle({ call_id: id, status: page.status, attempt: 0, expired: false, ...(page.error ? { error: page.error } : {}) });
+      return;
+    }
+  }
+
+  private path(): string {
+    return `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}`;
+  }
+
   private batches(): CallBatches {
+    if (this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
     if (this.options.idempotencyKey !== undefined) {
       throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not map or spawnMap, on ${this.appName}.${this.functionName}`);
     }

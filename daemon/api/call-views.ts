@@ -1,7 +1,8 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
-import type { AttemptView, CallOutcome, CallView } from "../../protocol/api.js";
-import { CallStatus } from "../core/call-state.js";
-import { pickledResult, type AttemptRecord, type CallInput, type CallRecord } from "../store/call-store.js";
+import type { AttemptView, CallItemsView, CallOutcome, CallView } from "../../protocol/api.js";
+import { CallStatus, TERMINAL } from "../core/call-state.js";
+import { PICKLED_PREFIX, pickledResult, type AttemptRecord, type CallInput, type CallRecord } from "../store/call-store.js";
+import { ITEMS_PER_READ } from "../store/item-store.js";
 import type http from "node:http";
 import { callerApp } from "./caller.js";
 import { ApiError, invalid } from "./errors.js";
@@ -102,4 +103,17 @@ export function inputView(input: CallInput | null): CallView["input"] | null {
   if (!input) return null;
   if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs };
   return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4) };
+}
+
+/** A read of a generator call's items: each as `value` (JSON) or `pickled` (base64), and whether the stream is done. */
+export function itemsView(r: CallRecord, items: ReadonlyArray<{ index: number; data: string }>, from: number, nowMs: number): CallItemsView {
+  const out = items.map(({ index, data }) => (data.startsWith(PICKLED_PREFIX) ? { index, pickled: data.slice(PICKLED_PREFIX.length) } : { index, value: JSON.parse(data) as unknown }));
+  const next = out.length ? out.at(-1)!.index + 1 : from;
+  const finished = TERMINAL.has(r.status);
+  const expired = finished && isExpired(r, nowMs);
+  // Done once the call ended and this read reached its last item (a full page may have more).
+  const done = finished && out.length < ITEMS_PER_READ;
+  const v: CallItemsView = { call_id: r.id, status: r.status, items: out, next, done, expired };
+  if (done && r.error && r.status !== CallStatus.succeeded) v.error = r.error;
+  return v;
 }

@@ -33,7 +33,7 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
-import { attemptViews, callInput, callView, checkPickledCaller, inputView, isExpired, iso } from "./call-views.js";
+import { attemptViews, callInput, callView, checkPickledCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
@@ -89,6 +89,7 @@ const CONTAINER_ROUTES = [
   ["POST", "/v1/apps/:app/functions/:fn/calls/batch"],
   ["POST", "/v1/calls/results"],
   ["GET", "/v1/calls/:id"],
+  ["GET", "/v1/calls/:id/items"],
   ["POST", "/v1/calls/:id/cancel"],
   ["POST", "/submit/:app/:fn"],
   ["GET", "/result/:id"],
@@ -234,6 +235,25 @@ export function buildRouter(d: RouteDeps): Router {
     const rec = await readCall(id, secondsParam(ctx.query, "wait", d.maxWaitSeconds), ctx);
     const input = inputView(d.calls.inputOf(id));
     return { status: 200, body: { ...callView(rec), ...(input ? { input } : {}), attempts: attemptViews(d.calls.attempts(id)) } };
+  });
+
+  /**
+   * A generator call's items from `from` on (its index, from 0), waiting up to `wait` seconds for the
+   * next one; `done` once the call ended and every item was read (then `error` when it failed).
+   */
+  r.on("GET", "/v1/calls/:id/items", async (ctx) => {
+    const id = checkedCallId(ctx.params.id!);
+    const from = Number(ctx.query.get("from") ?? "0");
+    if (!Number.isInteger(from) || from < 0) throw invalid(`from must be a whole number >= 0 (the index of the first item wanted)`);
+    const wait = secondsParam(ctx.query, "wait", d.maxWaitSeconds);
+    const read = () => ({ rec: d.calls.get(id), items: d.calls.items.read(id, from) });
+    let { rec, items } = read();
+    if (!rec) throw notFound(`no call with ID ${id}`);
+    if (!items.length && !TERMINAL.has(rec.status) && wait > 0) {
+      await d.waiters.waitItem(id, wait * 1000, ctx.req);
+      ({ rec, items } = read());
+    }
+    return { status: 200, body: itemsView(rec!, items, from, Date.now()) };
   });
 
   r.on("POST", "/v1/calls/:id/cancel", async ({ params }) => {

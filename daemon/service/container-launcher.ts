@@ -18,6 +18,8 @@ import type { ContainerEntry, FunctionPool } from "./pool.js";
 export interface LaunchHandlers {
   onReady(): void;
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
+  /** An item a generator call yielded. */
+  onItem(msg: Extract<AgentToDaemon, { type: "item" }>): void;
   /** The agent's answer to a web request (head, body chunk, or error). */
   onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
   /** Called once, when the container is gone (how, and whose doing); duringStart: it never became ready. */
@@ -245,6 +247,9 @@ export class ContainerLauncher {
         return;
       case "outputs":
         for (const out of msg.outputs) h.onOutput({ type: "output", ...out });
+        return;
+      case "item":
+        h.onItem(msg);
         return;
       case "http_response":
       case "http_body":

@@ -66,6 +66,7 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     env: Object.keys(f.spec.env),
     secrets: f.spec.secrets ?? [],
     web: f.spec.web?.kind ?? null,
+    generator: f.spec.generator ?? false,
     public: f.spec.public,
   };
 }

@@ -447,6 +447,22 @@ export class Dispatcher implements CallSide {
     this.pump(pool);
   }
 
+  /** An item of a generator call: stored in order, then announced (readers long-poll for it). Stale attempts change nothing. */
+  onItem(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number; index: number; value: unknown; pickled?: string }): void {
+    const lease = c.leases.get(msg.callId);
+    const call = lease?.call;
+    if (!call || lease.attempt !== msg.attempt || !pool.spec.generator || msg.index !== (call.items ?? 0)) {
+      this.d.log.warn("ignored an item", { call: msg.callId, attempt: msg.attempt, index: msg.index, container: c.id });
+      return;
+    }
+    call.items = msg.index + 1;
+    const data = msg.pickled !== undefined ? PICKLED_PREFIX + msg.pickled : JSON.stringify(msg.value ?? null);
+    const stored = this.d.calls.items.add(call.id, msg.index, data).then(() => {
+      this.d.bus.publish({ type: "call.item", call_id: call.id, app: call.app, function: call.function, index: msg.index, ts: new Date(this.now()).toISOString() });
+    });
+    this.bg(stored.catch((err: Error) => this.d.log.error("an item was not stored", { call: call.id, index: msg.index, error: err.message })));
+  }
+
   private onAttemptTimeout(pool: FunctionPool, c: ContainerEntry, call: LiveCall, attempt: number): void {
     const lease = c.leases.get(call.id);
     if (!lease || lease.attempt !== attempt) return;
@@ -462,6 +478,11 @@ export class Dispatcher implements CallSide {
   // ── what the scaler reports ──────────────────────────────────────────────────────────────
 
   lose(pool: FunctionPool, lease: Lease, reason: string): void {
+    if (pool.spec.generator) {
+      // Its items may already be read: running it again would send them twice. It fails instead.
+      const error = { type: SystemErrorType.containerLost, message: `${reason}; a generator call is not run again (its items may already have been read)`, traceback: "" };
+      return this.failAttempt(pool, lease, error);
+    }
     this.bg(this.outcomes.apply(pool, lease.call, { type: "lose", attempt: lease.attempt, reason }));
   }
 

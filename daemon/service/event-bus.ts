@@ -37,7 +37,18 @@ export interface LogEvent {
   ts: string;
 }
 
-export type GantryEvent = CallStatusEvent | ContainerEvent | LogEvent;
+/** A generator call's item was stored (its value is read from GET /v1/calls/{id}/items). */
+export interface CallItemEvent {
+  type: "call.item";
+  call_id: string;
+  app: string;
+  function: string;
+  /** The item's index, from 0. */
+  index: number;
+  ts: string;
+}
+
+export type GantryEvent = CallStatusEvent | ContainerEvent | LogEvent | CallItemEvent;
 
 /** In-process fan-out of committed changes: waiters, status streams, log files. */
 export class EventBus extends EventEmitter<{ event: [GantryEvent] }> {

@@ -16,6 +16,8 @@ export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "at
   input: CallInput | null;
   /** Its "running" mark in the store, written once it has run a while (see RunningMarks). */
   runningMark: RunningMark | null;
+  /** A generator call: the items its running attempt sent so far. */
+  items?: number;
 };
 
 /** One attempt occupying a container slot. */

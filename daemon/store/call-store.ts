@@ -1,4 +1,5 @@
 import type { RemoteError } from "../../protocol/remote-error.js";
+import { CallItems } from "./item-store.js";
 import type { CallStatus } from "../core/call-state.js";
 import type Database from "better-sqlite3";
 import type { Db } from "./database.js";
@@ -180,6 +181,8 @@ export class CallStore {
   private readonly listStatements = new Map<string, Database.Statement>();
   /** Idempotency keys: each claimed in the transaction that inserts its call (insertKeyed). */
   readonly keys: IdempotencyKeys;
+  /** Generator calls' items. */
+  readonly items: CallItems;
 
   constructor(
     private readonly db: Db,
@@ -189,6 +192,7 @@ export class CallStore {
   ) {
     this.recentRing = new Array(recentFinished);
     this.keys = new IdempotencyKeys(db);
+    this.items = new CallItems(db, commit);
     this.stmts = {
       insert: db.prepare(`${INSERT} (?, ?, ?, 'queued', 1, ?, ?, ?)`),
       insertRows: db.prepare(`${INSERT} ${Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, 'queued', 1, ?, ?, ?)").join(", ")}`),
@@ -410,6 +414,7 @@ export class CallStore {
       this.keys.prune(now, max);
       const ids = this.stmts.expire.all(now, max) as string[];
       for (const id of ids) this.recent.delete(id); // read again from the row: expired, no result
+      this.items.dropNow(ids);
       return ids.length;
     });
   }

@@ -79,4 +79,12 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
   `,
+  /* 6: generator calls' items, in order: JSON text, or "pickle:" and base64 (as results) */ `
+  CREATE TABLE call_items (
+    call_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (call_id, idx)
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -215,7 +215,9 @@ class App:
                 if max_inputs is not None and max_inputs != marked:
                     raise InvalidError(f"{fn_name}: max_inputs={max_inputs} and @gantry.concurrent(max_inputs={marked}) disagree")
                 opts["maxInputs"] = marked
-            handle = Function(self.name, fn_name, raw_f=f)
+            if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
+                opts["generator"] = True  # called with remote_gen: items stream as they are yielded
+            handle = Function(self.name, fn_name, raw_f=f, is_generator=bool(opts.get("generator")))
             self._functions[fn_name] = _FunctionDefinition(fn_name, f, opts, handle)
             return handle
 

@@ -211,11 +211,13 @@ class Function:
     App files get one from ``@app.function()``; it calls the deployed function of that name.
     """
 
-    def __init__(self, app_name: str, function_name: str, raw_f: Optional[Callable] = None, *, client: Optional[Client] = None) -> None:
+    def __init__(self, app_name: str, function_name: str, raw_f: Optional[Callable] = None, *, client: Optional[Client] = None, is_generator: Optional[bool] = None) -> None:
         self.app_name = app_name
         self.function_name = function_name
         self.raw_f = raw_f
         self._client = client
+        #: Known from the app file's definition, else from the daemon (hydrate).
+        self._is_generator = is_generator
         self._info: Optional[Dict[str, Any]] = None
         self._idempotency_key: Optional[str] = None
 
@@ -227,7 +229,7 @@ class Function:
         idempotent: the first spawn with the key makes the call; any other within 24 h, for the same
         function, returns that call and queues nothing.
         """
-        other = Function(self.app_name, self.function_name, self.raw_f, client=self._client)
+        other = Function(self.app_name, self.function_name, self.raw_f, client=self._client, is_generator=self._is_generator)
         other._info = self._info
         other._idempotency_key = self._idempotency_key
         if idempotency_key is not None:
@@ -268,6 +270,32 @@ class Function:
             self._info = self._transport().json("GET", self._path())
         return self
 
+    @property
+    def is_generator(self) -> bool:
+        """Whether the function yields: call it with ``remote_gen``."""
+        if self._is_generator is None:
+            self.hydrate()
+            self._is_generator = bool((self._info or {}).get("generator"))
+        return self._is_generator
+
+    def _refuse_generator(self, verb: str) -> None:
+        if self.is_generator:
+            raise InvalidError(f"{self.object_name} is a generator function: call it with remote_gen (or remote_gen.aio), not {verb}")
+
+    def _refuse_plain(self) -> None:
+        if not self.is_generator:
+            raise InvalidError(f"{self.object_name} is not a generator function: call it with remote, spawn or map, not remote_gen")
+
+    @_WithAioIter
+    def remote_gen(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Runs a generator function and yields its items as they are yielded remotely (the first
+        arrives before the function ends). A failure mid-stream raises after the items before it."""
+        self._refuse_plain()
+        self._refuse_key("remote_gen")
+        body = self._body(self.object_name, args, kwargs)
+        answer = self._transport().json("POST", f"{self._path()}/calls", body)
+        return _stream_items(self._transport(), answer["call_id"])
+
     def get_web_url(self) -> Optional[str]:
         """A web endpoint's URL (served on the daemon's web port, another origin than its API); None for a plain function."""
         self.hydrate()
@@ -286,6 +314,7 @@ class Function:
         """Queues a call and returns it once it is durable. A Python function gets the arguments
         pickled (any value pickle takes); a TypeScript one gets JSON values."""
         self.hydrate()
+        self._refuse_generator("spawn or remote")
         body = self._body(self.object_name, args, kwargs)
         key = self._idempotency_key
         headers = None if key is None else {_IDEMPOTENCY_KEY_HEADER: key}
@@ -339,6 +368,7 @@ class Function:
             raise InvalidError(f"{self.object_name}.spawn_map needs at least one iterable of inputs")
         self._refuse_key("spawn_map")
         self.hydrate()
+        self._refuse_generator("spawn_map")
         client = self._transport()
         calls: List[FunctionCall] = []
         inputs = ((tuple(items), kwargs or {}) for items in zip(*input_iterators))
@@ -352,6 +382,7 @@ class Function:
 
     def _map(self, inputs: Iterator[Any], ordered: bool, return_exceptions: bool) -> Iterator[Any]:
         self.hydrate()
+        self._refuse_generator("map")
         client = self._transport()
         for line in _map.results(client, self._path(), _map.as_bodies(self.object_name, inputs, self._body), ordered):
             if line.get("not_found"):
@@ -377,6 +408,24 @@ class Function:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.local(*args, **kwargs)
 
+
+
+def _stream_items(client: Client, call_id: str) -> Iterator[Any]:
+    """A generator call's items, in order, long-polling for each next one; then its failure, raised."""
+    path = f"/v1/calls/{_segment(call_id)}/items"
+    at = 0
+    while True:
+        page = client.json("GET", f"{path}?from={at}&wait={_MAX_WAIT_PER_REQUEST_S:.0f}", wait_s=_MAX_WAIT_PER_REQUEST_S)
+        for item in page["items"]:
+            yield _values.result_of(call_id, {"result": item.get("value"), "result_pickle": item.get("pickled")})
+        at = page["next"]
+        if not page["done"]:
+            continue
+        if page.get("expired"):
+            raise OutputExpiredError(f"the items of call {call_id} expired")
+        if page["status"] != "succeeded":
+            _settle(call_id, {"status": page["status"], "error": page.get("error") or {}})
+        return
 
 
 async def _gather_aio(*calls: FunctionCall) -> List[Any]:

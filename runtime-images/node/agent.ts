@@ -77,6 +77,8 @@ for (const stream of ["stdout", "stderr"] as const) {
 let handler: ((...args: unknown[]) => unknown) | null = null;
 /** A web endpoint (app.webEndpoint) takes HTTP requests, not inputs. */
 let isWeb = false;
+/** A generator function: each item it yields is sent as it comes, before the call's output. */
+let isGenerator = false;
 let running = 0;
 const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
 
@@ -92,6 +94,22 @@ async function loadFunction(): Promise<void> {
   if (!fn) throw new Error(`app ${appName} defines no function named ${JSON.stringify(functionName)}`);
   handler = fn.handler;
   isWeb = (fn.options as { web?: unknown } | undefined)?.web !== undefined;
+  isGenerator = (fn.options as { generator?: boolean } | undefined)?.generator === true;
+}
+
+/** One item a generator yielded, sent at once (ahead of the call's output, which is batched). */
+function sendItem(callId: string, attempt: number, index: number, item: unknown): void {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(item === undefined ? null : item);
+  } catch (err) {
+    throw new TypeError(`item ${index} of ${functionName} is not JSON-serialisable: ${(err as Error).message}`);
+  }
+  if (text === undefined) throw new TypeError(`item ${index} of ${functionName} (a ${typeof item}) is not JSON-serialisable`);
+  if (text.length > MAX_OUTPUT_BYTES) throw new Error(`item ${index} is ${text.length} bytes of JSON, over the limit of ${MAX_OUTPUT_BYTES} bytes`);
+  const message = `{"type":"item","callId":${JSON.stringify(callId)},"attempt":${attempt},"index":${index},"value":${text}}`;
+  if (ws.readyState === WebSocket.OPEN) ws.send(message);
+  else outbox.push(message);
 }
 
 /** Outputs that finished in this turn, as JSON text: sent together in one `outputs` message. */
@@ -118,7 +136,13 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
     if (named.length) {
       throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
     }
-    const value = await currentCall.run(callId, async () => handler!(...args));
+    const value = await currentCall.run(callId, async () => {
+      const ret = handler!(...args);
+      if (!isGenerator) return ret;
+      let index = 0;
+      for await (const item of ret as AsyncIterable<unknown>) sendItem(callId, attempt, index++, item);
+      return null;
+    });
     let text: string;
     try {
       text = value === undefined ? "null" : JSON.stringify(value);

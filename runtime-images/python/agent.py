@@ -418,7 +418,7 @@ class Agent:
             return False
         if self.web is not None:
             pass  # its server runs the requests
-        elif inspect.iscoroutinefunction(self.fn):
+        elif inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
             self._start_event_loop()
         else:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.config.max_inputs, thread_name_prefix="gantry-input")
@@ -464,6 +464,10 @@ class Agent:
         try:
             args, kwargs = call.arguments()
             value = self.fn(*args, **kwargs)  # type: ignore[misc]
+            if inspect.isgenerator(value):
+                for index, item in enumerate(value):
+                    self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
+                value = None
         except BaseException as exc:
             self._finish(call, error=exc)
         else:
@@ -476,7 +480,14 @@ class Agent:
             _current_input.set((call.call_id, call.attempt))
             try:
                 args, kwargs = call.arguments()
-                value = await self.fn(*args, **kwargs)  # type: ignore[misc]
+                if inspect.isasyncgenfunction(self.fn):
+                    index = 0
+                    async for item in self.fn(*args, **kwargs):  # type: ignore[misc]
+                        self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
+                        index += 1
+                    value = None
+                else:
+                    value = await self.fn(*args, **kwargs)  # type: ignore[misc]
             except BaseException as exc:
                 self._finish(call, error=exc)
             else:
@@ -503,6 +514,26 @@ class Agent:
             if pickled is not None:
                 remote["pickled"] = pickled
         return _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": remote})
+
+    def _item(self, call: Input, index: int, item: Any) -> bytes:
+        """One yielded item as its message: pickled for a Python caller, else JSON (a TypeError names it)."""
+        head = {"type": "item", "callId": call.call_id, "attempt": call.attempt, "index": index}
+        if call.pickled is not None:
+            try:
+                data = base64.b64encode(pickle.dumps(item, protocol=PICKLE_PROTOCOL)).decode("ascii")
+            except Exception as exc:
+                raise TypeError(f"item {index} of {self.config.function} ({type(item).__name__}) cannot be pickled: {exc}") from None
+            size = len(data)
+            payload = _json_bytes({**head, "value": None, "pickled": data})
+        else:
+            try:
+                payload = _json_bytes({**head, "value": item})
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise TypeError(f"item {index} of {self.config.function} is not JSON-serialisable: {exc}") from None
+            size = len(payload)
+        if size > MAX_OUTPUT_BYTES:
+            raise ResultTooLargeError(f"item {index} is {size} bytes, over the limit of {MAX_OUTPUT_BYTES} bytes")
+        return payload
 
     def _output_ok(self, call: Input, value: Any) -> bytes:
         if call.pickled is not None:  # a Python caller: the value goes back pickled, whatever it is
