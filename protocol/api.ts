@@ -70,6 +70,15 @@ export interface AttemptView {
 /** A finished call as a results stream gives it (POST /v1/calls/results). */
 export type CallOutcome = Pick<CallView, "call_id" | "status" | "attempt" | "expired" | "result" | "result_pickle" | "error"> & { expires_at?: string | null };
 
+/** GET /v1/calls/{id}/graph: a call and the calls it spawned from inside its container. */
+export interface CallGraphNode {
+  call_id: string;
+  app: string;
+  function: string;
+  status: CallStatusName;
+  children: CallGraphNode[];
+}
+
 /** GET /v1/calls/{id}/items: a generator call's items from `from` on. */
 export interface CallItemsView {
   call_id: string;

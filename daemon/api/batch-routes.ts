@@ -11,7 +11,7 @@ import type { Dispatcher } from "../service/dispatcher.js";
 import type { Waiters } from "../service/waiters.js";
 import { ApiError, invalid } from "./errors.js";
 import { readJson, type Router } from "./http-kit.js";
-import { callInput, callOutcome, checkPickledCaller } from "./call-views.js";
+import { callInput, callOutcome, checkPickledCaller, withParent } from "./call-views.js";
 
 export const MAX_BATCH_CALLS = 10_000;
 
@@ -48,6 +48,7 @@ export function registerBatchRoutes(r: Router, d: BatchRouteDeps): void {
       }
     });
     checkPickledCaller(req, params.app!, inputs);
+    withParent(req, d.calls, inputs);
     const ids = await d.dispatcher.submitMany(params.app!, params.fn!, inputs);
     return { status: 202, body: { call_ids: ids } };
   });

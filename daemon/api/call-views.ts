@@ -1,7 +1,7 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
-import type { AttemptView, CallItemsView, CallOutcome, CallView } from "../../protocol/api.js";
+import type { AttemptView, CallGraphNode, CallItemsView, CallOutcome, CallView } from "../../protocol/api.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
-import { PICKLED_PREFIX, pickledResult, type AttemptRecord, type CallInput, type CallRecord } from "../store/call-store.js";
+import { PICKLED_PREFIX, pickledResult, type AttemptRecord, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
 import { ITEMS_PER_READ } from "../store/item-store.js";
 import type http from "node:http";
 import { callerApp } from "./caller.js";
@@ -116,4 +116,37 @@ export function itemsView(r: CallRecord, items: ReadonlyArray<{ index: number; d
   const v: CallItemsView = { call_id: r.id, status: r.status, items: out, next, done, expired };
   if (done && r.error && r.status !== CallStatus.succeeded) v.error = r.error;
   return v;
+}
+
+/** The header code in a container sends with the call it runs for: the calls it spawns become that call's children. */
+export const PARENT_CALL_HEADER = "x-gantry-parent-call";
+const MAX_GRAPH_NODES = 1000;
+
+/** Records the calls' parent, when a container of the parent's own app names it (never taken from other clients). */
+export function withParent(req: http.IncomingMessage, calls: Pick<CallStore, "get">, inputs: CallInput[]): void {
+  const raw = req.headers[PARENT_CALL_HEADER];
+  const caller = callerApp(req);
+  if (typeof raw !== "string" || caller === null) return;
+  if (calls.get(raw)?.app !== caller) return;
+  for (const input of inputs) input.parentId = raw;
+}
+
+/** A call and the calls it spawned, breadth first, at most MAX_GRAPH_NODES in all. */
+export function callGraph(root: CallRecord, calls: Pick<CallStore, "get" | "children">): CallGraphNode {
+  const node = (r: CallRecord): CallGraphNode => ({ call_id: r.id, app: r.app, function: r.function, status: r.status, children: [] });
+  const top = node(root);
+  const queue: CallGraphNode[] = [top];
+  let count = 1;
+  while (queue.length && count < MAX_GRAPH_NODES) {
+    const parent = queue.shift()!;
+    for (const id of calls.children(parent.call_id, MAX_GRAPH_NODES - count)) {
+      const rec = calls.get(id);
+      if (!rec) continue;
+      const child = node(rec);
+      parent.children.push(child);
+      queue.push(child);
+      count++;
+    }
+  }
+  return top;
 }

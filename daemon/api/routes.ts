@@ -33,7 +33,7 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
-import { attemptViews, callInput, callView, checkPickledCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
+import { attemptViews, callGraph, callInput, callView, checkPickledCaller, inputView, isExpired, iso, itemsView, withParent } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
@@ -90,6 +90,7 @@ const CONTAINER_ROUTES = [
   ["POST", "/v1/calls/results"],
   ["GET", "/v1/calls/:id"],
   ["GET", "/v1/calls/:id/items"],
+  ["GET", "/v1/calls/:id/graph"],
   ["POST", "/v1/calls/:id/cancel"],
   ["POST", "/submit/:app/:fn"],
   ["GET", "/result/:id"],
@@ -186,6 +187,7 @@ export function buildRouter(d: RouteDeps): Router {
   async function submitCall(ctx: RequestContext, input: CallInput, key: string | null): Promise<Answer> {
     const { app, fn } = ctx.params;
     checkPickledCaller(ctx.req, app!, [input]);
+    withParent(ctx.req, d.calls, [input]);
     if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submitInput(app!, fn!, input) } };
     const { callId, replayed } = await d.dispatcher.submitKeyed(app!, fn!, input, key);
     if (replayed) ctx.res.setHeader(IDEMPOTENT_REPLAYED_HEADER, "true");
@@ -254,6 +256,14 @@ export function buildRouter(d: RouteDeps): Router {
       ({ rec, items } = read());
     }
     return { status: 200, body: itemsView(rec!, items, from, Date.now()) };
+  });
+
+  /** A call and the calls it spawned from inside its container, and theirs, with their status (at most 1,000). */
+  r.on("GET", "/v1/calls/:id/graph", async ({ params }) => {
+    const id = checkedCallId(params.id!);
+    const root = d.calls.get(id);
+    if (!root) throw notFound(`no call with ID ${id}`);
+    return { status: 200, body: callGraph(root, d.calls) };
   });
 
   r.on("POST", "/v1/calls/:id/cancel", async ({ params }) => {

@@ -57,6 +57,8 @@ export interface CallInput {
   kwargs: CallKwargs;
   /** base64 of the pickled (args, kwargs); args is then [] and kwargs null. Never unpickled here. */
   pickle?: string;
+  /** The call that spawned this one, from inside its container (the call graph). */
+  parentId?: string;
 }
 
 /**
@@ -228,6 +230,8 @@ export class CallStore {
         `INSERT OR REPLACE INTO attempts (call_id, attempt, container_id, started_at, ended_at, outcome, error) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       attempts: db.prepare(`SELECT attempt, outcome, container_id, started_at, ended_at, error FROM attempts WHERE call_id = ? ORDER BY attempt`),
+      addParent: db.prepare(`INSERT OR IGNORE INTO call_parents (call_id, parent_id) VALUES (?, ?)`),
+      children: db.prepare(`SELECT call_id FROM call_parents WHERE parent_id = ? ORDER BY call_id LIMIT ?`).pluck(),
       countQueued: db.prepare(`SELECT count(*) AS n FROM calls WHERE status = 'queued' AND app = ? AND function = ?`),
     };
   }
@@ -249,6 +253,7 @@ export class CallStore {
         this.stmts.insertRows.run(params);
       }
       for (; i < calls.length; i++) this.stmts.insert.run(calls[i]!.id, app, fn, inputs[i], now, now);
+      for (const c of calls) if (c.parentId !== undefined) this.stmts.addParent.run(c.id, c.parentId);
       // On a full disk, new calls are refused (DiskFullError), never left pending.
     }, "refuse");
   }
@@ -262,6 +267,7 @@ export class CallStore {
     return this.commit.run(() => {
       const earlier = this.keys.claim(call.app, call.function, key, call.id, call.now);
       if (earlier === null) this.stmts.insert.run(call.id, call.app, call.function, input, call.now, call.now);
+      if (earlier === null && call.parentId !== undefined) this.stmts.addParent.run(call.id, call.parentId);
       return earlier;
     }, "refuse");
   }
@@ -406,6 +412,11 @@ export class CallStore {
       endedAt: r.ended_at,
       error: r.error === null ? null : (JSON.parse(r.error) as RemoteError),
     }));
+  }
+
+  /** The calls a call spawned from inside its container, oldest first (at most `limit`). */
+  children(id: string, limit: number): string[] {
+    return this.stmts.children.all(id, limit) as string[];
   }
 
   /** Drops results whose resultTtl passed (and idempotency keys past theirs); returns how many results. Bounded per run. */

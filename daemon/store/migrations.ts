@@ -79,12 +79,18 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX sessions_by_expiry ON sessions (expires_at);
   `,
-  /* 6: generator calls' items, in order: JSON text, or "pickle:" and base64 (as results) */ `
+  /* 6: generator calls' items, in order: JSON text, or "pickle:" and base64 (as results);
+     and which call spawned which, from inside its container (FunctionCall.get_call_graph) */ `
   CREATE TABLE call_items (
     call_id TEXT NOT NULL,
     idx INTEGER NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (call_id, idx)
   ) WITHOUT ROWID;
+  CREATE TABLE call_parents (
+    call_id TEXT PRIMARY KEY,
+    parent_id TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX call_parents_by_parent ON call_parents (parent_id);
   `,
 ];

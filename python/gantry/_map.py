@@ -23,7 +23,9 @@ Inputs = Iterator[Tuple[Tuple[Any, ...], Dict[str, Any]]]
 
 def submit(client: "Client", path: str, bodies: List[Dict[str, Any]]) -> List[str]:
     """Queues one chunk of calls; their IDs, in order (durable once this returns)."""
-    return client.json("POST", f"{path}/calls/batch", {"calls": bodies})["call_ids"]
+    from .functions import _parent_headers  # the call graph: a container's batches are its call's children
+
+    return client.json("POST", f"{path}/calls/batch", {"calls": bodies}, headers=_parent_headers())["call_ids"]
 
 
 def chunks(bodies: Iterator[Dict[str, Any]]) -> Iterator[List[Dict[str, Any]]]:

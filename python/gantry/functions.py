@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 from urllib.parse import quote
 
-from . import _map, _values
+from . import _context, _map, _values
 from ._client import Client
 from .exception import (
     CancelledError,
@@ -33,6 +33,8 @@ _CALL_ID = re.compile(r"^fc-[0-9a-hjkmnp-tv-z]{26}$")
 #: The header that makes a submit idempotent, and the longest key (``protocol/api.ts``).
 _IDEMPOTENT_REPLAYED_HEADER = "idempotent-replayed"  # lower case, as answer_headers has it
 _IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+#: The header naming the call a container runs for (daemon/api/call-views.ts PARENT_CALL_HEADER).
+_PARENT_CALL_HEADER = "X-Gantry-Parent-Call"
 _MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: Longest wait asked of the daemon in one request (it grants at most 60 s); longer waits repeat.
 _MAX_WAIT_PER_REQUEST_S = 50.0
@@ -150,6 +152,13 @@ class FunctionCall:
                 return _settle(self._call_id, view)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"call {self._call_id} is still {view['status']} after waiting {timeout:g} s")
+
+    def get_call_graph(self) -> List["InputInfo"]:
+        """This call and the calls it spawned from inside its container (and theirs), with their status."""
+        from .call_graph import InputInfo
+
+        view = self._transport().json("GET", f"/v1/calls/{_segment(self._call_id)}/graph")
+        return [InputInfo.from_view(view)]
 
     @staticmethod
     def gather(*calls: "FunctionCall") -> List[Any]:
@@ -293,7 +302,7 @@ class Function:
         self._refuse_plain()
         self._refuse_key("remote_gen")
         body = self._body(self.object_name, args, kwargs)
-        answer = self._transport().json("POST", f"{self._path()}/calls", body)
+        answer = self._transport().json("POST", f"{self._path()}/calls", body, headers=_parent_headers())
         return _stream_items(self._transport(), answer["call_id"])
 
     def get_web_url(self) -> Optional[str]:
@@ -317,7 +326,9 @@ class Function:
         self._refuse_generator("spawn or remote")
         body = self._body(self.object_name, args, kwargs)
         key = self._idempotency_key
-        headers = None if key is None else {_IDEMPOTENCY_KEY_HEADER: key}
+        headers = _parent_headers()
+        if key is not None:
+            headers[_IDEMPOTENCY_KEY_HEADER] = key
         answered: Dict[str, str] = {}
         answer = self._transport().json("POST", f"{self._path()}/calls", body, headers=headers, answer_headers=answered)
         return FunctionCall(answer["call_id"], self._transport(), replayed=answered.get(_IDEMPOTENT_REPLAYED_HEADER) == "true")
@@ -408,6 +419,12 @@ class Function:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.local(*args, **kwargs)
 
+
+
+def _parent_headers() -> Dict[str, str]:
+    """In a function's container, the call it runs for: calls spawned now become its children (get_call_graph)."""
+    running = _context.current_input()
+    return {_PARENT_CALL_HEADER: running[0]} if running else {}
 
 
 def _stream_items(client: Client, call_id: str) -> Iterator[Any]:

@@ -145,6 +145,35 @@ print(out["call_id"] == call.object_id, out["input_id"] == "in-" + call.object_i
   });
 });
 
+describe("the call graph", () => {
+  it("lists the calls a call spawned from inside its container, with their status", async () => {
+    const r = await python(`
+import gantry as modal
+from gantry.call_graph import InputStatus
+call = modal.Function.from_name("py-values", "fan_out").spawn(2)
+print(call.get())
+root = call.get_call_graph()[0]
+print(root.function_name, root.status.name, sorted((c.function_name, c.status.name) for c in root.children), root.children[0].children)
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("[0, 1]\nfan_out SUCCESS [('echo', 'SUCCESS'), ('echo', 'SUCCESS')] []\n");
+  });
+
+  it("takes a parent only from a container of the parent's own app", async () => {
+    const r = await python(`
+import gantry as modal
+from gantry._client import Client
+root = modal.Function.from_name("py-values", "echo").spawn(1)
+root.get()
+# A program outside any container names a parent: ignored.
+Client.from_env().json("POST", "/v1/apps/py-values/functions/echo/calls", {"args": [2]}, headers={"X-Gantry-Parent-Call": root.object_id})
+print(len(root.get_call_graph()[0].children))
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("0\n");
+  });
+});
+
 describe("JSON for everyone else", () => {
   it("a TypeScript client calls a Python function with JSON values and gets JSON back", async () => {
     const echo = await t.client.functions.fromName("py-values", "echo");
