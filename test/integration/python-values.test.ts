@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResultNotJsonError } from "../../sdk/errors.js";
-import { runProcess } from "../helpers/cli.js";
+import { gantry, runProcess } from "../helpers/cli.js";
 import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
@@ -98,6 +98,18 @@ except modal.exception.SerializationError as e:
     expect(r.stdout).toMatch(/^py-values\.echo: keyword argument 'lock' \(lock\) cannot be pickled/);
     const calls = (await t.client.transport.json<{ calls: unknown[] }>("GET", "/v1/calls?app=py-values&function=echo&limit=1000")).calls;
     expect(calls.length).toBe(10); // the round-trip table's and NaN, none for the refused one
+  });
+
+  it("refuse pickled arguments over the request limit in the caller, naming the limit", async () => {
+    const r = await python(`
+import gantry as modal
+try:
+    modal.Function.from_name("py-values", "echo").spawn(b"x" * (7 * 1024 * 1024))
+except modal.exception.RequestSizeError as e:
+    print(e)
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^py-values\.echo: the arguments are \d+ bytes pickled \(base64\), over the limit of 8388608 bytes\n$/);
   });
 
   it("carry numpy arrays between two functions whose image has numpy (pickled within the app)", async () => {
@@ -198,6 +210,9 @@ print(modal.Function.from_name("py-values", "echo").spawn({1, 2}).object_id)
     expect(view.result).toBeUndefined();
     expect(view.result_pickle).toMatch(/^[A-Za-z0-9+/]+=*$/);
     expect(view.input?.pickled_bytes).toBeGreaterThan(0);
+    const cli = await gantry(t.home, ["get", id]);
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toContain("returned a Python value (pickled for the Python caller that spawned it), which only a Python client can read");
   });
 
   it("refuse pickled arguments for a TypeScript function, and from another app's container", async () => {
