@@ -55,33 +55,27 @@ class _WithAio:
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
         if obj is None:
             return self
-        f = self._f
-        bound = functools.partial(f, obj)
-
-        async def aio(*args: Any, **kwargs: Any) -> Any:
-            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(f, obj, *args, **kwargs))
-
-        bound.aio = aio  # type: ignore[attr-defined]
+        bound = functools.partial(self._f, obj)
+        bound.aio = self._aio(bound)  # type: ignore[attr-defined]
         return bound
 
+    @staticmethod
+    def _aio(call: Callable[..., Any]) -> Callable[..., Any]:
+        async def aio(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(None, functools.partial(call, *args, **kwargs))
 
-class _WithAioIter:
+        return aio
+
+
+class _WithAioIter(_WithAio):
     """An iterator method also usable as ``async for x in obj.m.aio(...)``: the same blocking
     iterator advanced in a worker thread, one item at a time."""
 
-    def __init__(self, f: Callable[..., Iterator[Any]]) -> None:
-        self._f = f
-        functools.update_wrapper(self, f)  # type: ignore[arg-type]
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:
-        if obj is None:
-            return self
-        f = self._f
-        bound = functools.partial(f, obj)
-
+    @staticmethod
+    def _aio(call: Callable[..., Any]) -> Callable[..., Any]:
         async def aio(*args: Any, **kwargs: Any) -> Any:
             loop = asyncio.get_running_loop()
-            it = await loop.run_in_executor(None, functools.partial(f, obj, *args, **kwargs))
+            it = await loop.run_in_executor(None, functools.partial(call, *args, **kwargs))
             done = object()
             while True:
                 item = await loop.run_in_executor(None, next, it, done)
@@ -89,8 +83,7 @@ class _WithAioIter:
                     return
                 yield item
 
-        bound.aio = aio  # type: ignore[attr-defined]
-        return bound
+        return aio
 
 
 def _segment(s: str) -> str:
