@@ -74,10 +74,10 @@ describe("on the shared engine", () => {
   });
 
   it("fails an attempt over its memory limit with OutOfMemoryError naming the limit; it counts against retries", async () => {
-    const err = await (await t.client.functions.fromName("faults", "hog")).remote(256).catch((e: unknown) => e);
+    const err = await (await t.client.functions.fromName("faults", "hog")).remote(512).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RemoteError);
     expect((err as RemoteError).remoteType).toBe("OutOfMemoryError");
-    expect((err as Error).message).toMatch(/ran out of memory: the kernel killed it at its memory limit of 64 MiB/);
+    expect((err as Error).message).toMatch(/ran out of memory: the kernel killed it at its memory limit of 128 MiB/);
     const v = await view(t, (err as RemoteError & { callId?: string }).callId ?? (await lastCall(t, "hog")));
     expect(v).toMatchObject({ status: "failed", attempt: 2 }); // its one retry was used
     expect(v.attempts).toEqual([expect.objectContaining({ attempt: 1, outcome: "failed", error: expect.objectContaining({ type: "OutOfMemoryError" }) })]);
