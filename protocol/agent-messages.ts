@@ -25,6 +25,8 @@ const inputFields = {
   kwargs: z.record(z.string(), z.unknown()).optional(),
   /** Python callers: the pickled (args, kwargs) instead of args and kwargs. The result is pickled back. */
   pickle: pickled.optional(),
+  /** A class's call: the method it runs. */
+  method: z.string().max(64).optional(),
 };
 const outputItem = z.discriminatedUnion("ok", [
   z.object({ ...callRef, ok: z.literal(true), value: z.unknown(), pickled: pickled.optional() }),

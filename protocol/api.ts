@@ -49,7 +49,14 @@ export interface CallView {
   result_pickle?: string;
   error?: RemoteError;
   /** The call's arguments: only in the answer about one call (GET /v1/calls/{id}). */
-  input?: { args: unknown[]; kwargs: Record<string, unknown> | null; /** A Python caller's pickled arguments: their size (the daemon never unpickles them). */ pickled_bytes?: number };
+  input?: {
+    args: unknown[];
+    kwargs: Record<string, unknown> | null;
+    /** A Python caller's pickled arguments: their size (the daemon never unpickles them). */
+    pickled_bytes?: number;
+    /** A class's call: the method it ran. */
+    method?: string;
+  };
   /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
   attempts?: AttemptView[];
 }
@@ -140,6 +147,10 @@ export interface FunctionView {
   web: string | null;
   /** A generator function: call it with remote_gen (Python) or remoteGen (TypeScript). */
   generator: boolean;
+  /** A class (@app.cls): its methods; null for a function. */
+  methods: string[] | null;
+  /** A class's generator methods (called with remote_gen). */
+  generator_methods: string[];
   public: boolean;
 }
 

@@ -83,6 +83,13 @@ export const functionOptionsSchema = z.object({
   web: webSchema.optional(),
   /** A generator function (Python def/async def with yield, TS function*): called with remote_gen/remoteGen, its items stream as yielded. */
   generator: z.boolean().optional(),
+  /** A class (Python @app.cls): one pool for all its methods; each call names the method it runs. */
+  cls: z
+    .object({
+      methods: z.array(z.object({ name: nameSchema("method name"), generator: z.boolean().optional() }).strict()).min(1, "a class needs at least one @method()").max(100),
+    })
+    .strict()
+    .optional(),
   /** A web endpoint anyone may call, even where the daemon asks for its token. */
   public: z.boolean().optional(),
   /** Secrets by name (`Secret.fromName("NAME")`): their keys become environment variables. */
@@ -124,6 +131,8 @@ export interface FunctionSpec {
   public: boolean;
   /** Its calls stream items (remote_gen); absent in specs stored before generators existed. */
   generator?: boolean;
+  /** A class: its methods (each call names one). */
+  cls?: { methods: Array<{ name: string; generator?: boolean }> };
   /**
    * The secrets whose keys the container gets as environment variables, in order: a later one
    * wins over an earlier one, and all win over `env`. Absent when none (and in specs stored
@@ -207,6 +216,8 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   }
   if (o.public !== undefined && !o.web) throw new Error(`function ${name}: public is for web endpoints only`);
   if (o.generator && o.web) throw new Error(`function ${name}: a web endpoint cannot be a generator`);
+  if (o.cls && (o.web || o.generator)) throw new Error(`class ${name}: mark its methods, not the class, as generators or endpoints`);
+  if (o.cls && runtime !== "python") throw new Error(`class ${name}: classes are Python's (@app.cls) for now`);
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
     throw new Error(`function ${name}: a generator function cannot have retries: the items it already yielded cannot be taken back`);
   }
@@ -231,6 +242,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     public: o.public ?? false,
     ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
     ...(o.generator ? { generator: true } : {}),
+    ...(o.cls ? { cls: o.cls } : {}),
   };
 }
 

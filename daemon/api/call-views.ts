@@ -71,13 +71,18 @@ export function callInput(body: unknown): CallInput {
   if (body === undefined) return { args: [], kwargs: null };
   const shape = `the body must be {"args": [...], "kwargs": {...}}, the function's arguments (both optional)`;
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid(shape);
-  if ("pickle" in body) {
-    const { pickle, ...others } = body as { pickle?: unknown };
+  const { method, ...fields } = body as { method?: unknown };
+  if (method !== undefined && (typeof method !== "string" || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(method))) {
+    throw invalid(`"method" must be the name of one of the class's methods, got ${JSON.stringify(method).slice(0, 80)}`);
+  }
+  const which = method === undefined ? {} : { method: method as string };
+  if ("pickle" in fields) {
+    const { pickle, ...others } = fields as { pickle?: unknown };
     if (Object.keys(others).length) throw invalid(`a pickled input is {"pickle": "<base64>"} alone; this one also has ${JSON.stringify(Object.keys(others)[0])}`);
     if (typeof pickle !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(pickle)) throw invalid(`"pickle" must be the base64 of a pickled (args, kwargs)`);
-    return { args: [], kwargs: null, pickle };
+    return { args: [], kwargs: null, pickle, ...which };
   }
-  const { args = [], kwargs, ...rest } = body as { args?: unknown; kwargs?: unknown };
+  const { args = [], kwargs, ...rest } = fields as { args?: unknown; kwargs?: unknown };
   const extra = Object.keys(rest);
   if (extra.length) throw invalid(`${shape}; unknown field ${JSON.stringify(extra[0])}`);
   if (!Array.isArray(args)) throw invalid(`"args" must be an array: ${shape}`);
@@ -85,7 +90,7 @@ export function callInput(body: unknown): CallInput {
     throw invalid(`"kwargs" must be an object of named arguments: ${shape}`);
   }
   const named = kwargs as Record<string, unknown> | undefined;
-  return { args, kwargs: named && Object.keys(named).length ? named : null };
+  return { args, kwargs: named && Object.keys(named).length ? named : null, ...which };
 }
 
 /**
@@ -101,8 +106,9 @@ export function checkPickledCaller(req: http.IncomingMessage, app: string, input
 /** A call's input as its answer shows it: JSON arguments as they are; pickled ones by their size only (never unpickled here). */
 export function inputView(input: CallInput | null): CallView["input"] | null {
   if (!input) return null;
-  if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs };
-  return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4) };
+  const method = input.method !== undefined ? { method: input.method } : {};
+  if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs, ...method };
+  return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4), ...method };
 }
 
 /** A read of a generator call's items: each as `value` (JSON) or `pickled` (base64), and whether the stream is done. */

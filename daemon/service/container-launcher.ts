@@ -275,7 +275,9 @@ export class ContainerLauncher {
   stop(pool: FunctionPool, c: ContainerEntry, why: string): void {
     if (!c.conn) return this.kill(pool, c, why); // no agent yet: nothing to finish gracefully
     c.conn.send({ type: "shutdown" });
-    if (c.dockerId) void this.d.runtime.stop(c.dockerId, 5).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
+    // A class's @exit hooks get 30 s (Modal's grace); a function's agent has nothing to finish.
+    const grace = pool.spec.cls ? 30 : 5;
+    if (c.dockerId) void this.d.runtime.stop(c.dockerId, grace).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
   }
 
   kill(_pool: FunctionPool, c: ContainerEntry, _why: string): void {

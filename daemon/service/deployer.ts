@@ -67,6 +67,8 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     secrets: f.spec.secrets ?? [],
     web: f.spec.web?.kind ?? null,
     generator: f.spec.generator ?? false,
+    methods: f.spec.cls?.methods.map((m) => m.name) ?? null,
+    generator_methods: f.spec.cls?.methods.filter((m) => m.generator).map((m) => m.name) ?? [],
     public: f.spec.public,
   };
 }

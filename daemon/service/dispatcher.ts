@@ -417,7 +417,14 @@ export class Dispatcher implements CallSide {
       const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
       c.leases.set(call.id, { call, attempt, timer });
       call.runningMark = this.marks.add(call, now);
-      inputs.push({ callId: call.id, attempt, args: input.args, ...(input.kwargs ? { kwargs: input.kwargs } : {}), ...(input.pickle !== undefined ? { pickle: input.pickle } : {}) });
+      inputs.push({
+        callId: call.id,
+        attempt,
+        args: input.args,
+        ...(input.kwargs ? { kwargs: input.kwargs } : {}),
+        ...(input.pickle !== undefined ? { pickle: input.pickle } : {}),
+        ...(input.method !== undefined ? { method: input.method } : {}),
+      });
     }
     if (!inputs.length) return;
     c.idleSinceMs = null;
@@ -451,7 +458,7 @@ export class Dispatcher implements CallSide {
   onItem(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number; index: number; value: unknown; pickled?: string }): void {
     const lease = c.leases.get(msg.callId);
     const call = lease?.call;
-    if (!call || lease.attempt !== msg.attempt || !pool.spec.generator || msg.index !== (call.items ?? 0)) {
+    if (!call || lease.attempt !== msg.attempt || !streams(pool, call) || msg.index !== (call.items ?? 0)) {
       this.d.log.warn("ignored an item", { call: msg.callId, attempt: msg.attempt, index: msg.index, container: c.id });
       return;
     }
@@ -564,8 +571,28 @@ export class Dispatcher implements CallSide {
   }
 }
 
+/** A class's call names one of its methods; a function's names none. */
+function checkMethods(pool: FunctionPool, inputs: readonly CallInput[]): void {
+  const methods = pool.spec.cls?.methods.map((m) => m.name);
+  for (const input of inputs) {
+    if (!methods && input.method !== undefined) throw invalid(`${pool.app}.${pool.spec.name} is a function, not a class: it has no method ${JSON.stringify(input.method)}`);
+    if (methods && (input.method === undefined || !methods.includes(input.method))) {
+      const what = input.method === undefined ? "names no method" : `names method ${JSON.stringify(input.method)}, which it does not have`;
+      throw invalid(`a call of class ${pool.app}.${pool.spec.name} ${what}: its methods are ${methods.join(", ")}`);
+    }
+  }
+}
+
 /** A pickled input goes to Python functions only: a TypeScript function could not read it. */
 function checkPickled(pool: FunctionPool, inputs: readonly CallInput[]): void {
+  checkMethods(pool, inputs);
   if (pool.runtime === "python" || !inputs.some((i) => i.pickle !== undefined)) return;
   throw invalid(`${pool.app}.${pool.spec.name} is a ${pool.runtime} function: send its arguments as JSON ({"args": [...]}), not pickled`);
+}
+
+/** Whether a call yields items: a generator function's, or a class's call of a generator method. */
+function streams(pool: FunctionPool, call: LiveCall): boolean {
+  if (pool.spec.generator) return true;
+  const method = call.input?.method;
+  return method !== undefined && (pool.spec.cls?.methods.some((m) => m.name === method && m.generator) ?? false);
 }

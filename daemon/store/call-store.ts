@@ -59,6 +59,8 @@ export interface CallInput {
   pickle?: string;
   /** The call that spawned this one, from inside its container (the call graph). */
   parentId?: string;
+  /** A class's call: the method it runs. */
+  method?: string;
 }
 
 /**
@@ -77,14 +79,16 @@ export type OpenCall = CallRecord;
 
 /** The input column: the arguments' JSON array, {"args", "kwargs"} when there are keyword arguments, or a pickled input. */
 function encodeInput(c: CallInput): string {
+  if (c.method !== undefined) return JSON.stringify({ args: c.args, kwargs: c.kwargs, method: c.method, ...(c.pickle !== undefined ? { pickle: c.pickle } : {}) });
   if (c.pickle !== undefined) return PICKLED_PREFIX + c.pickle;
   return c.kwargs ? JSON.stringify({ args: c.args, kwargs: c.kwargs }) : JSON.stringify(c.args);
 }
 
 function decodeInput(input: string): CallInput {
   if (input.startsWith(PICKLED_PREFIX)) return { args: [], kwargs: null, pickle: input.slice(PICKLED_PREFIX.length) };
-  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown> };
-  return Array.isArray(v) ? { args: v, kwargs: null } : { args: v.args, kwargs: v.kwargs };
+  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown>; method?: string; pickle?: string };
+  if (Array.isArray(v)) return { args: v, kwargs: null };
+  return { args: v.args, kwargs: v.kwargs, ...(v.method !== undefined ? { method: v.method } : {}), ...(v.pickle !== undefined ? { pickle: v.pickle } : {}) };
 }
 
 interface Row {

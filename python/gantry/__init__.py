@@ -7,6 +7,7 @@ The guide's files run with ``import gantry as modal``.
 from . import exception
 from ._context import current_function_call_id, current_input_id, is_local
 from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpoint, wsgi_app
+from .cls import Cls, enter, exit, method, parameter
 from .functions import Function, FunctionCall
 from .image import Image
 from .secret import Secret
@@ -14,6 +15,7 @@ from .secret import Secret
 __version__ = "0.1.0"
 __all__ = [
     "App",
+    "Cls",
     "Function",
     "FunctionCall",
     "Image",
@@ -21,11 +23,15 @@ __all__ = [
     "Secret",
     "asgi_app",
     "concurrent",
+    "enter",
+    "exit",
     "current_function_call_id",
     "current_input_id",
     "exception",
     "fastapi_endpoint",
     "is_local",
+    "method",
+    "parameter",
     "web_endpoint",
     "wsgi_app",
 ]

@@ -223,6 +223,44 @@ class App:
 
         return wrap(_f) if _f is not None else wrap
 
+    def cls(self, _c: Optional[type] = None, **options: Any) -> Callable:
+        """Defines a class with a lifecycle (Modal's ``@app.cls``): the options of ``@app.function``
+        (but ``name``); ``@gantry.enter()`` hooks load once per container, ``@gantry.method()``s
+        serve the calls, ``@gantry.exit()`` hooks run when the container stops."""
+        from .cls import Cls, members
+
+        for refused in ("name", "schedule"):
+            if refused in options:
+                raise InvalidError(f"@app.cls() takes no {refused}= (a class is named by its own name)")
+
+        def wrap(user_cls: type) -> Cls:
+            if isinstance(user_cls, Cls) or not inspect.isclass(user_cls):
+                raise InvalidError(f"@app.cls() decorates a class, not {type(user_cls).__name__}")
+            methods = members(user_cls, "method")
+            if not methods:
+                raise InvalidError(f"class {user_cls.__name__} has no @gantry.method(): mark the methods callers run")
+
+            def stand_in() -> None:  # registered like a function, then replaced by the class
+                raise InvalidError(f"{user_cls.__name__} is a class: call its methods")
+
+            stand_in.__name__ = user_cls.__name__
+            marked = getattr(user_cls, "__gantry_max_inputs__", None)
+            if marked is not None:
+                stand_in.__gantry_max_inputs__ = marked  # type: ignore[attr-defined]
+            self.function(name=user_cls.__name__, **options)(stand_in)
+            d = self._functions[user_cls.__name__]
+            d.raw_f = user_cls
+            entries = []
+            for m in methods:
+                f = getattr(user_cls, m)
+                gen = inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
+                entries.append({"name": m, **({"generator": True} if gen else {})})
+            d.options["cls"] = {"methods": entries}
+            handle = Cls(self.name, user_cls.__name__, user_cls)
+            return handle
+
+        return wrap(_c) if _c is not None else wrap
+
     def local_entrypoint(self, _f: Optional[Callable] = None, *, name: Optional[str] = None) -> Callable:
         """Marks the function ``gantry run FILE`` runs on this machine."""
 

@@ -220,6 +220,8 @@ class Function:
         self._client = client
         #: Known from the app file's definition, else from the daemon (hydrate).
         self._is_generator = is_generator
+        #: A class's method (gantry.Cls): each call names it.
+        self._method: Optional[str] = None
         self._info: Optional[Dict[str, Any]] = None
         self._idempotency_key: Optional[str] = None
 
@@ -234,6 +236,7 @@ class Function:
         other = Function(self.app_name, self.function_name, self.raw_f, client=self._client, is_generator=self._is_generator)
         other._info = self._info
         other._idempotency_key = self._idempotency_key
+        other._method = self._method
         if idempotency_key is not None:
             other._idempotency_key = _check_idempotency_key(idempotency_key)
         return other
@@ -253,7 +256,7 @@ class Function:
 
     @property
     def object_name(self) -> str:
-        return f"{self.app_name}.{self.function_name}"
+        return f"{self.app_name}.{self.function_name}" + (f".{self._method}" if self._method else "")
 
     def __repr__(self) -> str:
         return f"Function({self.object_name!r})"
@@ -308,8 +311,12 @@ class Function:
     def _body(self, where: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[str, Any]:
         """A call's request body: pickled for a Python function (from a program outside other apps), else JSON."""
         if _values.pickles_to(self._info, self.app_name):
-            return _values.pickled_body(where, args, kwargs)
-        return _values.json_body(where, args, kwargs)
+            body = _values.pickled_body(where, args, kwargs)
+        else:
+            body = _values.json_body(where, args, kwargs)
+        if self._method is not None:
+            body["method"] = self._method
+        return body
 
     @_WithAio
     def spawn(self, *args: Any, **kwargs: Any) -> FunctionCall:

@@ -205,8 +205,10 @@ class _Outputs:
 class Input:
     """One input (of an ``input`` or ``inputs`` message) from the daemon."""
 
-    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any], pickled: Optional[str] = None) -> None:
+    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any], pickled: Optional[str] = None, method: Optional[str] = None) -> None:
         self.call_id = call_id
+        #: A class's call: the method it runs.
+        self.method = method
         self.attempt = attempt
         self.args = args
         self.kwargs = kwargs
@@ -241,7 +243,10 @@ class Input:
         pickled = msg.get("pickle")
         if pickled is not None and not isinstance(pickled, str):
             raise InvalidMessage("pickle must be a base64 string")
-        return cls(call_id, attempt, args, kwargs, pickled)
+        method = msg.get("method")
+        if method is not None and not isinstance(method, str):
+            raise InvalidMessage("method must be a string")
+        return cls(call_id, attempt, args, kwargs, pickled, method)
 
 
 # --- stdout and stderr -----------------------------------------------------------------------
@@ -357,6 +362,9 @@ class Agent:
         self._forwarders: List[LineForwarder] = []
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        #: A class's instance (@app.cls), and its @exit hooks still to run.
+        self._obj: Any = None
+        self._exit_hooks: List[str] = []
         self._slots: Optional[asyncio.Semaphore] = None
         self._running = 0
         self._running_lock = threading.Lock()
@@ -410,6 +418,8 @@ class Agent:
             from gantry.app import lookup_local
 
             self.fn = lookup_local(self.config.app, self.config.function)
+            if inspect.isclass(self.fn):
+                self._load_class(self.fn)
             marker = getattr(self.fn, "__gantry_web__", None)
             if marker is not None:
                 self.web = gantry_web.load(marker, self.fn, self._web_host(), self._start_event_loop)
@@ -418,6 +428,10 @@ class Agent:
             return False
         if self.web is not None:
             pass  # its server runs the requests
+        elif self._obj is not None:  # a class: its methods may be sync or async
+            if self._loop is None:
+                self._start_event_loop()
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.config.max_inputs, thread_name_prefix="gantry-input")
         elif inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn):
             self._start_event_loop()
         else:
@@ -425,6 +439,40 @@ class Agent:
         runtime = f"python {platform.python_version()}"
         self.send({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": runtime, "functionName": self.config.function})
         return True
+
+    def _load_class(self, user_cls: type) -> None:
+        """A class (@app.cls): one instance per container; its @enter hooks run now, in order,
+        before the agent says ready (an exception fails the container's start with the user's error)."""
+        from gantry.cls import members
+
+        self._obj = user_cls()
+        self._exit_hooks = members(user_cls, "exit")
+        for name in members(user_cls, "enter"):
+            result = getattr(self._obj, name)()
+            if inspect.isawaitable(result):
+                loop = self._loop or self._start_event_loop()
+                asyncio.run_coroutine_threadsafe(result, loop).result()
+
+    def _run_exit_hooks(self) -> None:
+        """The class's @exit hooks, once, when the container stops; an exception is printed, the rest still run."""
+        hooks, self._exit_hooks = self._exit_hooks, []
+        for name in hooks:
+            try:
+                result = getattr(self._obj, name)()
+                if inspect.isawaitable(result) and self._loop is not None:
+                    asyncio.run_coroutine_threadsafe(result, self._loop).result()
+            except BaseException:
+                traceback.print_exc()
+
+    def _target(self, call: Input) -> Callable[..., Any]:
+        """What an input runs: the function, or the method of the class's instance it names."""
+        if self._obj is None:
+            return self.fn  # type: ignore[return-value]
+        from gantry.cls import members
+
+        if call.method not in members(type(self._obj), "method"):
+            raise AttributeError(f"{self.config.function} has no method {call.method!r}")
+        return getattr(self._obj, call.method)
 
     def _start_event_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
@@ -452,18 +500,22 @@ class Agent:
             self._running += 1
         if busy:
             print(f"gantry agent: over maxInputs ({self.config.max_inputs}), call {call.call_id} waits for a free slot", file=sys.stderr)
-        if self._loop is not None:
+        if self._loop is not None and (self._obj is None or self._is_async(call)):
             asyncio.run_coroutine_threadsafe(self._run_async(call), self._loop)
         else:
             assert self._pool is not None
             self._pool.submit(contextvars.copy_context().run, self._run_sync, call)
+
+    def _is_async(self, call: Input) -> bool:
+        f = getattr(type(self._obj), call.method or "", None)
+        return inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f)
 
     def _run_sync(self, call: Input) -> None:
         _current_call.set(call.call_id)  # in this input's own copy of the context
         _current_input.set((call.call_id, call.attempt))
         try:
             args, kwargs = call.arguments()
-            value = self.fn(*args, **kwargs)  # type: ignore[misc]
+            value = self._target(call)(*args, **kwargs)
             if inspect.isgenerator(value):
                 for index, item in enumerate(value):
                     self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
@@ -480,14 +532,15 @@ class Agent:
             _current_input.set((call.call_id, call.attempt))
             try:
                 args, kwargs = call.arguments()
-                if inspect.isasyncgenfunction(self.fn):
+                target = self._target(call)
+                if inspect.isasyncgenfunction(target):
                     index = 0
-                    async for item in self.fn(*args, **kwargs):  # type: ignore[misc]
+                    async for item in target(*args, **kwargs):
                         self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
                         index += 1
                     value = None
                 else:
-                    value = await self.fn(*args, **kwargs)  # type: ignore[misc]
+                    value = await target(*args, **kwargs)
             except BaseException as exc:
                 self._finish(call, error=exc)
             else:
@@ -591,7 +644,7 @@ class Agent:
             elif kind in ("http_request", "http_body", "http_cancel"):
                 self.handle_http(kind, msg)
             elif kind == "shutdown":
-                if self.web is None:
+                if self.web is None and not self._exit_hooks:
                     self.close(1000, "shutdown")
                 else:  # the app's shutdown may take a while: the connection is still read meanwhile
                     threading.Thread(target=self.stop, args=(1000, "shutdown"), daemon=True).start()
@@ -618,9 +671,10 @@ class Agent:
                 self.web.cancel(request_id, reason)
 
     def stop(self, code: int, reason: str) -> None:
-        """Runs the web app's shutdown (if any), then closes the connection."""
+        """Runs the web app's shutdown and a class's @exit hooks (if any), then closes the connection."""
         if self.web is not None:
             self.web.shutdown()
+        self._run_exit_hooks()
         self.close(code, reason)
 
 

@@ -1,0 +1,88 @@
+/**
+ * Classes with a lifecycle (issue 18, first part) on the real Docker engine: @enter once per
+ * container before any call, every method in the one container, sync, async and generator
+ * methods, @exit when the container scales down, an @enter failure reaching the caller.
+ */
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RemoteError } from "../../sdk/errors.js";
+import { runProcess } from "../helpers/cli.js";
+import { deploy, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { waitFor } from "../helpers/engine.js";
+
+const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
+let t: TestDaemon;
+
+beforeAll(async () => {
+  t = await startTestDaemon();
+  await deploy(t, pyFixture("classes/py_cls.py"));
+}, 300_000);
+afterAll(async () => {
+  await t?.dispose();
+});
+
+const python = (code: string) => runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: t.home });
+
+describe("Python classes", () => {
+  it("run @enter once per container, before any call, and serve every method from that container", async () => {
+    const r = await python(`
+import gantry as modal
+Model = modal.Cls.from_name("py-cls", "Model")
+m = Model()
+outs = [m.predict.remote(i) for i in range(4)] + [m.predict_async.remote(1)]
+print([o["y"] for o in outs], {o["loads"] for o in outs}, len({o["container"] for o in outs}))
+print(list(m.count.remote_gen(3)))
+try:
+    Model.predict.remote(1)
+except modal.exception.InvalidError as e:
+    print("InvalidError")
+try:
+    m.nope
+except AttributeError as e:
+    print(e)
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("[0, 3, 6, 9, 6] {1} 1\n[0, 3, 6]\nInvalidError\nclass Model has no method 'nope' (its methods: predict, predict_async, count)\n");
+  });
+
+  it("run @exit when the container scales down", async () => {
+    await waitFor(
+      "the Model container's scale-down",
+      async () => (await t.client.transport.json<{ containers: Array<{ function: string }> }>("GET", "/v1/containers")).containers.every((c) => c.function !== "Model"),
+      60_000,
+    );
+    await waitFor(
+      "the exit hook's line in the app's log",
+      async () => JSON.stringify(await t.client.transport.raw("GET", "/v1/apps/py-cls/logs?function=Model&tail=50")).includes("exit hook ran after 1 load(s)"),
+      30_000,
+    );
+    const logs = await t.client.transport.raw("GET", "/v1/apps/py-cls/logs?function=Model&tail=50");
+    expect(JSON.stringify(logs.body)).toContain("exit hook ran after 1 load(s)");
+  }, 120_000);
+
+  it("fail calls with the user's own error when @enter raises, never hang", async () => {
+    const r = await python(`
+import gantry as modal
+try:
+    modal.Cls.from_name("py-cls", "Broken")().predict.remote(1)
+except RuntimeError as e:
+    print("RuntimeError", e)
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^RuntimeError no container of py-cls\/Broken could start \(3 tries\): weights missing at \/models\/broken/);
+  }, 120_000);
+
+  it("are called over the API by method: a JSON caller names it; a wrong or missing method is refused naming the methods", async () => {
+    const ok = await t.client.transport.json<{ call_id: string }>("POST", "/v1/apps/py-cls/functions/Model/calls", { args: [2], method: "predict" });
+    const call = await t.client.functionCalls.fromId(ok.call_id);
+    expect(await call.get({ timeoutMs: 60_000 })).toMatchObject({ y: 6 });
+    const missing = await t.client.transport.raw("POST", "/v1/apps/py-cls/functions/Model/calls", { args: [2] });
+    expect(missing.status).toBe(400);
+    expect(JSON.stringify(missing.body)).toContain("names no method: its methods are predict, predict_async, count");
+    const wrong = await t.client.transport.raw("POST", "/v1/apps/py-cls/functions/Model/calls", { args: [2], method: "train" });
+    expect(JSON.stringify(wrong.body)).toContain('names method \\"train\\", which it does not have');
+    const broken = await t.client.functions.fromName("py-cls", "Broken");
+    expect(broken.info.methods).toEqual(["predict"]);
+    await expect(t.client.transport.json("POST", "/v1/apps/py-cls/functions/Broken/calls", { args: [1], method: "predict" }).then(async (c) => (await t.client.functionCalls.fromId((c as { call_id: string }).call_id)).get({ timeoutMs: 90_000 }))).rejects.toBeInstanceOf(RemoteError);
+  }, 120_000);
+});
