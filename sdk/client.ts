@@ -13,6 +13,7 @@ import {
   CancelledError,
   FunctionTimeoutError,
   InvalidArgumentError,
+  NotFoundError,
   OutputExpiredError,
   RemoteError,
   ResultNotJsonError,
@@ -87,6 +88,8 @@ export interface CallOptions {
    * nothing. 1–255 printable ASCII characters.
    */
   idempotencyKey?: string;
+  /** A class's method (set by `cls.instance().method(name)`): each call names it. */
+  method?: string;
 }
 
 /** A deployed function, found by app and name. */
@@ -114,12 +117,12 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
 
   /** Queues a call; resolves once the call is durable, with its ID. */
   async spawn(...args: A): Promise<FunctionCall<R>> {
-    if (this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
+    if (this.isGenerator()) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
     const key = this.options.idempotencyKey;
     const res = await this.transport.exchange<{ call_id: string }>(
       "POST",
       `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}/calls`,
-      { args },
+      this.body(args),
       key === undefined ? {} : { [IDEMPOTENCY_KEY_HEADER]: key },
     );
     const replayed = res.headers[IDEMPOTENT_REPLAYED_HEADER.toLowerCase()] === "true";
@@ -142,9 +145,9 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
    * throws after the items before it.
    */
   async *remoteGen(...args: A): AsyncGenerator<R> {
-    if (!this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is not a generator function: call it with remote, spawn or map`);
+    if (!this.isGenerator()) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is not a generator function: call it with remote, spawn or map`);
     if (this.options.idempotencyKey !== undefined) throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not remoteGen`);
-    const { call_id: id } = await this.transport.json<{ call_id: string }>("POST", `${this.path()}/calls`, { args });
+    const { call_id: id } = await this.transport.json<{ call_id: string }>("POST", `${this.path()}/calls`, this.body(args));
     for (let from = 0; ; ) {
       const page = await this.transport.json<CallItemsView>("GET", `/v1/calls/${encodeURIComponent(id)}/items?from=${from}&wait=${MAX_WAIT_PER_REQUEST_S}`);
       for (const item of page.items) {
@@ -159,16 +162,25 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
     }
   }
 
+  private isGenerator(): boolean {
+    const m = this.options.method;
+    return m === undefined ? this.info.generator : (this.info.generator_methods ?? []).includes(m);
+  }
+
+  private body(args: unknown[]): { args: unknown[]; method?: string } {
+    return this.options.method === undefined ? { args } : { args, method: this.options.method };
+  }
+
   private path(): string {
     return `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}`;
   }
 
   private batches(): CallBatches {
-    if (this.info.generator) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
+    if (this.isGenerator()) throw new InvalidArgumentError(`${this.appName}.${this.functionName} is a generator function: call it with remoteGen`);
     if (this.options.idempotencyKey !== undefined) {
       throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not map or spawnMap, on ${this.appName}.${this.functionName}`);
     }
-    return new CallBatches(this.transport, `/v1/apps/${encodeURIComponent(this.appName)}/functions/${encodeURIComponent(this.functionName)}`);
+    return new CallBatches(this.transport, this.path(), this.options.method);
   }
 
   /**
@@ -191,6 +203,45 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
   }
 }
 
+/** A deployed class, found by app and name (Modal JS SDK's `Cls`). */
+export class Cls {
+  constructor(
+    private readonly transport: Transport,
+    readonly appName: string,
+    readonly className: string,
+    readonly info: FunctionView,
+  ) {}
+
+  /** The class's methods. */
+  get methods(): string[] {
+    return this.info.methods ?? [];
+  }
+
+  /** An instance: its methods share the class's containers. Parameters are not supported yet. */
+  async instance(params: Record<string, unknown> = {}): Promise<ClsInstance> {
+    const named = Object.keys(params);
+    if (named.length) throw new InvalidArgumentError(`${this.className} takes no parameters in gantry yet (got ${named.join(", ")})`);
+    return new ClsInstance(this);
+  }
+
+  /** @internal */
+  functionFor<A extends unknown[], R>(method: string): Function_<A, R> {
+    if (!this.methods.includes(method)) {
+      throw new InvalidArgumentError(`class ${this.appName}.${this.className} has no method ${JSON.stringify(method)} (its methods: ${this.methods.join(", ")})`);
+    }
+    return new Function_<A, R>(this.transport, this.appName, this.className, this.info, { method });
+  }
+}
+
+/** An instance of a deployed class: `instance.method("predict").remote(x)`. */
+export class ClsInstance {
+  constructor(private readonly cls: Cls) {}
+
+  method<A extends unknown[] = unknown[], R = unknown>(name: string): Function_<A, R> {
+    return this.cls.functionFor<A, R>(name);
+  }
+}
+
 export interface GantryClientOptions extends TransportOptions {}
 
 /**
@@ -207,6 +258,15 @@ export class GantryClient {
         `/v1/apps/${encodeURIComponent(app)}/functions/${encodeURIComponent(name)}`,
       );
       return new Function_<A, R>(this.transport, app, name, info);
+    },
+  };
+
+  /** Classes (Python's @app.cls): `(await client.cls.fromName(app, "Model")).instance()` then `.method("predict").remote(x)`. */
+  readonly cls = {
+    fromName: async (app: string, name: string): Promise<Cls> => {
+      const info = await this.transport.json<FunctionView>("GET", `/v1/apps/${encodeURIComponent(app)}/functions/${encodeURIComponent(name)}`);
+      if (!info.methods) throw new NotFoundError(`${app}.${name} is a function, not a class: use client.functions.fromName`);
+      return new Cls(this.transport, app, name, info);
     },
   };
 

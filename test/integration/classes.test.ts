@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RemoteError } from "../../sdk/errors.js";
+import { InvalidArgumentError, NotFoundError, RemoteError } from "../../sdk/errors.js";
 import { runProcess } from "../helpers/cli.js";
 import { deploy, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/engine.js";
@@ -70,6 +70,19 @@ except RuntimeError as e:
 `);
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/^RuntimeError no container of py-cls\/Broken could start \(3 tries\): weights missing at \/models\/broken/);
+  }, 120_000);
+
+  it("are called from a TypeScript client: cls.fromName, instance(), method(name).remote and remoteGen", async () => {
+    const Model = await t.client.cls.fromName("py-cls", "Model");
+    expect(Model.methods).toEqual(["predict", "predict_async", "count"]);
+    const m = await Model.instance();
+    expect(await m.method("predict").remote(5)).toMatchObject({ y: 15, loads: 1 });
+    const items: unknown[] = [];
+    for await (const x of m.method("count").remoteGen(2)) items.push(x);
+    expect(items).toEqual([0, 3]);
+    expect(() => m.method("nope")).toThrow(InvalidArgumentError);
+    await expect(Model.instance({ size: 2 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(t.client.cls.fromName("py-cls", "nope")).rejects.toBeInstanceOf(NotFoundError);
   }, 120_000);
 
   it("are called over the API by method: a JSON caller names it; a wrong or missing method is refused naming the methods", async () => {
