@@ -83,6 +83,14 @@ export const functionOptionsSchema = z.object({
   web: webSchema.optional(),
   /** A generator function (Python def/async def with yield, TS function*): called with remote_gen/remoteGen, its items stream as yielded. */
   generator: z.boolean().optional(),
+  /** Python's @batched(max_batch_size=, wait_ms=): the agent groups inputs into one call of a list. */
+  batched: z
+    .object({
+      maxBatchSize: count("max_batch_size", 1, LIMITS.maxInputs.max),
+      waitMs: count("wait_ms", 0, 10 * 60_000),
+    })
+    .strict()
+    .optional(),
   /** A class (Python @app.cls): one pool for all its methods; each call names the method it runs. */
   cls: z
     .object({
@@ -133,6 +141,8 @@ export interface FunctionSpec {
   generator?: boolean;
   /** A class: its methods (each call names one). */
   cls?: { methods: Array<{ name: string; generator?: boolean }> };
+  /** Inputs grouped into one call of a list (Python's @batched); maxInputs is at least maxBatchSize. */
+  batched?: { maxBatchSize: number; waitMs: number };
   /**
    * The secrets whose keys the container gets as environment variables, in order: a later one
    * wins over an earlier one, and all win over `env`. Absent when none (and in specs stored
@@ -218,6 +228,8 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (o.generator && o.web) throw new Error(`function ${name}: a web endpoint cannot be a generator`);
   if (o.cls && (o.web || o.generator)) throw new Error(`class ${name}: mark its methods, not the class, as generators or endpoints`);
   if (o.cls && runtime !== "python") throw new Error(`class ${name}: classes are Python's (@app.cls) for now`);
+  if (o.batched && (o.generator || o.web)) throw new Error(`function ${name}: a @batched function cannot be a generator or a web endpoint`);
+  if (o.batched && o.cls && o.cls.methods.length !== 1) throw new Error(`class ${name}: @batched goes on a class's only method; it has ${o.cls.methods.length}`);
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
     throw new Error(`function ${name}: a generator function cannot have retries: the items it already yielded cannot be taken back`);
   }
@@ -231,7 +243,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     minContainers,
     bufferContainers: o.bufferContainers ?? DEFAULTS.bufferContainers,
     scaledownWindowMs: (o.scaledownWindow ?? DEFAULTS.scaledownWindow) * 1000,
-    maxInputs: o.maxInputs ?? DEFAULTS.maxInputs,
+    maxInputs: Math.max(o.maxInputs ?? DEFAULTS.maxInputs, o.batched?.maxBatchSize ?? 0),
     gpu: o.gpu === undefined ? null : Array.isArray(o.gpu) ? o.gpu : [o.gpu],
     cpu: o.cpu ?? null,
     memoryMiB: o.memory ?? null,
@@ -243,6 +255,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
     ...(o.generator ? { generator: true } : {}),
     ...(o.cls ? { cls: o.cls } : {}),
+    ...(o.batched ? { batched: o.batched } : {}),
   };
 }
 

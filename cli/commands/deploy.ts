@@ -111,7 +111,8 @@ export function registerDeploy(program: Command, run: Runner): void {
             .map((f) => {
               const gpu = f.gpu ? `, gpu ${f.gpu.join(" or ")}` : "";
               const web = f.web_url ? `\n    web endpoint: ${f.web_url}${f.web_url.startsWith("/") ? " (on the daemon's socket; start it with --http-port to serve TCP)" : ""}` : "";
-              return `  ${f.name}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries}${gpu})${web}`;
+              const what = f.methods ? `class ${f.name}: ${f.methods.join(", ")}` : f.name;
+              return `  ${what}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries}${gpu})${web}`;
             })
             .join("\n"),
       );

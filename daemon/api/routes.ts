@@ -153,7 +153,8 @@ export function buildRouter(d: RouteDeps): Router {
       state: a.state,
       deployed_at: iso(a.deployedAt),
       source: a.source,
-      functions: functions.filter((f) => f.app === a.name).map((f) => f.name),
+      // A class shows as Name(method, …): one pool, its methods' calls.
+      functions: functions.filter((f) => f.app === a.name).map((f) => (f.spec.cls ? `${f.name}(${f.spec.cls.methods.map((m) => m.name).join(", ")})` : f.name)),
       endpoints: functions.filter((f) => f.app === a.name && f.spec.web).map((f) => ({ function: f.name, url: webUrl(d.webBase(), f.app, f.name) })),
     }));
     return { status: 200, body: { apps } };

@@ -7,7 +7,7 @@ The guide's files run with ``import gantry as modal``.
 from . import exception
 from ._context import current_function_call_id, current_input_id, is_local
 from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpoint, wsgi_app
-from .cls import Cls, enter, exit, method, parameter
+from .cls import Cls, batched, enter, exit, method, parameter
 from .functions import Function, FunctionCall
 from .image import Image
 from .secret import Secret
@@ -22,6 +22,7 @@ __all__ = [
     "Retries",
     "Secret",
     "asgi_app",
+    "batched",
     "concurrent",
     "enter",
     "exit",

@@ -217,6 +217,10 @@ class App:
                 opts["maxInputs"] = marked
             if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
                 opts["generator"] = True  # called with remote_gen: items stream as they are yielded
+            from .cls import batched_option
+
+            if batched_option(f):
+                opts["batched"] = batched_option(f)
             handle = Function(self.name, fn_name, raw_f=f, is_generator=bool(opts.get("generator")))
             self._functions[fn_name] = _FunctionDefinition(fn_name, f, opts, handle)
             return handle
@@ -227,7 +231,7 @@ class App:
         """Defines a class with a lifecycle (Modal's ``@app.cls``): the options of ``@app.function``
         (but ``name``); ``@gantry.enter()`` hooks load once per container, ``@gantry.method()``s
         serve the calls, ``@gantry.exit()`` hooks run when the container stops."""
-        from .cls import Cls, members
+        from .cls import Cls, batched_option, members
 
         for refused in ("name", "schedule"):
             if refused in options:
@@ -256,6 +260,11 @@ class App:
                 gen = inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
                 entries.append({"name": m, **({"generator": True} if gen else {})})
             d.options["cls"] = {"methods": entries}
+            marked = [batched_option(getattr(user_cls, m)) for m in methods if batched_option(getattr(user_cls, m))]
+            if marked and len(methods) > 1:
+                raise InvalidError(f"class {user_cls.__name__}: @batched goes on a class's only method; it has {len(methods)}")
+            if marked:
+                d.options["batched"] = marked[0]
             handle = Cls(self.name, user_cls.__name__, user_cls)
             return handle
 

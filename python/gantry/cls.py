@@ -56,6 +56,33 @@ def exit(_f: Any = None) -> Callable[[Callable], Callable]:  # noqa: A001 - Moda
     return _decorator("exit", "exit", _f)
 
 
+def batched(_f: Any = None, *, max_batch_size: int, wait_ms: int) -> Callable[[Callable], Callable]:
+    """Groups calls into one call of lists (Modal's ``@modal.batched``): callers pass one value,
+    the function gets a list of up to ``max_batch_size`` of them (those arriving within
+    ``wait_ms``) and returns a list of as many results. On a function (under ``@app.function()``)
+    or as a class's only method (in place of ``@gantry.method()``)."""
+    if _f is not None:
+        raise InvalidError("use @gantry.batched(max_batch_size=..., wait_ms=...) with parentheses")
+    for what, value, top in (("max_batch_size", max_batch_size, 1000), ("wait_ms", wait_ms, 600_000)):
+        if isinstance(value, bool) or not isinstance(value, int) or not (0 if what == "wait_ms" else 1) <= value <= top:
+            raise InvalidError(f"batched: {what} must be a whole number from {0 if what == 'wait_ms' else 1} to {top}, got {value!r}")
+
+    def mark(f: Callable) -> Callable:
+        if isinstance(f, Function) or not callable(f):
+            raise InvalidError("@gantry.batched() goes under @app.function(), or on a method of an @app.cls class")
+        f.__gantry_batched__ = {"max_batch_size": max_batch_size, "wait_ms": wait_ms}  # type: ignore[attr-defined]
+        setattr(f, _MARK, "method")  # on a class, it is the method callers run
+        return f
+
+    return mark
+
+
+def batched_option(f: Any) -> Optional[Dict[str, int]]:
+    """The deploy option for a function or method marked @batched, or None."""
+    marked = getattr(f, "__gantry_batched__", None)
+    return {"maxBatchSize": marked["max_batch_size"], "waitMs": marked["wait_ms"]} if marked else None
+
+
 def parameter(*, default: Any = ..., init: bool = True) -> Any:
     """A class parameter (``size: int = modal.parameter(default=1)``): not yet supported by gantry."""
     raise InvalidError("modal.parameter() is not supported by gantry yet: classes take no parameters (each would be a pool of its own)")

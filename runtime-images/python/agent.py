@@ -49,6 +49,7 @@ import threading
 import traceback
 from typing import Any, BinaryIO, Callable, Dict, List, NoReturn, Optional, Tuple
 
+import gantry_batch
 import gantry_web
 from gantry_websocket import ConnectionLost, ProtocolError, UnixWebSocket
 
@@ -365,6 +366,8 @@ class Agent:
         #: A class's instance (@app.cls), and its @exit hooks still to run.
         self._obj: Any = None
         self._exit_hooks: List[str] = []
+        #: @batched: inputs are grouped into one call of lists.
+        self._batcher: Optional[gantry_batch.Batcher] = None
         self._slots: Optional[asyncio.Semaphore] = None
         self._running = 0
         self._running_lock = threading.Lock()
@@ -436,6 +439,9 @@ class Agent:
             self._start_event_loop()
         else:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.config.max_inputs, thread_name_prefix="gantry-input")
+        marked = self._batched_marker()
+        if marked is not None:
+            self._batcher = gantry_batch.Batcher(int(marked["max_batch_size"]), int(marked["wait_ms"]) / 1000, self._start_batch)
         runtime = f"python {platform.python_version()}"
         self.send({"type": "ready", "protocol": AGENT_PROTOCOL_VERSION, "runtime": runtime, "functionName": self.config.function})
         return True
@@ -500,11 +506,54 @@ class Agent:
             self._running += 1
         if busy:
             print(f"gantry agent: over maxInputs ({self.config.max_inputs}), call {call.call_id} waits for a free slot", file=sys.stderr)
+        if self._batcher is not None:
+            self._batcher.add(call)
+            return
         if self._loop is not None and (self._obj is None or self._is_async(call)):
             asyncio.run_coroutine_threadsafe(self._run_async(call), self._loop)
         else:
             assert self._pool is not None
             self._pool.submit(contextvars.copy_context().run, self._run_sync, call)
+
+    def _batched_marker(self) -> Optional[Dict[str, Any]]:
+        """@batched's settings: on the function, or on a class's only method."""
+        if self._obj is None:
+            return getattr(self.fn, "__gantry_batched__", None)
+        from gantry.cls import members
+
+        methods = members(type(self._obj), "method")
+        return getattr(getattr(type(self._obj), methods[0]), "__gantry_batched__", None) if len(methods) == 1 else None
+
+    def _start_batch(self, batch: List[Input]) -> None:
+        if self._loop is not None and (self._obj is None or self._is_async(batch[0])):
+            asyncio.run_coroutine_threadsafe(self._run_batch_async(batch), self._loop)
+        else:
+            assert self._pool is not None
+            self._pool.submit(contextvars.copy_context().run, self._run_batch_sync, batch)
+
+    def _run_batch_sync(self, batch: List[Input]) -> None:
+        _current_call.set(batch[0].call_id)
+        try:
+            args, kwargs = gantry_batch.transpose([c.arguments() for c in batch], self.config.function)
+            values = gantry_batch.results(self._target(batch[0])(*args, **kwargs), len(batch), self.config.function)
+        except BaseException as exc:  # the batch failed: each of its inputs fails with it
+            for c in batch:
+                self._finish(c, error=exc)
+            return
+        for c, v in zip(batch, values):
+            self._finish(c, value=v)
+
+    async def _run_batch_async(self, batch: List[Input]) -> None:
+        _current_call.set(batch[0].call_id)
+        try:
+            args, kwargs = gantry_batch.transpose([c.arguments() for c in batch], self.config.function)
+            values = gantry_batch.results(await self._target(batch[0])(*args, **kwargs), len(batch), self.config.function)
+        except BaseException as exc:
+            for c in batch:
+                self._finish(c, error=exc)
+            return
+        for c, v in zip(batch, values):
+            self._finish(c, value=v)
 
     def _is_async(self, call: Input) -> bool:
         f = getattr(type(self._obj), call.method or "", None)

@@ -72,6 +72,20 @@ except RuntimeError as e:
     expect(r.stdout).toMatch(/^RuntimeError no container of py-cls\/Broken could start \(3 tries\): weights missing at \/models\/broken/);
   }, 120_000);
 
+  it("@batched: calls arriving together run as one call of lists, each gets its own result; a batch that raises fails each input", async () => {
+    const r = await python(`
+import gantry as modal
+add = modal.Function.from_name("py-cls", "add_batch")
+outs = list(add.map([1, 2, 3, 4], [10, 20, 30, 40]))
+print([o["sum"] for o in outs], max(o["batch"] for o in outs) > 1)
+print([type(e).__name__ for e in add.map([-1, 2], [1, 2], return_exceptions=True)])
+emb = modal.Cls.from_name("py-cls", "Embedder")()
+print(emb.embed.remote("abcd"), list(emb.embed.map(["a", "bb", "ccc"])))
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("[11, 22, 33, 44] True\n['ValueError', 'ValueError']\n4 [1, 2, 3]\n");
+  }, 120_000);
+
   it("are called from a TypeScript client: cls.fromName, instance(), method(name).remote and remoteGen", async () => {
     const Model = await t.client.cls.fromName("py-cls", "Model");
     expect(Model.methods).toEqual(["predict", "predict_async", "count"]);
@@ -96,6 +110,8 @@ except RuntimeError as e:
     expect(JSON.stringify(wrong.body)).toContain('names method \\"train\\", which it does not have');
     const broken = await t.client.functions.fromName("py-cls", "Broken");
     expect(broken.info.methods).toEqual(["predict"]);
+    const batchedInfo = await t.client.functions.fromName("py-cls", "add_batch");
+    expect(batchedInfo.info.max_inputs).toBe(4); // at least max_batch_size: a batch reaches one container
     await expect(t.client.transport.json("POST", "/v1/apps/py-cls/functions/Broken/calls", { args: [1], method: "predict" }).then(async (c) => (await t.client.functionCalls.fromId((c as { call_id: string }).call_id)).get({ timeoutMs: 90_000 }))).rejects.toBeInstanceOf(RemoteError);
   }, 120_000);
 });
