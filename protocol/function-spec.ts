@@ -227,7 +227,6 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (o.public !== undefined && !o.web) throw new Error(`function ${name}: public is for web endpoints only`);
   if (o.generator && o.web) throw new Error(`function ${name}: a web endpoint cannot be a generator`);
   if (o.cls && (o.web || o.generator)) throw new Error(`class ${name}: mark its methods, not the class, as generators or endpoints`);
-  if (o.cls && runtime !== "python") throw new Error(`class ${name}: classes are Python's (@app.cls) for now`);
   if (o.batched && (o.generator || o.web)) throw new Error(`function ${name}: a @batched function cannot be a generator or a web endpoint`);
   if (o.batched && o.cls && o.cls.methods.length !== 1) throw new Error(`class ${name}: @batched goes on a class's only method; it has ${o.cls.methods.length}`);
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {

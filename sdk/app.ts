@@ -62,6 +62,27 @@ export class App implements RegisteredApp {
   }
 
   /**
+   * A class with a lifecycle (Modal's `@app.cls`): `app.cls({ gpu: "any" }, class Model { async enter() {…}
+   * async exit() {…} async predict(x) {…} })`. `enter()` runs once per container before it takes calls,
+   * `exit()` when it stops; every other method is callable (`client.cls.fromName(app, "Model")`).
+   * It is named by its class name.
+   */
+  cls<C extends new (...args: never[]) => object>(options: FunctionDefinitionOptions, klass: C): C {
+    if (typeof klass !== "function" || !/^class[\s{]/.test(Function.prototype.toString.call(klass))) {
+      throw new Error(`app.cls(options, class Name { … }): the second argument must be a class`);
+    }
+    const proto = klass.prototype as Record<string, unknown>;
+    const names = Object.getOwnPropertyNames(proto).filter((n) => !["constructor", "enter", "exit"].includes(n) && typeof proto[n] === "function");
+    if (!names.length) throw new Error(`class ${klass.name} has no methods to call (enter and exit are its lifecycle)`);
+    const methods = names.map((n) => {
+      const kind = Object.getPrototypeOf(proto[n])?.constructor?.name;
+      return { name: n, ...(kind === "AsyncGeneratorFunction" || kind === "GeneratorFunction" ? { generator: true } : {}) };
+    });
+    this.register(klass.name, options, klass as unknown as (...args: unknown[]) => unknown, { cls: { methods } }, klass, definitionSite(this.cls));
+    return klass;
+  }
+
+  /**
    * A function that serves HTTP at /web/APP/NAME/: `app.webEndpoint({ maxInputs: 50 }, (req) => new Response("hi"))`.
    * The handler gets the path below that prefix; a Hono app's `fetch` works as it is.
    */

@@ -79,6 +79,9 @@ let handler: ((...args: unknown[]) => unknown) | null = null;
 let isWeb = false;
 /** A generator function: each item it yields is sent as it comes, before the call's output. */
 let isGenerator = false;
+/** A class (app.cls): its one instance in this container, and its methods (generator or not). */
+let instance: Record<string, unknown> | null = null;
+let methods = new Map<string, boolean>();
 let running = 0;
 const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
 
@@ -95,6 +98,13 @@ async function loadFunction(): Promise<void> {
   handler = fn.handler;
   isWeb = (fn.options as { web?: unknown } | undefined)?.web !== undefined;
   isGenerator = (fn.options as { generator?: boolean } | undefined)?.generator === true;
+  const cls = (fn.options as { cls?: { methods: Array<{ name: string; generator?: boolean }> } } | undefined)?.cls;
+  if (cls) {
+    // Its enter() runs now, before the agent says ready: no input reaches it before it finishes.
+    methods = new Map(cls.methods.map((m) => [m.name, m.generator === true]));
+    instance = new (handler as unknown as new () => Record<string, unknown>)();
+    if (typeof instance.enter === "function") await (instance.enter as () => unknown).call(instance);
+  }
 }
 
 /** One item a generator yielded, sent at once (ahead of the call's output, which is batched). */
@@ -129,7 +139,26 @@ function flushOutputs(): void {
 }
 const outputHead = (callId: string, attempt: number, ok: boolean) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt},"ok":${ok}`;
 
-async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined): Promise<void> {
+/** What an input runs: the function, or the class instance's method it names (and whether it yields). */
+function targetOf(method: string | undefined): { run: (...args: unknown[]) => unknown; yields: boolean } {
+  if (!instance) return { run: handler!, yields: isGenerator };
+  if (method === undefined || !methods.has(method)) throw new TypeError(`${functionName} has no method ${JSON.stringify(method)}`);
+  return { run: (instance[method] as (...args: unknown[]) => unknown).bind(instance), yields: methods.get(method)! };
+}
+
+/** A class's exit(), once, before the connection closes (the container is stopping). */
+let exited = false;
+async function runExit(): Promise<void> {
+  if (exited || !instance || typeof instance.exit !== "function") return;
+  exited = true;
+  try {
+    await (instance.exit as () => unknown).call(instance);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  }
+}
+
+async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined, method?: string): Promise<void> {
   running++;
   try {
     const named = Object.keys(kwargs ?? {});
@@ -137,8 +166,9 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
       throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
     }
     const value = await currentCall.run(callId, async () => {
-      const ret = handler!(...args);
-      if (!isGenerator) return ret;
+      const target = targetOf(method);
+      const ret = target.run(...args);
+      if (!target.yields) return ret;
       let index = 0;
       for await (const item of ret as AsyncIterable<unknown>) sendItem(callId, attempt, index++, item);
       return null;
@@ -202,7 +232,7 @@ ws.on("message", (data) => {
           continue;
         }
         if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
-        void runInput(input.callId, input.attempt, input.args, input.kwargs);
+        void runInput(input.callId, input.attempt, input.args, input.kwargs, input.method);
       }
       break;
     case "http_request":
@@ -219,7 +249,7 @@ ws.on("message", (data) => {
       web.cancel(msg.requestId, msg.reason);
       break;
     case "shutdown":
-      ws.close(1000, "shutdown");
+      void runExit().then(() => ws.close(1000, "shutdown"));
       break;
   }
 });
@@ -234,5 +264,5 @@ ws.on("error", (err) => {
 });
 process.on("SIGTERM", () => {
   terminated = true;
-  ws.close(1001, "SIGTERM");
+  void runExit().then(() => ws.close(1001, "SIGTERM"));
 });

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError, NotFoundError, RemoteError } from "../../sdk/errors.js";
 import { runProcess } from "../helpers/cli.js";
-import { deploy, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/engine.js";
 
 const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
@@ -16,6 +16,7 @@ let t: TestDaemon;
 beforeAll(async () => {
   t = await startTestDaemon();
   await deploy(t, pyFixture("classes/py_cls.py"));
+  await deploy(t, fixture("classes.ts"));
 }, 300_000);
 afterAll(async () => {
   await t?.dispose();
@@ -114,4 +115,32 @@ print(emb.embed.remote("abcd"), list(emb.embed.map(["a", "bb", "ccc"])))
     expect(batchedInfo.info.max_inputs).toBe(4); // at least max_batch_size: a batch reaches one container
     await expect(t.client.transport.json("POST", "/v1/apps/py-cls/functions/Broken/calls", { args: [1], method: "predict" }).then(async (c) => (await t.client.functionCalls.fromId((c as { call_id: string }).call_id)).get({ timeoutMs: 90_000 }))).rejects.toBeInstanceOf(RemoteError);
   }, 120_000);
+});
+
+describe("TypeScript classes", () => {
+  it("run enter() once per container; every method but enter and exit is callable, from TypeScript and Python clients", async () => {
+    const Counter = await t.client.cls.fromName("ts-cls", "Counter");
+    expect(Counter.methods).toEqual(["times", "upTo"]);
+    const c = await Counter.instance();
+    const outs = [await c.method("times").remote(1), await c.method("times").remote(2), await c.method("times").remote(3)];
+    expect(outs).toEqual([{ y: 10, loads: 1 }, { y: 20, loads: 1 }, { y: 30, loads: 1 }]);
+    const items: unknown[] = [];
+    for await (const x of c.method("upTo").remoteGen(3)) items.push(x);
+    expect(items).toEqual([0, 10, 20]);
+    const r = await python(`
+import gantry as modal
+print(modal.Cls.from_name("ts-cls", "Counter")().times.remote(4))
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("{'y': 40, 'loads': 1}\n");
+  }, 120_000);
+
+  it("run exit() when the container scales down", async () => {
+    await waitFor(
+      "the exit() line in the app's log",
+      async () => JSON.stringify((await t.client.transport.raw("GET", "/v1/apps/ts-cls/logs?function=Counter&tail=50")).body).includes("ts exit after 1 load(s)"),
+      60_000,
+    );
+    expect(JSON.stringify((await t.client.transport.raw("GET", "/v1/apps/ts-cls/logs?function=Counter&tail=50")).body)).toContain("ts exit after 1 load(s)");
+  }, 90_000);
 });
