@@ -26,3 +26,11 @@ export function runProcess(command: string, args: string[], env: NodeJS.ProcessE
 export function gantry(home: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return runProcess(process.execPath, [GANTRY_BIN, ...args], { ...process.env, GANTRY_HOME: home, ...env });
 }
+
+/** The gantry Python package's folder (PYTHONPATH for programs that import gantry). */
+export const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
+
+/** Runs a Python program (Debian's python3) with the gantry package, and `paths`, against the daemon of `home`. */
+export function runPython(home: string, code: string, paths: string[] = []): Promise<CliResult> {
+  return runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: [PYTHON_PACKAGE, ...paths].join(":"), GANTRY_HOME: home });
+}

@@ -3,14 +3,12 @@
  * container before any call, every method in the one container, sync, async and generator
  * methods, @exit when the container scales down, an @enter failure reaching the caller.
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidArgumentError, NotFoundError, RemoteError } from "../../sdk/errors.js";
-import { runProcess } from "../helpers/cli.js";
+import { runPython } from "../helpers/cli.js";
 import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import { waitFor } from "../helpers/engine.js";
 
-const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
 let t: TestDaemon;
 
 beforeAll(async () => {
@@ -22,7 +20,7 @@ afterAll(async () => {
   await t?.dispose();
 });
 
-const python = (code: string) => runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: t.home });
+const python = (code: string) => runPython(t.home, code);
 
 describe("Python classes", () => {
   it("run @enter once per container, before any call, and serve every method from that container", async () => {

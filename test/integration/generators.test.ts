@@ -4,14 +4,12 @@
  * yielded (the first before the function ends), a failure after some items, cancel, and the
  * verbs a generator refuses.
  */
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CallView } from "../../protocol/api.js";
 import { InvalidArgumentError, RemoteError } from "../../sdk/errors.js";
-import { runProcess } from "../helpers/cli.js";
+import { runPython } from "../helpers/cli.js";
 import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
-const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
 let t: TestDaemon;
 
 beforeAll(async () => {
@@ -23,7 +21,7 @@ afterAll(async () => {
   await t?.dispose();
 });
 
-const python = (code: string) => runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: t.home });
+const python = (code: string) => runPython(t.home, code);
 
 describe("Python generators", () => {
   it("stream their items to remote_gen, pickled for a Python caller; async generators too, with remote_gen.aio", async () => {

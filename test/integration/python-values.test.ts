@@ -8,10 +8,9 @@
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ResultNotJsonError } from "../../sdk/errors.js";
-import { gantry, runProcess } from "../helpers/cli.js";
+import { gantry, runPython } from "../helpers/cli.js";
 import { deploy, fixture, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
-const PYTHON_PACKAGE = join(import.meta.dirname, "..", "..", "python");
 const FIXTURE_DIR = join(import.meta.dirname, "..", "fixtures", "py", "values");
 let t: TestDaemon;
 
@@ -25,8 +24,7 @@ afterAll(async () => {
 
 /** Runs a Python program against this test's daemon; `importable` puts the app file's folder on its path. */
 function python(code: string, importable = true) {
-  const path = importable ? `${PYTHON_PACKAGE}:${FIXTURE_DIR}` : PYTHON_PACKAGE;
-  return runProcess("/usr/bin/python3", ["-c", code], { ...process.env, PYTHONPATH: path, GANTRY_HOME: t.home });
+  return runPython(t.home, code, importable ? [FIXTURE_DIR] : []);
 }
 
 describe("values between Python programs and Python functions", () => {
