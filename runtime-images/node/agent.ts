@@ -166,9 +166,10 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
       throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
     }
     const value = await currentCall.run(callId, async () => {
-      const target = targetOf(method);
-      const ret = target.run(...args);
-      if (!target.yields) return ret;
+      // Called without a receiver: the traceback's first frame is the user's function ("at boom"), not "Object.boom".
+      const { run, yields } = targetOf(method);
+      const ret = run(...args);
+      if (!yields) return ret;
       let index = 0;
       for await (const item of ret as AsyncIterable<unknown>) sendItem(callId, attempt, index++, item);
       return null;
