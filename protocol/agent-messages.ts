@@ -16,8 +16,9 @@ export const MAX_OUTPUT_BYTES = 32 * 1024 * 1024;
 const callRef = { callId: z.string().min(1).max(64), attempt: z.number().int().min(1) };
 /** The most inputs (or outputs) one `inputs` (or `outputs`) message carries. */
 export const MAX_BATCH_MESSAGE_ITEMS = 1000;
-/** A pickled value (base64 of Python's pickle), passed between Python programs and Python functions only. */
-const pickled = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "a pickled value is base64");
+/** Base64 text: how pickled values (Python's pickle) travel, between Python programs and Python functions only. */
+export const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const pickled = z.string().regex(BASE64, "a pickled value is base64");
 const inputFields = {
   ...callRef,
   args: z.array(z.unknown()),

@@ -1,7 +1,8 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
+import { BASE64 } from "../../protocol/agent-messages.js";
 import type { AttemptView, CallGraphNode, CallItemsView, CallOutcome, CallView } from "../../protocol/api.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
-import { PICKLED_PREFIX, pickledResult, type AttemptRecord, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
+import { pickledValue, type AttemptRecord, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
 import { ITEMS_PER_READ } from "../store/item-store.js";
 import type http from "node:http";
 import { callerApp } from "./caller.js";
@@ -46,7 +47,7 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
 
 /** A JSON result as `result`; a pickled one (for Python callers) as `result_pickle`, base64, never unpickled here. */
 function setResult(v: { result?: unknown; result_pickle?: string }, resultJson: string | null): void {
-  const pickled = pickledResult(resultJson);
+  const pickled = pickledValue(resultJson);
   if (pickled !== null) v.result_pickle = pickled;
   else v.result = resultJson === null ? null : JSON.parse(resultJson);
 }
@@ -79,7 +80,7 @@ export function callInput(body: unknown): CallInput {
   if ("pickle" in fields) {
     const { pickle, ...others } = fields as { pickle?: unknown };
     if (Object.keys(others).length) throw invalid(`a pickled input is {"pickle": "<base64>"} alone; this one also has ${JSON.stringify(Object.keys(others)[0])}`);
-    if (typeof pickle !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(pickle)) throw invalid(`"pickle" must be the base64 of a pickled (args, kwargs)`);
+    if (typeof pickle !== "string" || !BASE64.test(pickle)) throw invalid(`"pickle" must be the base64 of a pickled (args, kwargs)`);
     return { args: [], kwargs: null, pickle, ...which };
   }
   const { args = [], kwargs, ...rest } = fields as { args?: unknown; kwargs?: unknown };
@@ -113,7 +114,10 @@ export function inputView(input: CallInput | null): CallView["input"] | null {
 
 /** A read of a generator call's items: each as `value` (JSON) or `pickled` (base64), and whether the stream is done. */
 export function itemsView(r: CallRecord, items: ReadonlyArray<{ index: number; data: string }>, from: number, nowMs: number): CallItemsView {
-  const out = items.map(({ index, data }) => (data.startsWith(PICKLED_PREFIX) ? { index, pickled: data.slice(PICKLED_PREFIX.length) } : { index, value: JSON.parse(data) as unknown }));
+  const out = items.map(({ index, data }) => {
+    const pickled = pickledValue(data);
+    return pickled !== null ? { index, pickled } : { index, value: JSON.parse(data) as unknown };
+  });
   const next = out.length ? out.at(-1)!.index + 1 : from;
   const finished = TERMINAL.has(r.status);
   const expired = finished && isExpired(r, nowMs);

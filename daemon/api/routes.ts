@@ -16,7 +16,7 @@ import { CallStatus, TERMINAL } from "../core/call-state.js";
 import { callIdAt, isCallId } from "../core/ids.js";
 import type { ContainerRuntime } from "../docker/types.js";
 import type { AppStore } from "../store/app-store.js";
-import { pickledResult, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
+import { pickledValue, type CallInput, type CallRecord, type CallStore } from "../store/call-store.js";
 import type { Deployer } from "../service/deployer.js";
 import { functionView } from "../service/deployer.js";
 import type { Dispatcher } from "../service/dispatcher.js";
@@ -189,7 +189,7 @@ export function buildRouter(d: RouteDeps): Router {
     const { app, fn } = ctx.params;
     checkPickledCaller(ctx.req, app!, [input]);
     withParent(ctx.req, d.calls, [input]);
-    if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submitInput(app!, fn!, input) } };
+    if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submit(app!, fn!, input) } };
     const { callId, replayed } = await d.dispatcher.submitKeyed(app!, fn!, input, key);
     if (replayed) ctx.res.setHeader(IDEMPOTENT_REPLAYED_HEADER, "true");
     return { status: 202, body: { call_id: callId } };
@@ -325,7 +325,7 @@ export function buildRouter(d: RouteDeps): Router {
         return { status: 202, body: { call_id: id, status: rec.status, attempt: rec.attempt } };
       case CallStatus.succeeded:
         if (isExpired(rec, Date.now())) throw new ApiError(404, "output_expired", `the result of call ${id} expired at ${iso(rec.expiresAt)}`);
-        if (pickledResult(rec.resultJson) !== null) throw new ApiError(406, "result_not_json", pickledResultMessage(id));
+        if (pickledValue(rec.resultJson) !== null) throw new ApiError(406, "result_not_json", pickledResultMessage(id));
         return { status: 200, json: rec.resultJson ?? "null" };
       case CallStatus.failed:
         return { status: 500, body: { call_id: id, error: rec.error } };

@@ -11,7 +11,7 @@ import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.j
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { newCallId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import { PICKLED_PREFIX, type CallInput, type CallKwargs, type CallStore } from "../store/call-store.js";
+import { storedValue, type CallInput, type CallStore } from "../store/call-store.js";
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
@@ -160,13 +160,11 @@ export class Dispatcher implements CallSide {
 
   // ── calls ────────────────────────────────────────────────────────────────────────────────
 
-  /** Commits a new queued call and returns its ID; the call is durable before anyone sees the ID. */
-  async submit(app: string, fn: string, args: unknown[], kwargs: CallKwargs = null): Promise<string> {
-    return (await this.submitMany(app, fn, [{ args, kwargs }]))[0]!;
-  }
-
-  /** Submits one call with its input as the API read it (JSON arguments, or a pickled input). */
-  async submitInput(app: string, fn: string, input: CallInput): Promise<string> {
+  /**
+   * Commits a new queued call and returns its ID; the call is durable before anyone sees the ID.
+   * Its input is as the API read it: JSON arguments, or a pickled input.
+   */
+  async submit(app: string, fn: string, input: CallInput): Promise<string> {
     return (await this.submitMany(app, fn, [input]))[0]!;
   }
 
@@ -449,8 +447,7 @@ export class Dispatcher implements CallSide {
     c.leases.delete(msg.callId);
     this.markIdleIfFree(c);
     const ev: CallEvent = msg.ok ? { type: "succeed", attempt: msg.attempt } : { type: "fail", attempt: msg.attempt, error: msg.error };
-    const result = msg.ok ? (msg.pickled !== undefined ? PICKLED_PREFIX + msg.pickled : JSON.stringify(msg.value ?? null)) : undefined;
-    this.bg(this.outcomes.apply(pool, lease.call, ev, result));
+    this.bg(this.outcomes.apply(pool, lease.call, ev, msg.ok ? storedValue(msg) : undefined));
     this.pump(pool);
   }
 
@@ -463,8 +460,7 @@ export class Dispatcher implements CallSide {
       return;
     }
     call.items = msg.index + 1;
-    const data = msg.pickled !== undefined ? PICKLED_PREFIX + msg.pickled : JSON.stringify(msg.value ?? null);
-    const stored = this.d.calls.items.add(call.id, msg.index, data).then(() => {
+    const stored = this.d.calls.items.add(call.id, msg.index, storedValue(msg)).then(() => {
       this.d.bus.publish({ type: "call.item", call_id: call.id, app: call.app, function: call.function, index: msg.index, ts: new Date(this.now()).toISOString() });
     });
     this.bg(stored.catch((err: Error) => this.d.log.error("an item was not stored", { call: call.id, index: msg.index, error: err.message })));

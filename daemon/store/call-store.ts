@@ -69,9 +69,14 @@ export interface CallInput {
  */
 export const PICKLED_PREFIX = "pickle:";
 
-/** The base64 of a pickled result, or null when the result is JSON text. */
-export function pickledResult(resultJson: string | null): string | null {
-  return resultJson !== null && resultJson.startsWith(PICKLED_PREFIX) ? resultJson.slice(PICKLED_PREFIX.length) : null;
+/** How a value an agent sent (a result, an item) is stored: its JSON text, or the prefix and the pickle's base64. */
+export function storedValue(v: { value?: unknown; pickled?: string }): string {
+  return v.pickled !== undefined ? PICKLED_PREFIX + v.pickled : JSON.stringify(v.value ?? null);
+}
+
+/** The base64 of a stored pickled value (a result, an item), or null when it is JSON text. */
+export function pickledValue(text: string | null): string | null {
+  return text !== null && text.startsWith(PICKLED_PREFIX) ? text.slice(PICKLED_PREFIX.length) : null;
 }
 
 /** A queued or running call, for the dispatcher: its input is read when it is dispatched. */
@@ -241,9 +246,8 @@ export class CallStore {
   }
 
   /** Inserts a new queued call; resolves once it is committed. */
-  insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; pickle?: string; now: number }): Promise<void> {
-    const input: CallInput = { args: call.args, kwargs: call.kwargs ?? null, ...(call.pickle !== undefined ? { pickle: call.pickle } : {}) };
-    return this.insertMany(call.app, call.function, [{ id: call.id, ...input }], call.now);
+  insert(call: { id: string; app: string; function: string; args: unknown[]; kwargs?: CallKwargs; now: number }): Promise<void> {
+    return this.insertMany(call.app, call.function, [{ id: call.id, args: call.args, kwargs: call.kwargs ?? null }], call.now);
   }
 
   /** Inserts new queued calls of one function, all in one transaction; resolves once it is committed. */

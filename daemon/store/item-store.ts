@@ -18,7 +18,6 @@ export class CallItems {
     this.stmts = {
       add: db.prepare(`INSERT OR IGNORE INTO call_items (call_id, idx, data) VALUES (?, ?, ?)`),
       read: db.prepare(`SELECT idx, data FROM call_items WHERE call_id = ? AND idx >= ? ORDER BY idx LIMIT ?`),
-      count: db.prepare(`SELECT count(*) FROM call_items WHERE call_id = ?`).pluck(),
       drop: db.prepare(`DELETE FROM call_items WHERE call_id = ?`),
     };
   }
@@ -31,10 +30,6 @@ export class CallItems {
   /** The call's items from `from` on, in order (at most ITEMS_PER_READ). */
   read(callId: string, from: number): Array<{ index: number; data: string }> {
     return (this.stmts.read.all(callId, from, ITEMS_PER_READ) as Array<{ idx: number; data: string }>).map((r) => ({ index: r.idx, data: r.data }));
-  }
-
-  count(callId: string): number {
-    return this.stmts.count.get(callId) as number;
   }
 
   /** Drops the items of calls whose results expired (inside the expiry's write). */
