@@ -31,8 +31,19 @@ export interface BuiltImages {
 
 type Emit = (e: DeployEvent) => void;
 
+/** One deploy's build: what every image of it shares. */
+interface Deploy {
+  layer: RuntimeLayer;
+  assets: Record<string, Asset>;
+  emit: Emit;
+  out: BuiltImages;
+  /** The host's index settings, read once, and only when something is built (never for cached images). */
+  settings(): BuildSettings;
+  /** Says, once, which host settings builds cannot use (when an image installs packages). */
+  note(): void;
+}
+
 export class ImageBuilder {
-  private readonly noted = new WeakSet<Emit>();
   constructor(private readonly d: ImageBuilderDeps) {}
 
   async ensure(specs: FunctionSpec[], layer: RuntimeLayer, assets: Record<string, Asset>, emit: Emit): Promise<BuiltImages> {
@@ -43,34 +54,46 @@ export class ImageBuilder {
       entry.functions.push(s.name);
       byImage.set(key, entry);
     }
-    const out: BuiltImages = { tags: new Map(), built: [], cached: [] };
     let settings: BuildSettings | null = null;
-    const getSettings = (): BuildSettings => (settings ??= this.d.settings());
+    let noted = false;
+    const deploy: Deploy = {
+      layer,
+      assets,
+      emit,
+      out: { tags: new Map(), built: [], cached: [] },
+      settings: () => (settings ??= this.d.settings()),
+      note: () => {
+        if (noted) return;
+        noted = true;
+        for (const line of deploy.settings().notes) emit({ type: "log", line: `index settings: ${line}` });
+      },
+    };
     for (const { image, functions } of byImage.values()) {
-      const tag = await this.ensureOne(image, functions, layer, assets, getSettings, emit, out);
-      for (const f of functions) out.tags.set(f, tag);
+      const tag = await this.ensureOne(image, functions, deploy);
+      for (const f of functions) deploy.out.tags.set(f, tag);
     }
-    return out;
+    return deploy.out;
   }
 
-  private async ensureOne(image: ImageSpec, functions: string[], layer: RuntimeLayer, assets: Record<string, Asset>, settings: () => BuildSettings, emit: Emit, out: BuiltImages): Promise<string> {
+  private async ensureOne(image: ImageSpec, functions: string[], deploy: Deploy): Promise<string> {
+    const { emit, out } = deploy;
     const ref = baseRef(image, this.d.baseImages);
-    if (image.base.kind === "dockerfile") await this.ensureDockerfileBase(image.base, ref, functions, assets, settings, emit, out);
+    if (image.base.kind === "dockerfile") await this.ensureDockerfileBase(image.base, ref, functions, deploy);
     const baseId = await this.d.runtime.imageId(ref);
     if (!baseId && (image.base.kind === "node" || image.base.kind === "python")) {
       throw new ServiceError(ServiceErrorCode.baseImageMissing, `the base image ${ref} does not exist: run scripts/setup.sh (or scripts/lib/ensure-base-images.sh) to make it`);
     }
-    const planned = planImage({ spec: image, layer, base: { ref, id: baseId }, assets, settings: settings() });
-    if (await this.d.runtime.imageExists(planned.tag)) {
-      out.cached.push(planned.tag);
-      emit({ type: "image", image: planned.tag, status: "cached", functions });
-      return planned.tag;
+    // The host's settings are no part of the tag: an unchanged image is found without reading them.
+    const input = { spec: image, layer: deploy.layer, base: { ref, id: baseId }, assets: deploy.assets };
+    const tag = planImage(input).tag;
+    if (await this.d.runtime.imageExists(tag)) {
+      out.cached.push(tag);
+      emit({ type: "image", image: tag, status: "cached", functions });
+      return tag;
     }
-    emit({ type: "image", image: planned.tag, status: "building", functions });
-    if (image.steps.some((s) => s.kind === "pip" || s.kind === "npm") && !this.noted.has(emit)) {
-      this.noted.add(emit); // once per deploy
-      for (const note of settings().notes) emit({ type: "log", line: `index settings: ${note}` });
-    }
+    const planned = planImage({ ...input, settings: deploy.settings() });
+    emit({ type: "image", image: tag, status: "building", functions });
+    if (image.steps.some((s) => s.kind === "pip" || s.kind === "npm")) deploy.note();
     try {
       await this.build({ ...planned, timeoutMs: this.d.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS }, emit);
     } catch (err) {
@@ -78,38 +101,29 @@ export class ImageBuilder {
       const why = pulled ? "" : `the base image ${ref} is not on this machine and could not be pulled; `;
       throw buildFailure(err, `the image for ${functions.join(", ")}`, planned.stepLabels, why);
     }
-    out.built.push(planned.tag);
-    emit({ type: "image", image: planned.tag, status: "built", functions });
-    return planned.tag;
+    out.built.push(tag);
+    emit({ type: "image", image: tag, status: "built", functions });
+    return tag;
   }
 
   /** Image.from_dockerfile(): the user's Dockerfile with the files its COPY lines name, built as a base. */
-  private async ensureDockerfileBase(
-    base: Extract<ImageSpec["base"], { kind: "dockerfile" }>,
-    tag: string,
-    functions: string[],
-    assets: Record<string, Asset>,
-    settings: () => BuildSettings,
-    emit: Emit,
-    out: BuiltImages,
-  ): Promise<void> {
+  private async ensureDockerfileBase(base: Extract<ImageSpec["base"], { kind: "dockerfile" }>, tag: string, functions: string[], deploy: Deploy): Promise<void> {
     if (await this.d.runtime.imageExists(tag)) return;
-    const context = assets[base.context] ?? {};
     const files: Record<string, Buffer> = {};
     const modes: Record<string, number> = {};
-    for (const [path, f] of Object.entries(context)) {
+    for (const [path, f] of Object.entries(deploy.assets[base.context] ?? {})) {
       files[path] = Buffer.from(f.data, "base64");
       if (f.mode !== 0o644) modes[path] = f.mode;
     }
-    const plan: ImagePlan = { tag, dockerfile: base.dockerfile, files, modes, buildArgs: settings().args, timeoutMs: this.d.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS };
-    emit({ type: "image", image: tag, status: "building", functions });
+    const plan: ImagePlan = { tag, dockerfile: base.dockerfile, files, modes, buildArgs: deploy.settings().args, timeoutMs: this.d.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS };
+    deploy.emit({ type: "image", image: tag, status: "building", functions });
     try {
-      await this.build(plan, emit);
+      await this.build(plan, deploy.emit);
     } catch (err) {
       throw buildFailure(err, `the Dockerfile ${base.path ?? ""}`.trimEnd(), null, "");
     }
-    out.built.push(tag);
-    emit({ type: "image", image: tag, status: "built", functions });
+    deploy.out.built.push(tag);
+    deploy.emit({ type: "image", image: tag, status: "built", functions });
   }
 
   private build(plan: ImagePlan, emit: Emit): Promise<void> {
