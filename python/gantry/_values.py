@@ -17,7 +17,7 @@ import os
 import pickle
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .exception import DeserializationError, ExecutionError, RemoteError, RequestSizeError, SerializationError
+from .exception import DeserializationError, ExecutionError, FunctionTimeoutError, RemoteError, RequestSizeError, SerializationError
 
 #: Protocol 4 reads on every Python gantry supports (>= 3.9), in the caller and in the image.
 PICKLE_PROTOCOL = 4
@@ -84,6 +84,8 @@ def exception_of(call_id: str, error: Dict[str, Any]) -> BaseException:
                 raise TypeError(f"not an exception but {type(exc).__name__}")
         except Exception as why:
             exc = ExecutionError(f"call {call_id} raised {remote_type}: {message} (its class does not unpickle here: {why})", remote_type, tb, call_id)
+    elif remote_type == "FunctionTimeoutError":
+        exc = FunctionTimeoutError(message, tb, call_id)
     else:
         exc = _builtin_error(remote_type, message) or RemoteError(remote_type, message, tb, call_id)
     for attr, value in (("remote_type", remote_type), ("remote_traceback", tb), ("call_id", call_id)):

@@ -21,11 +21,9 @@ from ._client import Client
 from .exception import (
     CancelledError,
     Error,
-    FunctionTimeoutError,
     InvalidError,
     NotFoundError,
     OutputExpiredError,
-    RemoteError,
 )
 
 #: ``fc-`` + 26 characters of Crockford base32, as ``protocol/api.ts`` CALL_ID_PATTERN.
@@ -184,14 +182,6 @@ def _settle(call_id: str, view: Dict[str, Any]) -> Any:
         message = str(error.get("message") or "the call was cancelled")
         why = "" if message == "the call was cancelled" else f": {message}"  # e.g. "the app was stopped"
         raise CancelledError(f"call {call_id} was cancelled{why}")
-    if error.get("type") == "FunctionTimeoutError":
-        tb = str(error.get("traceback") or "")
-        exc: BaseException = FunctionTimeoutError(str(error.get("message") or ""), tb, call_id)
-        exc.remote_type = "FunctionTimeoutError"  # type: ignore[attr-defined]
-        exc.remote_traceback = tb  # type: ignore[attr-defined]
-        if tb and hasattr(exc, "add_note"):
-            exc.add_note(f"remote traceback of call {call_id}:\n{tb.rstrip()}")
-        raise exc
     raise _values.exception_of(call_id, error)
 
 

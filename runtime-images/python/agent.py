@@ -141,10 +141,15 @@ def _remote_error(exc: BaseException) -> Dict[str, str]:
     return {"type": type(exc).__name__[:MAX_ERROR_TYPE_CHARS], "message": message, "traceback": text}
 
 
+def _pickle_b64(value: Any) -> str:
+    """A value pickled for a Python caller, as base64 text (how pickles travel in messages)."""
+    return base64.b64encode(pickle.dumps(value, protocol=PICKLE_PROTOCOL)).decode("ascii")
+
+
 def _pickled_exception(exc: BaseException) -> Optional[str]:
     """The exception pickled (base64) for a Python caller, or None when it does not pickle or is too large."""
     try:
-        data = base64.b64encode(pickle.dumps(exc, protocol=PICKLE_PROTOCOL)).decode("ascii")
+        data = _pickle_b64(exc)
     except Exception:
         return None
     return data if len(data) <= MAX_PICKLED_ERROR_CHARS else None
@@ -363,8 +368,9 @@ class Agent:
         self._forwarders: List[LineForwarder] = []
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        #: A class's instance (@app.cls), and its @exit hooks still to run.
+        #: A class's instance (@app.cls), its callable methods, and its @exit hooks still to run.
         self._obj: Any = None
+        self._methods: List[str] = []
         self._exit_hooks: List[str] = []
         #: @batched: inputs are grouped into one call of lists.
         self._batcher: Optional[gantry_batch.Batcher] = None
@@ -452,6 +458,7 @@ class Agent:
         from gantry.cls import members
 
         self._obj = user_cls()
+        self._methods = members(user_cls, "method")
         self._exit_hooks = members(user_cls, "exit")
         for name in members(user_cls, "enter"):
             result = getattr(self._obj, name)()
@@ -474,9 +481,7 @@ class Agent:
         """What an input runs: the function, or the method of the class's instance it names."""
         if self._obj is None:
             return self.fn  # type: ignore[return-value]
-        from gantry.cls import members
-
-        if call.method not in members(type(self._obj), "method"):
+        if call.method not in self._methods:
             raise AttributeError(f"{self.config.function} has no method {call.method!r}")
         return getattr(self._obj, call.method)
 
@@ -508,52 +513,60 @@ class Agent:
             print(f"gantry agent: over maxInputs ({self.config.max_inputs}), call {call.call_id} waits for a free slot", file=sys.stderr)
         if self._batcher is not None:
             self._batcher.add(call)
-            return
+        else:
+            self._run_on(call, self._run_async, self._run_sync, call)
+
+    def _run_on(self, call: Input, run_async: Callable[[Any], Any], run_sync: Callable[[Any], None], work: Any) -> None:
+        """Runs `work` (an input, or a batch whose first input is `call`) on the event loop when its target is async, else in the thread pool."""
         if self._loop is not None and (self._obj is None or self._is_async(call)):
-            asyncio.run_coroutine_threadsafe(self._run_async(call), self._loop)
+            asyncio.run_coroutine_threadsafe(run_async(work), self._loop)
         else:
             assert self._pool is not None
-            self._pool.submit(contextvars.copy_context().run, self._run_sync, call)
+            self._pool.submit(contextvars.copy_context().run, run_sync, work)
 
     def _batched_marker(self) -> Optional[Dict[str, Any]]:
         """@batched's settings: on the function, or on a class's only method."""
         if self._obj is None:
             return getattr(self.fn, "__gantry_batched__", None)
-        from gantry.cls import members
-
-        methods = members(type(self._obj), "method")
+        methods = self._methods
         return getattr(getattr(type(self._obj), methods[0]), "__gantry_batched__", None) if len(methods) == 1 else None
 
     def _start_batch(self, batch: List[Input]) -> None:
-        if self._loop is not None and (self._obj is None or self._is_async(batch[0])):
-            asyncio.run_coroutine_threadsafe(self._run_batch_async(batch), self._loop)
-        else:
-            assert self._pool is not None
-            self._pool.submit(contextvars.copy_context().run, self._run_batch_sync, batch)
+        self._run_on(batch[0], self._run_batch_async, self._run_batch_sync, batch)
+
+    def _batch_call(self, batch: List[Input]) -> Any:
+        """Calls the target once with the batch's arguments as lists; returns what it returned."""
+        _current_call.set(batch[0].call_id)
+        args, kwargs = gantry_batch.transpose([c.arguments() for c in batch], self.config.function)
+        return self._target(batch[0])(*args, **kwargs)
+
+    def _finish_batch(self, batch: List[Input], value: Any = None, error: Optional[BaseException] = None) -> None:
+        """One result per input; a batch that failed (or returned the wrong shape) fails each of its inputs."""
+        if error is None:
+            try:
+                values = gantry_batch.results(value, len(batch), self.config.function)
+            except BaseException as exc:
+                error = exc
+        if error is not None:
+            for c in batch:
+                self._finish(c, error=error)
+            return
+        for c, v in zip(batch, values):
+            self._finish(c, value=v)
 
     def _run_batch_sync(self, batch: List[Input]) -> None:
-        _current_call.set(batch[0].call_id)
         try:
-            args, kwargs = gantry_batch.transpose([c.arguments() for c in batch], self.config.function)
-            values = gantry_batch.results(self._target(batch[0])(*args, **kwargs), len(batch), self.config.function)
-        except BaseException as exc:  # the batch failed: each of its inputs fails with it
-            for c in batch:
-                self._finish(c, error=exc)
-            return
-        for c, v in zip(batch, values):
-            self._finish(c, value=v)
+            value = self._batch_call(batch)
+        except BaseException as exc:
+            return self._finish_batch(batch, error=exc)
+        self._finish_batch(batch, value)
 
     async def _run_batch_async(self, batch: List[Input]) -> None:
-        _current_call.set(batch[0].call_id)
         try:
-            args, kwargs = gantry_batch.transpose([c.arguments() for c in batch], self.config.function)
-            values = gantry_batch.results(await self._target(batch[0])(*args, **kwargs), len(batch), self.config.function)
+            value = await self._batch_call(batch)
         except BaseException as exc:
-            for c in batch:
-                self._finish(c, error=exc)
-            return
-        for c, v in zip(batch, values):
-            self._finish(c, value=v)
+            return self._finish_batch(batch, error=exc)
+        self._finish_batch(batch, value)
 
     def _is_async(self, call: Input) -> bool:
         f = getattr(type(self._obj), call.method or "", None)
@@ -622,7 +635,7 @@ class Agent:
         head = {"type": "item", "callId": call.call_id, "attempt": call.attempt, "index": index}
         if call.pickled is not None:
             try:
-                data = base64.b64encode(pickle.dumps(item, protocol=PICKLE_PROTOCOL)).decode("ascii")
+                data = _pickle_b64(item)
             except Exception as exc:
                 raise TypeError(f"item {index} of {self.config.function} ({type(item).__name__}) cannot be pickled: {exc}") from None
             size = len(data)
@@ -640,7 +653,7 @@ class Agent:
     def _output_ok(self, call: Input, value: Any) -> bytes:
         if call.pickled is not None:  # a Python caller: the value goes back pickled, whatever it is
             try:
-                data = base64.b64encode(pickle.dumps(value, protocol=PICKLE_PROTOCOL)).decode("ascii")
+                data = _pickle_b64(value)
             except Exception as exc:
                 raise TypeError(f"the return value of {self.config.function} ({type(value).__name__}) cannot be pickled: {exc}") from None
             if len(data) > MAX_OUTPUT_BYTES:
