@@ -11,7 +11,7 @@ import type { Dispatcher } from "../service/dispatcher.js";
 import type { Waiters } from "../service/waiters.js";
 import { ApiError, invalid } from "./errors.js";
 import { readJson, type Router } from "./http-kit.js";
-import { callInput, callOutcome, checkPickledCaller, withParent } from "./call-views.js";
+import { callInput, callOutcome, fromCaller } from "./call-views.js";
 
 export const MAX_BATCH_CALLS = 10_000;
 
@@ -47,8 +47,7 @@ export function registerBatchRoutes(r: Router, d: BatchRouteDeps): void {
         throw invalid(`calls[${i}]: ${(err as Error).message}`);
       }
     });
-    checkPickledCaller(req, params.app!, inputs);
-    withParent(req, d.calls, inputs);
+    fromCaller(req, params.app!, d.calls, inputs);
     const ids = await d.dispatcher.submitMany(params.app!, params.fn!, inputs);
     return { status: 202, body: { call_ids: ids } };
   });

@@ -95,13 +95,20 @@ export function callInput(body: unknown): CallInput {
 }
 
 /**
- * Unpickling runs code: a function's container may send pickled arguments only to functions of
- * its own app (whose containers already run its code). To another app it sends JSON.
+ * What a submit takes from the container that sent it (none for other clients). Unpickling runs
+ * code: a function's container may send pickled arguments only to functions of its own app (whose
+ * containers already run its code); to another app it sends JSON. And the call it names as its
+ * parent (the call graph) is recorded when that call is its own app's.
  */
-export function checkPickledCaller(req: http.IncomingMessage, app: string, inputs: readonly CallInput[]): void {
+export function fromCaller(req: http.IncomingMessage, app: string, calls: Pick<CallStore, "get">, inputs: CallInput[]): void {
   const caller = callerApp(req);
-  if (caller === null || caller === app || !inputs.some((i) => i.pickle !== undefined)) return;
-  throw new ApiError(403, "forbidden", `a function of app ${caller} may send pickled arguments only to its own app's functions; send JSON to app ${app}`);
+  if (caller === null) return;
+  if (caller !== app && inputs.some((i) => i.pickle !== undefined)) {
+    throw new ApiError(403, "forbidden", `a function of app ${caller} may send pickled arguments only to its own app's functions; send JSON to app ${app}`);
+  }
+  const parent = req.headers[PARENT_CALL_HEADER];
+  if (typeof parent !== "string" || calls.get(parent)?.app !== caller) return;
+  for (const input of inputs) input.parentId = parent;
 }
 
 /** A call's input as its answer shows it: JSON arguments as they are; pickled ones by their size only (never unpickled here). */
@@ -131,15 +138,6 @@ export function itemsView(r: CallRecord, items: ReadonlyArray<{ index: number; d
 /** The header code in a container sends with the call it runs for: the calls it spawns become that call's children. */
 export const PARENT_CALL_HEADER = "x-gantry-parent-call";
 const MAX_GRAPH_NODES = 1000;
-
-/** Records the calls' parent, when a container of the parent's own app names it (never taken from other clients). */
-export function withParent(req: http.IncomingMessage, calls: Pick<CallStore, "get">, inputs: CallInput[]): void {
-  const raw = req.headers[PARENT_CALL_HEADER];
-  const caller = callerApp(req);
-  if (typeof raw !== "string" || caller === null) return;
-  if (calls.get(raw)?.app !== caller) return;
-  for (const input of inputs) input.parentId = raw;
-}
 
 /** A call and the calls it spawned, breadth first, at most MAX_GRAPH_NODES in all. */
 export function callGraph(root: CallRecord, calls: Pick<CallStore, "get" | "children">): CallGraphNode {

@@ -33,7 +33,7 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
-import { attemptViews, callGraph, callInput, callView, checkPickledCaller, inputView, isExpired, iso, itemsView, withParent } from "./call-views.js";
+import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
 export interface RouteDeps {
   access: Access;
@@ -187,8 +187,7 @@ export function buildRouter(d: RouteDeps): Router {
   /** Submits one call, under the request's idempotency key when it has one (a replay says so in a header). */
   async function submitCall(ctx: RequestContext, input: CallInput, key: string | null): Promise<Answer> {
     const { app, fn } = ctx.params;
-    checkPickledCaller(ctx.req, app!, [input]);
-    withParent(ctx.req, d.calls, [input]);
+    fromCaller(ctx.req, app!, d.calls, [input]);
     if (key === null) return { status: 202, body: { call_id: await d.dispatcher.submit(app!, fn!, input) } };
     const { callId, replayed } = await d.dispatcher.submitKeyed(app!, fn!, input, key);
     if (replayed) ctx.res.setHeader(IDEMPOTENT_REPLAYED_HEADER, "true");

@@ -184,11 +184,13 @@ function splitLayer(dockerfile: string, ref: string): { head: Line[]; tail: Line
     .split("\n")
     .filter((l) => l.trim() && !l.trimStart().startsWith("#"));
   const from = lines.findIndex((l) => /^FROM\s/i.test(l));
-  const label = (text: string) => ({ text, label: "gantry's runtime layer" });
-  return { head: lines.slice(0, from + 1).map((text) => ({ text, label: text.startsWith("FROM") ? `the base image ${ref}` : "gantry's runtime layer" })), tail: lines.slice(from + 1).map(label) };
+  const line = (text: string): Line => ({ text, label: /^FROM\s/i.test(text) ? `the base image ${ref}` : "gantry's runtime layer" });
+  return { head: lines.slice(0, from + 1).map(line), tail: lines.slice(from + 1).map(line) };
 }
 
 const installs = (s: ImageStep) => s.kind === "pip" || s.kind === "npm";
+/** Whether an image installs packages (pip, uv, npm): its build gets the installer and the host's index settings. */
+export const installsPackages = (spec: ImageSpec): boolean => spec.steps.some(installs);
 
 function assetFiles(spec: ImageSpec, assets: Record<string, Asset> | undefined, files: Record<string, Buffer>, modes: Record<string, number>): void {
   const hashes = new Set<string>();
@@ -214,7 +216,7 @@ export function planImage(input: ImagePlanInput): PlannedImage {
   const lines: Line[] = [...head];
   const files: Record<string, Buffer> = { ...layer.files };
   const modes: Record<string, number> = {};
-  const needsInstaller = spec.steps.some(installs);
+  const needsInstaller = installsPackages(spec);
   if (needsInstaller) {
     if (!layer.installer) throw new Error("gantry's image installer (runtime-images/build/install.sh) is missing: run npm run build");
     lines.push(...INDEX_SETTING_ARGS.map((a) => ({ text: `ARG ${a}`, label: "the host's index settings" })));

@@ -7,7 +7,7 @@
  */
 import type { DeployEvent } from "../../protocol/api.js";
 import type { Asset, FunctionSpec, ImageSpec } from "../../protocol/function-spec.js";
-import { baseRef, planImage, type BuildSettings, type RuntimeLayer } from "../docker/image-plan.js";
+import { baseRef, installsPackages, planImage, type BuildSettings, type RuntimeLayer } from "../docker/image-plan.js";
 import { BuildFailedError, type ContainerRuntime, type ImagePlan } from "../docker/types.js";
 import { ServiceError, ServiceErrorCode } from "./errors.js";
 
@@ -93,7 +93,7 @@ export class ImageBuilder {
     }
     const planned = planImage({ ...input, settings: deploy.settings() });
     emit({ type: "image", image: tag, status: "building", functions });
-    if (image.steps.some((s) => s.kind === "pip" || s.kind === "npm")) deploy.note();
+    if (installsPackages(image)) deploy.note();
     try {
       await this.build({ ...planned, timeoutMs: this.d.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT_MS }, emit);
     } catch (err) {
