@@ -176,7 +176,7 @@ export class Dispatcher implements CallSide {
    */
   async submitMany(app: string, fn: string, inputs: readonly CallInput[]): Promise<string[]> {
     const pool = this.acceptingPool(app, fn, inputs.length);
-    checkPickled(pool, inputs);
+    checkInputs(pool, inputs);
     const now = this.now();
     const calls = inputs.map((input) => this.newCall(app, fn, input, now));
     const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
@@ -220,7 +220,7 @@ export class Dispatcher implements CallSide {
     const known = this.d.calls.keys.find(app, fn, key, this.now()); // committed already: no write needed
     if (known !== null) return { callId: known, replayed: true };
     const pool = this.acceptingPool(app, fn, 1);
-    checkPickled(pool, [input]);
+    checkInputs(pool, [input]);
     const now = this.now();
     const call = this.newCall(app, fn, input, now);
     const earlier = await this.d.calls.insertKeyed({ id: call.id, app, function: fn, now, ...input }, key).catch((err) => {
@@ -579,8 +579,8 @@ function checkMethods(pool: FunctionPool, inputs: readonly CallInput[]): void {
   }
 }
 
-/** A pickled input goes to Python functions only: a TypeScript function could not read it. */
-function checkPickled(pool: FunctionPool, inputs: readonly CallInput[]): void {
+/** Inputs the pool can run: a class's call names one of its methods; a pickled input goes to Python functions only (a TypeScript function could not read it). */
+function checkInputs(pool: FunctionPool, inputs: readonly CallInput[]): void {
   checkMethods(pool, inputs);
   if (pool.runtime === "python" || !inputs.some((i) => i.pickle !== undefined)) return;
   throw invalid(`${pool.app}.${pool.spec.name} is a ${pool.runtime} function: send its arguments as JSON ({"args": [...]}), not pickled`);
