@@ -113,6 +113,8 @@ export const AgentEnv = {
   function: "GANTRY_FUNCTION",
   maxInputs: "GANTRY_MAX_INPUTS",
   containerId: "GANTRY_CONTAINER_ID",
+  /** A class with parameters: its instance's parameter set, JSON (bytes as {"bytes": base64}). */
+  clsParams: "GANTRY_CLS_PARAMS",
   /** Where code in the container reaches the daemon's API (calls only): GantryClient and gantry.Function use it. */
   apiSocket: "GANTRY_API_SOCKET",
   /** Over TCP (a Swarm cluster): the daemon's agent address, ws://HOST:PORT (the agent dials HOST:PORT/agent). */

@@ -1,4 +1,5 @@
 /** Shapes of the daemon's /v1 API answers, shared by daemon, CLI and SDK. */
+import type { ClsParam, ParamValue } from "./cls-params.js";
 
 /** `fc-` + 10 characters of time + 16 random, in Crockford base32 (see daemon/core/ids.ts). */
 export const CALL_ID_PATTERN = /^fc-[0-9a-hjkmnp-tv-z]{26}$/;
@@ -56,6 +57,9 @@ export interface CallView {
     pickled_bytes?: number;
     /** A class's call: the method it ran. */
     method?: string;
+    /** A class's call with parameters or options: its parameter set (defaults applied) and the options it overrides. */
+    params?: Record<string, ParamValue>;
+    options?: Record<string, unknown>;
   };
   /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
   attempts?: AttemptView[];
@@ -151,6 +155,8 @@ export interface FunctionView {
   methods: string[] | null;
   /** A class's generator methods (called with remote_gen). */
   generator_methods: string[];
+  /** A class's parameters (each distinct set is a pool of its own); [] for functions and classes without. */
+  params: ClsParam[];
   public: boolean;
 }
 
@@ -161,6 +167,8 @@ export interface FunctionLiveView {
   containers: number;
   /** Calls waiting for GPUs, since when; null when it waits for none. */
   gpu_wait_since: string | null;
+  /** A class's pools for parameter sets and options in use (`size=2`), beside its own. */
+  variants: Array<{ variant: string; queued: number; running: number; containers: number }>;
 }
 
 export interface ContainerView {
@@ -178,6 +186,8 @@ export interface ContainerView {
   calls: string[];
   /** The cluster node it runs on (Swarm), once known; null on one machine. */
   node: string | null;
+  /** A class's container for one parameter set or options (`Model(size=2)`): as "size=2, gpu=\"A100\""; null for the class's own pool and functions. */
+  variant: string | null;
 }
 
 /** A machine containers run on (GET /v1/nodes): this one, or a node of the Swarm cluster. */

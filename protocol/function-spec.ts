@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { imageSpecSchema, type ImageSpec } from "./image-spec.js";
+import { clsParamSchema, PARAM_LIMITS, type ClsParam } from "./cls-params.js";
 
 export const LIMITS = {
   maxRetries: 10,
@@ -95,6 +96,12 @@ export const functionOptionsSchema = z.object({
   cls: z
     .object({
       methods: z.array(z.object({ name: nameSchema("method name"), generator: z.boolean().optional() }).strict()).min(1, "a class needs at least one @method()").max(100),
+      /** Its parameters (Python modal.parameter(), TS options.params): each distinct set is a pool of its own. */
+      params: z
+        .array(clsParamSchema)
+        .max(PARAM_LIMITS.perClass, `a class declares at most ${PARAM_LIMITS.perClass} parameters`)
+        .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, "a class declares the same parameter twice")
+        .optional(),
     })
     .strict()
     .optional(),
@@ -140,7 +147,7 @@ export interface FunctionSpec {
   /** Its calls stream items (remote_gen); absent in specs stored before generators existed. */
   generator?: boolean;
   /** A class: its methods (each call names one). */
-  cls?: { methods: Array<{ name: string; generator?: boolean }> };
+  cls?: { methods: Array<{ name: string; generator?: boolean }>; params?: ClsParam[] };
   /** Inputs grouped into one call of a list (Python's @batched); maxInputs is at least maxBatchSize. */
   batched?: { maxBatchSize: number; waitMs: number };
   /**
@@ -231,6 +238,10 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (o.batched && o.cls && o.cls.methods.length !== 1) throw new Error(`class ${name}: @batched goes on a class's only method; it has ${o.cls.methods.length}`);
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
     throw new Error(`function ${name}: a generator function cannot have retries: the items it already yielded cannot be taken back`);
+  }
+  const generatorMethod = o.cls?.methods.find((m) => m.generator);
+  if (generatorMethod && normalizeRetries(o.retries).maxRetries > 0) {
+    throw new Error(`class ${name}: a class with a generator method (${generatorMethod.name}) cannot have retries: the items a call already yielded cannot be taken back`);
   }
   return {
     name,

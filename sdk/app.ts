@@ -1,8 +1,18 @@
+import type { ParamType } from "../protocol/cls-params.js";
 import type { FunctionOptions } from "../protocol/function-spec.js";
 import { appRegistry, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
 import { Image } from "./image.js";
 
 export type FunctionDefinitionOptions = Omit<FunctionOptions, "image" | "web" | "public"> & { image?: Image };
+
+/** A class parameter (`params: { size: { type: "int", default: 1 } }`): bytes come to the constructor as a Buffer. */
+export interface ClsParamOption {
+  type: ParamType;
+  default?: number | string | boolean | Uint8Array;
+}
+
+/** A class's options: a function's, plus its parameters (each distinct set is a pool of its own). */
+export type ClsOptions = FunctionDefinitionOptions & { params?: Record<string, ClsParamOption> };
 
 /** A web endpoint's options: a function's, plus `public` and a `name` (for handlers like Hono's `app.fetch`). */
 export type WebEndpointOptions = FunctionDefinitionOptions & {
@@ -65,9 +75,10 @@ export class App implements RegisteredApp {
    * A class with a lifecycle (Modal's `@app.cls`): `app.cls({ gpu: "any" }, class Model { async enter() {…}
    * async exit() {…} async predict(x) {…} })`. `enter()` runs once per container before it takes calls,
    * `exit()` when it stops; every other method is callable (`client.cls.fromName(app, "Model")`).
-   * It is named by its class name.
+   * It is named by its class name. Parameters are declared in `options.params` and come to the
+   * constructor as one object: `instance({ size: 2 })` on the caller's side is a pool of its own.
    */
-  cls<C extends new (...args: never[]) => object>(options: FunctionDefinitionOptions, klass: C): C {
+  cls<C extends new (...args: never[]) => object>(options: ClsOptions, klass: C): C {
     if (typeof klass !== "function" || !/^class[\s{]/.test(Function.prototype.toString.call(klass))) {
       throw new Error(`app.cls(options, class Name { … }): the second argument must be a class`);
     }
@@ -78,7 +89,14 @@ export class App implements RegisteredApp {
       const kind = Object.getPrototypeOf(proto[n])?.constructor?.name;
       return { name: n, ...(kind === "AsyncGeneratorFunction" || kind === "GeneratorFunction" ? { generator: true } : {}) };
     });
-    this.register(klass.name, options, klass as unknown as (...args: unknown[]) => unknown, { cls: { methods } }, klass, definitionSite(this.cls));
+    const { params, ...rest } = options;
+    const declared = Object.entries(params ?? {}).map(([name, p]) => ({
+      name,
+      type: p.type,
+      ...(p.default === undefined ? {} : { default: p.default instanceof Uint8Array ? { bytes: Buffer.from(p.default).toString("base64") } : p.default }),
+    }));
+    const cls = { methods, ...(declared.length ? { params: declared } : {}) };
+    this.register(klass.name, rest, klass as unknown as (...args: unknown[]) => unknown, { cls }, klass, definitionSite(this.cls));
     return klass;
   }
 

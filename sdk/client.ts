@@ -1,3 +1,5 @@
+import { resolveVariant, VariantError, variantOptionsSchema, type ParamValue, type VariantOptions } from "../protocol/cls-variant.js";
+import { formatZodError } from "../protocol/function-spec.js";
 import {
   CALL_ID_PATTERN,
   IDEMPOTENCY_KEY_HEADER,
@@ -88,8 +90,15 @@ export interface CallOptions {
    * nothing. 1–255 printable ASCII characters.
    */
   idempotencyKey?: string;
-  /** A class's method (set by `cls.instance().method(name)`): each call names it. */
-  method?: string;
+  /** A class's method (set by `cls.instance().method(name)`): each call names it, with the instance's parameters and options. */
+  target?: ClassTarget;
+}
+
+/** What a class's call names beside its arguments: the method, the instance's parameter set, the class's options. */
+export interface ClassTarget {
+  method: string;
+  params?: Record<string, ParamValue>;
+  options?: VariantOptions;
 }
 
 /** A deployed function, found by app and name. */
@@ -163,12 +172,12 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
   }
 
   private isGenerator(): boolean {
-    const m = this.options.method;
+    const m = this.options.target?.method;
     return m === undefined ? this.info.generator : (this.info.generator_methods ?? []).includes(m);
   }
 
-  private body(args: unknown[]): { args: unknown[]; method?: string } {
-    return this.options.method === undefined ? { args } : { args, method: this.options.method };
+  private body(args: unknown[]): { args: unknown[] } & Partial<ClassTarget> {
+    return { args, ...this.options.target };
   }
 
   private path(): string {
@@ -180,7 +189,7 @@ export class Function_<A extends unknown[] = unknown[], R = unknown> {
     if (this.options.idempotencyKey !== undefined) {
       throw new InvalidArgumentError(`an idempotency key names one call: use spawn or remote, not map or spawnMap, on ${this.appName}.${this.functionName}`);
     }
-    return new CallBatches(this.transport, this.path(), this.options.method);
+    return new CallBatches(this.transport, this.path(), this.options.target);
   }
 
   /**
@@ -210,6 +219,7 @@ export class Cls {
     readonly appName: string,
     readonly className: string,
     readonly info: FunctionView,
+    private readonly options: VariantOptions = {},
   ) {}
 
   /** The class's methods. */
@@ -217,28 +227,52 @@ export class Cls {
     return this.info.methods ?? [];
   }
 
-  /** An instance: its methods share the class's containers. Parameters are not supported yet. */
+  /**
+   * An instance for a parameter set (`instance({ size: 2 })`, bytes as a Uint8Array): its methods
+   * share one pool of containers, the parameter set's own. Missing, unknown or mistyped parameters throw.
+   */
   async instance(params: Record<string, unknown> = {}): Promise<ClsInstance> {
-    const named = Object.keys(params);
-    if (named.length) throw new InvalidArgumentError(`${this.className} takes no parameters in gantry yet (got ${named.join(", ")})`);
-    return new ClsInstance(this);
+    const encoded = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v instanceof Uint8Array ? { bytes: Buffer.from(v).toString("base64") } : v]));
+    try {
+      resolveVariant(`${this.appName}.${this.className}`, this.info.params ?? [], encoded, this.options);
+    } catch (err) {
+      if (err instanceof VariantError) throw new InvalidArgumentError(err.message);
+      throw err;
+    }
+    return new ClsInstance(this, encoded as Record<string, ParamValue>);
+  }
+
+  /** The same class in a pool of its own with these options (Modal JS SDK's `withOptions`): gpu, cpu, memory, timeout, retries, maxContainers, … */
+  withOptions(options: VariantOptions): Cls {
+    const parsed = variantOptionsSchema.safeParse(options);
+    if (!parsed.success) throw new InvalidArgumentError(`${this.className}.withOptions: ${formatZodError(parsed.error)}`);
+    return new Cls(this.transport, this.appName, this.className, this.info, { ...this.options, ...parsed.data });
+  }
+
+  /** The same class in a pool whose containers take up to `maxInputs` calls at once. */
+  withConcurrency({ maxInputs }: { maxInputs: number }): Cls {
+    return this.withOptions({ maxInputs });
   }
 
   /** @internal */
-  functionFor<A extends unknown[], R>(method: string): Function_<A, R> {
+  functionFor<A extends unknown[], R>(method: string, params: Record<string, ParamValue>): Function_<A, R> {
     if (!this.methods.includes(method)) {
       throw new InvalidArgumentError(`class ${this.appName}.${this.className} has no method ${JSON.stringify(method)} (its methods: ${this.methods.join(", ")})`);
     }
-    return new Function_<A, R>(this.transport, this.appName, this.className, this.info, { method });
+    const variant = Object.keys(params).length || Object.keys(this.options).length ? { params, options: this.options } : {};
+    return new Function_<A, R>(this.transport, this.appName, this.className, this.info, { target: { method, ...variant } });
   }
 }
 
 /** An instance of a deployed class: `instance.method("predict").remote(x)`. */
 export class ClsInstance {
-  constructor(private readonly cls: Cls) {}
+  constructor(
+    private readonly cls: Cls,
+    private readonly params: Record<string, ParamValue>,
+  ) {}
 
   method<A extends unknown[] = unknown[], R = unknown>(name: string): Function_<A, R> {
-    return this.cls.functionFor<A, R>(name);
+    return this.cls.functionFor<A, R>(name, this.params);
   }
 }
 

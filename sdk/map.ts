@@ -56,13 +56,13 @@ export class CallBatches {
     private readonly transport: Transport,
     /** The function's path: /v1/apps/{app}/functions/{fn}. */
     private readonly path: string,
-    /** A class's method: each call names it. */
-    private readonly method?: string,
+    /** A class's method (and instance parameters and options): each call names it. */
+    private readonly target?: object,
   ) {}
 
   /** Submits the next chunk of inputs (each the one argument of a call); their IDs, in order. */
   async submit(chunk: unknown[]): Promise<string[]> {
-    const res = await this.transport.json<{ call_ids: string[] }>("POST", `${this.path}/calls/batch`, { calls: chunk.map((x) => ({ args: [x], ...(this.method ? { method: this.method } : {}) })) });
+    const res = await this.transport.json<{ call_ids: string[] }>("POST", `${this.path}/calls/batch`, { calls: chunk.map((x) => ({ args: [x], ...this.target })) });
     return res.call_ids;
   }
 

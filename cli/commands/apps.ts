@@ -57,7 +57,7 @@ export function registerApps(program: Command, run: Runner): void {
             c.id,
             (c.docker_id ?? "-").slice(0, 12),
             c.app,
-            c.function,
+            c.variant ? `${c.function}(${c.variant})` : c.function,
             c.state,
             `${c.active_calls}/${c.max_inputs}`,
             c.gpus.length ? c.gpus.map((g) => g.index).join(",") : "-",

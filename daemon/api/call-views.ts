@@ -1,4 +1,5 @@
 /** How calls look in the API's answers, and how a call's arguments are read from a request body. */
+import type { Variant } from "../../protocol/cls-variant.js";
 import { BASE64 } from "../../protocol/agent-messages.js";
 import type { AttemptView, CallGraphNode, CallItemsView, CallOutcome, CallView } from "../../protocol/api.js";
 import { CallStatus, TERMINAL } from "../core/call-state.js";
@@ -72,11 +73,8 @@ export function callInput(body: unknown): CallInput {
   if (body === undefined) return { args: [], kwargs: null };
   const shape = `the body must be {"args": [...], "kwargs": {...}}, the function's arguments (both optional)`;
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw invalid(shape);
-  const { method, ...fields } = body as { method?: unknown };
-  if (method !== undefined && (typeof method !== "string" || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(method))) {
-    throw invalid(`"method" must be the name of one of the class's methods, got ${JSON.stringify(method).slice(0, 80)}`);
-  }
-  const which = method === undefined ? {} : { method: method as string };
+  const { method, params, options, ...fields } = body as { method?: unknown; params?: unknown; options?: unknown };
+  const which = classTarget(method, params, options);
   if ("pickle" in fields) {
     const { pickle, ...others } = fields as { pickle?: unknown };
     if (Object.keys(others).length) throw invalid(`a pickled input is {"pickle": "<base64>"} alone; this one also has ${JSON.stringify(Object.keys(others)[0])}`);
@@ -92,6 +90,26 @@ export function callInput(body: unknown): CallInput {
   }
   const named = kwargs as Record<string, unknown> | undefined;
   return { args, kwargs: named && Object.keys(named).length ? named : null, ...which };
+}
+
+/**
+ * A class's call names its method, and may name a parameter set (`"params": {"size": 2}`) and
+ * options (`"options": {"gpu": "A100"}`, as `with_options`): the dispatcher checks these against
+ * the class and keeps their canonical form.
+ */
+function classTarget(method: unknown, params: unknown, options: unknown): Pick<CallInput, "method" | "variant"> {
+  if (method !== undefined && (typeof method !== "string" || !/^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(method))) {
+    throw invalid(`"method" must be the name of one of the class's methods, got ${JSON.stringify(method).slice(0, 80)}`);
+  }
+  for (const [what, v] of [["params", params], ["options", options]] as const) {
+    if (v !== undefined && (v === null || typeof v !== "object" || Array.isArray(v))) throw invalid(`"${what}" must be an object, got ${JSON.stringify(v).slice(0, 80)}`);
+  }
+  if ((params !== undefined || options !== undefined) && method === undefined) throw invalid(`"params" and "options" are for a class's calls, which name a "method"`);
+  return {
+    ...(method !== undefined ? { method: method as string } : {}),
+    // Unchecked here: Dispatcher.submit resolves it against the class (types, defaults, limits).
+    ...(params !== undefined || options !== undefined ? { variant: { params: (params ?? {}) as Variant["params"], options: (options ?? {}) as Variant["options"] } } : {}),
+  };
 }
 
 /**
@@ -114,7 +132,10 @@ export function fromCaller(req: http.IncomingMessage, app: string, calls: Pick<C
 /** A call's input as its answer shows it: JSON arguments as they are; pickled ones by their size only (never unpickled here). */
 export function inputView(input: CallInput | null): CallView["input"] | null {
   if (!input) return null;
-  const method = input.method !== undefined ? { method: input.method } : {};
+  const method = {
+    ...(input.method !== undefined ? { method: input.method } : {}),
+    ...(input.variant !== undefined ? { params: input.variant.params, options: input.variant.options } : {}),
+  };
   if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs, ...method };
   return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4), ...method };
 }

@@ -1,3 +1,4 @@
+import { describeVariant } from "../../protocol/cls-variant.js";
 import type http from "node:http";
 import {
   IDEMPOTENCY_KEY_HEADER,
@@ -287,6 +288,7 @@ export function buildRouter(d: RouteDeps): Router {
       gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
       calls: [...c.leases.keys()],
       node: c.dockerId ? d.runtime.nodeOf(c.dockerId) : null,
+      variant: pool.variant ? describeVariant(pool.variant.variant) : null,
     }));
     return { status: 200, body: { containers: body } };
   });

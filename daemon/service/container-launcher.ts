@@ -174,6 +174,7 @@ export class ContainerLauncher {
           [AgentEnv.function]: spec.name,
           [AgentEnv.maxInputs]: String(spec.maxInputs),
           [AgentEnv.containerId]: c.id,
+          ...(pool.params() ? { [AgentEnv.clsParams]: JSON.stringify(pool.params()) } : {}),
         },
         socketDir: endpoint.socketDir,
         codeDir: pool.bundleDir,

@@ -68,6 +68,7 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     web: f.spec.web?.kind ?? null,
     generator: f.spec.generator ?? false,
     methods: f.spec.cls?.methods.map((m) => m.name) ?? null,
+    params: f.spec.cls?.params ?? [],
     generator_methods: f.spec.cls?.methods.filter((m) => m.generator).map((m) => m.name) ?? [],
     public: f.spec.public,
   };

@@ -15,7 +15,8 @@ import { storedValue, type CallInput, type CallStore } from "../store/call-store
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
-import { busySlots, FunctionPool, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
+import { describeVariant, PARAM_LIMITS, resolveVariant, streamsItems, VariantError } from "../../protocol/cls-variant.js";
+import { busySlots, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
@@ -104,18 +105,76 @@ export class Dispatcher implements CallSide {
         this.pools.set(key, new FunctionPool(app, f));
       } else {
         existing.removed = false;
-        if (existing.revision !== f.revision) {
-          existing.deploy(f);
-          existing.startFailures = 0;
-          existing.startBlockedUntilMs = 0;
-          for (const c of existing.containers.values()) if (c.revision !== f.revision) this.scaler.retire(existing, c);
-        }
+        if (existing.revision !== f.revision) this.redeploy(existing, f);
       }
       this.pump(this.pools.get(key)!);
+      for (const v of this.variantsOf(app, f.spec.name)) if (v.revision !== f.revision) this.redeploy(v, f);
     }
-    for (const [key, pool] of this.pools) {
-      if (pool.app === app && !keep.has(key)) this.removePool(pool, `function ${key} is no longer deployed`);
+    for (const pool of this.pools.values()) {
+      const fnKey = poolKey(app, pool.spec.name, null);
+      if (pool.app === app && !keep.has(fnKey) && !pool.removed) this.removePool(pool, `function ${fnKey} is no longer deployed`);
     }
+  }
+
+  /** A new revision for a pool: its containers of older ones drain. A class's variant whose options no longer fit is removed. */
+  private redeploy(pool: FunctionPool, f: DeployedFunction): void {
+    try {
+      pool.deploy(f);
+    } catch (err) {
+      return this.removePool(pool, `its options no longer fit class ${pool.app}.${f.spec.name}: ${(err as Error).message}`);
+    }
+    pool.startFailures = 0;
+    pool.startBlockedUntilMs = 0;
+    for (const c of pool.containers.values()) if (c.revision !== f.revision) this.scaler.retire(pool, c);
+    this.pump(pool);
+  }
+
+  /** A class's pools for parameter sets and options in use. */
+  private variantsOf(app: string, fn: string): FunctionPool[] {
+    return [...this.pools.values()].filter((p) => p.variant !== null && p.app === app && p.spec.name === fn && !p.removed);
+  }
+
+  /**
+   * The pool a call of this class runs in: its own, or the one for its parameter set and options
+   * (made on first use, up to a limit). Replaces the input's variant with its canonical form.
+   */
+  private poolFor(base: FunctionPool, input: CallInput): FunctionPool {
+    if (!base.spec.cls) return base;
+    input.variant ??= { params: {}, options: {} }; // the defaults, or an error naming a parameter that has none
+    let resolved: ReturnType<typeof resolveVariant>;
+    try {
+      resolved = resolveVariant(`${base.app}.${base.spec.name}`, base.spec.cls.params ?? [], input.variant.params, input.variant.options);
+    } catch (err) {
+      if (err instanceof VariantError) throw invalid(err.message);
+      throw err;
+    }
+    if (!resolved) {
+      delete input.variant;
+      return base;
+    }
+    input.variant = resolved.variant;
+    const key = poolKey(base.app, base.spec.name, resolved.key);
+    const known = this.pools.get(key);
+    if (known && !known.removed) return known;
+    const used = this.variantsOf(base.app, base.spec.name).length;
+    if (used >= PARAM_LIMITS.variantsPerClass) {
+      throw new ServiceError(
+        ServiceErrorCode.queueFull,
+        `class ${base.app}.${base.spec.name} has ${used} pools for parameter sets and options in use, the limit; retry once idle ones have scaled down`,
+      );
+    }
+    let pool: FunctionPool;
+    try {
+      pool = new FunctionPool(base.app, base.deployment, resolved);
+    } catch (err) {
+      if (err instanceof VariantError) throw invalid(err.message);
+      throw err;
+    }
+    if (pool.gpu && !this.d.gpus.everSatisfiable(pool.gpu)) {
+      throw new ServiceError(ServiceErrorCode.gpuUnavailable, `${base.app}.${base.spec.name}.with_options asks for gpu ${this.d.gpus.unmet(pool.spec.gpu!)}`);
+    }
+    this.pools.set(key, pool);
+    return pool;
   }
 
   /** Stops an app: its queued calls are cancelled and its containers stop. */
@@ -125,7 +184,7 @@ export class Dispatcher implements CallSide {
     for (const pool of this.pools.values()) {
       if (pool.app === app && !pool.removed) {
         this.removePool(pool, `app ${app} was stopped`);
-        n++;
+        if (!pool.variant) n++;
       }
     }
     return n;
@@ -175,38 +234,52 @@ export class Dispatcher implements CallSide {
    * withdraws its calls; one that already started runs to an end nobody reads (at least once).
    */
   async submitMany(app: string, fn: string, inputs: readonly CallInput[]): Promise<string[]> {
-    const pool = this.acceptingPool(app, fn, inputs.length);
-    checkInputs(pool, inputs);
+    const routed = this.route(app, fn, inputs);
     const now = this.now();
-    const calls = inputs.map((input) => this.newCall(app, fn, input, now));
+    const calls = inputs.map((input, i) => this.newCall(app, fn, input, routed[i]!, now));
     const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
-    for (const call of calls) {
+    calls.forEach((call, i) => {
       this.live.set(call.id, call);
-      pool.queue.push(call);
-    }
-    this.pump(pool);
+      routed[i]!.queue.push(call);
+    });
+    const pools = new Set(routed);
+    for (const pool of pools) this.pump(pool);
     try {
       await committed;
     } catch (err) {
-      for (const call of calls) {
+      calls.forEach((call, i) => {
         this.live.delete(call.id);
-        if (call.status === CallStatus.queued) pool.unqueue(call.id);
-      }
+        if (call.status === CallStatus.queued) routed[i]!.unqueue(call.id);
+      });
       throw fromStore(err);
     }
-    if (pool.removed) {
+    if (routed[0]!.removed) {
       // The app was stopped while these calls were being committed: they are cancelled like the others.
       await Promise.all(calls.filter((c) => this.live.has(c.id)).map((c) => this.cancelLive(c, "the app was stopped")));
       return calls.map((c) => c.id);
     }
-    const longQueue = pool.queue.length > INPUTS_KEPT_PER_QUEUE;
-    for (const call of calls) {
+    const longQueues = new Set([...pools].filter((p) => p.queue.length > INPUTS_KEPT_PER_QUEUE));
+    calls.forEach((call, i) => {
       // Every call is announced queued, even one already dispatched: streams see queued → running → end.
       this.outcomes.publishStatus(call, CallStatus.queued, 1);
       // Far back in a long queue, a call lets go of its arguments: they are read again at dispatch.
-      if (longQueue && call.status === CallStatus.queued) call.input = null;
-    }
+      if (longQueues.has(routed[i]!) && call.status === CallStatus.queued) call.input = null;
+    });
     return calls.map((c) => c.id);
+  }
+
+  /**
+   * The pool each new call goes to (a class's call with parameters goes to its parameter set's),
+   * after checking what the function takes and that each pool's queue has room.
+   */
+  private route(app: string, fn: string, inputs: readonly CallInput[]): FunctionPool[] {
+    const base = this.acceptingPool(app, fn);
+    checkInputs(base, inputs);
+    const routed = inputs.map((input) => this.poolFor(base, input));
+    const counts = new Map<FunctionPool, number>();
+    for (const p of routed) counts.set(p, (counts.get(p) ?? 0) + 1);
+    for (const [pool, count] of counts) this.checkRoom(pool, count);
+    return routed;
   }
 
   /**
@@ -219,15 +292,16 @@ export class Dispatcher implements CallSide {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const known = this.d.calls.keys.find(app, fn, key, this.now()); // committed already: no write needed
     if (known !== null) return { callId: known, replayed: true };
-    const pool = this.acceptingPool(app, fn, 1);
-    checkInputs(pool, [input]);
+    const first = this.route(app, fn, [input])[0]!;
     const now = this.now();
-    const call = this.newCall(app, fn, input, now);
+    const call = this.newCall(app, fn, input, first, now);
     const earlier = await this.d.calls.insertKeyed({ id: call.id, app, function: fn, now, ...input }, key).catch((err) => {
       throw fromStore(err);
     });
     if (earlier !== null) return { callId: earlier, replayed: true };
     this.live.set(call.id, call);
+    // Found again after the commit: a class's variant left unused meanwhile was dropped (made again here).
+    const pool = this.pools.get(poolKey(app, fn, call.variant)) ?? (first.removed ? first : this.poolFor(this.requirePool(app, fn), input));
     if (pool.removed) {
       // The app was stopped while the call was being committed: it is cancelled like its queued calls.
       const error = { type: SystemErrorType.cancelled, message: "the app was stopped", traceback: "" };
@@ -241,22 +315,23 @@ export class Dispatcher implements CallSide {
     return { callId: call.id, replayed: false };
   }
 
-  /** The pool that takes `count` new calls now; throws why when it does not (stopping, unknown, web endpoint, queue full). */
-  private acceptingPool(app: string, fn: string, count: number): FunctionPool {
+  /** The function's pool when it takes calls now; throws why when it does not (stopping, unknown, web endpoint). */
+  private acceptingPool(app: string, fn: string): FunctionPool {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
     const pool = this.requirePool(app, fn);
     if (pool.spec.web) throw invalid(`${app}.${fn} is a web endpoint: send it HTTP requests at /web/${app}/${fn}/`);
-    const queued = pool.queue.length + pool.delayed.length;
-    if (queued + count > this.d.maxQueuedPerFunction) {
-      throw new ServiceError(
-        ServiceErrorCode.queueFull,
-        `function ${app}.${fn} has ${queued} queued calls; ${count} more would pass the limit of ${this.d.maxQueuedPerFunction}; retry later`,
-      );
-    }
     return pool;
   }
 
-  private newCall(app: string, fn: string, input: CallInput, now: number): LiveCall {
+  /** Throws when `count` more calls would pass the pool's queue limit. */
+  private checkRoom(pool: FunctionPool, count: number): void {
+    const queued = pool.queue.length + pool.delayed.length;
+    if (queued + count <= this.d.maxQueuedPerFunction) return;
+    const what = pool.variant ? `class ${pool.app}.${pool.spec.name} (for ${describeVariant(pool.variant.variant)})` : `function ${pool.app}.${pool.spec.name}`;
+    throw new ServiceError(ServiceErrorCode.queueFull, `${what} has ${queued} queued calls; ${count} more would pass the limit of ${this.d.maxQueuedPerFunction}; retry later`);
+  }
+
+  private newCall(app: string, fn: string, input: CallInput, pool: FunctionPool, now: number): LiveCall {
     return {
       id: newCallId(now, this.random),
       app,
@@ -270,6 +345,7 @@ export class Dispatcher implements CallSide {
       startedAt: null,
       runningMark: null,
       lost: 0,
+      ...(pool.variant ? { variant: pool.variant.key } : {}),
     };
   }
 
@@ -311,7 +387,7 @@ export class Dispatcher implements CallSide {
   }
 
   private async cancelLive(call: LiveCall, why: string): Promise<void> {
-    const pool = this.pools.get(`${call.app}/${call.function}`)!;
+    const pool = this.pools.get(poolKey(call.app, call.function, call.variant))!;
     const from = { status: call.status, attempt: call.attempt };
     if (call.status === CallStatus.queued) pool.unqueue(call.id);
     if (call.status === CallStatus.running && call.containerId) {
@@ -352,8 +428,8 @@ export class Dispatcher implements CallSide {
         runningMark: null,
         lost: rec.lost,
       };
-      const pool = this.pool(rec.app, rec.function);
-      if (!pool) {
+      const pool = this.recoveredPool(call);
+      if (typeof pool === "string") {
         const from = { status: rec.status, attempt: rec.attempt };
         failed++;
         writes.push(
@@ -363,7 +439,7 @@ export class Dispatcher implements CallSide {
             finishedAt: this.now(),
             expiresAt: this.now() + DEFAULTS.resultTtl * 1000,
             containerId: null,
-            error: { type: SystemErrorType.functionRemoved, message: `function ${rec.app}.${rec.function} is no longer deployed`, traceback: "" },
+            error: { type: SystemErrorType.functionRemoved, message: pool, traceback: "" },
           }),
         );
         continue;
@@ -383,6 +459,22 @@ export class Dispatcher implements CallSide {
     await Promise.all(writes);
     for (const pool of this.pools.values()) this.pump(pool);
     return { requeued, failed };
+  }
+
+  /** The pool an open call of an earlier daemon goes back to (a class's call to its parameter set's), or why none takes it. */
+  private recoveredPool(call: LiveCall): FunctionPool | string {
+    const base = this.pool(call.app, call.function);
+    if (!base) return `function ${call.app}.${call.function} is no longer deployed`;
+    if (!base.spec.cls) return base;
+    const input = this.d.calls.inputOf(call.id);
+    if (!input) return base;
+    try {
+      const pool = this.poolFor(base, input);
+      if (pool.variant) call.variant = pool.variant.key;
+      return pool;
+    } catch (err) {
+      return `its parameters or options no longer fit class ${call.app}.${call.function}: ${(err as Error).message}`;
+    }
   }
 
   // ── dispatch ─────────────────────────────────────────────────────────────────────────────
@@ -481,7 +573,7 @@ export class Dispatcher implements CallSide {
   // ── what the scaler reports ──────────────────────────────────────────────────────────────
 
   lose(pool: FunctionPool, lease: Lease, reason: string): void {
-    if (pool.spec.generator) {
+    if (streams(pool, lease.call)) {
       // Its items may already be read: running it again would send them twice. It fails instead.
       const error = { type: SystemErrorType.containerLost, message: `${reason}; a generator call is not run again (its items may already have been read)`, traceback: "" };
       return this.failAttempt(pool, lease, error);
@@ -512,13 +604,17 @@ export class Dispatcher implements CallSide {
 
   /** What one function is doing now: its calls queued and running, its containers (old revisions' included). */
   functionLive(app: string, fn: string): FunctionLiveView {
-    const v: FunctionLiveView = { queued: 0, running: 0, containers: 0, gpu_wait_since: null };
+    const v: FunctionLiveView = { queued: 0, running: 0, containers: 0, gpu_wait_since: null, variants: [] };
     for (const p of this.pools.values()) {
       if (p.app !== app || p.spec.name !== fn) continue;
-      v.queued += p.queue.length + p.delayed.length;
+      const queued = p.queue.length + p.delayed.length;
+      let running = 0;
+      for (const c of p.containers.values()) running += c.leases.size;
+      v.queued += queued;
+      v.running += running;
       v.containers += p.containers.size;
-      for (const c of p.containers.values()) v.running += c.leases.size;
       if (p.gpuWaitSinceMs !== null) v.gpu_wait_since = new Date(p.gpuWaitSinceMs).toISOString();
+      if (p.variant) v.variants.push({ variant: describeVariant(p.variant.variant), queued, running, containers: p.containers.size });
     }
     return v;
   }

@@ -6,6 +6,7 @@ import type { AgentConnection, AgentEndpoint } from "./ports.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import type { RunningMark } from "./running-marks.js";
 import { CallQueue } from "./call-queue.js";
+import { defaultParams, hasRequiredParams, variantSpec, type ParamValue, type Variant } from "../../protocol/cls-variant.js";
 
 /**
  * A call the daemon is responsible for (queued or running). Finished calls live in the store only.
@@ -18,6 +19,8 @@ export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "at
   runningMark: RunningMark | null;
   /** A generator call: the items its running attempt sent so far. */
   items?: number;
+  /** A class's call with parameters or options: the key of its pool within the class (absent: the class's own). */
+  variant?: string;
 };
 
 /** One attempt occupying a container slot. */
@@ -99,6 +102,11 @@ export function busySlots(c: ContainerEntry): number {
   return c.leases.size + c.requests.size;
 }
 
+/** The dispatcher's key of a pool: the function's, and the variant's within a class. */
+export function poolKey(app: string, fn: string, variant?: string | null): string {
+  return variant == null ? `${app}/${fn}` : `${app}/${fn}#${variant}`;
+}
+
 /** One deployed function: its queue, its delayed retries and its containers. */
 export class FunctionPool {
   readonly queue = new CallQueue();
@@ -114,6 +122,8 @@ export class FunctionPool {
   pumpScheduled = false;
   removed = false;
   spec!: FunctionSpec;
+  /** The deployment as it came (a variant's options not applied): a class's variants are made from it. */
+  deployment!: PoolDeployment;
   image!: string;
   bundleDir!: string;
   revision!: string;
@@ -127,30 +137,48 @@ export class FunctionPool {
   constructor(
     readonly app: string,
     deployment: PoolDeployment,
+    /** A class's pool for one parameter set and options (`Model(size=2)`); null for a function's or a class's own pool. */
+    readonly variant: { key: string; variant: Variant } | null = null,
   ) {
     this.deploy(deployment);
   }
 
+  /** Takes a deployment; a variant's options apply over it (throws when they no longer fit it). */
   deploy(d: PoolDeployment): void {
-    this.spec = d.spec;
+    this.deployment = d;
+    this.spec = this.variant ? variantSpec(d.spec, this.variant.variant.options) : d.spec;
     this.image = d.image;
     this.bundleDir = d.bundleDir;
     this.revision = d.revision;
     this.runtime = d.runtime;
     this.module = d.module;
-    this.gpu = d.spec.gpu ? d.spec.gpu.map(parseGpuRequest) : null;
+    this.gpu = this.spec.gpu ? this.spec.gpu.map(parseGpuRequest) : null;
   }
 
   get key(): string {
-    return `${this.app}/${this.spec.name}`;
+    return poolKey(this.app, this.spec.name, this.variant?.key ?? null);
+  }
+
+  /** The parameters its containers' class instances get: its variant's, else the declared defaults. */
+  params(): Record<string, ParamValue> | null {
+    if (!this.spec.cls?.params?.length) return null;
+    return this.variant?.variant.params ?? defaultParams(this.spec.cls.params);
+  }
+
+  /** A variant nothing uses any longer (no calls, no containers, none kept warm): dropped until a call names it again. */
+  unused(): boolean {
+    const idle = this.containers.size === 0 && this.queue.length === 0 && this.delayed.length === 0 && this.web.length === 0;
+    return idle && (this.removed || (this.variant !== null && this.limits().minContainers === 0 && this.limits().bufferContainers === 0));
   }
 
   limits(): PoolLimits {
     const s = this.spec;
+    // A class's own pool cannot warm containers when a parameter has no default: no instance could be made.
+    const cold = this.removed || (this.variant === null && hasRequiredParams(s));
     return {
       maxContainers: s.maxContainers,
-      minContainers: this.removed ? 0 : s.minContainers,
-      bufferContainers: this.removed ? 0 : s.bufferContainers,
+      minContainers: cold ? 0 : s.minContainers,
+      bufferContainers: cold ? 0 : s.bufferContainers,
       maxInputs: s.maxInputs,
       scaledownWindowMs: s.scaledownWindowMs,
     };

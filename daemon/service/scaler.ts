@@ -39,7 +39,7 @@ export interface ScalerDeps {
   web: WebRequests;
   /** Every pool, for GPU donors. */
   pools: () => Iterable<FunctionPool>;
-  /** A removed pool has no containers and no calls left. */
+  /** A removed pool, or a class's variant nothing uses, has no containers and no calls left. */
   onPoolDone: (pool: FunctionPool) => void;
   clock?: () => number;
 }
@@ -116,7 +116,7 @@ export class Scaler {
       pool.wakeTimer = setTimeout(() => this.pump(pool), Math.max(0, Math.min(...wake) - now) + 5);
       pool.wakeTimer.unref();
     }
-    if (pool.removed && pool.containers.size === 0 && pool.queue.length === 0 && pool.delayed.length === 0) this.d.onPoolDone(pool);
+    if (pool.unused()) this.d.onPoolDone(pool);
   }
 
   /** Starts one container; false when the GPUs it needs are not free. */

@@ -1,3 +1,4 @@
+import type { Variant } from "../../protocol/cls-variant.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import { CallItems } from "./item-store.js";
 import type { CallStatus } from "../core/call-state.js";
@@ -61,6 +62,8 @@ export interface CallInput {
   parentId?: string;
   /** A class's call: the method it runs. */
   method?: string;
+  /** A class's call with parameters or options (`Model(size=2)`): its pool within the class, canonical. */
+  variant?: Variant;
 }
 
 /**
@@ -84,16 +87,25 @@ export type OpenCall = CallRecord;
 
 /** The input column: the arguments' JSON array, {"args", "kwargs"} when there are keyword arguments, or a pickled input. */
 function encodeInput(c: CallInput): string {
-  if (c.method !== undefined) return JSON.stringify({ args: c.args, kwargs: c.kwargs, method: c.method, ...(c.pickle !== undefined ? { pickle: c.pickle } : {}) });
+  if (c.method !== undefined || c.variant !== undefined) {
+    const { args, kwargs, method, variant, pickle } = c;
+    return JSON.stringify({ args, kwargs, method, ...(variant !== undefined ? { variant } : {}), ...(pickle !== undefined ? { pickle } : {}) });
+  }
   if (c.pickle !== undefined) return PICKLED_PREFIX + c.pickle;
   return c.kwargs ? JSON.stringify({ args: c.args, kwargs: c.kwargs }) : JSON.stringify(c.args);
 }
 
 function decodeInput(input: string): CallInput {
   if (input.startsWith(PICKLED_PREFIX)) return { args: [], kwargs: null, pickle: input.slice(PICKLED_PREFIX.length) };
-  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown>; method?: string; pickle?: string };
+  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown>; method?: string; variant?: Variant; pickle?: string };
   if (Array.isArray(v)) return { args: v, kwargs: null };
-  return { args: v.args, kwargs: v.kwargs, ...(v.method !== undefined ? { method: v.method } : {}), ...(v.pickle !== undefined ? { pickle: v.pickle } : {}) };
+  return {
+    args: v.args,
+    kwargs: v.kwargs,
+    ...(v.method !== undefined ? { method: v.method } : {}),
+    ...(v.variant !== undefined ? { variant: v.variant } : {}),
+    ...(v.pickle !== undefined ? { pickle: v.pickle } : {}),
+  };
 }
 
 interface Row {

@@ -231,7 +231,7 @@ class App:
         """Defines a class with a lifecycle (Modal's ``@app.cls``): the options of ``@app.function``
         (but ``name``); ``@gantry.enter()`` hooks load once per container, ``@gantry.method()``s
         serve the calls, ``@gantry.exit()`` hooks run when the container stops."""
-        from .cls import Cls, batched_option, members
+        from .cls import Cls, batched_option, declared_params, members
 
         for refused in ("name", "schedule"):
             if refused in options:
@@ -259,7 +259,8 @@ class App:
                 f = getattr(user_cls, m)
                 gen = inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
                 entries.append({"name": m, **({"generator": True} if gen else {})})
-            d.options["cls"] = {"methods": entries}
+            params = declared_params(user_cls)
+            d.options["cls"] = {"methods": entries, **({"params": params} if params else {})}
             marked = [batched_option(getattr(user_cls, m)) for m in methods if batched_option(getattr(user_cls, m))]
             if marked and len(methods) > 1:
                 raise InvalidError(f"class {user_cls.__name__}: @batched goes on a class's only method; it has {len(methods)}")

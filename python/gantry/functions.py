@@ -212,6 +212,8 @@ class Function:
         self._is_generator = is_generator
         #: A class's method (gantry.Cls): each call names it.
         self._method: Optional[str] = None
+        #: A class's instance with parameters or options: {"params": {...}, "options": {...}}.
+        self._variant: Optional[Dict[str, Any]] = None
         self._info: Optional[Dict[str, Any]] = None
         self._idempotency_key: Optional[str] = None
 
@@ -227,6 +229,7 @@ class Function:
         other._info = self._info
         other._idempotency_key = self._idempotency_key
         other._method = self._method
+        other._variant = self._variant
         if idempotency_key is not None:
             other._idempotency_key = _check_idempotency_key(idempotency_key)
         return other
@@ -306,6 +309,8 @@ class Function:
             body = _values.json_body(where, args, kwargs)
         if self._method is not None:
             body["method"] = self._method
+        if self._variant is not None:
+            body.update(self._variant)
         return body
 
     @_WithAio

@@ -102,7 +102,10 @@ async function loadFunction(): Promise<void> {
   if (cls) {
     // Its enter() runs now, before the agent says ready: no input reaches it before it finishes.
     methods = new Map(cls.methods.map((m) => [m.name, m.generator === true]));
-    instance = new (handler as unknown as new () => Record<string, unknown>)();
+    // Its parameter set (instance({ size: 2 }) has containers of its own), as one object; bytes as a Buffer.
+    const params = JSON.parse(process.env.GANTRY_CLS_PARAMS || "{}") as Record<string, unknown>;
+    for (const [k, v] of Object.entries(params)) if (v !== null && typeof v === "object" && "bytes" in v) params[k] = Buffer.from((v as { bytes: string }).bytes, "base64");
+    instance = new (handler as unknown as new (params: Record<string, unknown>) => Record<string, unknown>)(params);
     if (typeof instance.enter === "function") await (instance.enter as () => unknown).call(instance);
   }
 }

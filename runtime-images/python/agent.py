@@ -455,9 +455,10 @@ class Agent:
     def _load_class(self, user_cls: type) -> None:
         """A class (@app.cls): one instance per container; its @enter hooks run now, in order,
         before the agent says ready (an exception fails the container's start with the user's error)."""
-        from gantry.cls import members
+        from gantry.cls import instantiate, members
 
-        self._obj = user_cls()
+        # Its parameter set (Model(size=2) has containers of its own), set before any hook runs.
+        self._obj = instantiate(user_cls, json.loads(os.environ.get("GANTRY_CLS_PARAMS") or "{}"))
         self._methods = members(user_cls, "method")
         self._exit_hooks = members(user_cls, "exit")
         for name in members(user_cls, "enter"):

@@ -62,6 +62,7 @@ function FunctionRow({ f }: { f: Fn }) {
           {f.name}
         </a>
         {f.web ? <span class="tag">web · {f.web}</span> : null}
+        {f.methods ? <span class="tag" title={`methods: ${f.methods.join(", ")}`}>class · {f.methods.length} methods</span> : null}
       </td>
       <td>{f.runtime}</td>
       <td class="mono small" title={f.image}>
@@ -168,6 +169,19 @@ export function AppView({ name }: { name: string }) {
           <h2 class="mono">{f.name}</h2>
           <dl class="fields">
             <Field label="runtime">{f.runtime}</Field>
+            {f.methods ? <Field label="methods">{f.methods.map((m) => (f.generator_methods.includes(m) ? `${m} (generator)` : m)).join(", ")}</Field> : null}
+            {f.params?.length ? (
+              <Field label="parameters">{f.params.map((p) => `${p.name}: ${p.type}${p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ""}`).join(", ")}</Field>
+            ) : null}
+            {f.live.variants?.length ? (
+              <Field label="pools by parameters">
+                {f.live.variants.map((v) => (
+                  <span class="block mono small" key={v.variant}>
+                    ({v.variant}): {v.queued} queued · {v.running} running · {v.containers} containers
+                  </span>
+                ))}
+              </Field>
+            ) : null}
             <Field label="image">
               <code>{f.image}</code>
             </Field>

@@ -45,6 +45,7 @@ export function ContainersView({ route }: { route: Route }) {
                 </td>
                 <td>
                   <a href={href("apps", c.app)}>{c.app}</a> · <span class="mono">{c.function}</span>
+                  {c.variant ? <span class="mono small block muted" title="this parameter set's own pool">({c.variant})</span> : null}
                 </td>
                 <td>
                   <span class={`badge ct-${c.state}`}>{c.state}</span>
