@@ -15,6 +15,9 @@ import type { AgentEndpointFactory } from "./ports.js";
 import { pooledRandom } from "./random-pool.js";
 import type { ContainerEntry, FunctionPool } from "./pool.js";
 
+/** How long a class's container has for its @exit hooks when it is stopped (Modal's grace). */
+const CLASS_EXIT_GRACE_S = 30;
+
 export interface LaunchHandlers {
   onReady(): void;
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
@@ -277,7 +280,7 @@ export class ContainerLauncher {
     if (!c.conn) return this.kill(pool, c, why); // no agent yet: nothing to finish gracefully
     c.conn.send({ type: "shutdown" });
     // A class's @exit hooks get 30 s (Modal's grace); a function's agent has nothing to finish.
-    const grace = pool.spec.cls ? 30 : 5;
+    const grace = pool.spec.cls ? CLASS_EXIT_GRACE_S : 5;
     if (c.dockerId) void this.d.runtime.stop(c.dockerId, grace).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
   }
 
@@ -285,9 +288,16 @@ export class ContainerLauncher {
     if (c.dockerId) this.killQuietly(c.dockerId);
   }
 
-  /** At shutdown: remove the container at once (waiting for Docker to create it, if it is) and close its socket. */
-  async stopNow(c: ContainerEntry): Promise<void> {
+  /**
+   * At shutdown: remove the container (waiting for Docker to create it, if it is) and close its
+   * socket. A class's container first gets its @exit hooks run, within the 30 s grace; others go at once.
+   */
+  async stopNow(pool: FunctionPool, c: ContainerEntry): Promise<void> {
     const dockerId = c.dockerId ?? (await c.created);
+    if (dockerId && pool.spec.cls && c.conn) {
+      c.conn.send({ type: "shutdown" });
+      await this.d.runtime.stop(dockerId, CLASS_EXIT_GRACE_S).catch((e) => this.d.log.warn("stop failed", { container: c.id, err: e }));
+    }
     if (dockerId) await this.d.runtime.remove(dockerId).catch(() => undefined);
     await c.endpoint?.close().catch(() => undefined);
   }

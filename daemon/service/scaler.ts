@@ -258,16 +258,16 @@ export class Scaler {
     for (const pool of this.d.pools()) if (pool.wakeTimer) clearTimeout(pool.wakeTimer);
   }
 
-  /** Removes every container at once; calls stay in the store for the next start. */
+  /** Removes every container (a class's after its @exit hooks); calls stay in the store for the next start. */
   async shutdown(): Promise<void> {
     this.close();
     const stops: Promise<void>[] = [];
-    for (const { c } of this.containers()) {
+    for (const { pool, c } of this.containers()) {
       for (const lease of c.leases.values()) clearTimeout(lease.timer);
       if (c.startupTimer) clearTimeout(c.startupTimer);
       c.state = "stopping";
       c.exitReason = "the daemon is shutting down";
-      stops.push(this.d.launcher.stopNow(c));
+      stops.push(this.d.launcher.stopNow(pool, c));
     }
     await Promise.allSettled(stops);
   }

@@ -35,6 +35,7 @@ _ERRORS: Dict[str, Type[Error]] = {
     "not_found": NotFoundError,
     "output_expired": OutputExpiredError,
     "invalid_argument": InvalidError,
+    "gpu_unavailable": InvalidError,  # a GPU this machine can never give (as Modal refuses an unknown GPU type)
     "payload_too_large": RequestSizeError,
     "queue_full": ResourceExhaustedError,
     "unauthorized": AuthError,
