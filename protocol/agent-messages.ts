@@ -92,6 +92,8 @@ export const daemonToAgentSchema = z.discriminatedUnion("type", [
     rootPath: z.string(),
     /** The raw query string, without "?". */
     query: z.string(),
+    /** A class's web endpoint method that answers it (a function's endpoint names none). */
+    target: z.string().min(1).max(64).optional(),
     headers: headerList,
     client: z.tuple([z.string(), z.number().int()]).nullable(),
   }),

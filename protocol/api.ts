@@ -155,6 +155,8 @@ export interface FunctionView {
   methods: string[] | null;
   /** A class's generator methods (called with remote_gen). */
   generator_methods: string[];
+  /** A class's web endpoint methods and their URLs (query parameters name the parameter set); {} for others. */
+  web_methods: Record<string, string>;
   /** A class's parameters (each distinct set is a pool of its own); [] for functions and classes without. */
   params: ClsParam[];
   public: boolean;

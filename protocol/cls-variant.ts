@@ -102,6 +102,29 @@ export function defaultParams(declared: readonly ClsParam[]): Record<string, Par
   return Object.fromEntries(declared.filter((p) => p.default !== undefined).map((p) => [p.name, p.default!]));
 }
 
+/**
+ * A web endpoint method's parameter set from its request's query (`?size=2&flag=true`): each
+ * declared parameter the query names, read as its type (bytes as the value's UTF-8); other query
+ * parameters are the app's and stay as they are.
+ */
+export function paramsFromQuery(cls: string, declared: readonly ClsParam[], query: string): Record<string, ParamValue> {
+  const q = new URLSearchParams(query);
+  const out: Record<string, ParamValue> = {};
+  for (const p of declared) {
+    const raw = q.get(p.name);
+    if (raw === null) continue;
+    if (p.type === "int") {
+      if (!/^-?\d{1,16}$/.test(raw)) throw new VariantError(`${cls}: query parameter ${p.name} must be a whole number, got ${JSON.stringify(raw.slice(0, 40))}`, "type");
+      out[p.name] = Number(raw);
+    } else if (p.type === "bool") {
+      const b = { true: true, "1": true, false: false, "0": false }[raw.toLowerCase()];
+      if (b === undefined) throw new VariantError(`${cls}: query parameter ${p.name} must be true or false, got ${JSON.stringify(raw.slice(0, 40))}`, "type");
+      out[p.name] = b;
+    } else out[p.name] = p.type === "bytes" ? { bytes: Buffer.from(raw, "utf8").toString("base64") } : raw;
+  }
+  return out;
+}
+
 /** How a variant reads in lists: `size=2, gpu=A100`. */
 export function describeVariant(v: Variant): string {
   const show = (x: unknown) => (typeof x === "object" && x !== null && "bytes" in x ? `b64:${(x as { bytes: string }).bytes.slice(0, 12)}` : JSON.stringify(x));

@@ -95,7 +95,20 @@ export const functionOptionsSchema = z.object({
   /** A class (Python @app.cls): one pool for all its methods; each call names the method it runs. */
   cls: z
     .object({
-      methods: z.array(z.object({ name: nameSchema("method name"), generator: z.boolean().optional() }).strict()).min(1, "a class needs at least one @method()").max(100),
+      methods: z
+        .array(
+          z
+            .object({
+              name: nameSchema("method name"),
+              generator: z.boolean().optional(),
+              /** A web endpoint method (@fastapi_endpoint, @asgi_app, @wsgi_app): served at /web/APP/CLASS.METHOD/, not called. */
+              web: webSchema.optional(),
+              public: z.boolean().optional(),
+            })
+            .strict(),
+        )
+        .min(1, "a class needs at least one @method() or web endpoint")
+        .max(100),
       /** Its parameters (Python modal.parameter(), TS options.params): each distinct set is a pool of its own. */
       params: z
         .array(clsParamSchema)
@@ -147,7 +160,7 @@ export interface FunctionSpec {
   /** Its calls stream items (remote_gen); absent in specs stored before generators existed. */
   generator?: boolean;
   /** A class: its methods (each call names one). */
-  cls?: { methods: Array<{ name: string; generator?: boolean }>; params?: ClsParam[] };
+  cls?: { methods: ClsMethod[]; params?: ClsParam[] };
   /** Inputs grouped into one call of a list (Python's @batched); maxInputs is at least maxBatchSize. */
   batched?: { maxBatchSize: number; waitMs: number };
   /**
@@ -156,6 +169,14 @@ export interface FunctionSpec {
    * before secrets existed).
    */
   secrets?: string[];
+}
+
+/** A class's method: called (a generator or not), or served as a web endpoint. */
+export interface ClsMethod {
+  name: string;
+  generator?: boolean;
+  web?: WebSpec;
+  public?: boolean;
 }
 
 export const RUNTIMES = ["node", "python"] as const;
@@ -239,6 +260,12 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
     throw new Error(`function ${name}: a generator function cannot have retries: the items it already yielded cannot be taken back`);
   }
+  for (const m of o.cls?.methods ?? []) {
+    if (m.web && m.generator) throw new Error(`class ${name}: method ${m.name} cannot be both a web endpoint and a generator`);
+    if (m.web && !(WEB_KINDS[runtime] as readonly string[]).includes(m.web.kind)) throw new Error(`class ${name}: method ${m.name} is a ${m.web.kind} web endpoint, which ${runtime} classes do not serve`);
+    if (m.public !== undefined && !m.web) throw new Error(`class ${name}: public is for web endpoint methods only (${m.name})`);
+  }
+  if (o.batched && o.cls?.methods.some((m) => m.web)) throw new Error(`class ${name}: a @batched class cannot serve web endpoints`);
   const generatorMethod = o.cls?.methods.find((m) => m.generator);
   if (generatorMethod && normalizeRetries(o.retries).maxRetries > 0) {
     throw new Error(`class ${name}: a class with a generator method (${generatorMethod.name}) cannot have retries: the items a call already yielded cannot be taken back`);

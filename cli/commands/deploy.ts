@@ -110,8 +110,11 @@ export function registerDeploy(program: Command, run: Runner): void {
           d.functions
             .map((f) => {
               const gpu = f.gpu ? `, gpu ${f.gpu.join(" or ")}` : "";
-              const web = f.web_url ? `\n    web endpoint: ${f.web_url}${f.web_url.startsWith("/") ? " (on the daemon's socket; start it with --http-port to serve TCP)" : ""}` : "";
-              const what = f.methods ? `class ${f.name}: ${f.methods.join(", ")}` : f.name;
+              const onSocket = (url: string) => (url.startsWith("/") ? " (on the daemon's socket; start it with --http-port to serve TCP)" : "");
+              const urls = [...(f.web_url ? [["web endpoint", f.web_url]] : []), ...Object.entries(f.web_methods ?? {}).map(([m, url]) => [`${m} (web)`, url])];
+              const web = urls.map(([what, url]) => `\n    ${what}: ${url}${onSocket(url!)}`).join("");
+              const params = f.params?.length ? `(${f.params.map((p) => `${p.name}: ${p.type}`).join(", ")})` : "";
+              const what = f.methods ? `class ${f.name}${params}: ${f.methods.join(", ")}` : f.name;
               return `  ${what}  (max ${f.max_containers} containers × ${f.max_inputs} inputs, timeout ${f.timeout_s} s, retries ${f.retries}${gpu})${web}`;
             })
             .join("\n"),

@@ -156,7 +156,10 @@ export function buildRouter(d: RouteDeps): Router {
       source: a.source,
       // A class shows as Name(method, …): one pool, its methods' calls.
       functions: functions.filter((f) => f.app === a.name).map((f) => (f.spec.cls ? `${f.name}(${f.spec.cls.methods.map((m) => m.name).join(", ")})` : f.name)),
-      endpoints: functions.filter((f) => f.app === a.name && f.spec.web).map((f) => ({ function: f.name, url: webUrl(d.webBase(), f.app, f.name) })),
+      endpoints: functions
+        .filter((f) => f.app === a.name)
+        .flatMap((f) => [...(f.spec.web ? [f.name] : []), ...(f.spec.cls?.methods ?? []).filter((m) => m.web).map((m) => `${f.name}.${m.name}`)])
+        .map((name) => ({ function: name, url: webUrl(d.webBase(), a.name, name) })),
     }));
     return { status: 200, body: { apps } };
   });

@@ -37,18 +37,14 @@ export class WebGateway {
     } catch {
       throw new ApiError(400, "invalid_argument", `${pathname} is not a valid path`);
     }
-    const pool = this.d.web.endpoint(app, fn);
+    const query = q < 0 ? "" : raw.slice(q + 1);
+    const endpoint = this.d.web.endpoint(app, fn, query);
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > this.d.maxBodyBytes) {
       throw new ApiError(413, "payload_too_large", `request body of ${declared} bytes exceeds the limit of ${this.d.maxBodyBytes} bytes`);
     }
-    const headers = this.forwardedHeaders(req, remote && this.d.token !== null && !pool.spec.public);
-    this.d.web.handle(pool, exchange(req, res, {
-      path: m[3] ?? "/",
-      rootPath: `/web/${m[1]}/${m[2]}`,
-      query: q < 0 ? "" : raw.slice(q + 1),
-      headers,
-    }));
+    const headers = this.forwardedHeaders(req, remote && this.d.token !== null && !endpoint.public);
+    this.d.web.handle(endpoint, exchange(req, res, { path: m[3] ?? "/", rootPath: `/web/${m[1]}/${m[2]}`, query, headers }));
   }
 
   /** The request's headers for the function: hop-by-hop ones and the daemon's token left out. */

@@ -69,6 +69,7 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     generator: f.spec.generator ?? false,
     methods: f.spec.cls?.methods.map((m) => m.name) ?? null,
     params: f.spec.cls?.params ?? [],
+    web_methods: Object.fromEntries((f.spec.cls?.methods ?? []).filter((m) => m.web).map((m) => [m.name, webUrl(webBase, f.app, `${f.name}.${m.name}`)])),
     generator_methods: f.spec.cls?.methods.filter((m) => m.generator).map((m) => m.name) ?? [],
     public: f.spec.public,
   };

@@ -15,14 +15,14 @@ import { storedValue, type CallInput, type CallStore } from "../store/call-store
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
-import { describeVariant, PARAM_LIMITS, resolveVariant, streamsItems, VariantError } from "../../protocol/cls-variant.js";
+import { describeVariant, PARAM_LIMITS, paramsFromQuery, resolveVariant, streamsItems, VariantError } from "../../protocol/cls-variant.js";
 import { busySlots, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
 import { RunningMarks } from "./running-marks.js";
 import { CallOutcomes } from "./call-outcomes.js";
-import { WebRequests } from "./web-requests.js";
+import { WebRequests, type WebRoute } from "./web-requests.js";
 
 export interface DeployedFunction extends PoolDeployment {
   app: string;
@@ -69,7 +69,7 @@ export class Dispatcher implements CallSide {
     });
     this.outcomes = new CallOutcomes({ calls: d.calls, bus: d.bus, log: d.log, marks: this.marks, live: this.live, pump: (pool) => this.pump(pool), clock: this.now });
     this.web = new WebRequests({
-      pool: (app, fn) => this.requirePool(app, fn),
+      route: (app, fn, query) => this.webRoute(app, fn, query),
       pump: (pool) => this.pump(pool),
       maxBodyBytes: d.maxBodyBytes,
       log: d.log,
@@ -174,6 +174,7 @@ export class Dispatcher implements CallSide {
       throw new ServiceError(ServiceErrorCode.gpuUnavailable, `${base.app}.${base.spec.name}.with_options asks for gpu ${this.d.gpus.unmet(pool.spec.gpu!)}`);
     }
     this.pools.set(key, pool);
+    this.pump(pool); // planned once its first calls are queued; dropped then if none came
     return pool;
   }
 
@@ -313,6 +314,35 @@ export class Dispatcher implements CallSide {
     this.pump(pool);
     if (call.status === CallStatus.queued && pool.queue.length > INPUTS_KEPT_PER_QUEUE) call.input = null;
     return { callId: call.id, replayed: false };
+  }
+
+  /**
+   * Where a request to /web/APP/NAME/ goes: a web endpoint function's pool, or for `CLASS.METHOD`
+   * a class's web endpoint method, in the pool of the parameter set its query names.
+   */
+  private webRoute(app: string, name: string, query: string): WebRoute {
+    if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
+    const dot = name.indexOf(".");
+    if (dot < 0) {
+      const pool = this.requirePool(app, name);
+      if (!pool.spec.web) throw notFound(`${app}.${name} is not a web endpoint: call it with spawn or remote`);
+      return { pool: () => pool, target: null, public: pool.spec.public };
+    }
+    const [cls, method] = [name.slice(0, dot), name.slice(dot + 1)];
+    const base = this.requirePool(app, cls);
+    const m = base.spec.cls?.methods.find((x) => x.name === method);
+    if (!m?.web) throw notFound(`${app}.${cls} has no web endpoint method ${JSON.stringify(method)}`);
+    // The parameter set's pool is made only once the request may go (after the token check).
+    const pool = () => {
+      try {
+        const params = paramsFromQuery(`${app}.${cls}`, base.spec.cls!.params ?? [], query);
+        return this.poolFor(base, { args: [], kwargs: null, variant: { params, options: {} } });
+      } catch (err) {
+        if (err instanceof VariantError) throw invalid(err.message);
+        throw err;
+      }
+    };
+    return { pool, target: method, public: m.public ?? false };
   }
 
   /** The function's pool when it takes calls now; throws why when it does not (stopping, unknown, web endpoint). */
@@ -671,6 +701,9 @@ function checkMethods(pool: FunctionPool, inputs: readonly CallInput[]): void {
     if (methods && (input.method === undefined || !methods.includes(input.method))) {
       const what = input.method === undefined ? "names no method" : `names method ${JSON.stringify(input.method)}, which it does not have`;
       throw invalid(`a call of class ${pool.app}.${pool.spec.name} ${what}: its methods are ${methods.join(", ")}`);
+    }
+    if (methods && pool.spec.cls!.methods.find((m) => m.name === input.method)?.web) {
+      throw invalid(`${pool.app}.${pool.spec.name}.${input.method} is a web endpoint: send it HTTP requests at /web/${pool.app}/${pool.spec.name}.${input.method}/`);
     }
   }
 }

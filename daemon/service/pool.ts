@@ -54,6 +54,8 @@ export interface WebExchange {
 export interface WebRequest {
   id: string;
   exchange: WebExchange;
+  /** A class's web endpoint method that answers it; null for a web endpoint function. */
+  target: string | null;
   containerId: string | null;
   timer: NodeJS.Timeout | null;
   /** The agent has sent the response's head. */

@@ -10,15 +10,15 @@
 import { MAX_HTTP_CHUNK_BYTES, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import { notFound, ServiceError, ServiceErrorCode } from "./errors.js";
+import { ServiceError, ServiceErrorCode } from "./errors.js";
 import { pooledRandom } from "./random-pool.js";
 import { busySlots, type ContainerEntry, type FunctionPool, type WebExchange, type WebRequest } from "./pool.js";
 
 type HttpFromAgent = Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>;
 
 export interface WebRequestsDeps {
-  /** The deployed function's pool (throws not found). */
-  pool(app: string, fn: string): FunctionPool;
+  /** Where a request to /web/APP/NAME/ goes (throws why nowhere). */
+  route(app: string, name: string, query: string): WebRoute;
   /** Plans the pool (a request queued, a slot freed). */
   pump(pool: FunctionPool): void;
   /** The largest request body, as for calls. */
@@ -26,6 +26,13 @@ export interface WebRequestsDeps {
   log: Logger;
   clock?: () => number;
   random?: RandomSource;
+}
+
+/** A web endpoint: whether it is public, the class method answering it (if any), and its pool (made when the request may go). */
+export interface WebRoute {
+  public: boolean;
+  target: string | null;
+  pool: () => FunctionPool;
 }
 
 export class WebRequests {
@@ -38,17 +45,19 @@ export class WebRequests {
     this.random = d.random ?? pooledRandom();
   }
 
-  /** The web endpoint's pool, or why there is none: not deployed, or not a web endpoint. */
-  endpoint(app: string, fn: string): FunctionPool {
-    const pool = this.d.pool(app, fn);
-    if (!pool.spec.web) throw notFound(`${app}.${fn} is not a web endpoint: call it with spawn or remote`);
-    return pool;
+  /**
+   * The endpoint at /web/APP/NAME/, or why there is none: not deployed, not a web endpoint, or a
+   * class's query naming a parameter badly. NAME is a function's, or CLASS.METHOD.
+   */
+  endpoint(app: string, name: string, query: string): WebRoute {
+    return this.d.route(app, name, query);
   }
 
   /** Queues a request for a container slot; the exchange is answered when the function answers. */
-  handle(pool: FunctionPool, exchange: WebExchange): void {
+  handle(at: WebRoute, exchange: WebExchange): void {
     if (this.closing) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is shutting down");
-    const req: WebRequest = { id: makeId("wr", this.now(), this.random, 8), exchange, containerId: null, timer: null, responded: false, done: false };
+    const pool = at.pool();
+    const req: WebRequest = { id: makeId("wr", this.now(), this.random, 8), exchange, target: at.target, containerId: null, timer: null, responded: false, done: false };
     pool.web.push(req);
     exchange.onClose(() => this.clientGone(pool, req));
     this.d.pump(pool);
@@ -69,7 +78,8 @@ export class WebRequests {
       );
     }, pool.spec.timeoutMs);
     const x = req.exchange;
-    c.conn?.send({ type: "http_request", requestId: req.id, method: x.method, path: x.path, rootPath: x.rootPath, query: x.query, headers: x.headers, client: x.client });
+    const target = req.target !== null ? { target: req.target } : {};
+    c.conn?.send({ type: "http_request", requestId: req.id, method: x.method, path: x.path, rootPath: x.rootPath, query: x.query, ...target, headers: x.headers, client: x.client });
     void this.sendBody(pool, c, req);
   }
 

@@ -231,7 +231,7 @@ class App:
         """Defines a class with a lifecycle (Modal's ``@app.cls``): the options of ``@app.function``
         (but ``name``); ``@gantry.enter()`` hooks load once per container, ``@gantry.method()``s
         serve the calls, ``@gantry.exit()`` hooks run when the container stops."""
-        from .cls import Cls, batched_option, declared_params, members
+        from .cls import Cls, batched_option, declared_params, members, web_members
 
         for refused in ("name", "schedule"):
             if refused in options:
@@ -241,8 +241,9 @@ class App:
             if isinstance(user_cls, Cls) or not inspect.isclass(user_cls):
                 raise InvalidError(f"@app.cls() decorates a class, not {type(user_cls).__name__}")
             methods = members(user_cls, "method")
-            if not methods:
-                raise InvalidError(f"class {user_cls.__name__} has no @gantry.method(): mark the methods callers run")
+            webs = web_members(user_cls)
+            if not methods and not webs:
+                raise InvalidError(f"class {user_cls.__name__} has no @gantry.method() or web endpoint: mark the methods callers run")
 
             def stand_in() -> None:  # registered like a function, then replaced by the class
                 raise InvalidError(f"{user_cls.__name__} is a class: call its methods")
@@ -259,6 +260,9 @@ class App:
                 f = getattr(user_cls, m)
                 gen = inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f)
                 entries.append({"name": m, **({"generator": True} if gen else {})})
+            for m in webs:
+                marker = getattr(user_cls, m).__gantry_web__
+                entries.append({"name": m, "web": marker["web"], **({"public": True} if marker["public"] else {})})
             params = declared_params(user_cls)
             d.options["cls"] = {"methods": entries, **({"params": params} if params else {})}
             marked = [batched_option(getattr(user_cls, m)) for m in methods if batched_option(getattr(user_cls, m))]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import inspect
+import urllib.parse
 from typing import Any, Callable, Dict, List, Optional
 
 from .exception import InvalidError, NotFoundError
@@ -203,6 +204,16 @@ def variant_options(cls_name: str, options: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def web_members(user_cls: type) -> List[str]:
+    """The names of the class's web endpoint methods (@fastapi_endpoint, @asgi_app, @wsgi_app), in definition order."""
+    seen: Dict[str, None] = {}
+    for klass in reversed(user_cls.__mro__):
+        for name, value in vars(klass).items():
+            if getattr(value, "__gantry_web__", None) is not None:
+                seen[name] = None
+    return list(seen)
+
+
 def members(user_cls: type, role: str) -> List[str]:
     """The names of the class's methods marked with ``role``, in definition order (base classes first)."""
     seen: Dict[str, None] = {}
@@ -234,7 +245,20 @@ class _Method:
             raise AttributeError(verb)
         if verb == "local":
             return self._local
+        if verb == "get_web_url":
+            return self._web_url
         return getattr(self._function(), verb)
+
+    def _web_url(self) -> str:
+        """A web endpoint method's URL, with the instance's parameters as its query."""
+        cls = self._obj._cls
+        if cls._info is None:
+            cls._hydrate()
+        url = ((cls._info or {}).get("web_methods") or {}).get(self._name)
+        if url is None:
+            raise InvalidError(f"{cls.name}.{self._name} is not a web endpoint method")
+        query = {k: ("true" if v is True else "false" if v is False else base64.b64decode(v["bytes"]).decode("utf-8", "replace") if isinstance(v, dict) else v) for k, v in self._obj._params.items()}
+        return url + ("?" + urllib.parse.urlencode(query) if query else "")
 
     def _local(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._obj._local_instance(), self._name)(*args, **kwargs)
@@ -274,7 +298,7 @@ class Cls:
         self.name = name
         self._user_cls = user_cls
         self._client = client
-        self._methods: Optional[List[str]] = members(user_cls, "method") if user_cls is not None else None
+        self._methods: Optional[List[str]] = members(user_cls, "method") + web_members(user_cls) if user_cls is not None else None
         self._params: Optional[List[Dict[str, Any]]] = declared_params(user_cls) if user_cls is not None else None
         self._generators: Dict[str, bool] = {}
         self._info: Optional[Dict[str, Any]] = None

@@ -365,6 +365,8 @@ class Agent:
         self.fn: Optional[Callable[..., Any]] = None
         #: The web endpoint's server (None for a function called with inputs).
         self.web: Optional[gantry_web.WebServer] = None
+        #: A class's web endpoint methods' servers, by method (requests name theirs as "target").
+        self.webs: Dict[str, gantry_web.WebServer] = {}
         self._forwarders: List[LineForwarder] = []
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -455,7 +457,7 @@ class Agent:
     def _load_class(self, user_cls: type) -> None:
         """A class (@app.cls): one instance per container; its @enter hooks run now, in order,
         before the agent says ready (an exception fails the container's start with the user's error)."""
-        from gantry.cls import instantiate, members
+        from gantry.cls import instantiate, members, web_members
 
         # Its parameter set (Model(size=2) has containers of its own), set before any hook runs.
         self._obj = instantiate(user_cls, json.loads(os.environ.get("GANTRY_CLS_PARAMS") or "{}"))
@@ -466,6 +468,10 @@ class Agent:
             if inspect.isawaitable(result):
                 loop = self._loop or self._start_event_loop()
                 asyncio.run_coroutine_threadsafe(result, loop).result()
+        # Its web endpoint methods are served after @enter, all on one event loop.
+        for name in web_members(user_cls):
+            marker = getattr(user_cls, name).__gantry_web__
+            self.webs[name] = gantry_web.load(marker, getattr(self._obj, name), self._web_host(), lambda: self._loop or self._start_event_loop())
 
     def _run_exit_hooks(self) -> None:
         """The class's @exit hooks, once, when the container stops; an exception is printed, the rest still run."""
@@ -707,7 +713,7 @@ class Agent:
             elif kind in ("http_request", "http_body", "http_cancel"):
                 self.handle_http(kind, msg)
             elif kind == "shutdown":
-                if self.web is None and not self._exit_hooks:
+                if self.web is None and not self.webs and not self._exit_hooks:
                     self.close(1000, "shutdown")
                 else:  # the app's shutdown may take a while: the connection is still read meanwhile
                     threading.Thread(target=self.stop, args=(1000, "shutdown"), daemon=True).start()
@@ -719,24 +725,30 @@ class Agent:
     def handle_http(self, kind: str, msg: Dict[str, Any]) -> None:
         if kind == "http_request":
             head = gantry_web.HttpRequest.parse(msg)
-            if self.web is None:
-                error = TypeError(f"{self.config.function} is not a web endpoint")
-                self.send({"type": "http_error", "requestId": head.request_id, "error": _remote_error(error)})
+            target = msg.get("target")
+            server = self.web if target is None else self.webs.get(target) if isinstance(target, str) else None
+            if server is None:
+                what = "is not a web endpoint" if target is None else f"has no web endpoint method {target!r}"
+                self.send({"type": "http_error", "requestId": head.request_id, "error": _remote_error(TypeError(f"{self.config.function} {what}"))})
             elif not self.ws.close_sent:  # closing: its answer could not be sent
-                self.web.start(head)
+                server.start(head)
         elif kind == "http_body":
             request_id, data, end = gantry_web.parse_body(msg)
-            if self.web is not None:
-                self.web.body(request_id, data, end)
+            for server in self.servers():  # request IDs are unique: the others ignore it
+                server.body(request_id, data, end)
         else:
             request_id, reason = gantry_web.parse_cancel(msg)
-            if self.web is not None:
-                self.web.cancel(request_id, reason)
+            for server in self.servers():
+                server.cancel(request_id, reason)
+
+    def servers(self) -> List[gantry_web.WebServer]:
+        """The web servers this container runs: a web endpoint function's, or a class's web methods'."""
+        return ([self.web] if self.web is not None else []) + list(self.webs.values())
 
     def stop(self, code: int, reason: str) -> None:
         """Runs the web app's shutdown and a class's @exit hooks (if any), then closes the connection."""
-        if self.web is not None:
-            self.web.shutdown()
+        for server in self.servers():
+            server.shutdown()
         self._run_exit_hooks()
         self.close(code, reason)
 
@@ -764,8 +776,8 @@ def main() -> int:
         agent.serve()
         return 1
     code = agent.serve()
-    if agent.web is not None:
-        agent.web.shutdown()  # once: a no-op if shutdown or SIGTERM ran it
+    for server in agent.servers():
+        server.shutdown()  # once: a no-op if shutdown or SIGTERM ran it
     return 143 if terminated.is_set() else code
 
 

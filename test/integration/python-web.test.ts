@@ -4,6 +4,7 @@
  * Python containers to other functions.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { gantry, runPython } from "../helpers/cli.js";
 import { deploy, fixture, guideFile, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 let t: TestDaemon;
@@ -38,6 +39,35 @@ describe("the job-queue guide's web file", () => {
     );
     expect(seen.slice(0, -1).every((s) => s === 202)).toBe(true);
   });
+});
+
+describe("web endpoint methods on a class", () => {
+  it("serve each method at CLASS.METHOD after @enter, the parameter set from the query; other methods stay calls", async () => {
+    const plain = await (await fetch(`${t.webUrl}/web/py-web/Greeter.greet/?name=bo`)).json();
+    expect(plain).toMatchObject({ text: "hello bo" });
+    const hi = await (await fetch(`${t.webUrl}/web/py-web/Greeter.greet/?name=bo&greeting=hi`)).json();
+    expect(hi).toMatchObject({ text: "hi bo" });
+    expect((hi as { container: string }).container).not.toBe((plain as { container: string }).container);
+    expect(await (await fetch(`${t.webUrl}/web/py-web/Greeter.api/items/3?greeting=yo`)).json()).toEqual({ item: 3, greeting: "yo" });
+    const notWeb = await fetch(`${t.webUrl}/web/py-web/Greeter.plain/`);
+    expect(notWeb.status).toBe(404);
+    expect(await notWeb.text()).toContain("py-web.Greeter has no web endpoint method");
+    const r = await runPython(t.home, `
+import gantry as modal
+G = modal.Cls.from_name("py-web", "Greeter")
+print(G().plain.remote("x"), G(greeting="hey you").greet.get_web_url().split("/web/")[1])
+try:
+    G().greet.remote()
+except modal.exception.InvalidError as e:
+    print("InvalidError", e)
+`);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(
+      "hello x py-web/Greeter.greet/?greeting=hey+you\nInvalidError py-web.Greeter.greet is a web endpoint: send it HTTP requests at /web/py-web/Greeter.greet/\n",
+    );
+    const apps = await gantry(t.home, ["apps", "ls"]);
+    expect(apps.stdout).toContain("py-web.Greeter.greet");
+  }, 120_000);
 });
 
 describe("Python web endpoints", () => {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { PARAM_LIMITS, resolveVariant, variantSpec, VariantError, type ClsParam } from "../../protocol/cls-variant.js";
+import { PARAM_LIMITS, paramsFromQuery, resolveVariant, variantSpec, VariantError, type ClsParam } from "../../protocol/cls-variant.js";
 import { resolveFunctionSpec, type FunctionSpec } from "../../protocol/function-spec.js";
 import { silentLogger } from "../../daemon/logger.js";
 import { openDatabase, type Db } from "../../daemon/store/database.js";
@@ -63,6 +63,17 @@ describe("resolveVariant", () => {
     expect(fail([1])).toMatchObject({ kind: "invalid", message: "a.M: params must be an object of parameter values" });
     expect(fail({}, { secrets: [] }).message).toContain("secrets");
     expect(fail({}, { maxContainers: 0 }).message).toContain("maxContainers must be at least 1");
+  });
+});
+
+describe("paramsFromQuery", () => {
+  it("reads the declared parameters a web request's query names, as their types; the app's own query parameters are left alone", () => {
+    expect(paramsFromQuery("a.M", declared, "size=-3&flag=TRUE&label=caf%C3%A9&blob=hi&page=2")).toEqual({ size: -3, flag: true, label: "café", blob: { bytes: "aGk=" } });
+    expect(paramsFromQuery("a.M", declared, "")).toEqual({});
+  });
+  it("refuses a value that is not its parameter's type, naming both", () => {
+    expect(() => paramsFromQuery("a.M", declared, "size=1e3")).toThrow('a.M: query parameter size must be a whole number, got "1e3"');
+    expect(() => paramsFromQuery("a.M", declared, "flag=yes")).toThrow('a.M: query parameter flag must be true or false, got "yes"');
   });
 });
 
