@@ -199,6 +199,11 @@ class App:
                 raise InvalidError(f"{f.object_name} is already a gantry function")
             if not callable(f) or inspect.isclass(f):
                 raise InvalidError(f"@app.function() decorates a function, not {type(f).__name__}")
+            from .cls import batched_option, role_of
+
+            role = role_of(f)
+            if role is not None and not (role == "method" and batched_option(f)):
+                raise InvalidError(f"@gantry.{role}() marks a method of an @app.cls class, not a function under @app.function()")
             fn_name = name or f.__name__
             if not _NAME.match(fn_name):
                 raise InvalidError(f"function name {fn_name!r} is invalid: use letters, digits, _ and -, at most 64 characters")
@@ -217,8 +222,6 @@ class App:
                 opts["maxInputs"] = marked
             if inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f):
                 opts["generator"] = True  # called with remote_gen: items stream as they are yielded
-            from .cls import batched_option
-
             if batched_option(f):
                 opts["batched"] = batched_option(f)
             handle = Function(self.name, fn_name, raw_f=f, is_generator=bool(opts.get("generator")))

@@ -204,6 +204,11 @@ def variant_options(cls_name: str, options: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def role_of(f: Any) -> Optional[str]:
+    """What @method(), @enter() or @exit() marked ``f`` as (None when unmarked)."""
+    return getattr(f, _MARK, None)
+
+
 def web_members(user_cls: type) -> List[str]:
     """The names of the class's web endpoint methods (@fastapi_endpoint, @asgi_app, @wsgi_app), in definition order."""
     seen: Dict[str, None] = {}

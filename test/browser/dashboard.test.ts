@@ -46,7 +46,7 @@ describe("the dashboard", () => {
     const p = await open();
     await p.waitForSelector("[data-app=dash]", WAIT);
     const rows = await p.locator("[data-app=dash] tr[data-function]").evaluateAll((els) => els.map((e) => e.getAttribute("data-function")));
-    expect(rows.sort()).toEqual(["explode", "greet", "retried", "wait"]);
+    expect(rows.sort()).toEqual(["Model", "explode", "greet", "retried", "wait"]);
     await p.click("[data-app=dash] h2 a");
     await p.waitForSelector("section[data-function=wait]", WAIT);
     expect(await p.locator("section[data-function=wait]").innerText()).toContain("600 s per attempt");
@@ -163,6 +163,20 @@ describe("the dashboard", () => {
     await p.waitForSelector("pre.logs[data-following=yes]", WAIT);
     await greet.remote("followed");
     await p.waitForSelector(".log-line:has-text('greeting followed')", WAIT);
+  });
+
+  it("shows a class's methods, parameters and a pool per parameter set, and its containers by set", async () => {
+    const Model = await t.client.cls.fromName("dash", "Model");
+    expect(await (await Model.instance({ size: 3 })).method("predict").remote(2)).toBe(6);
+    const p = await open("#/apps/dash");
+    await p.waitForSelector("section[data-function=Model] >> text=(size=3)", WAIT);
+    const text = await p.locator("section[data-function=Model]").innerText();
+    expect(text).toContain("predict");
+    expect(text).toContain("size: int = 1");
+    expect(text).toMatch(/\(size=3\): 0 queued · 0 running · 1 containers/);
+    await p.goto(`${t.baseUrl}/#/containers`);
+    await p.waitForSelector("tr[data-container]:has-text('(size=3)')", WAIT);
+    expect(await p.locator("tr[data-container]:has-text('(size=3)')").innerText()).toContain("dash · Model");
   });
 
   it("stops an app only after asking", async () => {

@@ -123,3 +123,26 @@ def test_with_options_takes_modals_names_and_refuses_the_rest_naming_them() -> N
         Model.with_options(volumes={})
     with pytest.raises(modal.exception.InvalidError, match="with_batching"):
         Model.with_batching(max_batch_size=2, wait_ms=10)
+
+
+@pytest.mark.parametrize("decorator", [modal.method(), modal.enter(), modal.exit()])
+def test_class_decorators_on_a_plain_function_raise_invalid_error(decorator) -> None:
+    app = make_app("cls-misuse")
+
+    with pytest.raises(modal.exception.InvalidError, match="marks a method of an @app.cls class, not a function under @app.function"):
+
+        @app.function()
+        @decorator
+        def f() -> None:
+            return None
+
+
+def test_batched_on_a_plain_function_is_fine() -> None:
+    app = make_app("cls-batched-fn")
+
+    @app.function()
+    @modal.batched(max_batch_size=2, wait_ms=10)
+    def f(xs: list) -> list:
+        return xs
+
+    assert [e["options"]["batched"] for e in app.manifest()] == [{"maxBatchSize": 2, "waitMs": 10}]
