@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { imageSpecSchema, type ImageSpec } from "./image-spec.js";
 import { clsParamSchema, PARAM_LIMITS, type ClsParam } from "./cls-params.js";
+import { volumeMountsSchema, type VolumeMount } from "./volumes.js";
 
 export const LIMITS = {
   maxRetries: 10,
@@ -120,6 +121,8 @@ export const functionOptionsSchema = z.object({
     .optional(),
   /** A web endpoint anyone may call, even where the daemon asks for its token. */
   public: z.boolean().optional(),
+  /** Volumes mounted into its containers (Python `volumes={"/data": vol}`), by mount point. */
+  volumes: volumeMountsSchema.optional(),
   /** Secrets by name (`Secret.fromName("NAME")`): their keys become environment variables. */
   secrets: z
     .array(z.object({ name: nameSchema("secret name") }, { error: 'secrets takes Secret.fromName("NAME") items' }).strict())
@@ -169,6 +172,8 @@ export interface FunctionSpec {
    * before secrets existed).
    */
   secrets?: string[];
+  /** Volumes mounted into its containers; absent when none (and in specs stored before volumes existed). */
+  volumes?: VolumeMount[];
 }
 
 /** A class's method: called (a generator or not), or served as a web endpoint. */
@@ -290,6 +295,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     web: o.web ?? null,
     public: o.public ?? false,
     ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
+    ...(o.volumes?.length ? { volumes: o.volumes } : {}),
     ...(o.generator ? { generator: true } : {}),
     ...(o.cls ? { cls: o.cls } : {}),
     ...(o.batched ? { batched: o.batched } : {}),
