@@ -5,7 +5,8 @@ export default defineConfig({
     projects: [
       {
         // The pure core and the store: fakes and real SQLite files, no Docker.
-        test: { name: "unit", include: ["test/unit/**/*.test.ts"] },
+        // Some bundle app files or write real files: room for a machine busy with other work.
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], testTimeout: 20_000 },
       },
       {
         // A real Docker engine, daemon, HTTP clients and the CLI binary. They share one engine on

@@ -28,6 +28,9 @@ import { EventBus } from "./service/event-bus.js";
 import { Waiters } from "./service/waiters.js";
 import { Secrets } from "./service/secrets.js";
 import { SecretStore } from "./store/secret-store.js";
+import { Volumes } from "./service/volumes.js";
+import { VolumeStore } from "./store/volume-store.js";
+import { VolumeFiles } from "./host/volume-files.js";
 import { Sessions } from "./service/sessions.js";
 import { SessionStore } from "./store/session-store.js";
 import { VERSION } from "../protocol/version.js";
@@ -125,6 +128,20 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       roll: (name): string[] => dispatcher.rollSecretUsers(name),
       log,
     });
+    // Volumes: a folder each under $GANTRY_HOME/volumes, owned by the functions' uid; records in the database.
+    const volumes = new Volumes({
+      store: new VolumeStore(db),
+      files: new VolumeFiles(`${cfg.home}/volumes`, containerUser.socketOwner),
+      apps,
+      log,
+      mountProblem: async () => {
+        if (backend.kind !== "swarm") return null;
+        const nodes = await runtime.nodes();
+        return nodes.length > 1 ? `this Swarm cluster has ${nodes.length} nodes and a volume's folder is on one of them only: gantry mounts volumes on one machine (or a one-node cluster)` : null;
+      },
+    });
+    volumes.start();
+    cleanups.push(() => volumes.stop());
     const launcher = new ContainerLauncher({
       runtime,
       agents: backend.agents((req, res) => containerApi?.(req, res)),
@@ -135,6 +152,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       containerUser,
       forceNetwork: cfg.forceNetwork,
       secretEnv: (names): Record<string, string> => secrets.envFor(names),
+      volumeBinds: (spec) => volumes.binds(spec),
     });
     const dispatcher = new Dispatcher({
       calls,
@@ -158,6 +176,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       layers: { runtimeImagesDir: cfg.runtimeImagesDir, pythonPackageDir: cfg.pythonPackageDir },
       cluster: backend.kind === "swarm",
       secrets,
+      volumes,
       buildTimeoutMs: cfg.buildTimeoutMs,
     });
 
@@ -209,6 +228,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       logs: appLogs,
       bus,
       secrets,
+      volumes,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

@@ -115,6 +115,8 @@ export const AgentEnv = {
   function: "GANTRY_FUNCTION",
   maxInputs: "GANTRY_MAX_INPUTS",
   containerId: "GANTRY_CONTAINER_ID",
+  /** The volumes mounted into the container, as JSON {name: mount path} (vol.commit() and listdir find theirs). */
+  volumes: "GANTRY_VOLUMES",
   /** A class with parameters: its instance's parameter set, JSON (bytes as {"bytes": base64}). */
   clsParams: "GANTRY_CLS_PARAMS",
   /** Where code in the container reaches the daemon's API (calls only): GantryClient and gantry.Function use it. */

@@ -33,6 +33,8 @@ import { registerBatchRoutes } from "./batch-routes.js";
 import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
+import { registerVolumeRoutes } from "./volume-routes.js";
+import type { Volumes } from "../service/volumes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
@@ -48,6 +50,7 @@ export interface RouteDeps {
   logs: AppLogs;
   bus: EventBus;
   secrets: Secrets;
+  volumes: Volumes;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -210,6 +213,7 @@ export function buildRouter(d: RouteDeps): Router {
   registerNodeRoutes(r, d);
   registerLogRoutes(r, d);
   registerSecretRoutes(r, d);
+  registerVolumeRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;

@@ -62,6 +62,7 @@ function gpuHostConfig(gpu: GpuAccess | null): Partial<Docker.HostConfig> {
 export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly string[] = []): Docker.ContainerCreateOptions {
   const env = { ...l.env, ...gpuEnv(l.gpu, imageEnv) };
   const files = l.gpu?.mode === "device-nodes" ? l.gpu.files.map((f) => `${f.host}:${f.container}:ro`) : [];
+  const volumes = (l.volumes ?? []).map((v) => `${v.hostPath}:${v.path}${v.readOnly ? ":ro" : ""}`);
   return {
     name: `gantry-${l.app}-${l.function}-${l.containerId}`.slice(0, 120),
     Image: l.image,
@@ -76,7 +77,7 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
     },
     HostConfig: {
       // The socket folder read-only too (a unix socket on a read-only mount still connects): the function cannot write there.
-      Binds: [...(l.socketDir ? [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}:ro`] : []), `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files],
+      Binds: [...(l.socketDir ? [`${l.socketDir}:${AGENT_SOCKET_DIR_IN_CONTAINER}:ro`] : []), `${l.codeDir}:${CODE_DIR_IN_CONTAINER}:ro`, ...files, ...volumes],
       NetworkMode: l.network,
       CapDrop: ["ALL"],
       SecurityOpt: ["no-new-privileges"],

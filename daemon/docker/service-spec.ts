@@ -53,7 +53,11 @@ export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): D
         // The image's WORKDIR (/tmp, or its workdir() step), as on the Docker backend.
         Labels: labels,
         ReadOnly: true,
-        Mounts: [{ Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } }],
+        Mounts: [
+          { Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } },
+          // On a one-node cluster only (the deploy refuses volumes beyond): the folder is on this node.
+          ...(l.volumes ?? []).map((v) => ({ Type: "bind" as const, Source: v.hostPath, Target: v.path, ReadOnly: v.readOnly })),
+        ],
         // Not in Docker's types yet (API 1.41 has it): every capability dropped, as on one machine.
         ...({ CapabilityDrop: ["ALL"] } as object),
         // Not in API 1.41 (dropped there, see above); honoured by engines whose API has it.

@@ -55,6 +55,8 @@ export interface ContainerLaunch {
   memoryMiB: number | null;
   /** The container's GPUs and how they reach it; null: no GPU at all. */
   gpu: GpuAccess | null;
+  /** Volumes bind-mounted into it: a host folder at a path, read-only where asked. */
+  volumes?: Array<{ hostPath: string; path: string; readOnly: boolean }>;
 }
 
 /** How a container gets its GPUs (DESIGN 1.9), chosen by the daemon per machine. */

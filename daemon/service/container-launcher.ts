@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { AgentEnv, type AgentToDaemon } from "../../protocol/agent-messages.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
+import type { FunctionSpec } from "../../protocol/function-spec.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import { CODE_DIR_IN_CONTAINER } from "../docker/image-plan.js";
 import type { Gpu } from "../core/gpu.js";
@@ -47,6 +48,8 @@ export interface LauncherDeps {
   /** Who functions run as (a uid no host account has, checked at start: daemon/host/container-user.ts). */
   containerUser: ContainerIdentity;
   forceNetwork: "none" | null;
+  /** The volumes a function's containers mount (their host folders). */
+  volumeBinds?: (spec: FunctionSpec) => Array<{ name: string; hostPath: string; path: string; readOnly: boolean }>;
   /** The environment a function's secrets give its containers (throws, naming one that is gone). */
   secretEnv?: (names: readonly string[]) => Record<string, string>;
   clock?: () => number;
@@ -156,6 +159,7 @@ export class ContainerLauncher {
         if (c.dockerId) this.killQuietly(c.dockerId);
       }, spec.startupTimeoutMs);
       c.startupTimer.unref();
+      const volumes = this.d.volumeBinds?.(spec) ?? [];
       c.dockerId = await this.d.runtime.start({
         containerId: c.id,
         daemonId: this.d.daemonId,
@@ -178,7 +182,9 @@ export class ContainerLauncher {
           [AgentEnv.maxInputs]: String(spec.maxInputs),
           [AgentEnv.containerId]: c.id,
           ...(pool.params() ? { [AgentEnv.clsParams]: JSON.stringify(pool.params()) } : {}),
+          ...(volumes.length ? { [AgentEnv.volumes]: JSON.stringify(Object.fromEntries(volumes.map((v) => [v.name, v.path]))) } : {}),
         },
+        volumes,
         socketDir: endpoint.socketDir,
         codeDir: pool.bundleDir,
         network: this.d.forceNetwork ?? spec.network,

@@ -27,6 +27,8 @@ export interface DeployerDeps {
   layers: RuntimeLayerPaths;
   /** Containers run across a cluster, where a task must reach the daemon over the network. */
   cluster?: boolean;
+  /** Checks (and makes, with createIfMissing) the volumes functions mount. */
+  volumes?: { prepare(app: string, specs: readonly FunctionSpec[]): Promise<void> };
   /** Which secrets exist: a function naming one that does not is refused. */
   secrets?: { exists(name: string): boolean };
   clock?: () => number;
@@ -115,6 +117,7 @@ export class Deployer {
   private async run(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {
     const specs = this.validate(req);
     this.checkSecrets(req.app, specs);
+    await this.d.volumes?.prepare(req.app, specs);
     for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
     const offline = this.d.cluster ? specs.find((s) => s.network === "none") : undefined;
     if (offline) {

@@ -93,4 +93,13 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX call_parents_by_parent ON call_parents (parent_id);
   `,
+  /* 7: volumes: their files are folders under $GANTRY_HOME/volumes; an ephemeral one has an
+     expiry its owner's heartbeats push back */ `
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER
+  ) WITHOUT ROWID;
+  `,
 ];
