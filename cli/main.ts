@@ -8,6 +8,7 @@ import { registerDeploy } from "./commands/deploy.js";
 import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerSecrets } from "./commands/secrets.js";
+import { registerVolumes } from "./commands/volumes.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
 
@@ -32,6 +33,7 @@ registerLogs(program, run);
 registerGpus(program, run);
 registerDashboard(program, run);
 registerSecrets(program, run);
+registerVolumes(program, run);
 
 try {
   await program.parseAsync(process.argv);

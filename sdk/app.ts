@@ -2,8 +2,13 @@ import type { ParamType } from "../protocol/cls-params.js";
 import type { FunctionOptions } from "../protocol/function-spec.js";
 import { appRegistry, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
 import { Image } from "./image.js";
+import { volumeMounts, type Volume } from "./volume.js";
 
-export type FunctionDefinitionOptions = Omit<FunctionOptions, "image" | "web" | "public"> & { image?: Image };
+export type FunctionDefinitionOptions = Omit<FunctionOptions, "image" | "web" | "public" | "volumes"> & {
+  image?: Image;
+  /** Volumes mounted into its containers, by mount point: `{ "/data": Volume.fromName("data") }`. */
+  volumes?: Record<string, Volume>;
+};
 
 /** A class parameter (`params: { size: { type: "int", default: 1 } }`): bytes come to the constructor as a Buffer. */
 export interface ClsParamOption {
@@ -124,8 +129,20 @@ export class App implements RegisteredApp {
     definedAt: () => string | undefined,
   ): RegisteredFunction {
     if (name && this.functions.has(name)) throw new Error(`app ${this.name} already has a function named ${name}`);
-    const { image, ...rest } = options;
-    const def: RegisteredFunction = { name, options: { ...rest, ...extra, ...(image ? { image: image.toSpec() } : {}) }, handler, exported };
+    const { image, volumes, ...rest } = options;
+    let mounts: ReturnType<typeof volumeMounts> | undefined;
+    try {
+      mounts = volumes === undefined ? undefined : volumeMounts(volumes);
+    } catch (err) {
+      const what = extra.cls ? `class ${name}` : name ? `function ${name}` : `a function of app ${this.name}`;
+      throw new Error(`${what}: ${(err as Error).message}`);
+    }
+    const def: RegisteredFunction = {
+      name,
+      options: { ...rest, ...extra, ...(image ? { image: image.toSpec() } : {}), ...(mounts?.length ? { volumes: mounts } : {}) },
+      handler,
+      exported,
+    };
     Object.defineProperty(def, "definedAt", { get: definedAt, enumerable: true });
     if (name) this.functions.set(name, def);
     this.definitions.push(def);

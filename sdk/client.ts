@@ -23,6 +23,7 @@ import {
 } from "./errors.js";
 import { CallBatches, outcome, type MapOptions } from "./map.js";
 import { Transport, type TransportOptions } from "./transport.js";
+import { Volumes } from "./volume.js";
 
 /** Longest single wait the daemon grants; longer waits are made of several requests. */
 const MAX_WAIT_PER_REQUEST_S = 50;
@@ -313,11 +314,20 @@ export class GantryClient {
     },
   };
 
+  /**
+   * Volumes: `await client.volumes.fromName("data", { createIfMissing: true })` then
+   * `vol.putFile(path, bytes)`, `vol.readFile(path)`, `vol.listdir("/")`; `client.volumes.ephemeral()`.
+   */
+  readonly volumes: Volumes;
+
   constructor(opts: GantryClientOptions = {}) {
     this.transport = new Transport(opts);
+    this.volumes = new Volumes(this.transport);
   }
 
+  /** Closes its connections; ephemeral volumes stop heartbeating (the daemon removes them after EPHEMERAL_TTL_S). */
   close(): void {
+    this.volumes.stopHeartbeats();
     this.transport.close();
   }
 }

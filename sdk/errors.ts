@@ -33,6 +33,13 @@ export class NotFoundError extends GantryError {
   }
 }
 
+/** The request clashes with what exists (HTTP 409): a volume or a file that already exists, a volume still mounted, a call already finished. */
+export class ConflictError extends GantryError {
+  constructor(message: string) {
+    super(message, "conflict");
+  }
+}
+
 export class InvalidArgumentError extends GantryError {
   constructor(message: string, code = "invalid_argument") {
     super(message, code);
@@ -80,6 +87,8 @@ export function errorFromApi(status: number, body: unknown): GantryError {
       return new NotFoundError(message);
     case "output_expired":
       return new OutputExpiredError(message);
+    case "conflict":
+      return new ConflictError(message);
     case "invalid_argument":
     case "payload_too_large":
     case "queue_full":

@@ -2,7 +2,9 @@
 export { App, type FetchHandler, type FunctionDefinitionOptions, type FunctionHandle, type WebEndpointOptions } from "./app.js";
 export { Image } from "./image.js";
 export { Secret } from "./secret.js";
+export { Volume, Volumes, type PutDirectoryOptions, type PutDirectoryResult, type PutFileOptions, type UploadProgress } from "./volume.js";
 export { Cls, ClsInstance, GantryClient, Function_, FunctionCall, type CallOptions, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";
 export type { MapOptions } from "./map.js";
 export type { CallView, FunctionView, ContainerView, SecretView } from "../protocol/api.js";
+export type { VolumeEntry, VolumeView } from "../protocol/volumes.js";

@@ -3,6 +3,7 @@ import http from "node:http";
 import https from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { pipeline, Transform, type Readable } from "node:stream";
 import { DaemonNotRunningError, errorFromApi, GantryError } from "./errors.js";
 
 export interface TransportOptions {
@@ -44,6 +45,20 @@ export function defaultSocketPath(): string {
 export interface Response {
   status: number;
   body: unknown;
+}
+
+/** A request whose body is bytes (application/octet-stream) rather than JSON: see Transport.request. */
+export interface StreamRequestOptions {
+  /** The body: bytes, or a stream of them. */
+  body?: Uint8Array | Readable;
+  /**
+   * How many bytes a stream body holds: sent as Content-Length, and the request fails (naming both
+   * numbers) when the stream holds another number. Without it a stream is sent chunked.
+   */
+  length?: number;
+  /** Default application/octet-stream. */
+  contentType?: string;
+  headers?: Record<string, string>;
 }
 
 /** The CA for an https URL: the option, else the file GANTRY_CA_CERT names, else none (the system's CAs). */
@@ -194,6 +209,94 @@ export class Transport {
     const res = await this.rawWithHeaders(method, path, body, headers);
     if (res.status < 200 || res.status >= 300) throw errorFromApi(res.status, res.body);
     return { body: res.body as T, headers: res.headers };
+  }
+
+  /**
+   * A request whose body streams out and whose answer streams in (volume files): resolves once the
+   * answer's head has come, with the answer to read (a 2xx one; read or destroy it). A non-2xx
+   * answer throws the matching GantryError, even one that comes before the body is all sent. A
+   * stream body that fails, or holds another number of bytes than `length`, fails the request
+   * with that error.
+   */
+  request(method: string, path: string, opts: StreamRequestOptions = {}): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let answered = false;
+      /** An error of the body (its stream, or its length): what the request fails with, not the socket's echo of it. */
+      let bodyError: unknown = null;
+      const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        reject(err);
+      };
+      const { body, length } = opts;
+      const headers: Record<string, string> = { ...opts.headers };
+      if (body !== undefined) {
+        headers["content-type"] = opts.contentType ?? "application/octet-stream";
+        const size = body instanceof Uint8Array ? body.byteLength : length;
+        if (size !== undefined) headers["content-length"] = String(size);
+      }
+      const onResponse = (res: http.IncomingMessage) => {
+        answered = true;
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          if (settled) res.destroy();
+          settled = true;
+          resolve(res);
+          return;
+        }
+        const chunks: Buffer[] = [];
+        const done = () => {
+          let parsed: unknown = null;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          } catch {
+            /* not JSON: the status names it */
+          }
+          fail(errorFromApi(status, parsed));
+          if (!req.writableFinished) req.destroy(); // the daemon said no: the rest of the body need not go
+        };
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", done);
+        res.on("close", done);
+        res.on("error", () => undefined); // a cut answer: "close" reports what came
+      };
+      const options = this.requestOptions(method, path, headers);
+      const req = this.tls ? https.request(options, onResponse) : http.request(options, onResponse);
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        if (bodyError) fail(bodyError);
+        else if (!answered) fail(this.transportError(err)); // after an error answer, the socket's error is its echo
+      });
+      if (body === undefined || body instanceof Uint8Array) {
+        req.end(body);
+        return;
+      }
+      let sent = 0;
+      const counted = new Transform({
+        transform(chunk: Buffer | string, _enc, cb) {
+          const buf = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+          sent += buf.length;
+          if (length !== undefined && sent > length) {
+            bodyError = new GantryError(`the body holds more than the ${length} bytes it was said to hold`, "invalid_argument");
+            cb(bodyError as Error);
+          } else cb(null, buf);
+        },
+        flush(cb) {
+          if (length !== undefined && sent !== length) {
+            bodyError = new GantryError(`the body held ${sent} bytes, not the ${length} it was said to hold (did the file change while it was sent?)`, "invalid_argument");
+            cb(bodyError as Error);
+          } else cb();
+        },
+      });
+      body.once("error", (err) => {
+        bodyError ??= err;
+      });
+      pipeline(body, counted, req, (err) => {
+        if (!err) return;
+        if (bodyError) fail(bodyError);
+        else if (!answered) fail(err instanceof GantryError ? err : this.transportError(err as NodeJS.ErrnoException));
+      });
+    });
   }
 
   /** POSTs and reads an NDJSON stream, one parsed object per line. */

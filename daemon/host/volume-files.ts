@@ -92,7 +92,7 @@ export class VolumeFiles {
   }
 
   /** Opens the folder `parts` names in the volume, walking part by part (made when `create`). The caller closes it. */
-  private async walk(volume: string, parts: readonly string[], create = false): Promise<FileHandle> {
+  private async walk(volume: string, parts: readonly string[], create = false, full: readonly string[] = parts): Promise<FileHandle> {
     let dir = await open(this.folder(volume), DIR_FLAGS);
     try {
       for (let i = 0; i < parts.length; i++) {
@@ -104,7 +104,8 @@ export class VolumeFiles {
           const code = (err as NodeJS.ErrnoException).code;
           // O_DIRECTORY | O_NOFOLLOW on a link says ENOTDIR: say it is a link.
           if (code === "ENOTDIR" && (await lstat(at(dir.fd, part)).catch(() => null))?.isSymbolicLink()) throw explain({ code: "ELOOP" }, parts.slice(0, i + 1));
-          if (code !== "ENOENT" || !create) throw explain(err, parts.slice(0, i + 1));
+          if (code === "ENOENT" && !create) throw explain(err, full); // the path asked for, not the first part missing
+          if (code !== "ENOENT") throw explain(err, parts.slice(0, i + 1));
           await mkdir(at(dir.fd, part), { mode: 0o755 }).catch((e: NodeJS.ErrnoException) => (e.code === "EEXIST" ? undefined : Promise.reject(e)));
           next = await open(at(dir.fd, part), DIR_FLAGS).catch((e) => Promise.reject(explain(e, parts.slice(0, i + 1))));
           await this.own(at(next.fd));
@@ -122,7 +123,7 @@ export class VolumeFiles {
   /** Runs `step` with the folder holding the last part open; `parts` must name something below the root. */
   private async inParent<T>(volume: string, parts: readonly string[], create: boolean, step: (dir: FileHandle, name: string) => Promise<T>): Promise<T> {
     if (!parts.length) throw new VolumePathError("root", "the volume's root is a folder: name a path inside it");
-    const dir = await this.walk(volume, parts.slice(0, -1), create);
+    const dir = await this.walk(volume, parts.slice(0, -1), create, parts);
     try {
       return await step(dir, parts.at(-1)!);
     } finally {

@@ -13,6 +13,7 @@ import { ContainersView } from "./views/containers.js";
 import { GpusView } from "./views/gpus.js";
 import { LogsView } from "./views/logs.js";
 import { SignIn } from "./views/signin.js";
+import { VolumesView } from "./views/volumes.js";
 import "./styles.css";
 
 const CALL_ID = /^fc-[0-9a-hjkmnp-tv-z]{26}$/;
@@ -86,6 +87,7 @@ function Sidebar({ route, health, session }: { route: Route; health: Health | un
       {item("calls", "Calls", health ? `${health.queued} queued · ${health.live - health.queued} running` : undefined)}
       {item("containers", "Containers", health ? String(health.containers) : undefined)}
       {item("gpus", "GPUs", health ? `${health.gpu.held}/${health.gpu.count}` : undefined)}
+      {item("volumes", "Volumes")}
       {item("logs", "Logs")}
       <div class="sidebar-foot muted small">
         {health ? (
@@ -122,6 +124,8 @@ function View({ route }: { route: Route }) {
       return <ContainersView route={route} />;
     case "gpus":
       return <GpusView />;
+    case "volumes":
+      return <VolumesView />;
     case "logs":
       return <LogsView app={second} route={route} />;
     default:

@@ -9,6 +9,7 @@ export type {
   GpuView,
   GpuWaitView,
 } from "../../protocol/api.js";
+export type { VolumeEntry, VolumeView } from "../../protocol/volumes.js";
 import type { CallStatusName, FunctionLiveView, FunctionView, GpuStatusView, GpuView, GpuWaitView } from "../../protocol/api.js";
 
 export type GantryEventView =

@@ -2,6 +2,7 @@
 
 App files: ``gantry.App``, ``@app.function()``, ``@app.local_entrypoint()``, ``gantry.Image``.
 Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id(call_id)``.
+Volumes: ``gantry.Volume.from_name(name)``, mounted with ``@app.function(volumes={"/data": vol})``.
 The guide's files run with ``import gantry as modal``.
 """
 from . import exception
@@ -11,6 +12,8 @@ from .cls import Cls, batched, enter, exit, method, parameter
 from .functions import Function, FunctionCall
 from .image import Image
 from .secret import Secret
+from . import volume
+from .volume import FileEntry, FileEntryType, Volume
 
 __version__ = "0.1.0"
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "Image",
     "Retries",
     "Secret",
+    "Volume",
     "asgi_app",
     "batched",
     "concurrent",
@@ -29,6 +33,7 @@ __all__ = [
     "current_function_call_id",
     "current_input_id",
     "exception",
+    "volume",
     "fastapi_endpoint",
     "is_local",
     "method",

@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import ssl
-from typing import Any, Dict, Iterator, Optional, Tuple, Type
+from typing import Any, BinaryIO, Dict, Iterable, Iterator, Optional, Tuple, Type, Union
 from urllib.parse import urlsplit
 
 from .exception import (
@@ -30,6 +30,8 @@ from .exception import (
 
 #: Seconds a request may take beyond the wait it asked the daemon for.
 _REQUEST_MARGIN_S = 30.0
+#: Bytes read from a file (or asked of an answer) at once when a body streams (``send_stream``, ``stream_bytes``).
+STREAM_CHUNK = 256 * 1024
 
 _ERRORS: Dict[str, Type[Error]] = {
     "not_found": NotFoundError,
@@ -240,6 +242,91 @@ class Client:
         finally:
             conn.close()
 
+    def send_stream(
+        self,
+        method: str,
+        path: str,
+        body: Union[BinaryIO, Iterable[bytes]],
+        *,
+        length: Optional[int] = None,
+        headers: Optional[Dict[str, str]] = None,
+    ) -> Tuple[int, Any]:
+        """Sends one request whose body streams from ``body`` (a binary file object, read ``STREAM_CHUNK``
+        bytes at a time, or an iterable of bytes chunks), as ``application/octet-stream``, and returns
+        (HTTP status, parsed JSON answer); raises only when no answer came.
+
+        ``length``: the body's size in bytes, sent as Content-Length (the body must then be exactly
+        that long); without it the body goes chunked. Whatever reading ``body`` raises is raised as it is.
+        """
+        hdrs = {"Accept": "application/json", "Content-Type": "application/octet-stream", **(headers or {})}
+        if self.token and self.url:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        if length is not None:
+            hdrs["Content-Length"] = str(length)
+        chunks = read_chunks(body) if hasattr(body, "read") else body
+        conn = self._connection(_REQUEST_MARGIN_S)
+        try:
+            try:
+                conn.request(method, (self._prefix if self.url else "") + path, body=_Guarded(chunks), headers=hdrs)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon answered (a refusal) before it took the whole body: its answer is read below
+            res = conn.getresponse()
+            status, raw = res.status, res.read()
+        except _BodyFailed as failed:
+            raise failed.error from None
+        except (FileNotFoundError, ConnectionRefusedError) as err:
+            reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
+            raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
+        except socket.timeout:
+            raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {_REQUEST_MARGIN_S:g} s") from None
+        except ssl.SSLError as err:
+            raise self._tls_error(err) from None
+        except (OSError, http.client.HTTPException) as err:
+            raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
+        finally:
+            conn.close()
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode("utf-8", "replace")
+        return status, parsed
+
+    def stream_bytes(self, method: str, path: str, *, headers: Optional[Dict[str, str]] = None) -> "ByteStream":
+        """Sends one request and returns its answer's body as an iterator of bytes chunks, read from the
+        connection as the iterator is advanced (at most ``STREAM_CHUNK`` bytes each). An answer that is
+        not 2xx raises the matching ``gantry.exception`` class at once, before anything is iterated."""
+        hdrs = {"Accept": "application/octet-stream, application/json", **(headers or {})}
+        if self.token and self.url:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        conn = self._connection(_REQUEST_MARGIN_S)
+        try:
+            try:
+                conn.request(method, (self._prefix if self.url else "") + path, headers=hdrs)
+                res = conn.getresponse()
+            except (FileNotFoundError, ConnectionRefusedError) as err:
+                reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
+                raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
+            except socket.timeout:
+                raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {_REQUEST_MARGIN_S:g} s") from None
+            except ssl.SSLError as err:
+                raise self._tls_error(err) from None
+            except (OSError, http.client.HTTPException) as err:
+                raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
+            if not 200 <= res.status < 300:
+                try:
+                    raw = res.read()
+                except (OSError, http.client.HTTPException):
+                    raw = b""
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = raw.decode("utf-8", "replace")
+                raise error_from_api(res.status, parsed, self.target)
+        except BaseException:
+            conn.close()
+            raise
+        return ByteStream(conn, res, f"{method} {path}", self.target)
+
     def json(
         self,
         method: str,
@@ -255,6 +342,89 @@ class Client:
         if not 200 <= status < 300:
             raise error_from_api(status, parsed, self.target)
         return parsed
+
+
+def read_chunks(fileobj: BinaryIO, size: int = STREAM_CHUNK) -> Iterator[bytes]:
+    """A binary file object's bytes from where it stands to its end, ``size`` bytes at a time (never all at once)."""
+    while True:
+        chunk = fileobj.read(size)
+        if not chunk:
+            return
+        if not isinstance(chunk, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a body to stream must be a binary file object, but read() gave {type(chunk).__name__}")
+        yield bytes(chunk)
+
+
+class _BodyFailed(Exception):
+    """Carries what reading a streamed body raised out of ``http.client`` (told apart from the connection's own errors)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Guarded:
+    """An iterable body whose own failures are wrapped in ``_BodyFailed``."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        it = iter(self._chunks)
+        while True:
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise _BodyFailed(err) from err
+            yield chunk
+
+
+class ByteStream:
+    """An answer's body as an iterator of bytes chunks, read as it is advanced; ``close()`` (or the end
+    of a ``with`` block, or the end of the body) lets the connection go."""
+
+    def __init__(self, conn: http.client.HTTPConnection, res: http.client.HTTPResponse, what: str, target: str) -> None:
+        self._conn: Optional[http.client.HTTPConnection] = conn
+        self._res = res
+        self._what = what
+        self._target = target
+        #: The answer's Content-Length, when it gave one.
+        self.length: Optional[int] = res.length
+
+    def __iter__(self) -> "ByteStream":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._conn is None:
+            raise StopIteration
+        try:
+            chunk = self._res.read1(STREAM_CHUNK)
+        except (OSError, http.client.HTTPException) as err:
+            self.close()
+            raise Error(f"the gantry daemon at {self._target} broke off {self._what}: {err}") from err
+        if chunk:
+            return chunk
+        short = self._res.length  # bytes still owed by the Content-Length (None when chunked: http.client checks those)
+        self.close()
+        if short:
+            raise Error(f"the gantry daemon at {self._target} broke off {self._what}: {short} bytes of the answer never came")
+        raise StopIteration
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> "ByteStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def error_from_api(status: int, body: Any, target: str) -> Error:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import PurePosixPath
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from .exception import InvalidError
 from .functions import Function
 from .image import Image
 from .secret import Secret
+from .volume import MOUNTS_PER_FUNCTION, Volume, mount_path_problem, overlapping_mounts
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
@@ -101,6 +103,37 @@ def fastapi_endpoint(*, method: str = "GET", public: bool = False, label: Option
 web_endpoint = fastapi_endpoint
 
 
+_VOLUMES_FORM = 'volumes takes a dict of mount point to volume, e.g. volumes={"/data": gantry.Volume.from_name("data")}'
+
+
+def _volume_mounts(volumes: Any) -> Optional[List[Dict[str, Any]]]:
+    """``volumes={"/data": vol}`` as the deploy request takes it (protocol/volumes.ts VolumeMount[]), checked as the daemon will."""
+    if volumes is None:
+        return None
+    if not isinstance(volumes, dict):
+        raise InvalidError(f"{_VOLUMES_FORM}; got {type(volumes).__name__}")
+    mounts: List[Dict[str, Any]] = []
+    for path, vol in volumes.items():
+        if isinstance(path, PurePosixPath):
+            path = path.as_posix()
+        if not isinstance(path, str):
+            raise InvalidError(f"{_VOLUMES_FORM}; got the mount point {path!r}")
+        if not isinstance(vol, Volume):
+            raise InvalidError(f"{_VOLUMES_FORM}; got {type(vol).__name__} at {path}")
+        problem = mount_path_problem(path)
+        if problem:
+            raise InvalidError(f"volumes: {problem}")
+        if any(m["path"] == path for m in mounts):
+            raise InvalidError(f"volumes: two volumes are mounted at {path}")
+        mounts.append(vol.to_mount(path))
+    if len(mounts) > MOUNTS_PER_FUNCTION:
+        raise InvalidError(f"volumes: a function mounts at most {MOUNTS_PER_FUNCTION} volumes, got {len(mounts)}")
+    problem = overlapping_mounts([m["path"] for m in mounts])
+    if problem:
+        raise InvalidError(f"volumes: {problem}")
+    return mounts or None
+
+
 class LocalEntrypoint:
     """A function of the app file run on this machine by ``gantry run``."""
 
@@ -165,6 +198,7 @@ class App:
         result_ttl: Optional[float] = None,
         network: Optional[str] = None,
         secrets: Optional[Sequence[Secret]] = None,
+        volumes: Optional[Dict[Union[str, PurePosixPath], Volume]] = None,
         name: Optional[str] = None,
     ) -> Callable:
         """Defines a function: ``@app.function(retries=3, timeout=60)``, then a (sync or async) ``def``."""
@@ -192,6 +226,7 @@ class App:
             "resultTtl": result_ttl,
             "network": network,
             "secrets": [s.to_option() for s in secrets] if secrets else None,
+            "volumes": _volume_mounts(volumes),
         }
 
         def wrap(f: Callable) -> Function:

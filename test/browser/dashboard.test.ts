@@ -179,6 +179,16 @@ describe("the dashboard", () => {
     expect(await p.locator("tr[data-container]:has-text('(size=3)')").innerText()).toContain("dash · Model");
   });
 
+  it("lists volumes with their size and files", async () => {
+    const vol = await t.client.volumes.fromName("dash-data", { createIfMissing: true });
+    await vol.putFile("notes/a.txt", "twelve bytes");
+    const p = await open("#/volumes");
+    await p.waitForSelector("tr[data-volume=dash-data]", WAIT);
+    const row = await p.locator("tr[data-volume=dash-data]").innerText();
+    expect(row).toContain("12 B");
+    expect(row).toMatch(/\b2\b/); // a folder and a file
+  });
+
   it("stops an app only after asking", async () => {
     const p = await open("#/apps/dash");
     await p.waitForSelector("button:has-text('Stop app')", WAIT);
