@@ -4,7 +4,8 @@
  * function makes never lead the daemon outside the volume; a missing volume fails the deploy;
  * contents survive a redeploy and a daemon restart; a mounted volume cannot be deleted.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runPython } from "../helpers/cli.js";
@@ -136,6 +137,22 @@ print([v.name for v in modal.Volume.objects.list()])
     const del = await api("/v1/volumes/shared-data", { method: "DELETE" });
     expect(del.status).toBe(409);
     expect(await del.text()).toContain("volume shared-data is mounted by");
+  });
+
+  it("answer a full disk with a clear 507, leave no partial file and keep the daemon up", async () => {
+    expect((await api("/v1/volumes", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "tiny" }) })).status).toBe(201);
+    const folder = join(t.home, "volumes", "tiny");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", folder]);
+    try {
+      const res = await api("/v1/volumes/tiny/files?path=big.bin", { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: Buffer.alloc(3 * 1024 * 1024, 7) });
+      expect(res.status).toBe(507);
+      expect(await res.text()).toContain("volume tiny: the disk holding it is full; nothing was written in its place");
+      expect(readdirSync(folder)).toEqual([]);
+      expect((await api("/v1/volumes/tiny/files?path=small.txt", { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: "fits" })).status).toBe(201);
+    } finally {
+      execFileSync("umount", [folder]);
+    }
+    expect((await api("/v1/volumes/tiny", { method: "DELETE" })).status).toBe(200);
   });
 
   it("keep their contents across a redeploy and a daemon restart", async () => {
