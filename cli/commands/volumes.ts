@@ -17,24 +17,14 @@ import { ConflictError, GantryError, InvalidArgumentError, NotFoundError } from 
 import { eachLimited, localTree, volumePath, type Volume } from "../../sdk/volume.js";
 import { makeContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
+import { formatBytes } from "../../protocol/units.js";
 import { ago, table, type Output } from "../output.js";
+
+export { formatBytes };
 import type { Runner } from "../runner.js";
 
 /** Files sent or fetched at once by put and get of a folder. */
 const CONCURRENCY = 4;
-
-/** "0 B", "512 B", "1.5 KiB", "12.3 MiB", "1.02 GiB". */
-export function formatBytes(n: number): string {
-  if (!Number.isFinite(n) || n < 1024) return `${Math.max(0, Math.round(n || 0))} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
-}
 
 /** A path inside a volume as people read it: "data:/models/a.bin". */
 export function where(volume: string, path: string): string {

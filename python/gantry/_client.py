@@ -8,6 +8,7 @@ daemon's error code, as ``errorFromApi`` does in the TypeScript SDK.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
@@ -69,6 +70,31 @@ class _UnixConnection(http.client.HTTPConnection):
             sock.close()
             raise
         self.sock = sock
+
+
+@contextlib.contextmanager
+def _no_answer_as(client: "Client", method: str, path: str, timeout: float) -> Iterator[None]:
+    """Turns a request that got no answer into the error that says why: no daemon, no answer in
+    time, TLS, or the connection failing."""
+    try:
+        yield
+    except (FileNotFoundError, ConnectionRefusedError) as err:
+        reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
+        raise DaemonNotRunningError(f"no gantry daemon answers at {client.target} ({reason}); start it with: gantry daemon start") from None
+    except socket.timeout:
+        raise Error(f"the gantry daemon at {client.target} did not answer {method} {path} within {timeout:g} s") from None
+    except ssl.SSLError as err:
+        raise client._tls_error(err) from None
+    except (OSError, http.client.HTTPException) as err:
+        raise Error(f"request to the gantry daemon at {client.target} failed: {err}") from err
+
+
+def _parsed(raw: bytes) -> Any:
+    """An answer's body: its JSON, or its text when it is not JSON."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("utf-8", "replace")
 
 
 class Client:
@@ -181,29 +207,15 @@ class Client:
         timeout = wait_s + _REQUEST_MARGIN_S
         conn = self._connection(timeout)
         try:
-            conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
-            res = conn.getresponse()
-            status, raw = res.status, res.read()
-            if answer_headers is not None:
-                answer_headers.update((name.lower(), value) for name, value in res.getheaders())
-        except (FileNotFoundError, ConnectionRefusedError) as err:
-            reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
-            raise DaemonNotRunningError(
-                f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start"
-            ) from None
-        except socket.timeout:
-            raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {timeout:g} s") from None
-        except ssl.SSLError as err:
-            raise self._tls_error(err) from None
-        except (OSError, http.client.HTTPException) as err:
-            raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
+            with _no_answer_as(self, method, path, timeout):
+                conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
+                res = conn.getresponse()
+                status, raw = res.status, res.read()
+                if answer_headers is not None:
+                    answer_headers.update((name.lower(), value) for name, value in res.getheaders())
         finally:
             conn.close()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return status, parsed
+        return status, _parsed(raw)
 
     def stream_lines(self, method: str, path: str, body: Any, *, wait_s: float) -> Iterator[Any]:
         """Sends one request and yields the NDJSON lines of its answer as they arrive (raises for a non-2xx answer)."""
@@ -213,23 +225,11 @@ class Client:
         payload = json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
         conn = self._connection(wait_s + _REQUEST_MARGIN_S)
         try:
-            try:
+            with _no_answer_as(self, method, path, wait_s + _REQUEST_MARGIN_S):
                 conn.request(method, (self._prefix if self.url else "") + path, body=payload, headers=headers)
                 res = conn.getresponse()
-            except (FileNotFoundError, ConnectionRefusedError) as err:
-                reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
-                raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
-            except ssl.SSLError as err:
-                raise self._tls_error(err) from None
-            except (OSError, http.client.HTTPException) as err:
-                raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
             if not 200 <= res.status < 300:
-                raw = res.read()
-                try:
-                    parsed = json.loads(raw) if raw else None
-                except ValueError:
-                    parsed = raw.decode("utf-8", "replace")
-                raise error_from_api(res.status, parsed, self.target)
+                raise error_from_api(res.status, _parsed(res.read()), self.target)
             while True:
                 try:
                     line = res.readline()
@@ -266,30 +266,18 @@ class Client:
         chunks = read_chunks(body) if hasattr(body, "read") else body
         conn = self._connection(_REQUEST_MARGIN_S)
         try:
-            try:
-                conn.request(method, (self._prefix if self.url else "") + path, body=_Guarded(chunks), headers=hdrs)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the daemon answered (a refusal) before it took the whole body: its answer is read below
-            res = conn.getresponse()
-            status, raw = res.status, res.read()
+            with _no_answer_as(self, method, path, _REQUEST_MARGIN_S):
+                try:
+                    conn.request(method, (self._prefix if self.url else "") + path, body=_Guarded(chunks), headers=hdrs)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the daemon answered (a refusal) before it took the whole body: its answer is read below
+                res = conn.getresponse()
+                status, raw = res.status, res.read()
         except _BodyFailed as failed:
             raise failed.error from None
-        except (FileNotFoundError, ConnectionRefusedError) as err:
-            reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
-            raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
-        except socket.timeout:
-            raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {_REQUEST_MARGIN_S:g} s") from None
-        except ssl.SSLError as err:
-            raise self._tls_error(err) from None
-        except (OSError, http.client.HTTPException) as err:
-            raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
         finally:
             conn.close()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return status, parsed
+        return status, _parsed(raw)
 
     def stream_bytes(self, method: str, path: str, *, headers: Optional[Dict[str, str]] = None) -> "ByteStream":
         """Sends one request and returns its answer's body as an iterator of bytes chunks, read from the
@@ -300,28 +288,15 @@ class Client:
             hdrs["Authorization"] = f"Bearer {self.token}"
         conn = self._connection(_REQUEST_MARGIN_S)
         try:
-            try:
+            with _no_answer_as(self, method, path, _REQUEST_MARGIN_S):
                 conn.request(method, (self._prefix if self.url else "") + path, headers=hdrs)
                 res = conn.getresponse()
-            except (FileNotFoundError, ConnectionRefusedError) as err:
-                reason = errno.errorcode.get(err.errno or 0, type(err).__name__)
-                raise DaemonNotRunningError(f"no gantry daemon answers at {self.target} ({reason}); start it with: gantry daemon start") from None
-            except socket.timeout:
-                raise Error(f"the gantry daemon at {self.target} did not answer {method} {path} within {_REQUEST_MARGIN_S:g} s") from None
-            except ssl.SSLError as err:
-                raise self._tls_error(err) from None
-            except (OSError, http.client.HTTPException) as err:
-                raise Error(f"request to the gantry daemon at {self.target} failed: {err}") from err
             if not 200 <= res.status < 300:
                 try:
                     raw = res.read()
                 except (OSError, http.client.HTTPException):
                     raw = b""
-                try:
-                    parsed = json.loads(raw) if raw else None
-                except ValueError:
-                    parsed = raw.decode("utf-8", "replace")
-                raise error_from_api(res.status, parsed, self.target)
+                raise error_from_api(res.status, _parsed(raw), self.target)
         except BaseException:
             conn.close()
             raise
