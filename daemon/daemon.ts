@@ -31,6 +31,9 @@ import { SecretStore } from "./store/secret-store.js";
 import { Volumes } from "./service/volumes.js";
 import { VolumeStore } from "./store/volume-store.js";
 import { VolumeFiles } from "./host/volume-files.js";
+import { Dicts } from "./service/dicts.js";
+import { Queues } from "./service/queues.js";
+import { DictStore, QueueStore } from "./store/dq-store.js";
 import { Sessions } from "./service/sessions.js";
 import { SessionStore } from "./store/session-store.js";
 import { VERSION } from "../protocol/version.js";
@@ -142,6 +145,12 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     });
     volumes.start();
     cleanups.push(() => volumes.stop());
+    // Dicts and Queues: in the database, written through the group commit like calls.
+    const dicts = new Dicts({ store: new DictStore(db, commit), log });
+    dicts.objects.start();
+    const queues = new Queues({ store: new QueueStore(db, commit), log });
+    queues.start();
+    cleanups.push(() => dicts.objects.stop(), () => queues.close());
     const launcher = new ContainerLauncher({
       runtime,
       agents: backend.agents((req, res) => containerApi?.(req, res)),
@@ -229,6 +238,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       bus,
       secrets,
       volumes,
+      dicts,
+      queues,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

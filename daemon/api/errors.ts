@@ -35,6 +35,7 @@ const STATUS: Record<ServiceErrorCode, number> = {
   disk_full: 507,
   engine_unavailable: 503,
   internal: 500,
+  forbidden: 403,
 };
 
 /** A write that failed for want of disk space somewhere the service did not name it (a deploy's files). */

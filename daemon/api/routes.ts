@@ -34,6 +34,9 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
+import { DQ_CONTAINER_ROUTES, registerDictRoutes, registerQueueRoutes } from "./dq-routes.js";
+import type { Dicts } from "../service/dicts.js";
+import type { Queues } from "../service/queues.js";
 import type { Volumes } from "../service/volumes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
@@ -51,6 +54,8 @@ export interface RouteDeps {
   bus: EventBus;
   secrets: Secrets;
   volumes: Volumes;
+  dicts: Dicts;
+  queues: Queues;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -98,12 +103,13 @@ const CONTAINER_ROUTES = [
   ["POST", "/v1/calls/:id/cancel"],
   ["POST", "/submit/:app/:fn"],
   ["GET", "/result/:id"],
+  ...DQ_CONTAINER_ROUTES,
 ] as const;
 
 /** The routes a container's credentials allow (its socket), the rest refused with 403. */
 export function containerRouter(full: Router): Router {
   return full.only(CONTAINER_ROUTES, (method, path) =>
-    new ApiError(403, "forbidden", `a container's credentials allow calls only: ${method} ${path} is refused`),
+    new ApiError(403, "forbidden", `a container's credentials allow calls, Dicts and Queues only: ${method} ${path} is refused`),
   );
 }
 
@@ -214,6 +220,8 @@ export function buildRouter(d: RouteDeps): Router {
   registerLogRoutes(r, d);
   registerSecretRoutes(r, d);
   registerVolumeRoutes(r, d);
+  registerDictRoutes(r, d);
+  registerQueueRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;

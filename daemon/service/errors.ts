@@ -20,6 +20,8 @@ export const ServiceErrorCode = {
   diskFull: "disk_full",
   /** The Docker engine does not answer (restarting, stopped): what needs it waits or is refused. */
   engineUnavailable: "engine_unavailable",
+  /** The caller may not have this (a value pickled by another app's function). */
+  forbidden: "forbidden",
   /** The daemon's own installation is broken (a missing build output, say). */
   internal: "internal",
 } as const;

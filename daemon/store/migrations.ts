@@ -102,4 +102,48 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER
   ) WITHOUT ROWID;
   `,
+  /* 8: Dicts and Queues (issue 20). A key is its canonical text (JSON, or "pickle:" and base64),
+     a value as calls keep theirs; \`origin\` is the app whose container wrote it (null: the host);
+     \`len\` and \`next_seq\` are kept by each write, so limits and cursors need no scan */ `
+  CREATE TABLE dicts (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER,
+    len INTEGER NOT NULL DEFAULT 0,
+    next_seq INTEGER NOT NULL DEFAULT 1
+  ) WITHOUT ROWID;
+  CREATE TABLE dict_entries (
+    dict TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    origin TEXT,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (dict, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX dict_entries_by_seq ON dict_entries (dict, seq);
+  CREATE TABLE queues (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    ephemeral INTEGER NOT NULL DEFAULT 0,
+    expires_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE TABLE queue_partitions (
+    queue TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    len INTEGER NOT NULL DEFAULT 0,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, partition)
+  ) WITHOUT ROWID;
+  CREATE INDEX queue_partitions_by_expiry ON queue_partitions (expires_at);
+  CREATE TABLE queue_items (
+    queue TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    origin TEXT,
+    PRIMARY KEY (queue, partition, seq)
+  ) WITHOUT ROWID;
+  `,
 ];
