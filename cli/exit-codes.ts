@@ -28,7 +28,7 @@ Exit codes:
   1  error (daemon or Docker failure, image build failed, ...)
   2  bad input: usage, invalid JSON, invalid app file or options
   3  no daemon is running (start one: gantry daemon start)
-  4  not found: unknown app, function, call ID, secret, volume or file in a volume
+  4  not found: unknown app, function, call ID, secret, volume (or file in it), Dict (or key in it) or Queue
   5  the call is still pending (get/call --timeout ran out)
   6  the call failed (the function raised or timed out)
   7  the call's result has expired

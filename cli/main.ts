@@ -5,8 +5,10 @@ import { registerCalls } from "./commands/calls.js";
 import { registerDashboard } from "./commands/dashboard.js";
 import { registerDaemon } from "./commands/daemon.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerDicts } from "./commands/dicts.js";
 import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
+import { registerQueues } from "./commands/queues.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerVolumes } from "./commands/volumes.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
@@ -34,6 +36,8 @@ registerGpus(program, run);
 registerDashboard(program, run);
 registerSecrets(program, run);
 registerVolumes(program, run);
+registerDicts(program, run);
+registerQueues(program, run);
 
 try {
   await program.parseAsync(process.argv);

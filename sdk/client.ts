@@ -23,6 +23,8 @@ import {
 } from "./errors.js";
 import { CallBatches, outcome, type MapOptions } from "./map.js";
 import { Transport, type TransportOptions } from "./transport.js";
+import { Dicts } from "./dict.js";
+import { Queues } from "./queue.js";
 import { Volumes } from "./volume.js";
 
 /** Longest single wait the daemon grants; longer waits are made of several requests. */
@@ -320,14 +322,30 @@ export class GantryClient {
    */
   readonly volumes: Volumes;
 
+  /**
+   * Dicts: `const d = await client.dicts.fromName("cache", { createIfMissing: true })` then
+   * `d.put(key, value)`, `d.get(key)`, `d.items()`; `client.dicts.ephemeral()`, `list()`, `delete(name)`.
+   */
+  readonly dicts: Dicts;
+
+  /**
+   * Queues: `const q = await client.queues.fromName("jobs", { createIfMissing: true })` then
+   * `q.put(x)`, `q.get({ timeoutMs })`, `q.getMany(n)`, `q.iterate()`; `client.queues.ephemeral()`, `list()`, `delete(name)`.
+   */
+  readonly queues: Queues;
+
   constructor(opts: GantryClientOptions = {}) {
     this.transport = new Transport(opts);
     this.volumes = new Volumes(this.transport);
+    this.dicts = new Dicts(this.transport);
+    this.queues = new Queues(this.transport);
   }
 
-  /** Closes its connections; ephemeral volumes stop heartbeating (the daemon removes them after EPHEMERAL_TTL_S). */
+  /** Closes its connections; ephemeral volumes, dicts and queues stop heartbeating (the daemon removes them after their EPHEMERAL_TTL_S). */
   close(): void {
     this.volumes.stopHeartbeats();
+    this.dicts.stopHeartbeats();
+    this.queues.stopHeartbeats();
     this.transport.close();
   }
 }

@@ -104,3 +104,32 @@ export class ResultNotJsonError extends GantryError {
     super(message, "result_not_json");
   }
 }
+
+/** A Queue's get found nothing within its timeout (Python's queue.Empty). */
+export class QueueEmptyError extends GantryError {
+  constructor(message: string) {
+    super(message, "queue_empty");
+  }
+}
+
+/** A Queue partition had no room for what a put brought within its timeout (HTTP 429 queue_full): nothing of that request was put. */
+export class QueueFullError extends GantryError {
+  constructor(message: string) {
+    super(message, "queue_full");
+  }
+}
+
+/**
+ * A Dict's or Queue's key or value is a Python value, pickled by the Python program that stored it:
+ * only a Python client reads it. `pickled` is its base64; `removed` holds, as they travelled, the
+ * values the read took out of the Dict or Queue (a Queue's get, a Dict's pop), so none is lost.
+ */
+export class ValueNotJsonError extends GantryError {
+  constructor(
+    message: string,
+    readonly pickled: string,
+    readonly removed: ReadonlyArray<{ value: unknown } | { pickled: string }> = [],
+  ) {
+    super(message, "value_not_json");
+  }
+}

@@ -3,8 +3,12 @@ export { App, type FetchHandler, type FunctionDefinitionOptions, type FunctionHa
 export { Image } from "./image.js";
 export { Secret } from "./secret.js";
 export { Volume, Volumes, type PutDirectoryOptions, type PutDirectoryResult, type PutFileOptions, type UploadProgress } from "./volume.js";
+export { Dict, Dicts, type DictEntries } from "./dict.js";
+export { Queue, Queues, type QueueGetOptions, type QueueIterateOptions, type QueuePutOptions } from "./queue.js";
 export { Cls, ClsInstance, GantryClient, Function_, FunctionCall, type CallOptions, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";
 export type { MapOptions } from "./map.js";
 export type { CallView, FunctionView, ContainerView, SecretView } from "../protocol/api.js";
 export type { VolumeEntry, VolumeView } from "../protocol/volumes.js";
+export type { DictView, QueueView } from "../protocol/dicts-queues.js";
+export { DQ_LIMITS } from "../protocol/dicts-queues.js";

@@ -17,17 +17,21 @@ export function storedOf(wire: unknown, what: string): string {
   if (wire === null || typeof wire !== "object" || Array.isArray(wire)) throw invalid(`${what} must be ${SHAPE}`);
   const keys = Object.keys(wire);
   if (keys.length !== 1 || (keys[0] !== "value" && keys[0] !== "pickled")) throw invalid(`${what} must be ${SHAPE}, got the fields ${keys.join(", ") || "none"}`);
+  // Measured as it travels: the base64's characters, or the JSON text's UTF-8 bytes.
   let text: string;
+  let bytes: number;
   if (keys[0] === "pickled") {
     const b64 = (wire as { pickled: unknown }).pickled;
     if (typeof b64 !== "string" || !BASE64.test(b64)) throw invalid(`${what}: "pickled" must be base64`);
     text = PICKLED_PREFIX + b64;
+    bytes = b64.length;
   } else {
     const value = (wire as { value: unknown }).value;
     if (value === undefined) throw invalid(`${what}: "value" is missing`);
     text = JSON.stringify(value);
+    bytes = Buffer.byteLength(text, "utf8");
   }
-  if (text.length > DQ_LIMITS.valueBytes) throw invalid(`${what} is ${text.length} bytes as it travels; at most ${DQ_LIMITS.valueBytes} (1 MiB) are allowed`);
+  if (bytes > DQ_LIMITS.valueBytes) throw invalid(`${what} is ${bytes} bytes as it travels; at most ${DQ_LIMITS.valueBytes} (1 MiB) are allowed`);
   return text;
 }
 

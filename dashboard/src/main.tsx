@@ -10,6 +10,7 @@ import { AppsView, AppView } from "./views/apps.js";
 import { CallView_ } from "./views/call.js";
 import { CallsView } from "./views/calls.js";
 import { ContainersView } from "./views/containers.js";
+import { DictsQueuesView } from "./views/dicts-queues.js";
 import { GpusView } from "./views/gpus.js";
 import { LogsView } from "./views/logs.js";
 import { SignIn } from "./views/signin.js";
@@ -88,6 +89,7 @@ function Sidebar({ route, health, session }: { route: Route; health: Health | un
       {item("containers", "Containers", health ? String(health.containers) : undefined)}
       {item("gpus", "GPUs", health ? `${health.gpu.held}/${health.gpu.count}` : undefined)}
       {item("volumes", "Volumes")}
+      {item("dicts-queues", "Dicts & Queues")}
       {item("logs", "Logs")}
       <div class="sidebar-foot muted small">
         {health ? (
@@ -126,6 +128,8 @@ function View({ route }: { route: Route }) {
       return <GpusView />;
     case "volumes":
       return <VolumesView />;
+    case "dicts-queues":
+      return <DictsQueuesView />;
     case "logs":
       return <LogsView app={second} route={route} />;
     default:

@@ -3,6 +3,7 @@
 App files: ``gantry.App``, ``@app.function()``, ``@app.local_entrypoint()``, ``gantry.Image``.
 Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id(call_id)``.
 Volumes: ``gantry.Volume.from_name(name)``, mounted with ``@app.function(volumes={"/data": vol})``.
+Dicts and Queues: ``gantry.Dict.from_name(name)``, ``gantry.Queue.from_name(name)`` (or ``.ephemeral()``).
 The guide's files run with ``import gantry as modal``.
 """
 from . import exception
@@ -14,14 +15,18 @@ from .image import Image
 from .secret import Secret
 from . import volume
 from .volume import FileEntry, FileEntryType, Volume
+from ._dict import Dict
+from ._queue import Queue
 
 __version__ = "0.1.0"
 __all__ = [
     "App",
     "Cls",
+    "Dict",
     "Function",
     "FunctionCall",
     "Image",
+    "Queue",
     "Retries",
     "Secret",
     "Volume",

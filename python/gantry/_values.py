@@ -147,3 +147,79 @@ def json_body(where: str, args: Sequence[Any], kwargs: Dict[str, Any]) -> Dict[s
     if kwargs:
         body["kwargs"] = dict(kwargs)
     return body
+
+
+# --- Single values (Dicts and Queues, issue 20) ----------------------------------------------------
+
+#: The largest integer JSON carries exactly between Python and JavaScript (Number.MAX_SAFE_INTEGER).
+MAX_SAFE_INTEGER = 2**53 - 1
+#: Nesting deeper than this is pickled rather than walked (the walk recurses).
+_MAX_JSON_DEPTH = 200
+
+
+def json_exact(value: Any) -> bool:
+    """Whether JSON carries ``value`` exactly: it reads back (here, or in TypeScript) equal and of
+    the same types. True for str (well-formed Unicode), bool, None, int within ±(2**53 − 1), a finite
+    float that is not integral (``1.0`` would read back as the int ``1``), and lists and dicts with
+    str keys of those, exactly of those types (subclasses such as IntEnum or OrderedDict are not)."""
+    return _exact(value, set(), 0)
+
+
+def _well_formed(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: JSON text in UTF-8 cannot keep it
+        return False
+    return True
+
+
+def _exact(v: Any, ancestors: set, depth: int) -> bool:
+    t = type(v)
+    if v is None or t is bool:
+        return True
+    if t is str:
+        return _well_formed(v)
+    if t is int:
+        return -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER
+    if t is float:
+        return math.isfinite(v) and not v.is_integer()
+    if t is not list and t is not dict:
+        return False
+    if id(v) in ancestors or depth >= _MAX_JSON_DEPTH:
+        return False
+    ancestors.add(id(v))
+    try:
+        if t is list:
+            return all(_exact(x, ancestors, depth + 1) for x in v)
+        return all(type(k) is str and _well_formed(k) and _exact(x, ancestors, depth + 1) for k, x in v.items())
+    finally:
+        ancestors.discard(id(v))
+
+
+def encode_value(value: Any, where: str) -> Dict[str, Any]:
+    """``value`` as a Dict or Queue carries it (protocol/dicts-queues.ts WireValue): ``{"value": v}``
+    when JSON holds it exactly (``json_exact``), else ``{"pickled": base64}`` (pickle protocol 4).
+    SerializationError, naming ``where``, when it does not pickle."""
+    if json_exact(value):
+        return {"value": value}
+    try:
+        data = pickle.dumps(value, protocol=PICKLE_PROTOCOL)
+    except Exception as exc:
+        raise SerializationError(f"{where} ({type(value).__name__}) cannot be pickled: {exc}") from None
+    return {"pickled": base64.b64encode(data).decode("ascii")}
+
+
+def decode_value(wire: Any, where: str) -> Any:
+    """A WireValue as the value it carries: ``value`` as it is, ``pickled`` unpickled.
+    DeserializationError, naming ``where``, when it is neither or does not unpickle here."""
+    if isinstance(wire, dict):
+        if "pickled" in wire and isinstance(wire["pickled"], str):
+            try:
+                return pickle.loads(base64.b64decode(wire["pickled"]))
+            except Exception as exc:
+                raise DeserializationError(
+                    f"{where} does not unpickle here: {type(exc).__name__}: {exc} (is the module that defines its class importable in this program?)"
+                ) from None
+        if "value" in wire:
+            return wire["value"]
+    raise DeserializationError(f"{where}: the daemon sent {str(wire)[:80]}, which is neither {{\"value\": ...}} nor {{\"pickled\": ...}}")
