@@ -189,6 +189,18 @@ describe("the dashboard", () => {
     expect(row).toMatch(/\b2\b/); // a folder and a file
   });
 
+  it("lists Dicts and Queues with their sizes", async () => {
+    const d = await t.client.dicts.fromName("dash-dict", { createIfMissing: true });
+    await d.update([["a", 1], ["b", 2], ["c", 3]]);
+    const q = await t.client.queues.fromName("dash-queue", { createIfMissing: true });
+    await q.putMany([1, 2]);
+    await q.put(3, { partition: "other" });
+    const p = await open("#/dicts-queues");
+    await p.waitForSelector("tr[data-dict=dash-dict]", WAIT);
+    expect(await p.locator("tr[data-dict=dash-dict]").innerText()).toMatch(/\b3\b/);
+    expect(await p.locator("tr[data-queue=dash-queue]").innerText()).toMatch(/\b3\b[\s\S]*\b2\b/); // 3 items in 2 partitions
+  });
+
   it("stops an app only after asking", async () => {
     const p = await open("#/apps/dash");
     await p.waitForSelector("button:has-text('Stop app')", WAIT);
