@@ -2,9 +2,9 @@
  * Queues (issue 20): FIFO partitions in SQLite, shared by the host's programs and the functions'
  * containers. A get takes items atomically (two consumers never get one item); a get on an empty
  * partition, and a put on a full one, wait in the daemon (long-poll, at most MAX_WAIT_S a request)
- * until a put or a take on that partition wakes them. As Modal: a partition holds 5,000 items, a
- * Queue 100,000 partitions, an item 1 MiB, and a partition is cleared 24 h after its last put
- * (or its `partition_ttl`).
+ * until a put or a take on that partition wakes them. As Modal: a Queue has 100,000 partitions,
+ * an item 1 MiB, and a partition is cleared 24 h after its last put (or its `partition_ttl`); a
+ * partition holds 100,000 items (Modal's 5,000 would not take a put_many of 10,000).
  */
 import { DQ_LIMITS, MAX_WAIT_S, PARTITION_TTL_S, partitionProblem, type QueueView, type WireValue } from "../../protocol/dicts-queues.js";
 import type { RandomSource } from "../core/ids.js";
@@ -96,8 +96,8 @@ export class Queues {
     if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > DQ_LIMITS.maxGet) throw invalid(`n must be a whole number from 1 to ${DQ_LIMITS.maxGet}`);
     const deadline = this.now() + checkedWait(body.timeout, "timeout") * 1000;
     for (;;) {
-      // What another app's function pickled is refused before it is taken, not after.
-      for (const head of this.d.store.after(name, partition, 0, n)) readableBy(head, caller, `Queue ${name}`);
+      // What another app's function pickled is refused before it is taken, not after (the host reads all).
+      if (caller !== null) for (const head of this.d.store.after(name, partition, 0, n)) readableBy(head, caller, `Queue ${name}`);
       const rows = await this.d.store.take(name, partition, n);
       if (rows.length) {
         this.wake(name, partition); // putters waiting for room

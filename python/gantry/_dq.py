@@ -31,7 +31,7 @@ DICT_ENTRIES = 1_000_000
 #: Entries one update carries; values one put_many request carries.
 PER_REQUEST = 10_000
 #: Items one Queue partition holds, and partitions one Queue has (as Modal).
-ITEMS_PER_PARTITION = 5_000
+ITEMS_PER_PARTITION = 100_000
 PARTITIONS_PER_QUEUE = 100_000
 #: Bytes of a partition key (non-empty when given).
 PARTITION_KEY_BYTES = 64

@@ -71,6 +71,7 @@ async function startRedis() {
   };
   onCleanup(stop);
   const conn = new IORedis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 2 });
+  conn.on("error", () => undefined); // refused until redis-server listens: the loop below asks again
   for (const until = now() + 10_000; ; await sleep(50)) {
     const ok = await Promise.race([conn.connect().then(() => true, () => false), failed]);
     if (ok) return { conn, stop: async () => (conn.disconnect(), await stop()) };

@@ -101,8 +101,10 @@ describe("Queues", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(150);
   });
 
-  it("refuse a put past a partition's 5,000 items unless room comes within its timeout; nothing of it is put", async () => {
-    await queues.put("q", { values: Array.from({ length: DQ_LIMITS.itemsPerPartition }, (_, i) => v(i)) }, null);
+  it("refuse a put past a partition's limit of items unless room comes within its timeout; nothing of it is put", async () => {
+    for (let i = 0; i < DQ_LIMITS.itemsPerPartition; i += DQ_LIMITS.perRequest) {
+      await queues.put("q", { values: Array.from({ length: DQ_LIMITS.perRequest }, (_, k) => v(i + k)) }, null);
+    }
     const err = await queues.put("q", { values: [v("over")] }, null).catch((e: ServiceError) => e);
     expect((err as ServiceError).code).toBe("queue_full");
     expect((err as ServiceError).message).toContain(`the partition holds ${DQ_LIMITS.itemsPerPartition} items; 1 more would pass the limit of ${DQ_LIMITS.itemsPerPartition}; nothing was put`);

@@ -249,10 +249,11 @@ describe("client.queues", () => {
     await q.putMany([]);
     expect(fake.requests.length).toBe(0);
 
-    fake.capacity = 100_000;
-    const n = 2 * DQ_LIMITS.itemsPerPartition + 7;
+    fake.capacity = DQ_LIMITS.itemsPerPartition;
+    const chunk = Math.min(DQ_LIMITS.perRequest, DQ_LIMITS.itemsPerPartition);
+    const n = 2 * chunk + 7;
     await q.putMany(new Set(Array.from({ length: n }, (_, i) => i)), { partition: "p" });
-    expect(fake.requests.map((r) => (r.body!.values as unknown[]).length)).toEqual([DQ_LIMITS.itemsPerPartition, DQ_LIMITS.itemsPerPartition, 7]);
+    expect(fake.requests.map((r) => (r.body!.values as unknown[]).length)).toEqual([chunk, chunk, 7]);
     expect(await q.len({ partition: "p" })).toBe(n);
     expect(last().url).toBe("/v1/queues/chunks/len?partition=p");
     expect(await q.len({ total: true })).toBe(n);
