@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Dict as _TDict, Iterator, Optional, Tuple
 
 from ._client import Client
+from ._ephemeral import Ephemeral
 from ._dq import (  # noqa: F401 - the limits are this module's public names too
     DICT_ENTRIES,
     EPHEMERAL_TTL_S,
@@ -32,7 +33,6 @@ from ._dq import (  # noqa: F401 - the limits are this module's public names too
     VALUE_BYTES,
     _chunks,
     _delete,
-    _Ephemeral,
     _Handle,
     _info_fields,
     _Manager,
@@ -75,12 +75,12 @@ class Dict(_Handle):
         ``environment_name`` is accepted as Modal's and has no effect."""
         return Dict._from_name(name, create_if_missing, client)
 
-    def ephemeral(data: Optional[Any] = None, client: Optional[Client] = None, environment_name: Optional[str] = None) -> "_Ephemeral[Dict]":  # type: ignore[misc]
+    def ephemeral(data: Optional[Any] = None, client: Optional[Client] = None, environment_name: Optional[str] = None) -> "Ephemeral[Dict]":  # type: ignore[misc]
         """A Dict that lives for a ``with`` (or ``async with``) block: made on entry (holding ``data``,
         Modal's deprecated argument, when given), kept alive by heartbeats, deleted at the block's end."""
         if isinstance(data, Client) and client is None:
             data, client = None, data
-        return _Ephemeral(Dict, client, data)
+        return Ephemeral(Dict, client, data)
 
     ephemeral.aio = ephemeral  # type: ignore[attr-defined]  # the same object serves ``async with``
     ephemeral = staticmethod(ephemeral)  # type: ignore[assignment]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
 import threading
 from datetime import datetime
 from typing import Any, Dict, Generic, Iterable, Iterator, List, Optional, Tuple, Type, TypeVar
@@ -17,8 +16,8 @@ from . import _values
 from ._client import Client
 from .exception import InvalidError, NotFoundError, RequestSizeError
 from .functions import _WithAio
-from ._volume_rules import _js_length
-from .volume import _HEARTBEAT_JOIN_S, _heartbeat
+from ._volume_rules import _js_length, _show, name_problem
+from ._ephemeral import Ephemeral
 
 # --- The rules of protocol/dicts-queues.ts, mirrored -----------------------------------------------
 
@@ -39,35 +38,16 @@ PARTITION_KEY_BYTES = 64
 MAX_GET = 1_000
 #: The longest one request waits in the daemon; longer waits are asked again.
 MAX_WAIT_S = 50.0
-#: Seconds an ephemeral Dict or Queue lives past its last heartbeat; its owner heartbeats every quarter of that.
-EPHEMERAL_TTL_S = 300
-_HEARTBEAT_INTERVAL_S = EPHEMERAL_TTL_S / 4
+from ._ephemeral import _HEARTBEAT_INTERVAL_S, EPHEMERAL_TTL_S  # noqa: F401 - shared by every ephemeral kind
 #: A partition is cleared this long after its last put, unless the put set a shorter partition_ttl.
 PARTITION_TTL_S = 24 * 3600
 #: Bytes of keys and values one request carries at most (the daemon takes bodies of 64 MiB; JSON
 #: escapes can make the body larger than the values' own bytes).
 _REQUEST_BUDGET = 16 * 1024 * 1024
 
-_NAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """``value`` as JSON.stringify shows it (repr where JSON cannot), cut to ``limit`` characters."""
-    try:
-        return json.dumps(value)[:limit]
-    except (TypeError, ValueError):
-        return repr(value)[:limit]
-
-
 def dq_name_problem(what: str, name: Any) -> Optional[str]:
-    """Why ``name`` cannot name a Dict or Queue (``what``), or None: letters, digits, - . _, under 64 characters."""
-    if not isinstance(name, str) or not name:
-        return f"a {what} name must be a non-empty string, got {_show(name)}"
-    if _js_length(name) > NAME_LENGTH:
-        return f"{what} name {_show(name[:40])}… is {_js_length(name)} characters; at most {NAME_LENGTH} are allowed"
-    if not _NAME.fullmatch(name) or name in (".", ".."):
-        return f"{_show(name)} is not a {what} name: use letters, digits, -, . and _"
-    return None
+    """Why ``name`` cannot name a Dict or Queue (``what``), or None: the rule of every named object."""
+    return name_problem(what, name)
 
 
 def partition_problem(partition: Any) -> Optional[str]:
@@ -277,60 +257,6 @@ class _Manager(Generic[H]):
     def delete(self, name: str, *, allow_missing: bool = False, client: Optional[Client] = None, environment_name: Optional[str] = None) -> None:
         """Deletes the one called ``name`` and all it holds; NotFoundError when there is none, unless ``allow_missing=True``."""
         _delete(self._cls, name, allow_missing=allow_missing, client=client)
-
-
-class _Ephemeral(Generic[H]):
-    """``with Dict.ephemeral() as d:`` (or ``async with``): it lives as long as the block, kept by
-    heartbeats every EPHEMERAL_TTL_S / 4 seconds, and is deleted at its end."""
-
-    def __init__(self, cls: Type[H], client: Optional[Client], data: Optional[Any] = None) -> None:
-        if client is not None and not isinstance(client, Client):
-            raise InvalidError(f"{cls._what}.ephemeral: client must be a gantry Client, got {type(client).__name__}")
-        self._cls = cls
-        self._client = client
-        self._data = data
-        self._obj: Optional[H] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def __enter__(self) -> H:
-        if self._obj is not None:
-            raise InvalidError(f"a {self._cls._what}.ephemeral() context is entered once; make another for another {self._cls._what}")
-        client = self._client or Client.from_env()
-        view = client.json("POST", f"/v1/{self._cls._route}/ephemeral")
-        obj = self._cls(view["name"], client=client, _info=view)
-        self._obj = obj
-        self._thread = threading.Thread(
-            target=_heartbeat,
-            args=(client, obj._path(), self._stop, _HEARTBEAT_INTERVAL_S),
-            name=f"gantry-{self._cls._what.lower()}-heartbeat-{obj.name}",
-            daemon=True,
-        )
-        self._thread.start()
-        if self._data:
-            try:
-                obj.update(self._data)  # type: ignore[attr-defined]
-            except BaseException:
-                self.__exit__(None, None, None)
-                raise
-        return obj
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=_HEARTBEAT_JOIN_S)
-        obj = self._obj
-        if obj is not None:
-            try:
-                obj._transport().json("DELETE", obj._path())
-            except NotFoundError:
-                pass  # gone already (it expired): nothing left to delete
-
-    async def __aenter__(self) -> H:
-        return await asyncio.get_running_loop().run_in_executor(None, self.__enter__)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.__exit__, *exc))
 
 
 def _info_fields(view: Dict[str, Any]) -> Dict[str, Any]:

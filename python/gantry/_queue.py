@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 from ._client import Client, error_from_api
+from ._ephemeral import Ephemeral
 from ._dq import (  # noqa: F401 - the limits are this module's public names too
     EPHEMERAL_TTL_S,
     ITEMS_PER_PARTITION,
@@ -40,7 +41,6 @@ from ._dq import (  # noqa: F401 - the limits are this module's public names too
     _checked_timeout,
     _chunks,
     _delete,
-    _Ephemeral,
     _Handle,
     _info_fields,
     _Manager,
@@ -91,10 +91,10 @@ class Queue(_Handle):
         ``environment_name`` is accepted as Modal's and has no effect."""
         return Queue._from_name(name, create_if_missing, client)
 
-    def ephemeral(client: Optional[Client] = None, environment_name: Optional[str] = None) -> "_Ephemeral[Queue]":  # type: ignore[misc]
+    def ephemeral(client: Optional[Client] = None, environment_name: Optional[str] = None) -> "Ephemeral[Queue]":  # type: ignore[misc]
         """A Queue that lives for a ``with`` (or ``async with``) block: made on entry, kept alive by
         heartbeats while the block runs, deleted at its end."""
-        return _Ephemeral(Queue, client)
+        return Ephemeral(Queue, client)
 
     ephemeral.aio = ephemeral  # type: ignore[attr-defined]  # the same object serves ``async with``
     ephemeral = staticmethod(ephemeral)  # type: ignore[assignment]

@@ -19,9 +19,7 @@ from .exception import InvalidError
 NAME_LENGTH = 63
 PATH_LENGTH = 4096
 MOUNTS_PER_FUNCTION = 16
-#: Seconds an ephemeral volume lives past its last heartbeat; its owner heartbeats every quarter of that.
-EPHEMERAL_TTL_S = 300
-_HEARTBEAT_INTERVAL_S = EPHEMERAL_TTL_S / 4
+from ._ephemeral import _HEARTBEAT_INTERVAL_S, EPHEMERAL_TTL_S  # noqa: F401 - shared by every ephemeral kind
 #: Mount points gantry's own files use, or the system's.
 RESERVED_MOUNT_POINTS = ("/run/gantry", "/opt/gantry", "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64")
 #: The variable that, in a function's container, maps the volumes mounted there to their mount points.
@@ -45,15 +43,21 @@ def _js_length(s: str) -> int:
     return len(s.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def volume_name_problem(name: Any) -> Optional[str]:
-    """Why ``name`` cannot name a volume, or None when it can: letters, digits, - . _, under 64 characters."""
+def name_problem(what: str, name: Any) -> Optional[str]:
+    """Why ``name`` cannot name a ``what`` (a volume, a Dict, a Queue), or None when it can: letters,
+    digits, - . _, under 64 characters."""
     if not isinstance(name, str) or not name:
-        return f"a volume name must be a non-empty string, got {_show(name)}"
+        return f"a {what} name must be a non-empty string, got {_show(name)}"
     if _js_length(name) > NAME_LENGTH:
-        return f"volume name {_show(name[:40])}… is {_js_length(name)} characters; at most {NAME_LENGTH} are allowed"
+        return f"{what} name {_show(name[:40])}… is {_js_length(name)} characters; at most {NAME_LENGTH} are allowed"
     if not _NAME.fullmatch(name) or name in (".", ".."):
-        return f'{_show(name)} is not a volume name: use letters, digits, -, . and _ (not "." or "..")'
+        return f'{_show(name)} is not a {what} name: use letters, digits, -, . and _ (not "." or "..")'
     return None
+
+
+def volume_name_problem(name: Any) -> Optional[str]:
+    """Why ``name`` cannot name a volume, or None when it can."""
+    return name_problem("volume", name)
 
 
 def mount_path_problem(path: Any) -> Optional[str]:

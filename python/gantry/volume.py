@@ -54,6 +54,7 @@ from ._volume_rules import (  # noqa: F401 - the rules and entries are this modu
 )
 from ._volume_local import _local_listdir, _local_read, _mounted
 from ._volume_upload import _BatchUpload
+from ._ephemeral import Ephemeral
 
 __all__ = ["Volume", "FileEntry", "FileEntryType", "volume_name_problem", "mount_path_problem", "overlapping_mounts", "path_parts", "MOUNTS_PER_FUNCTION", "RESERVED_MOUNT_POINTS", "EPHEMERAL_TTL_S"]
 
@@ -69,6 +70,10 @@ def _with_aio_function(f: Callable[..., Any]) -> Callable[..., Any]:
 class Volume:
     """A volume the daemon keeps, by name. Get one with ``Volume.from_name`` (or ``Volume.ephemeral()``),
     mount it with ``@app.function(volumes={"/data": vol})``."""
+
+    #: Its kind and route, as every ephemeral object names them (gantry._ephemeral).
+    _what = "Volume"
+    _route = "volumes"
 
     def __init__(
         self,
@@ -107,10 +112,10 @@ class Volume:
             raise InvalidError(f"Volume.from_name: client must be a gantry Client, got {type(client).__name__}")
         return Volume(name, create_if_missing=create_if_missing, client=client)
 
-    def ephemeral(client: Optional[Client] = None, version: Optional[int] = None) -> "_EphemeralVolume":  # type: ignore[misc]
+    def ephemeral(client: Optional[Client] = None, version: Optional[int] = None) -> "Ephemeral[Volume]":  # type: ignore[misc]
         """A volume that lives for a ``with`` (or ``async with``) block: made on entry, kept alive by
         heartbeats while the block runs, deleted at its end."""
-        return _EphemeralVolume(client)
+        return Ephemeral(Volume, client)
 
     ephemeral.aio = ephemeral  # type: ignore[attr-defined]  # the same object serves ``async with``
     ephemeral = staticmethod(ephemeral)  # type: ignore[assignment]
@@ -348,60 +353,5 @@ class _VolumeManager:
 Volume.objects = _VolumeManager()
 
 
-# --- Ephemeral volumes -----------------------------------------------------------------------------
 
 
-class _EphemeralVolume:
-    """``with Volume.ephemeral() as vol:`` (or ``async with``): the volume lives as long as the block."""
-
-    def __init__(self, client: Optional[Client]) -> None:
-        self._client = client
-        self._volume: Optional[Volume] = None
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-
-    def __enter__(self) -> Volume:
-        if self._volume is not None:
-            raise InvalidError("a Volume.ephemeral() context is entered once; make another for another volume")
-        client = self._client or Client.from_env()
-        view = client.json("POST", "/v1/volumes/ephemeral")
-        vol = Volume(view["name"], client=client, _info=view)
-        self._volume = vol
-        self._thread = threading.Thread(
-            target=_heartbeat, args=(client, vol._path(), self._stop, _HEARTBEAT_INTERVAL_S), name=f"gantry-volume-heartbeat-{vol.name}", daemon=True
-        )
-        self._thread.start()
-        return vol
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=_HEARTBEAT_JOIN_S)
-        vol = self._volume
-        if vol is not None:
-            try:
-                vol._transport().json("DELETE", vol._path())
-            except NotFoundError:
-                pass  # gone already (it expired): nothing left to delete
-
-    async def __aenter__(self) -> Volume:
-        return await asyncio.get_running_loop().run_in_executor(None, self.__enter__)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.__exit__, *exc))
-
-
-#: Seconds the end of an ephemeral block waits for a heartbeat under way.
-_HEARTBEAT_JOIN_S = 35.0
-
-
-def _heartbeat(client: Client, path: str, stop: threading.Event, interval: float) -> None:
-    """Keeps an ephemeral volume alive until ``stop`` is set; a failed heartbeat is tried again at the next
-    one (the daemon keeps it for EPHEMERAL_TTL_S, four intervals); one the daemon no longer knows ends it."""
-    while not stop.wait(interval):
-        try:
-            client.json("POST", f"{path}/heartbeat")
-        except NotFoundError:
-            return
-        except Error:
-            continue

@@ -29,6 +29,7 @@ import pytest
 
 import gantry as modal
 import gantry._dq as gdq
+import gantry._ephemeral as gephemeral
 from gantry._values import decode_value, encode_value, json_exact
 from gantry.exception import DeserializationError, Error, InvalidError, NotFoundError, RequestSizeError, SerializationError
 from helpers import wait_until
@@ -635,7 +636,7 @@ def test_iterate_reads_without_taking_and_stops_once_nothing_new_comes_in_item_p
 
 @pytest.mark.parametrize("cls, route", [(modal.Dict, "dicts"), (modal.Queue, "queues")], ids=["Dict", "Queue"])
 def test_an_ephemeral_one_heartbeats_while_the_block_runs_and_is_deleted_after(fake: FakeDaemon, monkeypatch: pytest.MonkeyPatch, cls: Any, route: str) -> None:
-    monkeypatch.setattr(gdq, "_HEARTBEAT_INTERVAL_S", 0.01)
+    monkeypatch.setattr(gephemeral, "_HEARTBEAT_INTERVAL_S", 0.01)
     fake.routes[("POST", f"/v1/{route}/ephemeral")] = (201, {**view("ephemeral-k3x9"), "ephemeral": True})
     thread_name = f"gantry-{cls.__name__.lower()}-heartbeat-ephemeral-k3x9"
     with cls.ephemeral() as obj:

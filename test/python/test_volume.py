@@ -26,6 +26,7 @@ import pytest
 
 import gantry as modal
 import gantry.volume as gvolume
+import gantry._ephemeral as gephemeral
 from gantry._client import STREAM_CHUNK, Client
 from gantry.exception import DaemonNotRunningError, Error, InvalidError, NotFoundError
 from gantry.volume import FileEntry, FileEntryType
@@ -724,7 +725,7 @@ def test_objects_list_and_delete(fake: FakeDaemon) -> None:
 
 
 def test_an_ephemeral_volume_heartbeats_while_the_block_runs_and_is_deleted_after(fake: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gvolume, "_HEARTBEAT_INTERVAL_S", 0.01)
+    monkeypatch.setattr(gephemeral, "_HEARTBEAT_INTERVAL_S", 0.01)
     fake.routes[("POST", "/v1/volumes/ephemeral")] = (201, {**view("ephemeral-k3x9"), "ephemeral": True})
     with modal.Volume.ephemeral() as vol:
         assert vol.name == "ephemeral-k3x9"
