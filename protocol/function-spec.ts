@@ -121,6 +121,13 @@ export const functionOptionsSchema = z.object({
     .optional(),
   /** A web endpoint anyone may call, even where the daemon asks for its token. */
   public: z.boolean().optional(),
+  /** Runs it on a schedule (Python `schedule=gantry.Period(...)` / `gantry.Cron(...)`): every `period` seconds, or at a cron expression's times in `timezone`. */
+  schedule: z
+    .union([
+      z.object({ period: seconds("schedule period", 1, 366 * 24 * 3600) }).strict(),
+      z.object({ cron: z.string().min(9).max(200), timezone: z.string().min(1).max(64).optional() }).strict(),
+    ], { error: 'schedule must be {"period": seconds} or {"cron": "expression", "timezone": "UTC"}' })
+    .optional(),
   /** Volumes mounted into its containers (Python `volumes={"/data": vol}`), by mount point. */
   volumes: volumeMountsSchema.optional(),
   /** Secrets by name (`Secret.fromName("NAME")`): their keys become environment variables. */
@@ -174,7 +181,12 @@ export interface FunctionSpec {
   secrets?: string[];
   /** Volumes mounted into its containers; absent when none (and in specs stored before volumes existed). */
   volumes?: VolumeMount[];
+  /** Its schedule; absent when it has none. */
+  schedule?: ScheduleSpec;
 }
+
+/** A schedule: every `period` seconds, or a cron expression in a time zone (default UTC). */
+export type ScheduleSpec = { period: number } | { cron: string; timezone?: string };
 
 /** A class's method: called (a generator or not), or served as a web endpoint. */
 export interface ClsMethod {
@@ -260,6 +272,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
   if (o.public !== undefined && !o.web) throw new Error(`function ${name}: public is for web endpoints only`);
   if (o.generator && o.web) throw new Error(`function ${name}: a web endpoint cannot be a generator`);
   if (o.cls && (o.web || o.generator)) throw new Error(`class ${name}: mark its methods, not the class, as generators or endpoints`);
+  if (o.schedule && (o.web || o.cls)) throw new Error(`${o.cls ? "class" : "function"} ${name}: a schedule is for functions called without arguments, not ${o.cls ? "classes" : "web endpoints"}`);
   if (o.batched && (o.generator || o.web)) throw new Error(`function ${name}: a @batched function cannot be a generator or a web endpoint`);
   if (o.batched && o.cls && o.cls.methods.length !== 1) throw new Error(`class ${name}: @batched goes on a class's only method; it has ${o.cls.methods.length}`);
   if (o.generator && normalizeRetries(o.retries).maxRetries > 0) {
@@ -296,6 +309,7 @@ export function resolveFunctionSpec(name: string, raw: unknown, runtime: Runtime
     public: o.public ?? false,
     ...(o.secrets?.length ? { secrets: o.secrets.map((s) => s.name) } : {}),
     ...(o.volumes?.length ? { volumes: o.volumes } : {}),
+    ...(o.schedule ? { schedule: o.schedule } : {}),
     ...(o.generator ? { generator: true } : {}),
     ...(o.cls ? { cls: o.cls } : {}),
     ...(o.batched ? { batched: o.batched } : {}),

@@ -64,6 +64,9 @@ export class App implements RegisteredApp {
     const options = typeof a === "function" ? {} : a;
     const handler = typeof a === "function" ? a : b;
     if (typeof handler !== "function") throw new Error(`app.function(options, handler): handler must be a function`);
+    if ((options as { schedule?: unknown }).schedule !== undefined && handler.length > 0) {
+      throw new Error(`function ${handler.name || "(anonymous)"} has a schedule, so it is called with no arguments, but it takes ${handler.length}: give them defaults or drop the schedule`);
+    }
     const handle = ((...args: A) => handler(...args)) as FunctionHandle<A, R>;
     // An anonymous handler is named by its export once the module has loaded (nameFunctionsByExport).
     // A generator function (function* or async function*) streams its items: call it with remoteGen.

@@ -12,3 +12,4 @@ export type { CallView, FunctionView, ContainerView, SecretView } from "../proto
 export type { VolumeEntry, VolumeView } from "../protocol/volumes.js";
 export type { DictView, QueueView } from "../protocol/dicts-queues.js";
 export { DQ_LIMITS } from "../protocol/dicts-queues.js";
+export { Cron, Period } from "./schedule.js";

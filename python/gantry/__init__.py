@@ -12,6 +12,7 @@ from .app import App, Retries, asgi_app, concurrent, fastapi_endpoint, web_endpo
 from .cls import Cls, batched, enter, exit, method, parameter
 from .functions import Function, FunctionCall
 from .image import Image
+from .schedule import Cron, Period
 from .secret import Secret
 from . import volume
 from .volume import FileEntry, FileEntryType, Volume
@@ -20,6 +21,8 @@ from ._queue import Queue
 
 __version__ = "0.1.0"
 __all__ = [
+    "Cron",
+    "Period",
     "App",
     "Cls",
     "Dict",

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from .exception import InvalidError
 from .functions import Function
 from .image import Image
+from .schedule import Schedule
 from .secret import Secret
 from .volume import MOUNTS_PER_FUNCTION, Volume, mount_path_problem, overlapping_mounts
 
@@ -134,6 +135,21 @@ def _volume_mounts(volumes: Any) -> Optional[List[Dict[str, Any]]]:
     return mounts or None
 
 
+def _schedule_option(schedule: Any) -> Optional[Dict[str, Any]]:
+    if schedule is None:
+        return None
+    if not isinstance(schedule, Schedule):
+        raise InvalidError(f"schedule takes gantry.Period(...) or gantry.Cron(...), got {type(schedule).__name__}")
+    return schedule.to_option()
+
+
+def _check_schedulable(name: str, f: Callable) -> None:
+    """A scheduled function is called with no arguments: one that needs some is refused."""
+    required = [p.name for p in inspect.signature(f).parameters.values() if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        raise InvalidError(f"function {name} has a schedule, so it is called with no arguments, but it needs {', '.join(required)}: give them defaults or drop the schedule")
+
+
 class LocalEntrypoint:
     """A function of the app file run on this machine by ``gantry run``."""
 
@@ -199,6 +215,7 @@ class App:
         network: Optional[str] = None,
         secrets: Optional[Sequence[Secret]] = None,
         volumes: Optional[Dict[Union[str, PurePosixPath], Volume]] = None,
+        schedule: Optional[Schedule] = None,
         name: Optional[str] = None,
     ) -> Callable:
         """Defines a function: ``@app.function(retries=3, timeout=60)``, then a (sync or async) ``def``."""
@@ -227,6 +244,7 @@ class App:
             "network": network,
             "secrets": [s.to_option() for s in secrets] if secrets else None,
             "volumes": _volume_mounts(volumes),
+            "schedule": _schedule_option(schedule),
         }
 
         def wrap(f: Callable) -> Function:
@@ -245,6 +263,8 @@ class App:
             if fn_name in self._functions:
                 raise InvalidError(f"app {self.name} already has a function named {fn_name}")
             opts = {k: v for k, v in options.items() if v is not None}
+            if schedule is not None:
+                _check_schedulable(fn_name, f)
             web = getattr(f, "__gantry_web__", None)
             if web is not None:
                 opts["web"] = web["web"]
