@@ -30,8 +30,11 @@ import { Secrets } from "./service/secrets.js";
 import { SecretStore } from "./store/secret-store.js";
 import { Volumes } from "./service/volumes.js";
 import { VolumeStore } from "./store/volume-store.js";
+import { VersionStore } from "./store/version-store.js";
 import { VolumeFiles } from "./host/volume-files.js";
 import { Dicts } from "./service/dicts.js";
+import { Schedules } from "./service/schedules.js";
+import { ScheduleStore } from "./store/schedule-store.js";
 import { Queues } from "./service/queues.js";
 import { DictStore, QueueStore } from "./store/dq-store.js";
 import { Sessions } from "./service/sessions.js";
@@ -173,6 +176,15 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       maxBodyBytes: cfg.maxBodyBytes,
     });
     cleanups.push(() => dispatcher.shutdown());
+    // Schedules: the next run of each scheduled function is stored; runs are calls marked scheduled.
+    const schedules = new Schedules({
+      store: new ScheduleStore(db),
+      submit: (app, fn) => dispatcher.submit(app, fn, { args: [], kwargs: null, scheduled: true }),
+      isQueued: (id) => dispatcher.isQueued(id),
+      isServing: (app) => apps.listApps().some((a) => a.name === app && a.state === "deployed"),
+      log,
+    });
+    cleanups.push(() => schedules.stop());
     const deployer = new Deployer({
       runtime,
       apps,
@@ -186,6 +198,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       cluster: backend.kind === "swarm",
       secrets,
       volumes,
+      schedules,
+      versions: new VersionStore(db),
       buildTimeoutMs: cfg.buildTimeoutMs,
     });
 
@@ -197,6 +211,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       dispatcher.applyDeployment(app, fns.filter((f) => f.app === app).map((f) => deployedFunction(f, cfg.appsDir)));
     }
     const recovered = await dispatcher.recover();
+    // Schedules as stored: a run missed while the daemon was down happens now, once.
+    for (const app of deployed) schedules.apply(app, fns.filter((f) => f.app === app).map((f) => f.spec));
+    schedules.start();
 
     const sweep = setInterval(() => {
       calls.expireResults(Date.now()).catch((err) => log.warn("expiry sweep failed", { err: (err as Error).message }));
@@ -240,6 +257,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       volumes,
       dicts,
       queues,
+      schedules,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

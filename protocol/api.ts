@@ -60,6 +60,8 @@ export interface CallView {
     /** A class's call with parameters or options: its parameter set (defaults applied) and the options it overrides. */
     params?: Record<string, ParamValue>;
     options?: Record<string, unknown>;
+    /** Started by the function's schedule, not by a caller. */
+    scheduled?: boolean;
   };
   /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
   attempts?: AttemptView[];
@@ -155,6 +157,8 @@ export interface FunctionView {
   methods: string[] | null;
   /** A class's generator methods (called with remote_gen). */
   generator_methods: string[];
+  /** Its schedule, as it reads ("every 5 min", "cron 0 9 * * 1-5"); null when it has none. */
+  schedule: string | null;
   /** A class's web endpoint methods and their URLs (query parameters name the parameter set); {} for others. */
   web_methods: Record<string, string>;
   /** A class's parameters (each distinct set is a pool of its own); [] for functions and classes without. */
@@ -169,6 +173,8 @@ export interface FunctionLiveView {
   containers: number;
   /** Calls waiting for GPUs, since when; null when it waits for none. */
   gpu_wait_since: string | null;
+  /** A scheduled function's next run; null without a schedule. */
+  next_run_at?: string | null;
   /** A class's pools for parameter sets and options in use (`size=2`), beside its own. */
   variants: Array<{ variant: string; queued: number; running: number; containers: number }>;
 }
@@ -249,6 +255,32 @@ export type DeployEvent =
   | { type: "log"; line: string }
   | { type: "done"; app: string; functions: FunctionView[]; built: string[]; cached: string[] }
   | { type: "error"; error: ApiErrorBody["error"] };
+
+/**
+ * One version of an app (GET /v1/apps/:app/versions, newest first): every deploy and every
+ * rollback is one, numbered 1, 2, … per app; the newest is the one served (`current`).
+ */
+export interface VersionView {
+  version: number;
+  deployed_at: string;
+  /** Its functions: name, image tag, and the hash of the app's code they ran. */
+  functions: Array<{ name: string; image: string; bundle_hash: string; runtime: "node" | "python" }>;
+  /** What changed from the version before: "added function f", "code changed (…)", "f: image changed", "rollback to v3". */
+  changes: string[];
+  current: boolean;
+  source: string | null;
+  /** A rollback's: the version served before it (the one rolled back from), and the version it served again. */
+  rolled_back_from?: number;
+  rollback_to?: number;
+}
+
+/** The answer to POST /v1/apps/:app/rollback: the version now served (a new one), and the version it served again. */
+export interface RollbackView {
+  app: string;
+  version: VersionView;
+  rollback_to: number;
+  functions: FunctionView[];
+}
 
 /** A secret as the API shows it (GET /v1/secrets): its keys, never their values. */
 export interface SecretView {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import type { ContainerView, NodeView } from "../../protocol/api.js";
+import type { ContainerView, NodeView, RollbackView, VersionView } from "../../protocol/api.js";
+import { UsageError } from "../exit-codes.js";
 import { makeContext } from "../context.js";
 import { ago, table } from "../output.js";
 import type { Runner } from "../runner.js";
@@ -11,10 +12,32 @@ interface AppRow {
   source: string | null;
   functions: string[];
   endpoints: Array<{ function: string; url: string }>;
+  schedules: Array<{ function: string; schedule: string; next_run_at: string | null }>;
+}
+
+/** A version as typed: 3 or v3. */
+export function parseVersionArg(raw: string): number {
+  const m = /^v?(\d{1,9})$/i.exec(raw.trim());
+  const n = m ? Number(m[1]) : NaN;
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`VERSION must be a version number like 3 or v3 (see gantry app history APP), got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** `gantry app history`'s table: newest first, the version served marked. */
+export function historyTable(versions: readonly VersionView[], now = Date.now()): string {
+  return table(
+    ["VERSION", "DEPLOYED", "FUNCTIONS", "CHANGES"],
+    versions.map((v) => [
+      `v${v.version}${v.current ? " (current)" : ""}`,
+      ago(v.deployed_at, now),
+      v.functions.map((f) => f.name).join(", ") || "-",
+      v.changes.join("; "),
+    ]),
+  );
 }
 
 export function registerApps(program: Command, run: Runner): void {
-  const apps = program.command("apps").description("list and stop deployed apps");
+  const apps = program.command("apps").alias("app").description("list and stop deployed apps, see their versions and roll back");
   apps
     .command("ls")
     .description("list deployed apps and their functions")
@@ -26,7 +49,8 @@ export function registerApps(program: Command, run: Runner): void {
         const apps = table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.state, a.functions.join(", "), ago(a.deployed_at)]));
         if (!apps) return "no apps deployed";
         const endpoints = res.apps.flatMap((a) => a.endpoints.map((e) => [`${a.name}.${e.function}`, e.url]));
-        return endpoints.length ? `${apps}\n\n${table(["WEB ENDPOINT", "URL"], endpoints)}` : apps;
+        const schedules = res.apps.flatMap((a) => (a.schedules ?? []).map((s) => [`${a.name}.${s.function}`, s.schedule, s.next_run_at ? new Date(s.next_run_at).toISOString().replace(".000Z", "Z") : "-"]));
+        return [apps, endpoints.length ? table(["WEB ENDPOINT", "URL"], endpoints) : "", schedules.length ? table(["SCHEDULED", "SCHEDULE", "NEXT RUN"], schedules) : ""].filter(Boolean).join("\n\n");
       });
     }));
   apps
@@ -38,6 +62,34 @@ export function registerApps(program: Command, run: Runner): void {
       const res = await client.transport.json("POST", `/v1/apps/${encodeURIComponent(app!)}/stop`);
       client.close();
       out.result(res, () => `stopped app ${app}`);
+    }));
+  apps
+    .command("history")
+    .argument("<app>")
+    .description("list the app's versions, newest first: every deploy and rollback, what changed, the one served marked")
+    .action(run(async (g, app) => {
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json<{ versions: VersionView[] }>("GET", `/v1/apps/${encodeURIComponent(app!)}/versions`);
+      client.close();
+      out.result(res.versions, () => historyTable(res.versions) || `app ${app} has no recorded versions`);
+    }));
+  apps
+    .command("rollback")
+    .argument("<app>")
+    .argument("[version]", "the version to serve again (3 or v3); by default the one before the current")
+    .description("serve an earlier version of the app again, without building (its images must still exist); recorded as a new version")
+    .action(run(async (g, app, version) => {
+      const body = version === undefined ? {} : { version: parseVersionArg(version) };
+      const { out, client } = makeContext(g);
+      const res = await client.transport.json<RollbackView>("POST", `/v1/apps/${encodeURIComponent(app!)}/rollback`, body);
+      client.close();
+      out.result(res, () =>
+        [
+          `rolled ${app} back to v${res.rollback_to}: it serves v${res.version.version} now`,
+          "",
+          table(["FUNCTION", "IMAGE", "CODE"], res.version.functions.map((f) => [f.name, f.image, f.bundle_hash.slice(0, 12)])) || "(no functions)",
+        ].join("\n"),
+      );
     }));
 
   const containers = program.command("containers").description("list the daemon's containers");

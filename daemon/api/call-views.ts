@@ -135,6 +135,7 @@ export function inputView(input: CallInput | null): CallView["input"] | null {
   const method = {
     ...(input.method !== undefined ? { method: input.method } : {}),
     ...(input.variant !== undefined ? { params: input.variant.params, options: input.variant.options } : {}),
+    ...(input.scheduled ? { scheduled: true } : {}),
   };
   if (input.pickle === undefined) return { args: input.args, kwargs: input.kwargs, ...method };
   return { args: [], kwargs: null, pickled_bytes: Math.floor((input.pickle.length * 3) / 4), ...method };

@@ -34,8 +34,11 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerVolumeRoutes } from "./volume-routes.js";
+import { registerVersionRoutes } from "./version-routes.js";
 import { DQ_CONTAINER_ROUTES, registerDictRoutes, registerQueueRoutes } from "./dq-routes.js";
 import type { Dicts } from "../service/dicts.js";
+import type { Schedules } from "../service/schedules.js";
+import { describeSchedule } from "../../protocol/schedule.js";
 import type { Queues } from "../service/queues.js";
 import type { Volumes } from "../service/volumes.js";
 import { registerSessionRoutes } from "./session-routes.js";
@@ -56,6 +59,7 @@ export interface RouteDeps {
   volumes: Volumes;
   dicts: Dicts;
   queues: Queues;
+  schedules: Pick<Schedules, "nextRunAt">;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -169,6 +173,9 @@ export function buildRouter(d: RouteDeps): Router {
         .filter((f) => f.app === a.name)
         .flatMap((f) => [...(f.spec.web ? [f.name] : []), ...(f.spec.cls?.methods ?? []).filter((m) => m.web).map((m) => `${f.name}.${m.name}`)])
         .map((name) => ({ function: name, url: webUrl(d.webBase(), a.name, name) })),
+      schedules: functions
+        .filter((f) => f.app === a.name && f.spec.schedule)
+        .map((f) => ({ function: f.name, schedule: describeSchedule(f.spec.schedule!), next_run_at: iso(d.schedules.nextRunAt(f.app, f.name)) })),
     }));
     return { status: 200, body: { apps } };
   });
@@ -180,7 +187,7 @@ export function buildRouter(d: RouteDeps): Router {
     const functions = d.apps
       .listFunctions()
       .filter((f) => f.app === app.name)
-      .map((f) => ({ ...functionView(f, d.webBase()), live: d.dispatcher.functionLive(f.app, f.name) }));
+      .map((f) => ({ ...functionView(f, d.webBase()), live: { ...d.dispatcher.functionLive(f.app, f.name), next_run_at: iso(d.schedules.nextRunAt(f.app, f.name)) } }));
     return { status: 200, body: { name: app.name, state: app.state, deployed_at: iso(app.deployedAt), source: app.source, functions } };
   });
 
@@ -220,6 +227,7 @@ export function buildRouter(d: RouteDeps): Router {
   registerLogRoutes(r, d);
   registerSecretRoutes(r, d);
   registerVolumeRoutes(r, d);
+  registerVersionRoutes(r, d);
   registerDictRoutes(r, d);
   registerQueueRoutes(r, d);
 

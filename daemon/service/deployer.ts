@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { webUrl, type DeployEvent, type FunctionView } from "../../protocol/api.js";
+import { describeSchedule, scheduleProblem } from "../../protocol/schedule.js";
 import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec } from "../../protocol/function-spec.js";
-import { invalid, ServiceError, ServiceErrorCode } from "./errors.js";
+import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import { APP_MODULE_NAME, assetHash, type BuildSettings } from "../docker/image-plan.js";
 import { readHostIndexSettings } from "../host/index-settings.js";
 import { ImageBuilder } from "./image-builder.js";
@@ -11,6 +12,7 @@ import { loadRuntimeLayer, type RuntimeLayerPaths } from "../docker/runtime-laye
 import type { ContainerRuntime } from "../docker/types.js";
 import type { Logger } from "../logger.js";
 import type { AppStore, FunctionRecord } from "../store/app-store.js";
+import { versionRanges, type AppVersion, type NewVersion, type VersionStore } from "../store/version-store.js";
 import type { DeployedFunction, Dispatcher } from "./dispatcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 
@@ -27,6 +29,10 @@ export interface DeployerDeps {
   layers: RuntimeLayerPaths;
   /** Containers run across a cluster, where a task must reach the daemon over the network. */
   cluster?: boolean;
+  /** Starts, changes and stops the app's functions' schedules. */
+  schedules?: { apply(app: string, specs: readonly FunctionSpec[]): void };
+  /** Every deploy and rollback, numbered per app: what `rollback` serves again. */
+  versions: VersionStore;
   /** Checks (and makes, with createIfMissing) the volumes functions mount. */
   volumes?: { prepare(app: string, specs: readonly FunctionSpec[]): Promise<void> };
   /** Which secrets exist: a function naming one that does not is refused. */
@@ -71,6 +77,7 @@ export function functionView(f: FunctionRecord, webBase: string | null): Functio
     generator: f.spec.generator ?? false,
     methods: f.spec.cls?.methods.map((m) => m.name) ?? null,
     params: f.spec.cls?.params ?? [],
+    schedule: f.spec.schedule ? describeSchedule(f.spec.schedule) : null,
     web_methods: Object.fromEntries((f.spec.cls?.methods ?? []).filter((m) => m.web).map((m) => [m.name, webUrl(webBase, f.app, `${f.name}.${m.name}`)])),
     generator_methods: f.spec.cls?.methods.filter((m) => m.generator).map((m) => m.name) ?? [],
     public: f.spec.public,
@@ -147,10 +154,86 @@ export class Deployer {
     this.checkSecrets(req.app, specs); // again, with the save: a secret removed during the build is seen
     this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
     this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
+    this.d.schedules?.apply(req.app, specs);
+    this.recordVersion({ app: req.app, deployedAt, bundleHash, source: req.source ?? null, functions: records });
     this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length });
     const views = records.map((r) => functionView(r, this.d.webBase()));
     emit({ type: "done", app: req.app, functions: views, built, cached });
     return views;
+  }
+
+  /** The app's versions, newest (the one served) first; [] for an app never deployed. */
+  versions(app: string): AppVersion[] {
+    return this.d.versions.list(app);
+  }
+
+  /**
+   * Serves an earlier version of the app again (by default the one before the current), without
+   * building: its images and its code must still be there. Recorded as a new version. Runs in
+   * turn with the app's deploys.
+   */
+  rollback(app: string, version?: number): Promise<{ version: AppVersion; rollbackTo: number; functions: FunctionView[] }> {
+    const prev = this.chains.get(app) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.runRollback(app, version));
+    this.chains.set(app, next);
+    void next.finally(() => {
+      if (this.chains.get(app) === next) this.chains.delete(app);
+    }).catch(() => undefined);
+    return next;
+  }
+
+  private async runRollback(app: string, version?: number): Promise<{ version: AppVersion; rollbackTo: number; functions: FunctionView[] }> {
+    const record = this.d.apps.listApps().find((a) => a.name === app);
+    const versions = this.d.versions.list(app);
+    if (!record || !versions.length) throw notFound(record ? `app ${app} has no recorded versions: deploy it again to start its history` : `no deployed app named ${app}`);
+    const current = versions[0]!;
+    const target = version === undefined ? versions.find((v) => v.version < current.version) : versions.find((v) => v.version === version);
+    if (!target) {
+      if (version === undefined) throw new ServiceError(ServiceErrorCode.conflict, `app ${app} has one version only (v${current.version}): there is no earlier one to roll back to`);
+      throw notFound(`app ${app} has no version ${version}: its versions are ${versionRanges(versions.map((v) => v.version))} (gantry app history ${app})`);
+    }
+    if (target.version === current.version && record.state === "deployed") throw new ServiceError(ServiceErrorCode.conflict, `app ${app} serves v${target.version} already`);
+
+    const missing: string[] = [];
+    for (const tag of new Set(target.functions.map((f) => f.image))) if (!(await this.d.runtime.imageExists(tag))) missing.push(tag);
+    if (missing.length) {
+      throw new ServiceError(
+        ServiceErrorCode.conflict,
+        `cannot roll ${app} back to v${target.version} without building: its image${missing.length === 1 ? "" : "s"} ${missing.join(", ")} ${missing.length === 1 ? "is" : "are"} gone from Docker; deploy that version's code again instead`,
+      );
+    }
+    const bundleDir = join(this.d.appsDir, app, target.bundleHash);
+    if (!(await stat(bundleDir).then((s) => s.isDirectory(), () => false))) {
+      throw new ServiceError(ServiceErrorCode.conflict, `cannot roll ${app} back to v${target.version}: its code (${bundleDir}) is gone; deploy that version's code again instead`);
+    }
+    const specs = target.functions.map((f) => f.spec);
+    const offline = this.d.cluster ? specs.find((s) => s.network === "none") : undefined;
+    if (offline) throw invalid(`cannot roll ${app} back to v${target.version}: function ${offline.name} asks for network "none", which a Swarm task cannot have`);
+    this.checkSecrets(app, specs);
+    await this.d.volumes?.prepare(app, specs);
+    for (const s of specs) if (s.gpu) await this.d.gpus.check(s.name, s.gpu);
+
+    const deployedAt = this.now();
+    const records: FunctionRecord[] = target.functions.map((f) => ({ ...f, app, deployedAt }));
+    this.d.apps.saveDeployment({ name: app, state: "deployed", bundleHash: target.bundleHash, source: target.source, deployedAt }, records);
+    this.d.dispatcher.applyDeployment(app, records.map((r) => deployedFunction(r, this.d.appsDir)));
+    this.d.schedules?.apply(app, specs);
+    const recorded = this.d.versions.record({ app, deployedAt, bundleHash: target.bundleHash, source: target.source, functions: records, rollbackTo: target.version });
+    this.d.log.info("rolled back", { app, to: target.version, from: current.version, version: recorded.version });
+    return {
+      version: recorded,
+      rollbackTo: target.version,
+      functions: records.map((r) => functionView(r, this.d.webBase())),
+    };
+  }
+
+  /** Records a deploy as the app's next version; a failure to record does not fail the deploy, which is served (it is logged). */
+  private recordVersion(v: NewVersion): void {
+    try {
+      this.d.versions.record(v);
+    } catch (err) {
+      this.d.log.warn("could not record the app's version", { app: v.app, err: (err as Error).message });
+    }
   }
 
   private validate(req: DeployRequest): FunctionSpec[] {
@@ -158,11 +241,15 @@ export class Deployer {
     return req.functions.map((f) => {
       if (seen.has(f.name)) throw invalid(`app ${req.app} defines function ${f.name} twice`);
       seen.add(f.name);
+      let spec: FunctionSpec;
       try {
-        return resolveFunctionSpec(f.name, f.options, req.runtime);
+        spec = resolveFunctionSpec(f.name, f.options, req.runtime);
       } catch (err) {
         throw invalid((err as Error).message);
       }
+      const problem = spec.schedule ? scheduleProblem(spec.schedule) : null;
+      if (problem) throw invalid(`function ${f.name}: ${problem}`);
+      return spec;
     });
   }
 

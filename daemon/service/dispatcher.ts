@@ -379,6 +379,11 @@ export class Dispatcher implements CallSide {
     };
   }
 
+  /** Whether the call waits in a queue (not started yet). */
+  isQueued(callId: string): boolean {
+    return this.live.get(callId)?.status === CallStatus.queued;
+  }
+
   /** Whether the call is queued or running in this daemon (so not finished). */
   isLive(callId: string): boolean {
     return this.live.has(callId);

@@ -64,6 +64,8 @@ export interface CallInput {
   method?: string;
   /** A class's call with parameters or options (`Model(size=2)`): its pool within the class, canonical. */
   variant?: Variant;
+  /** Started by the function's schedule, not by a caller. */
+  scheduled?: boolean;
 }
 
 /**
@@ -87,9 +89,9 @@ export type OpenCall = CallRecord;
 
 /** The input column: the arguments' JSON array, {"args", "kwargs"} when there are keyword arguments, or a pickled input. */
 function encodeInput(c: CallInput): string {
-  if (c.method !== undefined || c.variant !== undefined) {
-    const { args, kwargs, method, variant, pickle } = c;
-    return JSON.stringify({ args, kwargs, method, ...(variant !== undefined ? { variant } : {}), ...(pickle !== undefined ? { pickle } : {}) });
+  if (c.method !== undefined || c.variant !== undefined || c.scheduled) {
+    const { args, kwargs, method, variant, pickle, scheduled } = c;
+    return JSON.stringify({ args, kwargs, method, ...(variant !== undefined ? { variant } : {}), ...(pickle !== undefined ? { pickle } : {}), ...(scheduled ? { scheduled } : {}) });
   }
   if (c.pickle !== undefined) return PICKLED_PREFIX + c.pickle;
   return c.kwargs ? JSON.stringify({ args: c.args, kwargs: c.kwargs }) : JSON.stringify(c.args);
@@ -97,7 +99,7 @@ function encodeInput(c: CallInput): string {
 
 function decodeInput(input: string): CallInput {
   if (input.startsWith(PICKLED_PREFIX)) return { args: [], kwargs: null, pickle: input.slice(PICKLED_PREFIX.length) };
-  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown>; method?: string; variant?: Variant; pickle?: string };
+  const v = JSON.parse(input) as unknown[] | { args: unknown[]; kwargs: Record<string, unknown>; method?: string; variant?: Variant; pickle?: string; scheduled?: boolean };
   if (Array.isArray(v)) return { args: v, kwargs: null };
   return {
     args: v.args,
@@ -105,6 +107,7 @@ function decodeInput(input: string): CallInput {
     ...(v.method !== undefined ? { method: v.method } : {}),
     ...(v.variant !== undefined ? { variant: v.variant } : {}),
     ...(v.pickle !== undefined ? { pickle: v.pickle } : {}),
+    ...(v.scheduled ? { scheduled: true } : {}),
   };
 }
 

@@ -146,4 +146,40 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (queue, partition, seq)
   ) WITHOUT ROWID;
   `,
+  /* 9: schedules (issue 21): a deployed function's schedule, its next run (kept, so a restart
+     neither loses nor repeats one) and its last scheduled call */ `
+  CREATE TABLE schedules (
+    app TEXT NOT NULL,
+    function TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    next_run_at INTEGER NOT NULL,
+    last_run_at INTEGER,
+    last_call_id TEXT,
+    PRIMARY KEY (app, function)
+  ) WITHOUT ROWID;
+  `,
+  /* 10: versions (issue 21): every deploy and rollback of an app, numbered per app, with the
+     function records it served (JSON: name, spec, image tag, bundle hash, runtime, module) and what
+     changed from the one before; the last 50 per app are kept. An app deployed before this
+     migration gets its current deployment as version 1 */ `
+  CREATE TABLE app_versions (
+    app TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    deployed_at INTEGER NOT NULL,
+    bundle_hash TEXT NOT NULL,
+    source TEXT,
+    functions TEXT NOT NULL,
+    changes TEXT NOT NULL,
+    rollback_to INTEGER,
+    rolled_back_from INTEGER,
+    PRIMARY KEY (app, version)
+  ) WITHOUT ROWID;
+  INSERT INTO app_versions (app, version, deployed_at, bundle_hash, source, functions, changes)
+  SELECT a.name, 1, a.deployed_at, a.bundle_hash, a.source,
+    (SELECT json_group_array(json_object('name', f.name, 'spec', json(f.spec), 'image', f.image,
+       'bundleHash', f.bundle_hash, 'runtime', f.runtime, 'module', f.module))
+     FROM (SELECT * FROM functions WHERE app = a.name ORDER BY name) f),
+    '["deployed before gantry kept versions"]'
+  FROM apps a;
+  `,
 ];

@@ -6,6 +6,7 @@ import { ago, clock } from "../format.js";
 import { useData, useLiveReload } from "../hooks.js";
 import { href } from "../router.js";
 import type { AppDetail, AppSummary, FunctionLiveView, FunctionView } from "../types.js";
+import type { RollbackView, VersionView } from "../../../protocol/api.js";
 
 type Fn = FunctionView & { live: FunctionLiveView };
 
@@ -63,6 +64,7 @@ function FunctionRow({ f }: { f: Fn }) {
         </a>
         {f.web ? <span class="tag">web · {f.web}</span> : null}
         {f.methods ? <span class="tag" title={`methods: ${f.methods.join(", ")}`}>class · {f.methods.length} methods</span> : null}
+        {f.schedule ? <span class="tag" title={f.live.next_run_at ? `next run ${f.live.next_run_at}` : ""}>{f.schedule}</span> : null}
       </td>
       <td>{f.runtime}</td>
       <td class="mono small" title={f.image}>
@@ -125,6 +127,100 @@ function AppCard({ name, summary }: { name: string; summary: AppSummary }) {
   );
 }
 
+function RollbackButton({ app, version, onDone }: { app: string; version: VersionView; onDone: () => void }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <button type="button" class="small ghost" onClick={() => setOpen(true)}>
+        Roll back
+      </button>
+      <Confirm
+        open={open}
+        title={`Roll ${app} back to v${version.version}?`}
+        confirmLabel={`Serve v${version.version}`}
+        onClose={() => setOpen(false)}
+        onConfirm={async () => {
+          await api<RollbackView>("POST", `/v1/apps/${encodeURIComponent(app)}/rollback`, { version: version.version });
+          onDone();
+        }}
+      >
+        <p>
+          Its functions ({version.functions.map((f) => f.name).join(", ") || "none"}) are served again from the images and code of v{version.version}, without
+          building; running calls finish on the current version. This is recorded as a new version.
+        </p>
+      </Confirm>
+    </>
+  );
+}
+
+/** An app's versions, newest first: every deploy and rollback, what changed, the one served marked. */
+function Versions({ app, deployedAt, onRolledBack }: { app: string; deployedAt: string; onRolledBack: () => void }) {
+  // Read again when the app is deployed or rolled back (its deployed_at moves).
+  const { data, error, reload } = useData(
+    (signal) => api<{ versions: VersionView[] }>("GET", `/v1/apps/${encodeURIComponent(app)}/versions`, undefined, signal),
+    [app, deployedAt],
+  );
+  return (
+    <section class="card" data-versions={app}>
+      <header class="card-head">
+        <div>
+          <h2>Versions</h2>
+          <span class="muted small">the last 50 deploys and rollbacks</span>
+        </div>
+      </header>
+      <ErrorBox error={error} />
+      {!data ? (
+        <Loading />
+      ) : !data.versions.length ? (
+        <p class="muted">No versions recorded yet: the next deploy is the first.</p>
+      ) : (
+        <table class="grid">
+          <thead>
+            <tr>
+              <th>version</th>
+              <th>deployed</th>
+              <th>functions</th>
+              <th>changes</th>
+              <th></th>
+            </tr>
+          </thead>
+          <tbody>
+            {data.versions.map((v) => (
+              <tr key={v.version} data-version={v.version} class={v.current ? "selected" : undefined}>
+                <td class="mono">
+                  v{v.version}
+                  {v.current ? <span class="tag">current</span> : null}
+                </td>
+                <td title={clock(v.deployed_at)}>{ago(v.deployed_at)}</td>
+                <td class="mono small">{v.functions.map((f) => f.name).join(", ") || "—"}</td>
+                <td>
+                  {v.changes.map((c, i) => (
+                    <span class="block small" key={i}>
+                      {c}
+                    </span>
+                  ))}
+                </td>
+                <td>
+                  {v.current ? null : (
+                    <RollbackButton
+                      app={app}
+                      version={v}
+                      onDone={() => {
+                        reload();
+                        onRolledBack();
+                      }}
+                    />
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 export function AppsView() {
   const { data, error, reload } = useData((signal) => api<{ apps: AppSummary[] }>("GET", "/v1/apps", undefined, signal), []);
   useLiveReload(reload, (e) => e.type === "container.status", 1000);
@@ -169,6 +265,12 @@ export function AppView({ name }: { name: string }) {
           <h2 class="mono">{f.name}</h2>
           <dl class="fields">
             <Field label="runtime">{f.runtime}</Field>
+            {f.schedule ? (
+              <Field label="schedule">
+                {f.schedule}
+                {f.live.next_run_at ? ` · next run ${clock(f.live.next_run_at)}` : ""}
+              </Field>
+            ) : null}
             {f.methods ? <Field label="methods">{f.methods.map((m) => (f.generator_methods.includes(m) ? `${m} (generator)` : m)).join(", ")}</Field> : null}
             {f.params?.length ? (
               <Field label="parameters">{f.params.map((p) => `${p.name}: ${p.type}${p.default !== undefined ? ` = ${JSON.stringify(p.default)}` : ""}`).join(", ")}</Field>
@@ -214,6 +316,7 @@ export function AppView({ name }: { name: string }) {
           </dl>
         </section>
       ))}
+      <Versions app={name} deployedAt={data.deployed_at} onRolledBack={reload} />
     </div>
   );
 }
