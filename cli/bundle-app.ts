@@ -15,10 +15,10 @@ import { tmpdir } from "node:os";
 import { dirname, extname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { resolveFunctionSpec, type ImageSpec } from "../protocol/function-spec.js";
-import { appRegistry, FunctionNameError, nameFunctionsByExport, type RegisteredFunction } from "../protocol/registry.js";
+import { appRegistry, FunctionNameError, nameFunctionsByExport, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
 import { InvalidArgumentError } from "../sdk/errors.js";
 import { loadingFailed } from "./app-file-error.js";
-import { packImages } from "./image-assets.js";
+import { imageLocalPaths, packImages } from "./image-assets.js";
 import type { AssetFiles } from "../protocol/image-spec.js";
 
 export interface BundledApp {
@@ -27,6 +27,10 @@ export interface BundledApp {
   bundle: string;
   /** Local files the images copy, by hash (cli/image-assets.ts). */
   assets: Record<string, AssetFiles>;
+  /** The files the bundle was made from (absolute paths; the SDK's and packages' too): what `gantry serve` watches. */
+  sources: string[];
+  /** The local files and folders its images copy (absolute paths). */
+  localPaths: string[];
 }
 
 const SUPPORTED = new Set([".ts", ".mts", ".js", ".mjs"]);
@@ -148,6 +152,7 @@ export async function bundleApp(file: string): Promise<BundledApp> {
     throw err;
   }
   if (app.functions.size === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
+  const localPaths = imageLocalPaths([...app.functions.values()]);
   const assets = packImages([...app.functions.values()]);
   for (const f of app.functions.values()) {
     try {
@@ -172,6 +177,36 @@ export async function bundleApp(file: string): Promise<BundledApp> {
     );
   }
   registry.clear();
-  const { code } = await bundle(entry, join(dirname(entry), "app.mjs"), new Set(), imagePackages, false);
-  return { app: app.name, functions, bundle: code, assets };
+  const { code, sources } = await bundle(entry, join(dirname(entry), "app.mjs"), new Set(), imagePackages, false);
+  return { app: app.name, functions, bundle: code, assets, sources: [...sources], localPaths };
+}
+
+/**
+ * The app file evaluated in this process, as `gantry run` runs its local entrypoint: bundled as for
+ * a deploy's first pass, packages only its image installs read as stand-ins (named in `standins`).
+ */
+export async function loadAppLocally(file: string): Promise<{ app: RegisteredApp; standins: string[] }> {
+  const entry = resolve(file);
+  if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
+  if (!SUPPORTED.has(extname(entry))) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
+  const missing = new Set<string>();
+  const dir = await mkdtemp(join(tmpdir(), "gantry-run-"));
+  const registry = appRegistry();
+  let moduleExports: Record<string, unknown>;
+  try {
+    const probeFile = join(dir, "app.mjs");
+    moduleExports = await evaluate(entry, probeFile, await bundle(entry, probeFile, missing, new Set(), true));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
+  if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); run one App per file`);
+  const app = [...registry.values()][0]!;
+  try {
+    nameFunctionsByExport(app, moduleExports);
+  } catch (err) {
+    if (err instanceof FunctionNameError) throw new InvalidArgumentError(`${file}: ${err.message}`);
+    throw err;
+  }
+  return { app, standins: [...missing] };
 }

@@ -131,6 +131,18 @@ function packBase(base: LocalImageBase, assets: Record<string, AssetFiles>): Loc
   return { kind: "dockerfile", dockerfile: text, context: store(assets, packDockerfileContext(text, base.contextDir, base.local)), path: base.local };
 }
 
+/** The local files and folders the functions' images copy, by path (read before packImages replaces them): what `gantry serve` watches. */
+export function imageLocalPaths(functions: Array<{ options: unknown }>): string[] {
+  const paths = new Set<string>();
+  for (const f of functions) {
+    const image = (f.options as { image?: LocalImageSpec }).image;
+    if (!image) continue;
+    if (image.base.kind === "dockerfile" && "local" in image.base) paths.add(image.base.local).add(image.base.contextDir);
+    for (const step of image.steps) if ((step.kind === "dir" || step.kind === "file") && "local" in step) paths.add(step.local);
+  }
+  return [...paths].sort();
+}
+
 /** Replaces each function's image's local paths with the hashes of the files sent for them. */
 export function packImages(functions: Array<{ options: unknown }>): Record<string, AssetFiles> {
   const assets: Record<string, AssetFiles> = {};

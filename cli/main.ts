@@ -9,7 +9,9 @@ import { registerDicts } from "./commands/dicts.js";
 import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerQueues } from "./commands/queues.js";
+import { registerRun } from "./commands/run.js";
 import { registerSecrets } from "./commands/secrets.js";
+import { registerServe } from "./commands/serve.js";
 import { registerVolumes } from "./commands/volumes.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
@@ -29,6 +31,8 @@ const program = new Command("gantry")
 
 registerDaemon(program, run);
 registerDeploy(program, run);
+registerRun(program, run);
+registerServe(program, run);
 registerCalls(program, run);
 registerApps(program, run);
 registerLogs(program, run);

@@ -20,6 +20,8 @@ export interface PythonApp {
   assets: Record<string, Asset>;
   /** Modules the app file imports that this machine does not have (read as stand-ins). */
   standins: string[];
+  /** The local files and folders its images copy, by absolute path (what `gantry serve` watches). */
+  local_paths?: string[];
 }
 
 /** Option names as Python app files write them (the daemon speaks camelCase). */

@@ -35,6 +35,39 @@ export type FunctionHandle<A extends unknown[], R> = ((...args: A) => R) & {
   readonly gantryFunction: { app: string; name: string };
 };
 
+/** A local entrypoint option's type: what `gantry run` converts the command line's text to (a number for int and float). */
+export type EntrypointParamType = "int" | "float" | "str" | "bool";
+
+/** A local entrypoint option: its type and, for an optional one, its default (without one it is required). */
+export interface EntrypointParam {
+  type: EntrypointParamType;
+  default?: number | string | boolean;
+}
+
+/** A local entrypoint's options: `{ params: { n: { type: "int", default: 1 }, label: "str" } }` (a bare type is a required option). */
+export interface LocalEntrypointOptions<P extends Record<string, EntrypointParamType | EntrypointParam> = Record<string, never>> {
+  /** Its name, for `gantry run FILE::NAME`; default: the handler's name, else "main". */
+  name?: string;
+  params?: P;
+  /** What `gantry run FILE --help` says it does. */
+  description?: string;
+}
+
+type EntrypointValue<T> = T extends "int" | "float" ? number : T extends "str" ? string : T extends "bool" ? boolean : never;
+
+/** The object a local entrypoint gets: each declared option, converted, its default filled in. */
+export type EntrypointArgs<P> = {
+  -readonly [K in keyof P]: P[K] extends EntrypointParamType ? EntrypointValue<P[K]> : P[K] extends { type: infer T } ? EntrypointValue<T> : never;
+};
+
+/** A registered local entrypoint, as `gantry run` reads it. */
+export interface LocalEntrypointDefinition {
+  name: string;
+  params: Array<{ name: string; type: EntrypointParamType; default?: number | string | boolean }>;
+  description?: string;
+  handler: (opts: Record<string, unknown>) => unknown;
+}
+
 /**
  * An app groups functions deployed together: `const app = new App("my-job-queue")`.
  * Defining a function registers it; nothing runs until the daemon calls it in a container.
@@ -121,6 +154,54 @@ export class App implements RegisteredApp {
     const def = this.register(name, rest, handler as (...args: unknown[]) => unknown, extra, handler, definitionSite(this.webEndpoint));
     if (given !== undefined) def.explicitName = true;
     return handler;
+  }
+
+  /** The local entrypoints, by name (`app.localEntrypoint`). */
+  readonly localEntrypoints = new Map<string, LocalEntrypointDefinition>();
+
+  /**
+   * A local entrypoint (Modal's `@app.local_entrypoint()`): a function `gantry run FILE` runs on
+   * this machine, after deploying the app. It is not deployed; it calls the app's functions through
+   * a client: `new GantryClient()` reaches the daemon `gantry run` deployed to.
+   *
+   * Types are erased at run time, so its options are declared, each a type or `{ type, default }`:
+   * `app.localEntrypoint({ params: { n: { type: "int", default: 1 }, label: "str" } }, async function main({ n, label }) {…})`
+   * then `gantry run app.ts --n 4 --label x`. The handler gets one object, every option converted
+   * (int and float as numbers, str, bool) and its default filled in; an option without a default is
+   * required, a bool one is a flag (`--verbose` / `--no-verbose`). Without options, the handler
+   * takes no argument. Several entrypoints: `gantry run app.ts::NAME`. Returns the handler.
+   */
+  localEntrypoint<R>(handler: () => R): () => R;
+  localEntrypoint<const P extends Record<string, EntrypointParamType | EntrypointParam> = Record<string, never>, R = unknown>(
+    options: LocalEntrypointOptions<P>,
+    handler: (opts: EntrypointArgs<P>) => R,
+  ): (opts: EntrypointArgs<P>) => R;
+  localEntrypoint(
+    a: LocalEntrypointOptions<Record<string, EntrypointParamType | EntrypointParam>> | (() => unknown),
+    b?: (opts: never) => unknown,
+  ): (opts: never) => unknown {
+    const options = typeof a === "function" ? {} : a;
+    const handler = (typeof a === "function" ? a : b) as ((opts: Record<string, unknown>) => unknown) | undefined;
+    if (typeof handler !== "function") throw new Error(`app.localEntrypoint(options, handler): handler must be a function`);
+    const name = options.name ?? (handler.name || "main");
+    if (typeof name !== "string" || !/^[a-zA-Z_][a-zA-Z0-9_-]{0,63}$/.test(name)) {
+      throw new Error(`local entrypoint name ${JSON.stringify(name)} is invalid: use letters, digits, _ and -, at most 64 characters`);
+    }
+    if (this.localEntrypoints.has(name)) throw new Error(`app ${this.name} already has a local entrypoint named ${name}: give one { name: "…" }`);
+    const types = ["int", "float", "str", "bool"];
+    const params = Object.entries(options.params ?? {}).map(([param, spec]) => {
+      const { type, default: fallback } = typeof spec === "string" ? { type: spec, default: undefined } : (spec ?? ({} as EntrypointParam));
+      const where = `local entrypoint ${name}, option ${param}`;
+      if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(param)) throw new Error(`${where}: an option's name is letters, digits and _`);
+      if (!types.includes(type)) throw new Error(`${where}: type must be one of ${types.join(", ")}, got ${JSON.stringify(type)}`);
+      const ok =
+        fallback === undefined ||
+        (type === "int" ? Number.isSafeInteger(fallback) : type === "float" ? Number.isFinite(fallback) : type === "str" ? typeof fallback === "string" : typeof fallback === "boolean");
+      if (!ok) throw new Error(`${where}: the default ${JSON.stringify(fallback)} is not ${type === "int" ? "an" : "a"} ${type}`);
+      return { name: param, type, ...(fallback === undefined ? {} : { default: fallback }) };
+    });
+    this.localEntrypoints.set(name, { name, params, handler, ...(options.description ? { description: options.description } : {}) });
+    return handler as (opts: never) => unknown;
   }
 
   private register(

@@ -1,11 +1,9 @@
 import type { Command } from "commander";
-import { extname } from "node:path";
+import { dirname, extname, resolve } from "node:path";
 import type { DeployEvent } from "../../protocol/api.js";
 import type { GantryClient } from "../../sdk/client.js";
 import { GantryError, InvalidArgumentError } from "../../sdk/errors.js";
-import { gantryHome } from "../../sdk/transport.js";
-import { clientCaFile, clientToken, makeContext } from "../context.js";
-import { UsageError } from "../exit-codes.js";
+import { makeContext } from "../context.js";
 import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 
@@ -14,8 +12,16 @@ function bar(step: number, total: number, width = 12): string {
   return `[${"█".repeat(done)}${"░".repeat(width - done)}]`;
 }
 
+/** An app file as read for a deploy: the app's name, the daemon's request, and the local files it was made from. */
+export interface ReadApp {
+  name: string;
+  body: Record<string, unknown>;
+  /** Absolute paths of the files and folders the deploy read (the app's modules, its images' local files): what `gantry serve` watches. */
+  inputs: string[];
+}
+
 /** What the daemon's deploy route takes, read from a TypeScript/JavaScript or a Python app file. */
-async function readApp(file: string, out: Output): Promise<{ name: string; body: Record<string, unknown> }> {
+export async function readApp(file: string, out: Output): Promise<ReadApp> {
   out.progress(`reading ${file} …`);
   if (extname(file) === ".py") {
     const { readPythonApp } = await import("../python-app.js");
@@ -23,18 +29,19 @@ async function readApp(file: string, out: Output): Promise<{ name: string; body:
     const standins = app.standins.length ? `; not importable here, read as stand-ins (the image must have them): ${app.standins.join(", ")}` : "";
     out.note(`✓ read ${file}: app ${app.app}, ${app.functions.length} function(s), ${Object.keys(app.files).length} Python file(s)${standins}`);
     const { app: name, functions, files, module, assets } = app;
-    return { name, body: { app: name, runtime: "python", functions, files, module, assets, source: file } };
+    const inputs = [...Object.keys(files).map((f) => resolve(dirname(resolve(file)), f)), ...(app.local_paths ?? [])];
+    return { name, body: { app: name, runtime: "python", functions, files, module, assets, source: file }, inputs };
   }
   const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
   const app = await bundleApp(file);
   out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
   const assets = Object.keys(app.assets).length ? { assets: app.assets } : {};
-  return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, ...assets, source: file } };
+  return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, ...assets, source: file }, inputs: [...app.sources, ...app.localPaths] };
 }
 
-/** Deploys an app file with progress; resolves with the daemon's answer. */
-export async function deployFile(file: string, out: Output, client: GantryClient): Promise<Extract<DeployEvent, { type: "done" }>> {
-  const { name, body } = await readApp(file, out);
+/** Deploys an app file with progress (`read`: the file as readApp read it already); resolves with the daemon's answer. */
+export async function deployFile(file: string, out: Output, client: GantryClient, read?: ReadApp): Promise<Extract<DeployEvent, { type: "done" }>> {
+  const { name, body } = read ?? (await readApp(file, out));
   let done: Extract<DeployEvent, { type: "done" }> | null = null;
   let failure: Extract<DeployEvent, { type: "error" }> | null = null;
   const buildStart = new Map<string, number>();
@@ -119,35 +126,5 @@ export function registerDeploy(program: Command, run: Runner): void {
             })
             .join("\n"),
       );
-    }));
-
-  program
-    .command("run")
-    .argument("<target>", "a Python app file, or FILE::ENTRYPOINT when it has several")
-    .argument("[args...]", "the entrypoint's options: --name value")
-    .option("--no-deploy", "run the entrypoint against the deployed app as it is")
-    .allowUnknownOption()
-    .description("deploy a Python app file (nothing is rebuilt if unchanged), then run its local entrypoint here")
-    .action(run<{ deploy: boolean }>(async (o, target, ...rest) => {
-      const file = target!.split("::")[0]!;
-      if (extname(file) !== ".py") throw new UsageError(`gantry run takes a Python app file with a local entrypoint (.py), not ${file}`);
-      const { out, client } = makeContext(o);
-      if (o.deploy) {
-        const d = await deployFile(file, out, client).finally(() => client.close());
-        out.note(`✓ deployed app ${d.app} (${d.built.length} image(s) built, ${d.cached.length} unchanged)`);
-      }
-      const { pythonEnv, runPython } = await import("../python-app.js");
-      const url = o.url ?? process.env.GANTRY_URL;
-      const token = url ? clientToken(o) : undefined;
-      const ca = url ? clientCaFile(o) : undefined;
-      const env = pythonEnv({
-        GANTRY_HOME: gantryHome(),
-        ...(url ? { GANTRY_URL: url } : {}),
-        ...(token ? { GANTRY_TOKEN: token } : {}),
-        ...(ca ? { GANTRY_CA_CERT: ca.path } : {}),
-      });
-      const args = (rest.flat() as string[]).filter((a) => a !== undefined);
-      const { code } = await runPython(["-m", "gantry._run", target!, ...args], { env, stdio: "inherit" });
-      process.exitCode = code;
     }));
 }

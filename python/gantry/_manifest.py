@@ -1,8 +1,8 @@
 """``python -m gantry._manifest APP_FILE OUT_JSON``: reads an app file's definitions for
 ``gantry deploy`` without running any function, and writes them as JSON: the app, its functions
-and options, its local entrypoints, the source files to ship, the local files its images copy, and the
-modules it imports that exist only in the image. On an error it writes ``{"error": "..."}`` and
-exits 2.
+and options, its local entrypoints, the source files to ship, the local files its images copy (packed,
+and their paths for ``gantry serve`` to watch), and the modules it imports that exist only in the
+image. On an error it writes ``{"error": "..."}`` and exits 2.
 """
 from __future__ import annotations
 
@@ -46,11 +46,25 @@ def _source_files(app_file: str) -> Dict[str, str]:
     return files
 
 
+def local_paths(functions: List[Dict[str, Any]]) -> List[str]:
+    """The local files and folders the functions' images copy (before ``pack_images`` names them by hash)."""
+    paths = set()
+    for f in functions:
+        image = f["options"].get("image") or {}
+        base = image.get("base") or {}
+        if base.get("kind") == "dockerfile":
+            paths.update(p for p in (base.get("local"), base.get("contextDir")) if p)
+        for step in image.get("steps", []):
+            paths.update(p for p in (step.get("local"), step.get("requirementsLocal"), (step.get("options") or {}).get("findLinksLocal")) if p)
+    return sorted(paths)
+
+
 def read(app_file: str) -> Dict[str, Any]:
     module, app, standins = import_app_file(app_file)
     functions = app.manifest()
     if not functions:
         raise AppFileError(f"app {app.name} in {app_file} defines no functions: use @app.function()")
+    local = local_paths(functions)
     assets: Dict[str, Any] = {}
     pack_images(functions, assets)
     return {
@@ -61,6 +75,7 @@ def read(app_file: str) -> Dict[str, Any]:
         "files": _source_files(app_file),
         "assets": assets,
         "standins": standins.names(),
+        "local_paths": local,
         "python": "%d.%d.%d" % sys.version_info[:3],
     }
 

@@ -6,17 +6,22 @@ camelCase form.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import re
 from pathlib import PurePosixPath
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .exception import InvalidError
+from ._client import Client
+from .exception import InvalidError, NotFoundError
 from .functions import Function
 from .image import Image
 from .schedule import Schedule
 from .secret import Secret
 from .volume import MOUNTS_PER_FUNCTION, Volume, mount_path_problem, overlapping_mounts
+
+if TYPE_CHECKING:
+    from . import _deploy
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
@@ -348,6 +353,59 @@ class App:
     def manifest(self) -> List[Dict[str, Any]]:
         """The functions as the daemon's deploy request takes them."""
         return [{"name": d.name, "options": d.options} for d in self._functions.values()]
+
+    def run(self, *, client: Optional[Client] = None, detach: bool = False) -> "_deploy.AppRun":
+        """``with app.run():`` deploys the app for the block (``f.remote()`` works inside) and stops it
+        at the end: its queued calls are cancelled, its containers stop. ``async with`` works too.
+
+        The app ships the file that defines its functions (a script run as ``python script.py``
+        included: keep the block under ``if __name__ == "__main__":``, the containers import the
+        file as a module). It is deployed under its own name: an app of that name already deployed is
+        replaced for the block, and stopped at its end (with a warning first). ``detach=True``
+        leaves it running after the block. Inside a function's container the block deploys nothing.
+        ``gantry.enable_output()`` shows the build's progress.
+        """
+        from . import _deploy
+
+        return _deploy.AppRun(self, client, detach)
+
+    def deploy(self, *, client: Optional[Client] = None) -> "App":
+        """Deploys the app as ``gantry deploy`` does with its file (unchanged images are not rebuilt)
+        and returns it; it runs until stopped (``gantry apps stop NAME``)."""
+        from . import _deploy
+
+        if client is not None and not isinstance(client, Client):
+            raise InvalidError(f"app.deploy: client must be a gantry Client, got {type(client).__name__}")
+        _deploy.deploy(self, client or Client.from_env())
+        return self
+
+    @classmethod
+    def lookup(cls, name: str, *, create_if_missing: bool = False, client: Optional[Client] = None) -> "App":
+        """A handle of the deployed app ``name`` (call its functions with ``gantry.Function.from_name``).
+
+        NotFoundError when no app of that name is deployed (one stopped counts as none), unless
+        ``create_if_missing``: then the handle is an App of that name with no functions. gantry keeps
+        no app without functions, so nothing is made in the daemon (deploying the empty handle is
+        refused); the app appears when a file or program that defines its functions deploys it.
+        """
+        from . import _deploy
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidError(f"App name {name!r} is invalid: use letters, digits, _ and -, at most 64 characters")
+        if client is not None and not isinstance(client, Client):
+            raise InvalidError(f"App.lookup: client must be a gantry Client, got {type(client).__name__}")
+        state = _deploy.app_state(name, client or Client.from_env())
+        if state != "deployed" and not create_if_missing:
+            raise NotFoundError(f"no deployed app named {name}" + (" (it is stopped)" if state == "stopped" else ""))
+        return _deploy.handle(name)
+
+
+def enable_output(show_progress: bool = True) -> "contextlib.AbstractContextManager[None]":
+    """``with gantry.enable_output():`` makes ``app.run()`` and ``app.deploy()`` print their progress
+    (images built or unchanged, build steps, web endpoint URLs) on stderr, as ``gantry deploy`` does."""
+    from . import _deploy
+
+    return _deploy._Output() if show_progress else contextlib.nullcontext()
 
 
 def lookup_local(app_name: str, function_name: str) -> Callable:

@@ -67,10 +67,10 @@ describe("Python apps from the CLI", () => {
     expect(r.stderr).toMatch(/SerializationError: py-not-picklable\.f: positional argument 0 \(lock\) cannot be pickled/);
   });
 
-  it("gantry run: a TypeScript file, or an unknown entrypoint option, is refused with exit 2", async () => {
-    const ts = await g("run", "app.ts");
-    expect(ts.code).toBe(2);
-    expect(ts.stderr).toContain("gantry run takes a Python app file with a local entrypoint (.py), not app.ts");
+  it("gantry run: a file that is no app file, or an unknown entrypoint option, is refused with exit 2 (more in run-cli.test.ts)", async () => {
+    const other = await g("run", "app.rb");
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain("gantry run takes an app file ending in .py, .ts, .mts, .js or .mjs, not app.rb");
     const opt = await g("run", guideFile("my_job_queue.py"), "--data", "x");
     expect(opt.code).toBe(2);
     expect(opt.stderr).toContain("the entrypoint main has no option --data (it takes: none)");
