@@ -1,12 +1,17 @@
 """Helpers shared by the Python client's tests: the real CLI, another Python process, polling."""
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import socketserver
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, TypeVar
+from typing import Callable, Dict, Iterator, Optional, TypeVar
 
 import pytest
 
@@ -49,3 +54,30 @@ def wait_until(probe: Callable[[], Optional[T]], what: str, timeout: float = 30.
         if time.monotonic() >= deadline:
             pytest.fail(f"{what}: not reached within {timeout:g} s")
         time.sleep(interval)
+
+
+class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+@contextlib.contextmanager
+def fake_daemon_on_socket(make: Callable[[str], T], handler: type, monkeypatch: pytest.MonkeyPatch, prefix: str) -> Iterator[T]:
+    """Serves a stand-in daemon (``make(home)``, answering through ``handler``, which finds it as
+    ``self.server.fake``) on ``$GANTRY_HOME/gantry.sock`` of a fresh short home (a unix socket path
+    fits in 108 bytes), with GANTRY_HOME pointing there; everything goes at the end."""
+    home = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    daemon = make(home)
+    server = _UnixServer(os.path.join(home, "gantry.sock"), handler)
+    server.fake = daemon  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    monkeypatch.setenv("GANTRY_HOME", home)
+    try:
+        yield daemon
+    finally:
+        released = getattr(daemon, "released", None)
+        if released is not None:
+            released.set()
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(home, ignore_errors=True)

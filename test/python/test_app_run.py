@@ -11,12 +11,10 @@ import importlib.util
 import json
 import os
 import shutil
-import socketserver
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import types
 import http.server
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ import gantry
 from gantry import _deploy
 from gantry.app import _apps
 from gantry.exception import Error, InvalidError, NotFoundError
-from helpers import ROOT
+from helpers import ROOT, fake_daemon_on_socket
 
 pytestmark = pytest.mark.no_daemon
 
@@ -117,26 +115,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = _any
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaemon]:
-    home = tempfile.mkdtemp(prefix="gr-", dir="/tmp")  # short: a unix socket path fits in 108 bytes
-    daemon = FakeDaemon(home)
-    server = _Server(daemon.socket, _Handler)
-    server.fake = daemon  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GANTRY_HOME", home)
     monkeypatch.delenv("GANTRY_CONTAINER_ID", raising=False)
-    try:
+    with fake_daemon_on_socket(FakeDaemon, _Handler, monkeypatch, "gr-") as daemon:
         yield daemon
-    finally:
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # --- App modules written for the test -----------------------------------------------------------------

@@ -17,9 +17,6 @@ import json
 import os
 import pickle
 import queue
-import shutil
-import socketserver
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
@@ -32,7 +29,7 @@ import gantry._dq as gdq
 import gantry._ephemeral as gephemeral
 from gantry._values import decode_value, encode_value, json_exact
 from gantry.exception import DeserializationError, Error, InvalidError, NotFoundError, RequestSizeError, SerializationError
-from helpers import wait_until
+from helpers import fake_daemon_on_socket, wait_until
 
 pytestmark = pytest.mark.no_daemon
 
@@ -136,26 +133,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _any
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaemon]:
-    home = tempfile.mkdtemp(prefix="gdq-", dir="/tmp")  # short: a unix socket path fits in 108 bytes
-    daemon = FakeDaemon(home)
-    server = _Server(daemon.socket, _Handler)
-    server.fake = daemon  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GANTRY_HOME", home)
-    try:
+    with fake_daemon_on_socket(FakeDaemon, _Handler, monkeypatch, "gdq-") as daemon:
         yield daemon
-    finally:
-        daemon.released.set()
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def pickled(v: Any) -> Dict[str, str]:

@@ -13,9 +13,6 @@ import json
 import os
 import pickle
 import re
-import shutil
-import socketserver
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -30,7 +27,7 @@ import gantry._ephemeral as gephemeral
 from gantry._client import STREAM_CHUNK, Client
 from gantry.exception import DaemonNotRunningError, Error, InvalidError, NotFoundError
 from gantry.volume import FileEntry, FileEntryType
-from helpers import wait_until
+from helpers import fake_daemon_on_socket, wait_until
 
 pytestmark = pytest.mark.no_daemon
 
@@ -168,25 +165,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _any
 
 
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDaemon]:
-    home = tempfile.mkdtemp(prefix="gv-", dir="/tmp")  # short: a unix socket path fits in 108 bytes
-    daemon = FakeDaemon(home)
-    server = _Server(daemon.socket, _Handler)
-    server.fake = daemon  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GANTRY_HOME", home)
-    try:
+    with fake_daemon_on_socket(FakeDaemon, _Handler, monkeypatch, "gv-") as daemon:
         yield daemon
-    finally:
-        server.shutdown()
-        server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 NOWHERE = Client(socket_path="/nonexistent/gantry.sock")
