@@ -115,6 +115,8 @@ export function CallView_({ id }: { id: string }) {
         <h2>Input</h2>
         {c.input ? (
           <>
+            {c.input.scheduled ? <p class="muted" data-part="scheduled">Started by the function's schedule, with no arguments.</p> : null}
+            {c.input.method ? <p class="muted" data-part="method">Method {c.input.method}{c.input.params ? ` of the instance (${Object.entries(c.input.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")})` : ""}.</p> : null}
             {c.input.pickled_bytes !== undefined ? (
               <p class="muted" data-part="args">Pickled Python arguments ({c.input.pickled_bytes} bytes), from a Python caller.</p>
             ) : (
