@@ -291,25 +291,34 @@ class SpawnedCalls:
         return outcomes.count(True), outcomes.count(False)
 
 
+def _say(line: str) -> None:
+    """A line on stderr written straight to its descriptor: the signal may have come in the middle of
+    a print, whose stream lock the interrupted frame still holds."""
+    os.write(2, (line + "\n").encode("utf-8", "replace"))
+
+
 def _interrupted(tracker: SpawnedCalls, detach: bool) -> None:
     """Ends the run after Ctrl-C: cancels the calls it spawned (unless --detach), then exits at once,
     without waiting for threads still blocked on a call."""
-    sys.stdout.flush()
+    # What the entrypoint printed goes out, unless the signal came in the middle of a print (then its
+    # lock is held by the interrupted frame: the flush would wait for ever, so it gets a second).
+    flusher = threading.Thread(target=sys.stdout.flush, daemon=True)
+    flusher.start()
+    flusher.join(1.0)
     if detach:
         n = len(tracker.calls)
         left = f"the {n} call(s) this run spawned and did not see finish go on" if n else "no call this run spawned is left running"
-        print(f"\n[gantry] interrupted (--detach): {left}", file=sys.stderr)
+        _say(f"\n[gantry] interrupted (--detach): {left}")
     elif tracker.calls:
-        print(f"\n[gantry] interrupted: cancelling the {len(tracker.calls)} call(s) this run spawned that may still run (--detach leaves them running) …", file=sys.stderr)
+        _say(f"\n[gantry] interrupted: cancelling the {len(tracker.calls)} call(s) this run spawned that may still run (--detach leaves them running) …")
         try:
             cancelled, failed = tracker.cancel_all()
             note = f"; {failed} could not be cancelled (gantry calls ls shows them)" if failed else ""
-            print(f"[gantry] cancelled {cancelled} call(s){note}", file=sys.stderr)
+            _say(f"[gantry] cancelled {cancelled} call(s){note}")
         except KeyboardInterrupt:
-            print("[gantry] interrupted again: calls not yet cancelled go on", file=sys.stderr)
+            _say("[gantry] interrupted again: calls not yet cancelled go on")
     else:
-        print("\n[gantry] interrupted", file=sys.stderr)
-    sys.stderr.flush()
+        _say("\n[gantry] interrupted")
     os._exit(_EXIT_INTERRUPTED)
 
 
