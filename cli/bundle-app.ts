@@ -132,25 +132,7 @@ export async function bundleApp(file: string): Promise<BundledApp> {
   if (!SUPPORTED.has(ext)) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
 
   // Pass 1: bundle with stand-ins for missing packages, and read the definitions.
-  const missing = new Set<string>();
-  const dir = await mkdtemp(join(tmpdir(), "gantry-deploy-"));
-  const registry = appRegistry();
-  let moduleExports: Record<string, unknown>;
-  try {
-    const probeFile = join(dir, "app.mjs");
-    moduleExports = await evaluate(entry, probeFile, await bundle(entry, probeFile, missing, new Set(), true));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
-  if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); deploy one App per file`);
-  const app = [...registry.values()][0]!;
-  try {
-    nameFunctionsByExport(app, moduleExports);
-  } catch (err) {
-    if (err instanceof FunctionNameError) throw new InvalidArgumentError(`${file}: ${err.message}`);
-    throw err;
-  }
+  const { app, missing } = await evaluateApp(entry, file, "deploy");
   if (app.functions.size === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
   const localPaths = imageLocalPaths([...app.functions.values()]);
   const assets = packImages([...app.functions.values()]);
@@ -176,7 +158,7 @@ export async function bundleApp(file: string): Promise<BundledApp> {
       `${file} imports ${unresolved.map((p) => JSON.stringify(p)).join(", ")}, which is neither installed beside the app nor in an Image.npmInstall(...)`,
     );
   }
-  registry.clear();
+  appRegistry().clear();
   const { code, sources } = await bundle(entry, join(dirname(entry), "app.mjs"), new Set(), imagePackages, false);
   return { app: app.name, functions, bundle: code, assets, sources: [...sources], localPaths };
 }
@@ -189,8 +171,17 @@ export async function loadAppLocally(file: string): Promise<{ app: RegisteredApp
   const entry = resolve(file);
   if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
   if (!SUPPORTED.has(extname(entry))) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
+  const { app, missing } = await evaluateApp(entry, file, "run");
+  return { app, standins: [...missing] };
+}
+
+/**
+ * Bundles the app file with stand-ins for packages that are not installed (named in `missing`),
+ * evaluates it here, and returns its one App, its functions named by their exports.
+ */
+async function evaluateApp(entry: string, file: string, verb: "deploy" | "run"): Promise<{ app: RegisteredApp; missing: Set<string> }> {
   const missing = new Set<string>();
-  const dir = await mkdtemp(join(tmpdir(), "gantry-run-"));
+  const dir = await mkdtemp(join(tmpdir(), `gantry-${verb}-`));
   const registry = appRegistry();
   let moduleExports: Record<string, unknown>;
   try {
@@ -200,7 +191,7 @@ export async function loadAppLocally(file: string): Promise<{ app: RegisteredApp
     await rm(dir, { recursive: true, force: true });
   }
   if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
-  if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); run one App per file`);
+  if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); ${verb} one App per file`);
   const app = [...registry.values()][0]!;
   try {
     nameFunctionsByExport(app, moduleExports);
@@ -208,5 +199,5 @@ export async function loadAppLocally(file: string): Promise<{ app: RegisteredApp
     if (err instanceof FunctionNameError) throw new InvalidArgumentError(`${file}: ${err.message}`);
     throw err;
   }
-  return { app, standins: [...missing] };
+  return { app, missing };
 }
