@@ -17,7 +17,7 @@ from ._client import Client
 from .exception import InvalidError, NotFoundError, RequestSizeError
 from .functions import _WithAio
 from ._volume_rules import _js_length, _show, name_problem
-from ._ephemeral import Ephemeral
+from ._ephemeral import Ephemeral, fetch_or_create
 
 # --- The rules of protocol/dicts-queues.ts, mirrored -----------------------------------------------
 
@@ -203,16 +203,11 @@ class _Handle:
         return self
 
     def _fetch(self) -> Dict[str, Any]:
-        client = self._transport()
-        try:
-            return client.json("GET", self._path())
-        except NotFoundError:
-            if not self._create_if_missing:
-                raise NotFoundError(
-                    f"{self._what} {self._name} does not exist: use {self._what}.from_name({self._name!r}, create_if_missing=True), "
-                    f"or make it with {self._what}.objects.create({self._name!r})"
-                ) from None
-        return client.json("POST", f"/v1/{self._route}", {"name": self._name, "exist_ok": True})
+        missing = (
+            f"{self._what} {self._name} does not exist: use {self._what}.from_name({self._name!r}, create_if_missing=True), "
+            f"or make it with {self._what}.objects.create({self._name!r})"
+        )
+        return fetch_or_create(self._transport(), self._path(), self._route, self._name, self._create_if_missing, missing)
 
     def _view(self) -> Dict[str, Any]:
         """The daemon's view of it now (and hydrated)."""

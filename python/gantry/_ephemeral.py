@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from typing import Any, Generic, Optional, Type, TypeVar
+from typing import Any, Dict, Generic, Optional, Type, TypeVar
 
 from ._client import Client
 from .exception import Error, InvalidError, NotFoundError
@@ -16,6 +16,17 @@ EPHEMERAL_TTL_S = 300
 _HEARTBEAT_INTERVAL_S = EPHEMERAL_TTL_S / 4
 
 H = TypeVar("H")
+
+
+def fetch_or_create(client: Client, path: str, route: str, name: str, create_if_missing: bool, missing: str) -> Dict[str, Any]:
+    """A named object's view from the daemon (``GET path``); an unknown one is made with
+    ``create_if_missing`` (``POST /v1/ROUTE``), else NotFoundError saying ``missing``."""
+    try:
+        return client.json("GET", path)
+    except NotFoundError:
+        if not create_if_missing:
+            raise NotFoundError(missing) from None
+    return client.json("POST", f"/v1/{route}", {"name": name, "exist_ok": True})
 
 
 #: Seconds the end of an ephemeral block waits for a heartbeat under way.

@@ -54,7 +54,7 @@ from ._volume_rules import (  # noqa: F401 - the rules and entries are this modu
 )
 from ._volume_local import _local_listdir, _local_read, _mounted
 from ._volume_upload import _BatchUpload
-from ._ephemeral import Ephemeral
+from ._ephemeral import Ephemeral, fetch_or_create
 
 __all__ = ["Volume", "FileEntry", "FileEntryType", "volume_name_problem", "mount_path_problem", "overlapping_mounts", "path_parts", "MOUNTS_PER_FUNCTION", "RESERVED_MOUNT_POINTS", "EPHEMERAL_TTL_S"]
 
@@ -179,16 +179,11 @@ class Volume:
         return self
 
     def _fetch(self) -> Dict[str, Any]:
-        client = self._transport()
-        try:
-            return client.json("GET", self._path())
-        except NotFoundError:
-            if not self._create_if_missing:
-                raise NotFoundError(
-                    f"volume {self._name} does not exist: create it with `gantry volume create {self._name}`, "
-                    f"or use Volume.from_name({self._name!r}, create_if_missing=True)"
-                ) from None
-        return client.json("POST", "/v1/volumes", {"name": self._name, "exist_ok": True})
+        missing = (
+            f"volume {self._name} does not exist: create it with `gantry volume create {self._name}`, "
+            f"or use Volume.from_name({self._name!r}, create_if_missing=True)"
+        )
+        return fetch_or_create(self._transport(), self._path(), self._route, self._name, self._create_if_missing, missing)
 
     @_WithAio
     def commit(self) -> None:
