@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GANTRY_BIN, gantry, type CliResult } from "../helpers/cli.js";
 import { fixture, pyFixture } from "../helpers/daemon.js";
+import { waitFor } from "../helpers/engine.js";
+import { GantryClient } from "../../sdk/client.js";
 
 let home: string;
 const g = (...args: string[]) => gantry(home, args);
@@ -48,7 +50,13 @@ async function interruptAfterSpawns(args: string[], count: number, signal: NodeJ
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   const closed = new Promise<number>((resolve) => child.on("close", (code, sig) => resolve(code ?? (sig ? 128 : -1))));
   await spawned;
-  await new Promise((r) => setTimeout(r, 500)); // the first call's get() is waiting
+  // Interrupted while the entrypoint waits on the first call: that call runs in its container by then.
+  const client = new GantryClient({ socketPath: join(home, "gantry.sock") });
+  try {
+    await waitFor("the first spawned call running", async () => (await client.transport.json<{ status: string }>("GET", `/v1/calls/${ids[0]}`)).status === "running", 60_000);
+  } finally {
+    client.close();
+  }
   child.kill(signal);
   const code = await closed;
   return { code, stdout, stderr, ids };
