@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { GpuPassthroughSetting } from "./service/gpu-broker.js";
+import type { VolumeDriver } from "./service/volumes.js";
 
 export interface DaemonConfig {
   home: string;
@@ -64,6 +65,36 @@ export interface DaemonConfig {
   buildTimeoutMs: number;
   /** Swarm: how often agents are pinged; three unanswered in a row and the container counts as gone. */
   agentPingMs: number;
+  /**
+   * Swarm: a Docker volume driver every node can mount volumes through (an NFS export with the
+   * local driver, say): each gantry volume becomes a Docker volume with these options, `{name}` in
+   * them replaced by the volume's name. The same storage must be mounted at $GANTRY_HOME/volumes on
+   * this machine. Null: volumes are folders on this machine, refused on a cluster of several nodes.
+   */
+  volumeDriver: VolumeDriver | null;
+}
+
+
+/**
+ * --volume-driver NAME with --volume-driver-opt KEY=VALUE (repeatable), as `docker volume create
+ * -d NAME -o KEY=VALUE`. An option must carry `{name}`, or every volume would be the same storage.
+ */
+export function parseVolumeDriver(name: string | undefined, opts: readonly string[] = []): VolumeDriver | null {
+  if (name === undefined || name === "") {
+    if (opts.length) throw new Error(`--volume-driver-opt needs --volume-driver (the Docker volume driver, e.g. local)`);
+    return null;
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.\/:-]{0,127}$/.test(name)) throw new Error(`--volume-driver ${JSON.stringify(name)} is not a Docker volume driver name`);
+  const options: Record<string, string> = {};
+  for (const o of opts) {
+    const at = o.indexOf("=");
+    if (at <= 0) throw new Error(`--volume-driver-opt must be KEY=VALUE (as docker volume create -o), got ${JSON.stringify(o)}`);
+    options[o.slice(0, at)] = o.slice(at + 1);
+  }
+  if (!Object.values(options).some((v) => v.includes("{name}"))) {
+    throw new Error(`--volume-driver-opt: no option holds {name} (e.g. device=:/srv/gantry/volumes/{name}), so every gantry volume would share one storage`);
+  }
+  return { name, options };
 }
 
 export const DEFAULT_AGENT_PORT = 8701;
@@ -172,6 +203,7 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     swarmNetwork: process.env.GANTRY_SWARM_NETWORK || "gantry",
     agentPingMs: 10_000,
     buildTimeoutMs: 30 * 60_000,
+    volumeDriver: null,
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;

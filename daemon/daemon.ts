@@ -140,10 +140,11 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       files: new VolumeFiles(`${cfg.home}/volumes`, containerUser.socketOwner),
       apps,
       log,
+      driver: backend.kind === "swarm" ? cfg.volumeDriver : null,
       mountProblem: async () => {
-        if (backend.kind !== "swarm") return null;
+        if (backend.kind !== "swarm" || cfg.volumeDriver) return null;
         const nodes = await runtime.nodes();
-        return nodes.length > 1 ? `this Swarm cluster has ${nodes.length} nodes and a volume's folder is on one of them only: gantry mounts volumes on one machine (or a one-node cluster)` : null;
+        return nodes.length > 1 ? `this Swarm cluster has ${nodes.length} nodes and a volume's folder is on one of them only: gantry mounts volumes on one machine (or a one-node cluster) unless the daemon is started with a shared --volume-driver (an NFS export, say: see README)` : null;
       },
     });
     volumes.start();

@@ -14,9 +14,15 @@
  *   POST   /v1/volumes/:name/commit                      → { name, committed: true } (its writes made durable: fsync)
  *   GET    /v1/volumes/:name/entries?path=P&recursive=1  → { entries: VolumeEntry[] } (P a folder or a file; "" or "/" the root)
  *   GET    /v1/volumes/:name/files?path=P                → the file's bytes, streamed (Content-Length set)
- *   PUT    /v1/volumes/:name/files?path=P&overwrite=0|1  → 201 { path, size } (body: the bytes; parents made; 409 when it exists without overwrite)
+ *   PUT    /v1/volumes/:name/files?path=P&overwrite=0|1&mode=644 → 201 { path, size } (body: the bytes; parents made; 409 when it exists
+ *                                                         without overwrite; mode: octal permission bits, 0644 when left out)
  *   DELETE /v1/volumes/:name/files?path=P&recursive=0|1  → { path, removed: true } (a folder needs recursive=1)
- *   POST   /v1/volumes/:name/copy   {src_paths, dst_path} → { copied: string[] } (Modal's copy_files: into dst when it is a folder or ends with "/")
+ *   POST   /v1/volumes/:name/copy   {src_paths, dst_path, recursive?} → { copied: string[] } (Modal's copy_files: into dst when it is a
+ *                                                         folder or ends with "/"; a folder source needs recursive: true, as cp -r)
+ *
+ * Code in a function's container reaches the volumes its function mounts, and only those:
+ * GET /v1/volumes/:name, commit, entries and files (reading), and PUT/DELETE files and copy when
+ * the mount is read-write (VOLUME_CONTAINER_ROUTES). Anything else answers 403.
  */
 import { z } from "zod";
 
@@ -30,6 +36,13 @@ export const VOLUME_LIMITS = {
   /** Entries one listing returns (a recursive listing of more is refused, naming the limit). */
   entriesPerListing: 100_000,
 } as const;
+
+/** Why `mode` cannot be a file's mode (permission bits only: no setuid, setgid or sticky bit), or null. */
+export function fileModeProblem(mode: unknown): string | null {
+  if (typeof mode !== "number" || !Number.isInteger(mode) || mode < 0 || mode > 0o7777) return `a file mode is permission bits such as 0o644, got ${JSON.stringify(mode)}`;
+  if (mode > 0o777) return `file mode 0o${mode.toString(8)} sets setuid, setgid or the sticky bit, which volumes refuse: give permission bits up to 0o777`;
+  return null;
+}
 
 /** Seconds an ephemeral volume lives past its last heartbeat (its owner heartbeats every EPHEMERAL_TTL_S / 4). */
 export const EPHEMERAL_TTL_S = 300;

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { PassThrough, pipeline, Readable, Transform } from "node:stream";
 import {
   EPHEMERAL_TTL_S,
+  fileModeProblem,
   mountPathProblem,
   overlappingMounts,
   VOLUME_LIMITS,
@@ -75,6 +76,8 @@ export interface PutFileOptions {
   length?: number;
   /** Called as bytes go, with the bytes sent so far. */
   onProgress?: (sentBytes: number) => void;
+  /** The file's permission bits (0o644 when left out); setuid, setgid and sticky bits are refused. */
+  mode?: number;
 }
 
 export interface PutDirectoryOptions {
@@ -93,7 +96,8 @@ export interface PutDirectoryResult {
 
 /** A local folder's files, for putDirectory and `gantry volume put`: regular files (and links to them), in path order. */
 export interface LocalTree {
-  files: Array<{ local: string; rel: string; size: number }>;
+  /** `mode`: the local file's permission bits, which the upload keeps (as Modal's put_directory does). */
+  files: Array<{ local: string; rel: string; size: number; mode: number }>;
   /** What is not sent: links to folders (they could loop) and special files (sockets, devices, FIFOs). */
   skipped: Array<{ path: string; why: string }>;
 }
@@ -112,12 +116,13 @@ export async function localTree(dir: string): Promise<LocalTree> {
         continue;
       }
       if (e.isFile()) {
-        tree.files.push({ local, rel: path, size: (await stat(local)).size });
+        const st = await stat(local);
+        tree.files.push({ local, rel: path, size: st.size, mode: st.mode & 0o777 });
         continue;
       }
       if (e.isSymbolicLink()) {
         const target = await stat(local).catch(() => null);
-        if (target?.isFile()) tree.files.push({ local, rel: path, size: target.size });
+        if (target?.isFile()) tree.files.push({ local, rel: path, size: target.size, mode: target.mode & 0o777 });
         else tree.skipped.push({ path, why: target ? "a link to a folder" : "a broken link" });
         continue;
       }
@@ -348,7 +353,9 @@ export class Volume {
   async putFile(remotePath: string, data: Uint8Array | string | Readable, opts: PutFileOptions = {}): Promise<{ path: string; size: number }> {
     const t = this.writable("putFile");
     const p = this.filePath(remotePath, "putFile");
-    const url = this.route(`/files${this.query({ path: p, overwrite: opts.overwrite ? "1" : "0" })}`);
+    const modeProblem = opts.mode === undefined ? null : fileModeProblem(opts.mode);
+    if (modeProblem) throw new InvalidArgumentError(`volume ${this.name}: putFile: ${modeProblem}`);
+    const url = this.route(`/files${this.query({ path: p, overwrite: opts.overwrite ? "1" : "0", ...(opts.mode !== undefined ? { mode: opts.mode.toString(8) } : {}) })}`);
     let body: Uint8Array | Readable;
     if (typeof data === "string") body = Buffer.from(data, "utf8");
     else if (data instanceof Uint8Array) body = data;
@@ -403,6 +410,7 @@ export class Volume {
       const res = await this.putFile(path, createReadStream(f.local), {
         overwrite: opts.overwrite === true,
         length: f.size,
+        mode: f.mode,
         onProgress: (n) => {
           progress.sentBytes += n - sent;
           sent = n;
@@ -426,10 +434,11 @@ export class Volume {
   }
 
   /**
-   * Copies files or folders inside the volume (Modal's copy_files): into `dstPath` when it is a
-   * folder or ends with "/", else to that path (one source). Resolves with the paths made.
+   * Copies files inside the volume as `cp` does (Modal's copy_files): into `dstPath` when it is a
+   * folder or ends with "/", else to that path (one source); a folder only with `recursive`, as
+   * `cp -r`. Files keep their permissions. Resolves with the paths made.
    */
-  async copyFiles(srcPaths: string[], dstPath: string): Promise<string[]> {
+  async copyFiles(srcPaths: string[], dstPath: string, opts: { recursive?: boolean } = {}): Promise<string[]> {
     const t = this.writable("copyFiles");
     if (!Array.isArray(srcPaths) || srcPaths.length === 0) throw new InvalidArgumentError(`volume ${this.name}: copyFiles needs at least one source path`);
     const src = srcPaths.map((s) => {
@@ -438,7 +447,11 @@ export class Volume {
       return p;
     });
     const dst = volumePath(this.name, dstPath);
-    const res = await t.json<{ copied: string[] }>("POST", this.route("/copy"), { src_paths: src, dst_path: dst && dstPath.endsWith("/") ? `${dst}/` : dst });
+    const res = await t.json<{ copied: string[] }>("POST", this.route("/copy"), {
+      src_paths: src,
+      dst_path: dst && dstPath.endsWith("/") ? `${dst}/` : dst,
+      recursive: opts.recursive === true,
+    });
     return res.copied;
   }
 

@@ -34,6 +34,8 @@ interface StartOptions {
   advertiseAddr?: string;
   swarmNetwork?: string;
   buildTimeout?: string;
+  volumeDriver?: string;
+  volumeDriverOpt?: string[];
 }
 
 type Health = {
@@ -191,7 +193,7 @@ async function passthroughOption(o: StartOptions) {
 
 /** --backend, --registry, --advertise-addr and --swarm-network (or their GANTRY_ variables), checked before any daemon starts. */
 async function clusterOptions(o: StartOptions) {
-  const { parseBackend, parseHostPort, DEFAULT_AGENT_PORT } = await import("../../daemon/config.js");
+  const { parseBackend, parseHostPort, parseVolumeDriver, DEFAULT_AGENT_PORT } = await import("../../daemon/config.js");
   let backend: "docker" | "swarm";
   try {
     backend = parseBackend(o.backend ?? process.env.GANTRY_BACKEND);
@@ -200,8 +202,14 @@ async function clusterOptions(o: StartOptions) {
   }
   const registry = o.registry ?? process.env.GANTRY_REGISTRY;
   const advertise = o.advertiseAddr ?? process.env.GANTRY_ADVERTISE_ADDR;
-  if (backend === "docker" && (o.registry || o.advertiseAddr || o.swarmNetwork)) {
-    throw new UsageError(`--registry, --advertise-addr and --swarm-network are for --backend swarm`);
+  if (backend === "docker" && (o.registry || o.advertiseAddr || o.swarmNetwork || o.volumeDriver || o.volumeDriverOpt?.length)) {
+    throw new UsageError(`--registry, --advertise-addr, --swarm-network and --volume-driver are for --backend swarm`);
+  }
+  let volumeDriver: ReturnType<typeof parseVolumeDriver> | undefined;
+  try {
+    volumeDriver = parseVolumeDriver(o.volumeDriver, o.volumeDriverOpt) ?? undefined;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
   if (registry !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$/.test(registry)) throw new UsageError(`--registry must be HOST:PORT, got ${JSON.stringify(registry)}`);
   let advertiseAddr: { host: string; port: number } | undefined;
@@ -210,7 +218,7 @@ async function clusterOptions(o: StartOptions) {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { backend, registry: registry || undefined, advertiseAddr, swarmNetwork: o.swarmNetwork };
+  return { backend, registry: registry || undefined, advertiseAddr, swarmNetwork: o.swarmNetwork, volumeDriver };
 }
 
 async function runForeground(o: StartOptions): Promise<void> {
@@ -280,6 +288,8 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.registry) args.push("--registry", o.registry);
   if (o.advertiseAddr) args.push("--advertise-addr", o.advertiseAddr);
   if (o.swarmNetwork) args.push("--swarm-network", o.swarmNetwork);
+  if (o.volumeDriver) args.push("--volume-driver", o.volumeDriver);
+  for (const opt of o.volumeDriverOpt ?? []) args.push("--volume-driver-opt", opt);
   if (o.buildTimeout) args.push("--build-timeout", o.buildTimeout);
   const child = spawn(process.execPath, args, {
     detached: true,
@@ -332,6 +342,8 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--registry <host:port>", "swarm: push images here for the nodes to pull (a single-node swarm needs none)")
     .option("--advertise-addr <host[:port]>", "swarm: where agents on the nodes dial the daemon (default: this node's swarm address, port 8701)")
     .option("--swarm-network <name>", "swarm: the network tasks join (default gantry, an attachable overlay made when missing)")
+    .option("--volume-driver <name>", "swarm: mount volumes on every node through this Docker volume driver (e.g. local, with NFS options)")
+    .option("--volume-driver-opt <key=value>", "swarm: an option of --volume-driver, {name} standing for the volume (repeatable; e.g. device=:/srv/gantry/volumes/{name})", collect)
     .option("--build-timeout <seconds>", "stop an image build that runs longer (default 1800; or GANTRY_BUILD_TIMEOUT)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);

@@ -340,6 +340,8 @@ export function registerVolumes(program: Command, run: Runner): void {
           const res = await vol
             .putFile(path, local === "-" ? process.stdin : createReadStream(local!), {
               overwrite,
+              // The local file's permission bits go with it, as with cp -p and Modal's put.
+              ...(st ? { mode: st.mode & 0o777 } : {}),
               ...(size !== null ? { length: size } : {}),
               onProgress: (n) => {
                 progress.add(n - sent);
@@ -386,6 +388,7 @@ export function registerVolumes(program: Command, run: Runner): void {
               .putFile(f.remote, createReadStream(f.local), {
                 overwrite,
                 length: f.size,
+                mode: f.mode,
                 onProgress: (n) => {
                   progress.add(n - sent);
                   sent = n;
@@ -522,8 +525,9 @@ export function registerVolumes(program: Command, run: Runner): void {
     .command("cp")
     .argument("<name>", "the volume")
     .argument("<paths...>", "SRC... DST: into DST when it is a folder or ends with /, else to DST (one source)")
+    .option("-r, --recursive", "copy folders, with everything in them (as cp -r)")
     .description("copy files or folders inside a volume")
-    .action(run(async (g, name, ...paths) => {
+    .action(run<{ recursive?: boolean }>(async (g, name, ...paths) => {
       checkedName(name!);
       if (paths.length < 2) throw new UsageError("cp takes the sources and a destination: gantry volume cp NAME SRC... DST");
       const dst = paths.at(-1)!;
@@ -531,7 +535,7 @@ export function registerVolumes(program: Command, run: Runner): void {
       const { out, client } = makeContext(g);
       try {
         const vol = await openVolume(client, name!);
-        const copied = await vol.copyFiles(srcs, dst);
+        const copied = await vol.copyFiles(srcs, dst, { recursive: Boolean(g.recursive) });
         out.result({ volume: name, copied }, () => `copied ${srcs.map((s) => where(name!, volumePath(name!, s))).join(", ")} to ${where(name!, volumePath(name!, dst))}${dst.endsWith("/") && volumePath(name!, dst) ? "/" : ""}`);
       } finally {
         client.close();

@@ -5,7 +5,7 @@
  * advertises and name their container (`TcpAgentHub`). Plain HTTP requests with the same
  * credentials are the container's own calls to the daemon (calls only).
  */
-import { markCaller } from "./caller.js";
+import { markCaller, type CallerContainer } from "./caller.js";
 import { EventEmitter } from "node:events";
 import { chmodSync, chownSync, mkdirSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -140,8 +140,8 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
     log: Logger,
     /** Serves the container's own requests to the daemon (calls only); none: 426. */
     private readonly api: http.RequestListener | null = null,
-    /** The app the container runs: its requests to the API are marked with it (caller.ts). */
-    private readonly app: string | null = null,
+    /** The container's app and mounts: its requests to the API are marked with them (caller.ts). */
+    private readonly caller: CallerContainer | null = null,
   ) {
     super(socketDir, token, log);
   }
@@ -167,7 +167,7 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
     const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AGENT_MESSAGE_BYTES });
     const server = http.createServer((req, res) => {
       if (!this.api) return void res.writeHead(426).end();
-      if (this.app !== null) markCaller(req, this.app);
+      if (this.caller !== null) markCaller(req, this.caller);
       this.api(req, res);
     });
     server.on("upgrade", (req, sock, head) => {
@@ -202,7 +202,7 @@ export class SocketAgentEndpoint extends EndpointBase implements AgentEndpoint {
 export const socketAgentEndpoints =
   (log: Logger, api: http.RequestListener | null = null): AgentEndpointFactory =>
   (container, token) =>
-    new SocketAgentEndpoint(container.socketDir, token, log, api, container.app);
+    new SocketAgentEndpoint(container.socketDir, token, log, api, { app: container.app, volumes: container.volumes ?? [] });
 
 /** One container's endpoint on the TCP hub: registered while it listens. */
 class TcpAgentEndpoint extends EndpointBase implements AgentEndpoint {
@@ -214,7 +214,7 @@ class TcpAgentEndpoint extends EndpointBase implements AgentEndpoint {
     readonly containerId: string,
     token: string,
     log: Logger,
-    readonly app: string,
+    readonly caller: CallerContainer,
   ) {
     super(containerId, token, log, hub.pingMs);
     this.agentEnv = { [AgentEnv.url]: hub.wsUrl, [AgentEnv.apiUrl]: hub.httpUrl, [AgentEnv.apiToken]: token };
@@ -292,7 +292,7 @@ export class TcpAgentHub {
 
   /** The factory the container launcher is given across a cluster. */
   get factory(): AgentEndpointFactory {
-    return (container, token) => new TcpAgentEndpoint(this, container.id, token, this.o.log, container.app);
+    return (container, token) => new TcpAgentEndpoint(this, container.id, token, this.o.log, { app: container.app, volumes: container.volumes ?? [] });
   }
 
   register(e: TcpAgentEndpoint, token: string): void {
@@ -328,7 +328,7 @@ export class TcpAgentHub {
         return;
       }
       const caller = this.byToken.get((req.headers.authorization ?? "").replace(/^Bearer /, ""));
-      if (caller) markCaller(req, caller.app);
+      if (caller) markCaller(req, caller.caller);
       this.o.api(req, res);
     });
     server.on("upgrade", (req, sock, head) => {

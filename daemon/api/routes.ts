@@ -33,7 +33,7 @@ import { registerBatchRoutes } from "./batch-routes.js";
 import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
-import { registerVolumeRoutes } from "./volume-routes.js";
+import { registerVolumeRoutes, VOLUME_CONTAINER_ROUTES } from "./volume-routes.js";
 import { registerVersionRoutes } from "./version-routes.js";
 import { DQ_CONTAINER_ROUTES, registerDictRoutes, registerQueueRoutes } from "./dq-routes.js";
 import type { Dicts } from "../service/dicts.js";
@@ -95,7 +95,7 @@ function idempotencyKeyOf(req: http.IncomingMessage): string | null {
   return values[0]!;
 }
 
-/** What code in a container may do with the daemon: call functions, and nothing else. */
+/** What code in a container may do with the daemon: call functions, use Dicts and Queues, and reach its own volumes. */
 const CONTAINER_ROUTES = [
   ["GET", "/v1/apps/:app/functions/:fn"],
   ["POST", "/v1/apps/:app/functions/:fn/calls"],
@@ -108,12 +108,14 @@ const CONTAINER_ROUTES = [
   ["POST", "/submit/:app/:fn"],
   ["GET", "/result/:id"],
   ...DQ_CONTAINER_ROUTES,
+  // The volumes its function mounts only (volume-routes.ts checks each request's volume).
+  ...VOLUME_CONTAINER_ROUTES,
 ] as const;
 
 /** The routes a container's credentials allow (its socket), the rest refused with 403. */
 export function containerRouter(full: Router): Router {
   return full.only(CONTAINER_ROUTES, (method, path) =>
-    new ApiError(403, "forbidden", `a container's credentials allow calls, Dicts and Queues only: ${method} ${path} is refused`),
+    new ApiError(403, "forbidden", `a container's credentials allow calls, Dicts, Queues and the volumes it mounts only: ${method} ${path} is refused`),
   );
 }
 

@@ -35,6 +35,22 @@ export interface ServicePlacement {
  *   so a node with an account of that uid lets it read its tasks' environment.
  * A task has no socket folder to protect: its agent dials the daemon over TCP with its token.
  */
+/**
+ * A volume in a task: through the shared driver, a Docker volume each node makes on first use
+ * (NoCopy: the image's files at the mount point are not copied into it); without one, a bind of the
+ * folder, on a one-node cluster only (the deploy refuses volumes beyond).
+ */
+function volumeMount(v: NonNullable<ContainerLaunch["volumes"]>[number]): Docker.MountSettings {
+  if (!v.driver) return { Type: "bind" as const, Source: v.hostPath, Target: v.path, ReadOnly: v.readOnly };
+  return {
+    Type: "volume" as const,
+    Source: v.driver.volume,
+    Target: v.path,
+    ReadOnly: v.readOnly,
+    VolumeOptions: { NoCopy: true, Labels: { "gantry.volume": v.driver.volume }, DriverConfig: { Name: v.driver.name, Options: v.driver.options } },
+  };
+}
+
 export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): Docker.CreateServiceOptions {
   if (l.socketDir) throw new Error("a Swarm task cannot mount the agent's unix socket: its agent dials the daemon over TCP");
   const labels = { [Labels.daemon]: l.daemonId, [Labels.app]: l.app, [Labels.function]: l.function, [Labels.container]: l.containerId };
@@ -55,8 +71,7 @@ export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): D
         ReadOnly: true,
         Mounts: [
           { Type: "tmpfs", Source: "", Target: "/tmp", TmpfsOptions: { SizeBytes: TMP_BYTES, Mode: 0o1777 } },
-          // On a one-node cluster only (the deploy refuses volumes beyond): the folder is on this node.
-          ...(l.volumes ?? []).map((v) => ({ Type: "bind" as const, Source: v.hostPath, Target: v.path, ReadOnly: v.readOnly })),
+          ...(l.volumes ?? []).map(volumeMount),
         ],
         // Not in Docker's types yet (API 1.41 has it): every capability dropped, as on one machine.
         ...({ CapabilityDrop: ["ALL"] } as object),

@@ -55,8 +55,8 @@ export interface ContainerLaunch {
   memoryMiB: number | null;
   /** The container's GPUs and how they reach it; null: no GPU at all. */
   gpu: GpuAccess | null;
-  /** Volumes bind-mounted into it: a host folder at a path, read-only where asked. */
-  volumes?: Array<{ hostPath: string; path: string; readOnly: boolean }>;
+  /** Folders to mount; with `driver`, a Swarm task mounts that Docker volume instead (the shared storage the folder is on). */
+  volumes?: Array<{ hostPath: string; path: string; readOnly: boolean; driver?: { volume: string; name: string; options: Record<string, string> } }>;
 }
 
 /** How a container gets its GPUs (DESIGN 1.9), chosen by the daemon per machine. */

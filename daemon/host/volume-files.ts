@@ -131,8 +131,8 @@ export class VolumeFiles {
     }
   }
 
-  /** A file's size and its bytes as a stream (the stream closes the file). */
-  async read(volume: string, parts: readonly string[]): Promise<{ size: number; stream: Readable }> {
+  /** A file's size, permission bits and its bytes as a stream (the stream closes the file). */
+  async read(volume: string, parts: readonly string[]): Promise<{ size: number; mode: number; stream: Readable }> {
     return this.inParent(volume, parts, false, async (dir, name) => {
       const fh = await open(at(dir.fd, name), O_RDONLY | O_NOFOLLOW).catch((err) => Promise.reject(explain(err, parts)));
       const st = await fh.stat();
@@ -140,7 +140,7 @@ export class VolumeFiles {
         await fh.close();
         throw new VolumePathError("is_folder", `${shown(parts)} is a folder, not a file: list it, or read the files in it`);
       }
-      return { size: st.size, stream: fh.createReadStream() };
+      return { size: st.size, mode: st.mode & 0o777, stream: fh.createReadStream() };
     });
   }
 
@@ -148,7 +148,7 @@ export class VolumeFiles {
    * Writes a file from `body`, its folders made as needed; nothing is in place until the whole body
    * is written. Without `overwrite`, an existing file is left as it is (VolumePathError "exists").
    */
-  async write(volume: string, parts: readonly string[], body: AsyncIterable<Buffer>, overwrite: boolean): Promise<{ size: number }> {
+  async write(volume: string, parts: readonly string[], body: AsyncIterable<Buffer>, overwrite: boolean, mode = 0o644): Promise<{ size: number }> {
     return this.inParent(volume, parts, true, async (dir, name) => {
       const tmp = `${UPLOAD_PREFIX}${randomBytes(6).toString("hex")}`;
       const fh = await open(at(dir.fd, tmp), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644);
@@ -159,6 +159,7 @@ export class VolumeFiles {
           await fh.write(chunk);
           size += chunk.length;
         }
+        if (mode !== 0o644) await fh.chmod(mode); // created 0644 whatever the umask; only permission bits reach here
         await fh.close();
         if (overwrite) await rename(at(dir.fd, tmp), at(dir.fd, name)).catch((err) => Promise.reject(explain(err, parts)));
         else {
@@ -215,12 +216,18 @@ export class VolumeFiles {
     return out;
   }
 
-  /** Copies files (and folders, recursively) within the volume, as `cp -r` does; returns the paths written. */
-  async copy(volume: string, sources: readonly (readonly string[])[], dst: readonly string[], dstIsFolder: boolean): Promise<string[]> {
+  /**
+   * Copies files within the volume as `cp` does (folders, with all they hold, only with `recursive`,
+   * as `cp -r`); files keep their permission bits. Returns the paths written.
+   */
+  async copy(volume: string, sources: readonly (readonly string[])[], dst: readonly string[], dstIsFolder: boolean, recursive = true): Promise<string[]> {
     const into = dstIsFolder || sources.length > 1 || (await this.isFolder(volume, dst));
     const written: string[] = [];
     for (const src of sources) {
       if (!src.length) throw new VolumePathError("root", "copying the volume's root is not supported: name the files or folders in it");
+      if (!recursive && (await this.isFolder(volume, src))) {
+        throw new VolumePathError("is_folder", `${shown(src)} is a folder: copy it with recursive (copy_files(..., recursive=True), gantry volume cp -r)`);
+      }
       const target = into ? [...dst, src.at(-1)!] : [...dst];
       await this.copyOne(volume, src, target, written);
     }
@@ -240,8 +247,8 @@ export class VolumeFiles {
     for (const e of files) {
       const rest = e.path === srcPrefix ? [] : e.path.slice(srcPrefix.length + 1).split("/");
       const target = [...dst, ...rest];
-      const { stream } = await this.read(volume, e.path.split("/"));
-      await this.write(volume, target, stream as AsyncIterable<Buffer>, true);
+      const { stream, mode } = await this.read(volume, e.path.split("/"));
+      await this.write(volume, target, stream as AsyncIterable<Buffer>, true, mode);
       written.push(target.join("/"));
     }
   }

@@ -139,7 +139,9 @@ export class ContainerLauncher {
       h.onGone(end, duringStart);
     };
     try {
-      const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id), app: pool.app }, token);
+      const volumes = this.d.volumeBinds?.(spec) ?? [];
+      const mounts = volumes.map((v) => ({ name: v.name, readOnly: v.readOnly }));
+      const endpoint = this.d.agents({ id: c.id, socketDir: join(this.d.agentSocketsDir, c.id), app: pool.app, volumes: mounts }, token);
       c.endpoint = endpoint;
       endpoint.on("connected", (conn) => (c.conn = conn));
       endpoint.on("message", (msg) => {
@@ -159,7 +161,6 @@ export class ContainerLauncher {
         if (c.dockerId) this.killQuietly(c.dockerId);
       }, spec.startupTimeoutMs);
       c.startupTimer.unref();
-      const volumes = this.d.volumeBinds?.(spec) ?? [];
       c.dockerId = await this.d.runtime.start({
         containerId: c.id,
         daemonId: this.d.daemonId,

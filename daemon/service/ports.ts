@@ -30,4 +30,12 @@ export interface AgentEndpoint {
 }
 
 /** Opens an endpoint for one container: its id, a folder of its own, and the token its agent must present. */
-export type AgentEndpointFactory = (container: { id: string; socketDir: string; app: string }, token: string) => AgentEndpoint;
+/** The container an endpoint serves: its app, and the volumes it mounts (what its credential reaches). */
+export interface EndpointContainer {
+  id: string;
+  socketDir: string;
+  app: string;
+  volumes?: ReadonlyArray<{ name: string; readOnly: boolean }>;
+}
+
+export type AgentEndpointFactory = (container: EndpointContainer, token: string) => AgentEndpoint;

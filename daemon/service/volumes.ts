@@ -5,8 +5,9 @@
  * when no deployed function mounts them. Files live in VolumeFiles' folders; records in
  * VolumeStore. Changes to the set of volumes run one at a time.
  */
+import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
-import { EPHEMERAL_TTL_S, volumeNameProblem, volumePathParts, type VolumeEntry, type VolumeView } from "../../protocol/volumes.js";
+import { EPHEMERAL_TTL_S, fileModeProblem, volumeNameProblem, volumePathParts, type VolumeEntry, type VolumeView } from "../../protocol/volumes.js";
 import type { FunctionSpec } from "../../protocol/function-spec.js";
 import { makeId, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
@@ -21,17 +22,35 @@ export interface VolumesDeps {
   files: VolumeFiles;
   apps: Pick<AppStore, "listFunctions" | "listApps">;
   log: Logger;
-  /** Why volumes cannot be mounted here (a multi-node Swarm cluster), or null. */
+  /** Why volumes cannot be mounted here (a multi-node Swarm cluster without a shared driver), or null. */
   mountProblem?: () => Promise<string | null>;
+  /** Swarm: the Docker volume driver every node mounts volumes through (their storage shared), or none. */
+  driver?: VolumeDriver | null;
   clock?: () => number;
   random?: RandomSource;
 }
 
-/** A volume mounted into a container: its folder on this machine and where the function sees it. */
+/** A Docker volume driver and its options (`{name}` in them stands for the gantry volume's name). */
+export interface VolumeDriver {
+  name: string;
+  options: Record<string, string>;
+}
+
+/**
+ * A volume mounted into a container: its folder on this machine and where the function sees it;
+ * with a shared driver, the Docker volume a Swarm node mounts instead (made on each node on first use).
+ */
 export interface VolumeBind {
   name: string;
   hostPath: string;
   path: string;
+  readOnly: boolean;
+  driver?: { volume: string; name: string; options: Record<string, string> };
+}
+
+/** A volume as a container mounts it: what the container's credential may reach. */
+export interface ContainerMount {
+  name: string;
   readOnly: boolean;
 }
 
@@ -142,7 +161,13 @@ export class Volumes {
 
   /** The binds of one function's containers, and the map its code finds them by (GANTRY_VOLUMES). */
   binds(spec: FunctionSpec): VolumeBind[] {
-    return (spec.volumes ?? []).map((m) => ({ name: m.name, hostPath: this.d.files.folder(m.name), path: m.path, readOnly: m.readOnly ?? false }));
+    return (spec.volumes ?? []).map((m) => ({
+      name: m.name,
+      hostPath: this.d.files.folder(m.name),
+      path: m.path,
+      readOnly: m.readOnly ?? false,
+      ...(this.d.driver ? { driver: sharedVolume(this.d.driver, m.name) } : {}),
+    }));
   }
 
   // ── files ─────────────────────────────────────────────────────────────────────────────────
@@ -155,9 +180,11 @@ export class Volumes {
     return this.onFiles(name, path, (parts) => this.d.files.read(name, parts));
   }
 
-  write(name: string, path: string, body: AsyncIterable<Buffer>, overwrite: boolean): Promise<{ path: string; size: number }> {
+  write(name: string, path: string, body: AsyncIterable<Buffer>, overwrite: boolean, mode?: number): Promise<{ path: string; size: number }> {
+    const problem = mode === undefined ? null : fileModeProblem(mode);
+    if (problem) return Promise.reject(invalid(`volume ${name}: ${problem}`));
     return this.onFiles(name, path, async (parts) => {
-      const { size } = await this.d.files.write(name, parts, body, overwrite);
+      const { size } = await this.d.files.write(name, parts, body, overwrite, mode);
       this.usage.delete(name);
       return { path: parts.join("/"), size };
     });
@@ -171,15 +198,30 @@ export class Volumes {
     });
   }
 
-  copy(name: string, srcPaths: unknown, dstPath: unknown): Promise<{ copied: string[] }> {
+  /** Modal's copy_files, as `cp` (a folder only with `recursive`, as `cp -r`). */
+  copy(name: string, srcPaths: unknown, dstPath: unknown, recursive: unknown = false): Promise<{ copied: string[] }> {
     if (!Array.isArray(srcPaths) || !srcPaths.length || srcPaths.length > 1000) throw invalid(`src_paths must be a list of 1 to 1000 paths inside volume ${name}`);
     if (typeof dstPath !== "string") throw invalid(`dst_path must be a path inside volume ${name}`);
+    if (typeof recursive !== "boolean") throw invalid(`recursive must be true or false, got ${JSON.stringify(recursive)?.slice(0, 40)}`);
     return this.onFiles(name, dstPath, async (dst) => {
       const sources = srcPaths.map((p) => this.parts(p));
-      const copied = await this.d.files.copy(name, sources, dst, dstPath.endsWith("/"));
+      const copied = await this.d.files.copy(name, sources, dst, dstPath.endsWith("/"), recursive);
       this.usage.delete(name);
       return { copied };
     });
+  }
+
+  /**
+   * What code in a function's container may do with a volume: reach only those its function mounts
+   * (`mounts`, fixed when the container was launched), and write only where the mount is read-write.
+   */
+  containerAccess(name: string, mounts: readonly ContainerMount[], write: boolean): void {
+    const m = mounts.find((x) => x.name === name);
+    if (!m) {
+      const have = mounts.length ? `it mounts ${mounts.map((x) => x.name).join(", ")}` : "it mounts none";
+      throw new ServiceError(ServiceErrorCode.forbidden, `a container reaches only the volumes its function mounts, and ${have}: volume ${name} is refused`);
+    }
+    if (write && m.readOnly) throw new ServiceError(ServiceErrorCode.forbidden, `volume ${name} is mounted read-only in this container: it cannot be written here`);
   }
 
   async commit(name: string): Promise<void> {
@@ -266,6 +308,17 @@ export class Volumes {
     this.chain = next;
     return next;
   }
+}
+
+/**
+ * The Docker volume a gantry volume is on every node of a cluster: its options with `{name}`
+ * filled in, and a name that changes with them (a node keeps a Docker volume's options once made,
+ * so new options must make a new one rather than meet the old).
+ */
+export function sharedVolume(driver: VolumeDriver, name: string): NonNullable<VolumeBind["driver"]> {
+  const options = Object.fromEntries(Object.entries(driver.options).map(([k, v]) => [k, v.replaceAll("{name}", name)]));
+  const digest = createHash("sha256").update(JSON.stringify([driver.name, options])).digest("hex").slice(0, 10);
+  return { volume: `gantry-vol-${name}-${digest}`, name: driver.name, options };
 }
 
 /** A file operation's failure in the API's terms: what is missing or in the way, a full disk. */

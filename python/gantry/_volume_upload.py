@@ -25,6 +25,7 @@ class _Upload:
     remote: str
     local_path: Optional[str] = None
     fileobj: Optional[BinaryIO] = None
+    mode: Optional[int] = None
 
 
 class _BatchUpload:
@@ -39,18 +40,21 @@ class _BatchUpload:
 
     def put_file(self, local_file: Union[str, "os.PathLike[str]", BinaryIO], remote_path: Union[str, PurePosixPath], mode: Optional[int] = None) -> None:
         """Uploads a local file (a path, or a binary file object read from where it stands) to
-        ``remote_path`` (ending with "/": into that folder, keeping the file's name). ``mode`` is
-        accepted as Modal's and not kept: the daemon sets files' permissions."""
+        ``remote_path`` (ending with "/": into that folder, keeping the file's name). ``mode`` sets
+        the file's permission bits (left out: the local file's, or 0o644 for a file object); setuid,
+        setgid and sticky bits are refused."""
         self._open()
         remote = _checked_path(remote_path)
         if mode is not None and (isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777):
             raise InvalidError(f"put_file: mode must be permission bits such as 0o644, got {mode!r}")
+        if mode is not None and mode > 0o777:
+            raise InvalidError(f"put_file: mode {oct(mode)} sets setuid, setgid or the sticky bit, which volumes refuse: give permission bits up to 0o777")
         if isinstance(local_file, io.TextIOBase):
             raise InvalidError(f"put_file takes a binary file object: open {getattr(local_file, 'name', 'the file')!r} with mode 'rb'")
         if hasattr(local_file, "read"):
             if remote.endswith("/") or not path_parts(remote):
                 raise InvalidError(f"put_file: remote path {_show(remote)} names a folder; give the file's path in the volume")
-            self._add(_Upload(remote=remote, fileobj=local_file))  # type: ignore[arg-type]
+            self._add(_Upload(remote=remote, fileobj=local_file, mode=mode))  # type: ignore[arg-type]
             return
         if not isinstance(local_file, (str, os.PathLike)):
             raise InvalidError(f"put_file takes a local path or a binary file object, got {type(local_file).__name__}")
@@ -60,7 +64,7 @@ class _BatchUpload:
         if remote.endswith("/") or not path_parts(remote):
             remote = "/".join([*path_parts(remote), os.path.basename(local)])
             _checked_path(remote)
-        self._add(_Upload(remote=remote, local_path=local))
+        self._add(_Upload(remote=remote, local_path=local, mode=mode if mode is not None else _local_mode(local)))
 
     def put_directory(self, local_path: Union[str, "os.PathLike[str]"], remote_path: Union[str, PurePosixPath], recursive: bool = True) -> None:
         """Uploads the files of a local folder under ``remote_path`` (those of its sub-folders too,
@@ -80,7 +84,7 @@ class _BatchUpload:
                 if os.path.isfile(full):
                     target = "/".join([*base, *rel_parts, f])
                     _checked_path(target)
-                    self._add(_Upload(remote=target, local_path=full))
+                    self._add(_Upload(remote=target, local_path=full, mode=_local_mode(full)))
             if not recursive:
                 folders.clear()
 
@@ -134,6 +138,8 @@ class _BatchUpload:
     def _send(self, upload: _Upload) -> None:
         vol = self._volume
         path = f"{vol._path()}/files?path={_segment(upload.remote)}&overwrite={_flag(self._force)}"
+        if upload.mode is not None:
+            path += f"&mode={upload.mode:o}"
         if upload.local_path is not None:
             with open(upload.local_path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
@@ -148,6 +154,11 @@ class _BatchUpload:
             raise FileExistsError(f"{upload.remote} already exists in volume {vol.name}; use batch_upload(force=True) to overwrite it")
         if not 200 <= status < 300:
             raise error_from_api(status, answer, vol._transport().target)
+
+
+def _local_mode(path: str) -> int:
+    """A local file's permission bits, as an upload keeps them (Modal's put_file does the same)."""
+    return os.stat(path).st_mode & 0o777
 
 
 def _left_in(f: BinaryIO) -> Optional[int]:

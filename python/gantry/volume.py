@@ -268,8 +268,9 @@ class Volume:
 
     @_WithAio
     def copy_files(self, src_paths: Sequence[str], dst_path: str, recursive: bool = False) -> None:
-        """Copies files inside the volume: into ``dst_path`` when it is a folder or ends with "/",
-        else to it (one source). ``recursive`` is accepted as Modal's; the daemon decides about folders."""
+        """Copies files inside the volume, as ``cp`` does: into ``dst_path`` when it is a folder or ends
+        with "/", else to it (one source). A folder is copied, with all it holds, only with
+        ``recursive=True`` (else InvalidError naming it), as ``cp -r``. Files keep their permissions."""
         if isinstance(src_paths, (str, bytes)) or not isinstance(src_paths, (list, tuple)) or not src_paths:
             raise InvalidError(f"copy_files takes a non-empty list of paths inside the volume, got {_show(src_paths)}")
         sources = [_checked_path(p) for p in src_paths]
@@ -277,7 +278,7 @@ class Volume:
         self._refuse_read_only("copy files")
         self.hydrate()
         try:
-            self._transport().json("POST", f"{self._path()}/copy", {"src_paths": sources, "dst_path": dst})
+            self._transport().json("POST", f"{self._path()}/copy", {"src_paths": sources, "dst_path": dst, "recursive": bool(recursive)})
         except NotFoundError as err:
             raise FileNotFoundError(f"copy_files in volume {self._name}: {err}") from None
 

@@ -313,7 +313,10 @@ describe("the CLI without a daemon", () => {
       expect(bad.stderr).toContain('--backend: backend "k8s" is not one of docker, swarm');
       const stray = await gantry(dir, ["daemon", "start", "--registry", "10.0.0.1:5000"]);
       expect(stray.code).toBe(2);
-      expect(stray.stderr).toContain("--registry, --advertise-addr and --swarm-network are for --backend swarm");
+      expect(stray.stderr).toContain("--registry, --advertise-addr, --swarm-network and --volume-driver are for --backend swarm");
+      const shared = await gantry(dir, ["daemon", "start", "--backend", "swarm", "--volume-driver", "local", "--volume-driver-opt", "device=:/srv/one"]);
+      expect(shared.code).toBe(2);
+      expect(shared.stderr).toContain("no option holds {name}");
       const addr = await gantry(dir, ["daemon", "start", "--backend", "swarm", "--advertise-addr", "http://nope"]);
       expect(addr.code).toBe(2);
       expect(addr.stderr).toContain("--advertise-addr must be HOST or HOST:PORT");

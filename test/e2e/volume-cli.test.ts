@@ -202,6 +202,12 @@ describe("gantry volume", () => {
     expect(cp.stdout).toBe("copied gt-vol:/tree/a.txt, gt-vol:/tree/sub/b.txt to gt-vol:/copies/\n");
     const copies = JSON.parse((await g("volume", "ls", "gt-vol", "copies", "--json")).stdout) as VolumeEntry[];
     expect(copies.map((e) => e.path).sort()).toEqual(["copies/a.txt", "copies/b.txt"]);
+    const cpFolder = await g("volume", "cp", "gt-vol", "tree/sub", "copies/");
+    expect(cpFolder.code).toBe(2);
+    expect(cpFolder.stderr).toContain("tree/sub is a folder: copy it with recursive");
+    const cpRecursive = await g("volume", "cp", "-r", "gt-vol", "tree/sub", "copies/");
+    expect(cpRecursive.code, cpRecursive.stderr).toBe(0);
+    expect(JSON.parse((await g("volume", "ls", "gt-vol", "copies/sub", "--json")).stdout).map((e: VolumeEntry) => e.path)).toEqual(["copies/sub/b.txt", "copies/sub/deeper"]);
 
     const rmFile = await g("volume", "rm", "gt-vol", "copies/a.txt");
     expect(rmFile.code, rmFile.stderr).toBe(0);

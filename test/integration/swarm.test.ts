@@ -4,7 +4,7 @@
  * container is a Swarm service whose agent dials the daemon over TCP; images reach the node
  * through the registry. Tasks use host networking: on loopback that is how they reach the daemon.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -23,9 +23,16 @@ const taskContainer = async (containerId: string) => {
   return list[0]?.Id ?? null;
 };
 
+let home: string;
+
 beforeAll(async () => {
   swarm = await startTestSwarm(["gantry/base-node:2"]);
+  home = mkdtempSync(join(tmpdir(), "gt-swarm-"));
   t = await startTestDaemon({
+    home,
+    // The shared storage stand-in: the local driver binding the manager's volume folder (an NFS
+    // export would be `type=nfs, o=addr=…, device=:/export/{name}`, mounted at $GANTRY_HOME/volumes here).
+    volumeDriver: { name: "local", options: { type: "none", o: "bind", device: `${home}/volumes/{name}` } },
     dockerSocket: swarm.socket,
     backend: "swarm",
     registry: swarm.registry,
@@ -39,6 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.dispose();
   await swarm?.stop();
+  if (home) rmSync(home, { recursive: true, force: true });
 }, 120_000);
 
 describe("--backend swarm", () => {
@@ -67,6 +75,22 @@ describe("--backend swarm", () => {
     expect(listed.containers.some((c) => c.id === out.container)).toBe(true);
     const health = await t.client.transport.json<Record<string, unknown>>("GET", "/v1/health");
     expect(health).toMatchObject({ backend: "swarm", registry: swarm.registry, agents: expect.stringMatching(/^ws:\/\//) });
+  });
+
+  it("mounts volumes through the shared --volume-driver, and a task reaches its own volume's files API only", { timeout: 90_000 }, async () => {
+    const volumed = await t.client.functions.fromName<[string], { listed: string[]; other: string }>("swarmy", "volumed");
+    const out = await volumed.remote("hello");
+    expect(out.listed).toEqual(["by-task.txt", "via-api.txt"]);
+    expect(out.other).toMatch(/reaches only the volumes its function mounts, and it mounts swarm-vol: volume not-mounted-here is refused/);
+    // Both writes are in the storage the manager sees (here, its own folder), owned by the functions' uid.
+    expect(readFileSync(join(home, "volumes", "swarm-vol", "by-task.txt"), "utf8")).toBe("hello");
+    expect(readFileSync(join(home, "volumes", "swarm-vol", "via-api.txt"), "utf8")).toBe("hello via the API");
+    // The task mounted a Docker volume of the driver, its options with the volume's name filled in.
+    const svc = (await services()).find((s) => s.Spec.Labels[Labels.function] === "volumed");
+    const spec = (await swarm.docker.getService(svc!.ID).inspect()) as { Spec: { TaskTemplate: { ContainerSpec: { Mounts: Array<Record<string, any>> } } } };
+    const mount = spec.Spec.TaskTemplate.ContainerSpec.Mounts.find((m) => m.Target === "/data");
+    expect(mount).toMatchObject({ Type: "volume", Source: expect.stringMatching(/^gantry-vol-swarm-vol-[0-9a-f]{10}$/) });
+    expect(mount!.VolumeOptions.DriverConfig).toEqual({ Name: "local", Options: { type: "none", o: "bind", device: `${home}/volumes/swarm-vol` } });
   });
 
   it("scales down by removing the service once its container is idle past scaledownWindow", { timeout: 60_000 }, async () => {

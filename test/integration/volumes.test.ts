@@ -55,7 +55,7 @@ describe("volumes", () => {
     expect((await api("/v1/volumes/shared-data/files?path=api&recursive=1", { method: "DELETE" })).status).toBe(200);
     expect((await api("/v1/volumes/shared-data/files?path=api/hello.txt")).status).toBe(404);
     const view = (await (await api("/v1/volumes/shared-data")).json()) as { mounted_by: string[]; files: number; size_bytes: number };
-    expect(view.mounted_by.sort()).toEqual(["py-vol.listed", "py-vol.plant_links", "py-vol.read", "py-vol.write", "py-vol.write_read_only", "ts-vol.readShared", "ts-vol.writeShared"]);
+    expect(view.mounted_by.sort()).toEqual(["py-vol.api_other_volume", "py-vol.api_write_read_only", "py-vol.api_writes", "py-vol.listed", "py-vol.plant_links", "py-vol.read", "py-vol.write", "py-vol.write_read_only", "ts-vol.readShared", "ts-vol.writeShared"]);
     expect(view.files).toBeGreaterThan(0);
   });
 
@@ -127,6 +127,22 @@ print([v.name for v in modal.Volume.objects.list()])
         "",
       ].join("\n"),
     );
+  }, 120_000);
+
+  it("are written through the files API from inside a container, for the volumes its function mounts only (read-write ones for writes)", async () => {
+    const out = (await call("py-vol", "api_writes")) as { listed: string[]; modes: string[]; folder_refused: string | null };
+    // copy_files: a folder only with recursive=True (cp -r); put_file's mode, and the local file's, are kept.
+    expect(out.folder_refused).toMatch(/volume shared-data: inside is a folder: copy it with recursive/);
+    expect(out.listed).toEqual(["inside2/inside", "inside2/inside/tool-copy.sh", "inside2/inside/tool.sh"]);
+    expect(out.modes).toEqual(["0o600", "0o750", "0o750"]);
+    expect(statSync(join(t.home, "volumes", "shared-data", "inside", "key.bin")).uid).toBe(99000);
+    expect(await call("py-vol", "api_other_volume")).toMatch(/a container reaches only the volumes its function mounts, and it mounts shared-data: volume not-mounted-here is refused/);
+    expect(await call("py-vol", "api_write_read_only")).toMatch(/volume shared-data is mounted read-only in this container/);
+    expect(existsSync(join(t.home, "volumes", "shared-data", "ro-nope.txt"))).toBe(false);
+    // From outside: a setuid mode is refused, naming the rule.
+    const put = await api("/v1/volumes/shared-data/files?path=suid.bin&mode=4755", { method: "PUT", headers: { "content-type": "application/octet-stream" }, body: "x" });
+    expect(put.status).toBe(400);
+    expect(await put.text()).toContain("sets setuid, setgid or the sticky bit");
   }, 120_000);
 
   it("refuse a deploy mounting a volume that does not exist, naming it, and deleting a volume deployed functions mount", async () => {

@@ -592,6 +592,19 @@ def test_batch_upload_streams_each_file_when_the_block_ends(fake: FakeDaemon, tm
     assert puts["tree/nested/inner.txt"].body == b"inner" and puts["tree/top.txt"].body == b"top"
     assert puts["/raw.bin"].body == big
     assert max(reader.asked) <= STREAM_CHUNK and len(reader.asked) >= 5  # read a chunk at a time, never whole
+    # Local files keep their permission bits (as Modal's put_file); a file object gets the daemon's 0644.
+    assert puts["/models/w.bin"].query["mode"] == oct(local.stat().st_mode & 0o777)[2:]
+    assert "mode" not in puts["/raw.bin"].query
+
+
+def test_put_file_mode_is_sent_and_setuid_refused(fake: FakeDaemon) -> None:
+    vol = modal.Volume.from_name("data")
+    with vol.batch_upload() as batch:
+        batch.put_file(io.BytesIO(b"k"), "key", mode=0o600)
+        with pytest.raises(modal.exception.InvalidError, match="setuid, setgid or the sticky bit"):
+            batch.put_file(io.BytesIO(b"k"), "suid", mode=0o4755)
+    (put,) = fake.of("PUT")
+    assert put.query == {"path": "key", "overwrite": "0", "mode": "600"}
 
 
 def test_a_file_object_that_cannot_seek_goes_chunked(fake: FakeDaemon) -> None:
@@ -675,7 +688,7 @@ def test_remove_file_and_copy_files(fake: FakeDaemon) -> None:
     assert (rm.path, rm.query) == ("/v1/volumes/data/files", {"path": "/old", "recursive": "1"})
     vol.copy_files(["a.txt", "/b/c.txt"], "/dst/")
     (cp,) = fake.of("POST", "/v1/volumes/data/copy")
-    assert cp.json() == {"src_paths": ["a.txt", "/b/c.txt"], "dst_path": "/dst/"}
+    assert cp.json() == {"src_paths": ["a.txt", "/b/c.txt"], "dst_path": "/dst/", "recursive": False}
     fake.routes[("DELETE", "/v1/volumes/data/files")] = not_found("no file gone")
     with pytest.raises(FileNotFoundError, match="gone"):
         vol.remove_file("gone")

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseBackend, parseHostPort } from "../../daemon/config.js";
+import { parseBackend, parseHostPort, parseVolumeDriver } from "../../daemon/config.js";
+import { sharedVolume } from "../../daemon/service/volumes.js";
 import { serviceCreateOptions } from "../../daemon/docker/service-spec.js";
 import type { ContainerLaunch, GpuAccess, NodeInfo } from "../../daemon/docker/types.js";
 import { SwarmGpus, UNTYPED_GPU } from "../../daemon/host/swarm-gpus.js";
@@ -60,6 +61,22 @@ describe("serviceCreateOptions", () => {
     expect(() => serviceCreateOptions(launch({ mode: "device-requests", deviceIds: ["GPU-0"] }), where)).toThrow(/generic resources/);
   });
 
+  it("mounts a volume as a bind of its folder, or as a Docker volume of the shared driver", () => {
+    const driver = { volume: "gantry-vol-m-0123456789", name: "local", options: { type: "nfs", device: ":/x/m" } };
+    const spec = serviceCreateOptions(
+      launch(null, { volumes: [{ hostPath: "/g/volumes/d", path: "/data", readOnly: true }, { hostPath: "/g/volumes/m", path: "/models", readOnly: false, driver }] }),
+      where,
+    ).TaskTemplate as Record<string, any>;
+    const mounts = (spec.ContainerSpec.Mounts as Array<Record<string, unknown>>);
+    expect(mounts.find((m) => m.Target === "/data")).toEqual({ Type: "bind", Source: "/g/volumes/d", Target: "/data", ReadOnly: true });
+    expect(mounts.find((m) => m.Target === "/models")).toMatchObject({
+      Type: "volume",
+      Source: "gantry-vol-m-0123456789",
+      ReadOnly: false,
+      VolumeOptions: { NoCopy: true, DriverConfig: { Name: "local", Options: { type: "nfs", device: ":/x/m" } } },
+    });
+  });
+
   it("keeps service names within Swarm's 63 characters", () => {
     const o = serviceCreateOptions(launch(null, { app: "a".repeat(40), function: "f".repeat(40) }), where);
     expect(o.Name!.length).toBeLessThanOrEqual(63);
@@ -111,6 +128,21 @@ describe("the cluster options", () => {
     expect(parseHostPort("[fd00::1]:0", "x", 8701)).toEqual({ host: "fd00::1", port: 0 });
     expect(() => parseHostPort("http://x", "--advertise-addr", 8701)).toThrow('--advertise-addr must be HOST or HOST:PORT (a port from 0 to 65535), got "http://x"');
     expect(() => parseHostPort("x:70000", "--advertise-addr", 8701)).toThrow(/a port from 0 to 65535/);
+  });
+
+  it("takes a shared volume driver as docker volume create does, and refuses options that would give every volume one storage", () => {
+    expect(parseVolumeDriver(undefined)).toBeNull();
+    const nfs = parseVolumeDriver("local", ["type=nfs", "o=addr=10.0.0.5,rw,nfsvers=4", "device=:/srv/gantry/volumes/{name}"]);
+    expect(nfs).toEqual({ name: "local", options: { type: "nfs", o: "addr=10.0.0.5,rw,nfsvers=4", device: ":/srv/gantry/volumes/{name}" } });
+    expect(() => parseVolumeDriver("local", ["type=nfs", "device=:/srv/all"])).toThrow(/no option holds \{name\}.*every gantry volume would share one storage/);
+    expect(() => parseVolumeDriver(undefined, ["type=nfs"])).toThrow("--volume-driver-opt needs --volume-driver");
+    expect(() => parseVolumeDriver("local", ["novalue"])).toThrow('--volume-driver-opt must be KEY=VALUE (as docker volume create -o), got "novalue"');
+    expect(() => parseVolumeDriver("bad name!", [])).toThrow(/is not a Docker volume driver name/);
+    // Each gantry volume: its own Docker volume, named after its options (a node keeps a volume's first options).
+    const a = sharedVolume(nfs!, "models");
+    expect(a.options.device).toBe(":/srv/gantry/volumes/models");
+    expect(a.volume).toMatch(/^gantry-vol-models-[0-9a-f]{10}$/);
+    expect(sharedVolume({ ...nfs!, options: { ...nfs!.options, o: "addr=10.0.0.6" } }, "models").volume).not.toBe(a.volume);
   });
 
   it("knows two backends", () => {

@@ -105,4 +105,13 @@ describe("VolumeFiles", () => {
     expect((await files.copy("v", [P("src")], P("dst"), false)).sort()).toEqual(["dst/src/a.txt", "dst/src/sub/b.txt"]);
     expect(readFileSync(join(files.folder("v"), "dst/src/sub/b.txt"), "utf8")).toBe("B");
   });
+
+  it("copies a folder only with recursive (as cp without -r refuses one), and keeps files' modes", async () => {
+    await files.write("v", P("src/run.sh"), body("#!/bin/sh"), false, 0o750);
+    expect(statSync(join(files.folder("v"), "src/run.sh")).mode & 0o7777).toBe(0o750);
+    expect(await kindOf(files.copy("v", [P("src")], P("dst"), false, false))).toBe("is_folder");
+    expect(existsSync(join(files.folder("v"), "dst"))).toBe(false);
+    expect(await files.copy("v", [P("src/run.sh")], P("run2.sh"), false, false)).toEqual(["run2.sh"]);
+    expect(statSync(join(files.folder("v"), "run2.sh")).mode & 0o7777).toBe(0o750);
+  });
 });

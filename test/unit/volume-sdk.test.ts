@@ -312,9 +312,12 @@ describe("a client's volumes", () => {
     await v.removeFile("/a/b", { recursive: true });
     expect(`${last().method} ${last().url}`).toBe("DELETE /v1/volumes/ops/files?path=a%2Fb&recursive=1");
     expect(await v.copyFiles(["/x", "y/z"], "dst/")).toEqual(["dst/"]);
-    expect(JSON.parse(last().body.toString())).toEqual({ src_paths: ["x", "y/z"], dst_path: "dst/" });
-    await v.copyFiles(["x"], "/dst");
-    expect(JSON.parse(last().body.toString())).toEqual({ src_paths: ["x"], dst_path: "dst" });
+    expect(JSON.parse(last().body.toString())).toEqual({ src_paths: ["x", "y/z"], dst_path: "dst/", recursive: false });
+    await v.copyFiles(["x"], "/dst", { recursive: true });
+    expect(JSON.parse(last().body.toString())).toEqual({ src_paths: ["x"], dst_path: "dst", recursive: true });
+    await expect(v.putFile("f", "x", { mode: 0o4755 })).rejects.toThrow(/sets setuid, setgid or the sticky bit/);
+    await v.putFile("f", "x", { mode: 0o600 });
+    expect(last().url).toContain("mode=600");
     await expect(v.copyFiles([], "d")).rejects.toThrow(/at least one source/);
     await v.commit();
     expect(`${last().method} ${last().url}`).toBe("POST /v1/volumes/ops/commit");
