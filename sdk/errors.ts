@@ -92,6 +92,7 @@ export function errorFromApi(status: number, body: unknown): GantryError {
     case "invalid_argument":
     case "payload_too_large":
     case "queue_full":
+    case "limit_exceeded":
       return new InvalidArgumentError(message, e.code);
     default:
       return new GantryError(message, e?.code ?? "error");

@@ -27,6 +27,7 @@ const STATUS: Record<ServiceErrorCode, number> = {
   invalid_argument: 400,
   conflict: 409,
   queue_full: 429,
+  limit_exceeded: 422,
   shutting_down: 503,
   gpu_unavailable: 422,
   image_build_failed: 422,

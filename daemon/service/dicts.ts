@@ -8,7 +8,7 @@
 import { DQ_LIMITS, type DictView, type WireValue } from "../../protocol/dicts-queues.js";
 import type { RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { DictStore } from "../store/dq-store.js";
+import { LimitError, type DictStore } from "../store/dq-store.js";
 import { fromStore, invalid, ServiceError, ServiceErrorCode } from "./errors.js";
 import { keyOf, readableBy, storedOf } from "./dq-values.js";
 import { iso, NamedObjects } from "./named-objects.js";
@@ -102,7 +102,7 @@ export class Dicts {
     try {
       return await this.d.store.put(name, entries, caller, { skipIfExists, maxEntries: DQ_LIMITS.dictEntries });
     } catch (err) {
-      if (err instanceof RangeError) throw new ServiceError(ServiceErrorCode.queueFull, `Dict ${name}: ${err.message}; nothing was written`);
+      if (err instanceof LimitError) throw new ServiceError(ServiceErrorCode.limitExceeded, `Dict ${name}: ${err.message}; nothing was written: remove keys (pop, clear) first`);
       throw fromStore(err);
     }
   }

@@ -9,6 +9,8 @@ export const ServiceErrorCode = {
   invalidArgument: "invalid_argument",
   conflict: "conflict",
   queueFull: "queue_full",
+  /** A limit waiting does not lift (a Dict's entries, a Queue's partitions): nothing was written. */
+  limitExceeded: "limit_exceeded",
   shuttingDown: "shutting_down",
   /** A function asks for GPUs this machine does not have (and never will, as it stands). */
   gpuUnavailable: "gpu_unavailable",

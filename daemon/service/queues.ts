@@ -9,7 +9,7 @@
 import { DQ_LIMITS, MAX_WAIT_S, PARTITION_TTL_S, partitionProblem, type QueueView, type WireValue } from "../../protocol/dicts-queues.js";
 import type { RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
-import type { QueueStore } from "../store/dq-store.js";
+import { LimitError, type QueueStore } from "../store/dq-store.js";
 import type { Caller } from "./dicts.js";
 import { fromStore, invalid, ServiceError, ServiceErrorCode } from "./errors.js";
 import { readableBy, storedOf } from "./dq-values.js";
@@ -19,6 +19,8 @@ import { pooledRandom } from "./random-pool.js";
 export interface QueuesDeps {
   store: QueueStore;
   log: Logger;
+  /** Tests: smaller limits than DQ_LIMITS'. */
+  limits?: { itemsPerPartition: number; partitionsPerQueue: number };
   clock?: () => number;
   random?: RandomSource;
 }
@@ -76,10 +78,15 @@ export class Queues {
     const deadline = this.now() + checkedWait(body.timeout, "timeout") * 1000;
     for (;;) {
       try {
-        const put = await this.d.store.put(name, partition, values, caller, { perPartition: DQ_LIMITS.itemsPerPartition, maxPartitions: DQ_LIMITS.partitionsPerQueue }, this.now() + ttl * 1000);
+        const limits = this.d.limits ?? DQ_LIMITS;
+        const put = await this.d.store.put(name, partition, values, caller, { perPartition: limits.itemsPerPartition, maxPartitions: limits.partitionsPerQueue }, this.now() + ttl * 1000);
         this.wake(name, partition);
         return { put };
       } catch (err) {
+        if (err instanceof LimitError) {
+          // Waiting would not help: a partition goes only when cleared or expired.
+          throw new ServiceError(ServiceErrorCode.limitExceeded, `Queue ${name}: ${err.message}; nothing was put: clear partitions, or let them expire (${PARTITION_TTL_S / 3600} h after their last put)`);
+        }
         if (!(err instanceof RangeError)) throw fromStore(err);
         if (!(await this.waitFor(name, partition, deadline))) {
           throw new ServiceError(ServiceErrorCode.queueFull, `Queue ${name}${partition ? ` partition ${partition}` : ""}: ${err.message}; nothing was put`);

@@ -1,3 +1,4 @@
+import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Db } from "./database.js";
 
@@ -19,6 +20,8 @@ export class DiskFullError extends Error {
   }
 }
 
+/** How soon the log a runSoon() batch wrote is synced to disk, off the event loop. */
+const SYNC_SOON_MS = 50;
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
@@ -46,6 +49,7 @@ export class GroupCommit {
   private readonly savepoint;
   private readonly release;
   private readonly rollbackTo;
+  private syncSoonTimer: NodeJS.Timeout | null = null;
   private scheduled = false;
   private deferTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -76,6 +80,27 @@ export class GroupCommit {
    */
   defer<T>(write: () => T, maxDelayMs = 50): Promise<T> {
     return this.enqueue(write, maxDelayMs, "hold");
+  }
+
+  /**
+   * A write whose loss at a power cut is harmless to redo (a Queue item taken: after a power cut it
+   * could be delivered again, never lost), run now in a transaction of its own and committed
+   * without fsync (WAL with synchronous=NORMAL: a daemon crash loses nothing, the OS has the log).
+   * The log is synced off the event loop within SYNC_SOON_MS; any durable commit meanwhile syncs it
+   * too. Writes pending in the group are not in it (they are not acknowledged yet either).
+   */
+  runSoon<T>(write: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(new Error("the store is closed"));
+    // Not prepared once: SQLite applies this pragma when the statement is prepared, not when it runs.
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      return Promise.resolve(this.db.transaction(write)());
+    } catch (err) {
+      return Promise.reject(isDiskFull(err) ? new DiskFullError(this.folder) : err);
+    } finally {
+      this.db.pragma("synchronous = FULL");
+      this.syncLogSoon();
+    }
   }
 
   /** Writes waiting for disk space. */
@@ -132,6 +157,23 @@ export class GroupCommit {
     this.batches++;
     this.roomAgain();
     batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+  }
+
+  /**
+   * fdatasync of the write-ahead log in libuv's pool, so what runSoon() committed reaches the disk;
+   * skipped when a durable commit came meanwhile (its fsync covered the log up to it).
+   */
+  private syncLogSoon(): void {
+    if (this.syncSoonTimer) return;
+    const batchesNow = this.batches;
+    this.syncSoonTimer = setTimeout(() => {
+      this.syncSoonTimer = null;
+      if (this.batches !== batchesNow) return;
+      void open(`${this.db.name}-wal`, "r")
+        .then((fh) => fh.datasync().finally(() => fh.close()))
+        .catch(() => undefined); // checkpointed away meanwhile: the database file has it, synced
+    }, SYNC_SOON_MS);
+    this.syncSoonTimer.unref();
   }
 
   /** The batch was rolled back: on a full disk, new calls are refused and the rest waits; else all fail. */
@@ -193,6 +235,7 @@ export class GroupCommit {
   close(): void {
     this.flush();
     this.closed = true;
+    if (this.syncSoonTimer) clearTimeout(this.syncSoonTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const p of this.held.splice(0)) p.reject(new DiskFullError(this.folder));
   }

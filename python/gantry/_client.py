@@ -41,6 +41,7 @@ _ERRORS: Dict[str, Type[Error]] = {
     "gpu_unavailable": InvalidError,  # a GPU this machine can never give (as Modal refuses an unknown GPU type)
     "payload_too_large": RequestSizeError,
     "queue_full": ResourceExhaustedError,
+    "limit_exceeded": ResourceExhaustedError,
     "unauthorized": AuthError,
 }
 

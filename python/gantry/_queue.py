@@ -153,8 +153,8 @@ class Queue(_Handle):
             if 200 <= status < 300:
                 return
             err = error_from_api(status, answer, client.target)
-            if status != 429 and getattr(err, "code", None) != "queue_full":
-                raise err
+            if getattr(err, "code", None) != "queue_full":
+                raise err  # anything else, a limit waiting does not lift (partitions) too, is the caller's to see
             if block and (deadline is None or time.monotonic() < deadline):
                 continue  # the daemon waited its most: ask again
             raise _stdlib_queue.Full(str(err))

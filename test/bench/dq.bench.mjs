@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { log, main, now, onCleanup, report, round, sleep, summarize, withServers } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.BENCH_DQ_ROUNDS ?? 1000);
-const WARMUP = 100;
+// Long enough to pass the daemon's first seconds (its start-up work shares the CPUs) and JIT warm-up.
+const WARMUP = 1000;
 const MANY = 10_000;
 
 /** A keep-alive JSON client over TCP or a unix socket. */

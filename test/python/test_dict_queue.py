@@ -503,6 +503,14 @@ def test_a_full_partition_raises_queue_full_at_once_without_block(fake: FakeDaem
     assert len(fake.of("POST", "/v1/queues/jobs/put")) == 1
 
 
+def test_a_queue_out_of_partitions_raises_at_once_even_when_blocking(fake: FakeDaemon) -> None:
+    message = "Queue jobs: the queue has 100000 partitions, the limit; nothing was put"
+    fake.routes[("POST", "/v1/queues/jobs/put")] = (422, {"error": {"code": "limit_exceeded", "message": message}})
+    with pytest.raises(modal.exception.ResourceExhaustedError, match="100000 partitions, the limit"):
+        modal.Queue.from_name("jobs").put(1, partition="new")
+    assert len(fake.of("POST", "/v1/queues/jobs/put")) == 1
+
+
 def test_a_blocking_put_asks_again_until_there_is_room(fake: FakeDaemon) -> None:
     fake.routes[("POST", "/v1/queues/jobs/put")] = in_turn(QUEUE_FULL, QUEUE_FULL, (200, {"put": 1}))
     modal.Queue.from_name("jobs").put(1)

@@ -114,6 +114,19 @@ describe("Queues", () => {
     expect(queues.len("q", undefined, false)).toEqual({ len: DQ_LIMITS.itemsPerPartition });
   });
 
+  it("refuse a new partition past the queue's limit at once, naming it (waiting would not free one)", async () => {
+    const small = new Queues({ store: new QueueStore(db, commit), log: silentLogger, limits: { itemsPerPartition: 10, partitionsPerQueue: 2 } });
+    await small.put("q", { values: [v(1)], partition: "a" }, null);
+    await small.put("q", { values: [v(2)], partition: "b" }, null);
+    const started = Date.now();
+    const err = await small.put("q", { values: [v(3)], partition: "c", timeout: 30 }, null).catch((e: ServiceError) => e);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect((err as ServiceError).code).toBe("limit_exceeded");
+    expect((err as ServiceError).message).toBe("Queue q: the queue has 2 partitions, the limit; nothing was put: clear partitions, or let them expire (24 h after their last put)");
+    expect(await small.put("q", { values: [v(4)], partition: "a" }, null)).toEqual({ put: 1 }); // an existing one still takes puts
+    small.close();
+  });
+
   it("peek items after a cursor without taking them, and check partition keys", async () => {
     await queues.put("q", { values: [v("a"), v("b")] }, null);
     const { items } = await queues.items("q", undefined, 0, 10, 0, null);

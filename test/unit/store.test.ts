@@ -289,6 +289,23 @@ describe("CallStore", () => {
 });
 
 describe("GroupCommit", () => {
+  it("runs a runSoon write now, in a transaction of its own, and leaves durable commits fsynced (synchronous=FULL)", async () => {
+    const { db, commit } = stores();
+    const other = reader();
+    const count = () => (other.prepare(`SELECT count(*) AS n FROM meta WHERE key LIKE 'soon%'`).get() as { n: number }).n;
+    const taken = commit.runSoon(() => db.prepare(`INSERT INTO meta (key, value) VALUES ('soon-1', 'v')`).run().changes);
+    expect(count()).toBe(1); // committed before runSoon returned, not at the end of the tick
+    await expect(taken).resolves.toBe(1);
+    expect(db.pragma("synchronous", { simple: true })).toBe(2); // FULL again for everything else
+    // A write that throws rolls back alone, and the setting is still restored.
+    await expect(commit.runSoon(() => {
+      db.prepare(`INSERT INTO meta (key, value) VALUES ('soon-2', 'v')`).run();
+      throw new Error("boom");
+    })).rejects.toThrow("boom");
+    expect(count()).toBe(1);
+    expect(db.pragma("synchronous", { simple: true })).toBe(2);
+  });
+
   it("groups the writes issued in one tick into one batch", async () => {
     const { commit, calls } = stores();
     const start = commit.batches;
