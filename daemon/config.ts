@@ -72,6 +72,8 @@ export interface DaemonConfig {
    * this machine. Null: volumes are folders on this machine, refused on a cluster of several nodes.
    */
   volumeDriver: VolumeDriver | null;
+  /** How long an ephemeral app (gantry serve, app.run()) lives past its client's last heartbeat. */
+  ephemeralAppTtlMs: number;
 }
 
 
@@ -204,9 +206,18 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     agentPingMs: 10_000,
     buildTimeoutMs: 30 * 60_000,
     volumeDriver: null,
+    ephemeralAppTtlMs: parseTtlSeconds(process.env.GANTRY_EPHEMERAL_APP_TTL, "GANTRY_EPHEMERAL_APP_TTL") ?? 60_000,
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;
+}
+
+/** GANTRY_EPHEMERAL_APP_TTL: seconds from 1 to 3600, as milliseconds; undefined when unset. */
+export function parseTtlSeconds(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 1 || n > 3600) throw new Error(`${name}=${JSON.stringify(raw)}: give a number of seconds from 1 to 3600`);
+  return Math.round(n * 1000);
 }
 
 /** GANTRY_CONTAINER_UID / _GID: a whole number (what it may be is checked at start: daemon/host/container-user.ts). */

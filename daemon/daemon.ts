@@ -21,6 +21,7 @@ import { consoleLogger, type Logger } from "./logger.js";
 import { AppLogs } from "./service/app-logs.js";
 import { ContainerLauncher } from "./service/container-launcher.js";
 import { checkContainerUser } from "./host/container-user.js";
+import { AppLifecycle } from "./service/app-lifecycle.js";
 import { Deployer, deployedFunction } from "./service/deployer.js";
 import { Dispatcher } from "./service/dispatcher.js";
 import { GpuBroker } from "./service/gpu-broker.js";
@@ -186,7 +187,9 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       log,
     });
     cleanups.push(() => schedules.stop());
+    const lifecycle = new AppLifecycle({ apps, dispatcher, log, ttlMs: cfg.ephemeralAppTtlMs });
     const deployer = new Deployer({
+      expiryFor: (ephemeral) => lifecycle.expiryFor(ephemeral),
       runtime,
       apps,
       dispatcher,
@@ -215,6 +218,8 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     // Schedules as stored: a run missed while the daemon was down happens now, once.
     for (const app of deployed) schedules.apply(app, fns.filter((f) => f.app === app).map((f) => f.spec));
     schedules.start();
+    lifecycle.start();
+    cleanups.push(() => lifecycle.close());
 
     const sweep = setInterval(() => {
       calls.expireResults(Date.now()).catch((err) => log.warn("expiry sweep failed", { err: (err as Error).message }));
@@ -250,6 +255,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       apps,
       dispatcher,
       deployer,
+      lifecycle,
       gpus,
       waiters,
       logs: appLogs,

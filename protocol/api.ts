@@ -253,7 +253,17 @@ export type DeployEvent =
   | { type: "image"; image: string; status: "cached" | "building" | "built"; functions: string[] }
   | { type: "build"; image: string; step: number; total: number; line: string }
   | { type: "log"; line: string }
-  | { type: "done"; app: string; functions: FunctionView[]; built: string[]; cached: string[] }
+  | {
+      type: "done";
+      app: string;
+      functions: FunctionView[];
+      built: string[];
+      cached: string[];
+      /** The version this deploy is (gantry app history); absent when it could not be recorded. */
+      version?: number;
+      /** Deployed as ephemeral: stopped unless its client heartbeats (POST /v1/apps/:app/heartbeat). */
+      ephemeral?: boolean;
+    }
   | { type: "error"; error: ApiErrorBody["error"] };
 
 /**

@@ -224,6 +224,8 @@ export const deployRequestSchema = z
     /** Folders that image steps copy (Image.add_local_dir), by their hash. */
     assets: z.record(z.string().regex(/^[0-9a-f]{64}$/), assetSchema).optional(),
     source: z.string().optional(),
+    /** gantry serve and app.run(): stopped unless the client heartbeats (POST /v1/apps/:app/heartbeat). */
+    ephemeral: z.boolean().optional(),
   })
   .superRefine((r, ctx) => {
     if (r.runtime === "node" && r.bundle === undefined) ctx.addIssue({ code: "custom", message: "a node app needs its bundle" });

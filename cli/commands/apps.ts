@@ -8,6 +8,7 @@ import type { Runner } from "../runner.js";
 interface AppRow {
   name: string;
   state: string;
+  ephemeral?: boolean;
   deployed_at: string;
   source: string | null;
   functions: string[];
@@ -46,7 +47,7 @@ export function registerApps(program: Command, run: Runner): void {
       const res = await client.transport.json<{ apps: AppRow[] }>("GET", "/v1/apps");
       client.close();
       out.result(res.apps, () => {
-        const apps = table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.state, a.functions.join(", "), ago(a.deployed_at)]));
+        const apps = table(["APP", "STATE", "FUNCTIONS", "DEPLOYED"], res.apps.map((a) => [a.name, a.ephemeral && a.state === "deployed" ? "deployed (ephemeral)" : a.state, a.functions.join(", "), ago(a.deployed_at)]));
         if (!apps) return "no apps deployed";
         const endpoints = res.apps.flatMap((a) => a.endpoints.map((e) => [`${a.name}.${e.function}`, e.url]));
         const schedules = res.apps.flatMap((a) => (a.schedules ?? []).map((s) => [`${a.name}.${s.function}`, s.schedule, s.next_run_at ? new Date(s.next_run_at).toISOString().replace(".000Z", "Z") : "-"]));

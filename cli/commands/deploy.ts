@@ -40,8 +40,16 @@ export async function readApp(file: string, out: Output): Promise<ReadApp> {
 }
 
 /** Deploys an app file with progress (`read`: the file as readApp read it already); resolves with the daemon's answer. */
-export async function deployFile(file: string, out: Output, client: GantryClient, read?: ReadApp): Promise<Extract<DeployEvent, { type: "done" }>> {
-  const { name, body } = read ?? (await readApp(file, out));
+export async function deployFile(
+  file: string,
+  out: Output,
+  client: GantryClient,
+  read?: ReadApp,
+  opts: { ephemeral?: boolean } = {},
+): Promise<Extract<DeployEvent, { type: "done" }>> {
+  const { name, body: readBody } = read ?? (await readApp(file, out));
+  // Ephemeral (gantry serve): the daemon stops the app unless its client keeps heartbeating.
+  const body = opts.ephemeral ? { ...readBody, ephemeral: true } : readBody;
   let done: Extract<DeployEvent, { type: "done" }> | null = null;
   let failure: Extract<DeployEvent, { type: "error" }> | null = null;
   const buildStart = new Map<string, number>();
@@ -113,7 +121,7 @@ export function registerDeploy(program: Command, run: Runner): void {
       const d = await deployFile(file!, out, client).finally(() => client.close());
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       out.result(d, () =>
-        `✓ deployed app ${d.app} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +
+        `✓ deployed app ${d.app}${d.version ? ` v${d.version}` : ""} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +
           d.functions
             .map((f) => {
               const gpu = f.gpu ? `, gpu ${f.gpu.join(" or ")}` : "";

@@ -2,7 +2,8 @@
  * `gantry serve FILE`: deploys an app file as `gantry deploy` does, then redeploys it each time the
  * files it was made from change (the app file, the local modules it imports, the local files its
  * images copy), until Ctrl-C or SIGTERM stops the app. A file that no longer loads, or a build that
- * fails, is reported and the watch goes on: the next save tries again.
+ * fails, is reported and the watch goes on: the next save tries again. The app is deployed as
+ * ephemeral and heartbeated: if serve is killed without stopping it, the daemon does.
  */
 import type { Command } from "commander";
 import { resolve } from "node:path";
@@ -14,6 +15,7 @@ import { makeContext } from "../context.js";
 import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 import { ChangeQueue, changeSummary, Debouncer, DEBOUNCE_MS, FolderWatcher, watchPlan } from "../serve-watch.js";
+import { heartbeatApp } from "../app-heartbeat.js";
 import { deployFile, readApp, type ReadApp } from "./deploy.js";
 
 type Done = Extract<DeployEvent, { type: "done" }>;
@@ -125,6 +127,7 @@ export async function serve(file: string, { out, client, json, verbose, signals 
   let force!: () => void;
   const forced = new Promise<void>((r) => (force = r));
   let warnedTruncated = false;
+  const heartbeat: { current: { stop(): void } | null } = { current: null };
 
   const debouncer = new Debouncer<string>(DEBOUNCE_MS, (files) => queue.push(files));
   const watcher = new FolderWatcher((path) => {
@@ -143,8 +146,10 @@ export async function serve(file: string, { out, client, json, verbose, signals 
       out.note(`the app's files lie in over ${plan.size} folders: serve watches the first ${plan.size}`);
     }
     const started = Date.now();
-    const d = await deployFile(file, out, client, read);
+    const d = await deployFile(file, out, client, read, { ephemeral: true });
     deployedOnce = true;
+    // Ephemeral: if this process dies without stopping the app, the daemon stops it (a minute on).
+    heartbeat.current ??= heartbeatApp(client, app, (message) => out.note(message));
     emit(deployedEvent(d, started, watcher.folders.length));
   };
 
@@ -204,6 +209,7 @@ export async function serve(file: string, { out, client, json, verbose, signals 
     emit({ event: "stopped", app, stopped });
     if (cutShort) out.note(`the deploy that was under way may still end and deploy app ${app} again: gantry apps stop ${app} stops it then`);
   } finally {
+    heartbeat.current?.stop();
     watcher.close();
     debouncer.cancel();
     queue.close();

@@ -41,6 +41,7 @@ import type { Schedules } from "../service/schedules.js";
 import { describeSchedule } from "../../protocol/schedule.js";
 import type { Queues } from "../service/queues.js";
 import type { Volumes } from "../service/volumes.js";
+import type { AppLifecycle } from "../service/app-lifecycle.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
@@ -51,6 +52,8 @@ export interface RouteDeps {
   apps: AppStore;
   dispatcher: Dispatcher;
   deployer: Deployer;
+  /** Stops apps; keeps ephemeral ones while their client heartbeats. */
+  lifecycle: AppLifecycle;
   gpus: GpuBroker;
   waiters: Waiters;
   logs: AppLogs;
@@ -169,6 +172,7 @@ export function buildRouter(d: RouteDeps): Router {
       state: a.state,
       deployed_at: iso(a.deployedAt),
       source: a.source,
+      ephemeral: a.expiresAt !== null,
       // A class shows as Name(method, …): one pool, its methods' calls.
       functions: functions.filter((f) => f.app === a.name).map((f) => (f.spec.cls ? `${f.name}(${f.spec.cls.methods.map((m) => m.name).join(", ")})` : f.name)),
       endpoints: functions
@@ -190,14 +194,15 @@ export function buildRouter(d: RouteDeps): Router {
       .listFunctions()
       .filter((f) => f.app === app.name)
       .map((f) => ({ ...functionView(f, d.webBase()), live: { ...d.dispatcher.functionLive(f.app, f.name), next_run_at: iso(d.schedules.nextRunAt(f.app, f.name)) } }));
-    return { status: 200, body: { name: app.name, state: app.state, deployed_at: iso(app.deployedAt), source: app.source, functions } };
+    return { status: 200, body: { name: app.name, state: app.state, deployed_at: iso(app.deployedAt), source: app.source, ephemeral: app.expiresAt !== null, expires_at: iso(app.expiresAt), functions } };
   });
 
   r.on("POST", "/v1/apps/:app/stop", async ({ params }) => {
-    if (!d.apps.setAppState(params.app!, "stopped")) throw notFound(`no deployed app named ${params.app}`);
-    const functions = d.dispatcher.stopApp(params.app!);
+    const functions = d.lifecycle.stop(params.app!);
     return { status: 200, body: { app: params.app, stopped: true, functions } };
   });
+
+  r.on("POST", "/v1/apps/:app/heartbeat", async ({ params }) => ({ status: 200, body: d.lifecycle.heartbeat(params.app!) }));
 
   r.on("GET", "/v1/apps/:app/functions/:fn", async ({ params }) => {
     d.dispatcher.requirePool(params.app!, params.fn!);

@@ -42,6 +42,8 @@ export interface DeployerDeps {
   indexSettings?: () => BuildSettings;
   /** The longest an image build may run (default 30 minutes). */
   buildTimeoutMs?: number;
+  /** When an app deployed now expires (ephemeral ones: AppLifecycle); none: never. */
+  expiryFor?: (ephemeral: boolean) => number | null;
 }
 
 const sha256 = (...parts: Array<string | Buffer>) => {
@@ -152,13 +154,14 @@ export class Deployer {
       module: req.runtime === "node" ? APP_MODULE_NAME : req.module!,
     }));
     this.checkSecrets(req.app, specs); // again, with the save: a secret removed during the build is seen
-    this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt }, records);
+    const expiresAt = this.d.expiryFor?.(req.ephemeral === true) ?? null;
+    this.d.apps.saveDeployment({ name: req.app, state: "deployed", bundleHash, source: req.source ?? null, deployedAt, expiresAt }, records);
     this.d.dispatcher.applyDeployment(req.app, records.map((r) => deployedFunction(r, this.d.appsDir)));
     this.d.schedules?.apply(req.app, specs);
-    this.recordVersion({ app: req.app, deployedAt, bundleHash, source: req.source ?? null, functions: records });
-    this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length });
+    const version = this.recordVersion({ app: req.app, deployedAt, bundleHash, source: req.source ?? null, functions: records });
+    this.d.log.info("deployed", { app: req.app, functions: specs.length, built: built.length, cached: cached.length, ephemeral: expiresAt !== null });
     const views = records.map((r) => functionView(r, this.d.webBase()));
-    emit({ type: "done", app: req.app, functions: views, built, cached });
+    emit({ type: "done", app: req.app, functions: views, built, cached, ...(version !== null ? { version } : {}), ephemeral: expiresAt !== null });
     return views;
   }
 
@@ -215,7 +218,8 @@ export class Deployer {
 
     const deployedAt = this.now();
     const records: FunctionRecord[] = target.functions.map((f) => ({ ...f, app, deployedAt }));
-    this.d.apps.saveDeployment({ name: app, state: "deployed", bundleHash: target.bundleHash, source: target.source, deployedAt }, records);
+    // A rollback is a deliberate deploy: the app is kept for good, as after gantry deploy.
+    this.d.apps.saveDeployment({ name: app, state: "deployed", bundleHash: target.bundleHash, source: target.source, deployedAt, expiresAt: null }, records);
     this.d.dispatcher.applyDeployment(app, records.map((r) => deployedFunction(r, this.d.appsDir)));
     this.d.schedules?.apply(app, specs);
     const recorded = this.d.versions.record({ app, deployedAt, bundleHash: target.bundleHash, source: target.source, functions: records, rollbackTo: target.version });
@@ -228,11 +232,13 @@ export class Deployer {
   }
 
   /** Records a deploy as the app's next version; a failure to record does not fail the deploy, which is served (it is logged). */
-  private recordVersion(v: NewVersion): void {
+  /** Records a version; its number, or null when it could not be recorded (the deploy stands). */
+  private recordVersion(v: NewVersion): number | null {
     try {
-      this.d.versions.record(v);
+      return this.d.versions.record(v).version;
     } catch (err) {
       this.d.log.warn("could not record the app's version", { app: v.app, err: (err as Error).message });
+      return null;
     }
   }
 

@@ -19,6 +19,8 @@ export interface AppRecord {
   bundleHash: string;
   source: string | null;
   deployedAt: number;
+  /** An ephemeral app's: when it is stopped unless its client heartbeats (ms); null: deployed for good. */
+  expiresAt: number | null;
 }
 
 interface FunctionRow {
@@ -52,11 +54,11 @@ export class AppStore {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO apps (name, state, bundle_hash, source, deployed_at) VALUES (?, ?, ?, ?, ?)
+          `INSERT INTO apps (name, state, bundle_hash, source, deployed_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (name) DO UPDATE SET state = excluded.state, bundle_hash = excluded.bundle_hash,
-             source = excluded.source, deployed_at = excluded.deployed_at`,
+             source = excluded.source, deployed_at = excluded.deployed_at, expires_at = excluded.expires_at`,
         )
-        .run(app.name, app.state, app.bundleHash, app.source, app.deployedAt);
+        .run(app.name, app.state, app.bundleHash, app.source, app.deployedAt, app.expiresAt);
       this.db.prepare(`DELETE FROM functions WHERE app = ?`).run(app.name);
       const ins = this.db.prepare(
         `INSERT INTO functions (app, name, spec, image, bundle_hash, deployed_at, runtime, module) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -72,7 +74,13 @@ export class AppStore {
       bundleHash: r.bundle_hash as string,
       source: (r.source as string | null) ?? null,
       deployedAt: r.deployed_at as number,
+      expiresAt: (r.expires_at as number | null) ?? null,
     }));
+  }
+
+  /** Pushes an ephemeral app's expiry back; false when there is no such ephemeral app. */
+  touchApp(name: string, expiresAt: number): boolean {
+    return this.db.prepare(`UPDATE apps SET expires_at = ? WHERE name = ? AND expires_at IS NOT NULL`).run(expiresAt, name).changes === 1;
   }
 
   listFunctions(): FunctionRecord[] {

@@ -182,4 +182,8 @@ export const MIGRATIONS: readonly string[] = [
     '["deployed before gantry kept versions"]'
   FROM apps a;
   `,
+  /* 11: ephemeral apps (issue 21: gantry serve, app.run()): when one is stopped unless its client
+     heartbeats again (ms); NULL for a deployed app, which stays until stopped */ `
+  ALTER TABLE apps ADD COLUMN expires_at INTEGER;
+  `,
 ];

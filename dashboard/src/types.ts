@@ -22,6 +22,8 @@ export interface AppSummary {
   state: "deployed" | "stopped";
   deployed_at: string;
   source: string | null;
+  /** Deployed by gantry serve or app.run(): stopped when its client stops heartbeating. */
+  ephemeral?: boolean;
   functions: string[];
   endpoints: Array<{ function: string; url: string }>;
 }
@@ -31,6 +33,8 @@ export interface AppDetail {
   state: "deployed" | "stopped";
   deployed_at: string;
   source: string | null;
+  ephemeral?: boolean;
+  expires_at?: string | null;
   functions: Array<FunctionView & { live: FunctionLiveView }>;
 }
 

@@ -162,10 +162,13 @@ def _web_lines(done: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def deploy(app: "App", client: Client) -> Dict[str, Any]:
+def deploy(app: "App", client: Client, ephemeral: bool = False) -> Dict[str, Any]:
     """Deploys the app; returns the daemon's answer (its ``done`` event). Raises InvalidError for a
-    request the daemon refuses, Error when an image fails to build."""
+    request the daemon refuses, Error when an image fails to build. ``ephemeral``: the daemon stops
+    the app unless this process heartbeats (``with app.run():``)."""
     body = deploy_request(app)
+    if ephemeral:
+        body["ephemeral"] = True
     progress = _Progress(sys.stderr if output_enabled() else None)
     started = time.monotonic()
     done: Optional[Dict[str, Any]] = None
@@ -189,7 +192,8 @@ def deploy(app: "App", client: Client) -> Dict[str, Any]:
     if done is None:
         raise Error(f"the gantry daemon at {client.target} ended the deploy of {app.name} without an answer; see its log")
     built, cached = done.get("built") or [], done.get("cached") or []
-    progress.say(f"✓ deployed app {app.name} in {time.monotonic() - started:.1f} s ({len(built)} image(s) built, {len(cached)} unchanged)")
+    version = f" v{done['version']}" if isinstance(done.get("version"), int) else ""
+    progress.say(f"✓ deployed app {app.name}{version} in {time.monotonic() - started:.1f} s ({len(built)} image(s) built, {len(cached)} unchanged)")
     web = _web_lines(done)
     if web:
         progress.say("web endpoints:\n" + "\n".join(web))
@@ -230,6 +234,9 @@ class AppRun:
         self._detach = detach
         self._deployed = False
         self._entered = False
+        self._beating = threading.Event()
+        self._heartbeat: Optional[threading.Thread] = None
+        self._sigterm: Any = None
 
     def __enter__(self) -> "App":
         if self._entered:
@@ -243,14 +250,21 @@ class AppRun:
                 f"app {self._app.name} is deployed; app.run() replaces it for this block and stops it at the end",
                 stacklevel=2,
             )
-        deploy(self._app, client)
+        deploy(self._app, client, ephemeral=not self._detach)
         self._deployed = True
+        if not self._detach:
+            # Ephemeral: if this process dies inside the block, the daemon stops the app a minute on.
+            self._heartbeat = threading.Thread(target=_heartbeat_app, args=(client, self._app.name, self._beating), name=f"gantry-app-heartbeat-{self._app.name}", daemon=True)
+            self._heartbeat.start()
+            self._sigterm = _exit_on_sigterm()
         return self._app
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if not self._deployed or self._detach:
             return
         self._deployed = False
+        self._beating.set()
+        _restore_sigterm(self._sigterm)
         assert self._client is not None
         try:
             stop(self._app.name, self._client)
@@ -264,6 +278,46 @@ class AppRun:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.__exit__, exc_type, exc, tb))
+
+
+def _heartbeat_app(client: Client, name: str, stop: threading.Event) -> None:
+    """Keeps an ephemeral app alive until ``stop`` is set, as often as the daemon asks (a quarter
+    of its TTL); a failed heartbeat is tried again at the next one."""
+    every = 15.0
+    while True:
+        try:
+            answer = client.json("POST", f"/v1/apps/{_segment(name)}/heartbeat")
+            if isinstance(answer, dict) and isinstance(answer.get("heartbeat_every_s"), (int, float)) and answer["heartbeat_every_s"] > 0:
+                every = float(answer["heartbeat_every_s"])
+        except NotFoundError:
+            return
+        except Error:
+            pass
+        if stop.wait(every):
+            return
+
+
+def _exit_on_sigterm() -> Any:
+    """SIGTERM (``kill``, a container runtime stopping the script) ends the block as Ctrl-C does, so
+    its app is stopped: only in the main thread, and only where nobody handles SIGTERM already.
+    Returns what to restore, or None when left alone."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return on_sigterm
+
+
+def _restore_sigterm(installed: Any) -> None:
+    import signal
+
+    if installed is not None and threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is installed:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def handle(name: str) -> "App":

@@ -4,7 +4,9 @@
  * rebuilding the image, an edit that no longer loads is reported while serve goes on, a Python app
  * deployed already is announced before serve replaces it, and Ctrl-C or SIGTERM stops the app and
  * exits 0. Then Python's in-code lifecycle: `with app.run():` in a script run as `python script.py`,
- * and `app.deploy()`. Waits are on serve's --json events, never on fixed sleeps.
+ * and `app.deploy()`. Both deploy ephemeral apps: a serve or a script killed outright leaves
+ * nothing running, since the daemon stops an app whose heartbeats stop. Waits are on serve's
+ * --json events, or polls with a deadline, never on fixed sleeps.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -26,7 +28,8 @@ const write = (name: string, text: string) => {
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), "gsv-"));
   dir = mkdtempSync(join(tmpdir(), "gsv-app-"));
-  const started = await g("daemon", "start", "--http-port", "0", "--container-network", "none", "--json");
+  // Ephemeral apps (serve, app.run()) live 3 s past their client's last heartbeat here, not a minute.
+  const started = await gantry(home, ["daemon", "start", "--http-port", "0", "--container-network", "none", "--json"], { GANTRY_EPHEMERAL_APP_TTL: "3" });
   expect(started.code, started.stderr).toBe(0);
   ({ web: webUrl } = JSON.parse(started.stdout) as { web: string });
 });
@@ -139,6 +142,7 @@ describe("gantry serve", () => {
     const app = write("served_py.py", `import gantry\nimport py_helpers\napp = gantry.App("serve-e2e-py")\n\n@app.function()\ndef hello():\n    return py_helpers.greet()\n`);
     const deployed = await g("deploy", app);
     expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stdout).toMatch(/^✓ deployed app serve-e2e-py v1 in /);
     const s = serve(app, true);
     await vi.waitFor(() => expect(s.stdout()).toContain("✓ deployed app serve-e2e-py"), { timeout: 150_000, interval: 50 });
     expect(s.stderr()).toContain("app serve-e2e-py is deployed; serve will replace it, and Ctrl-C stops it");
@@ -153,6 +157,17 @@ describe("gantry serve", () => {
     expect(await s.exited).toBe(0);
     expect(s.stdout()).toContain("✓ stopped app serve-e2e-py");
     expect(await appState("serve-e2e-py")).toBe("stopped");
+  }, 300_000);
+
+  it("a serve killed outright (SIGKILL) leaves no app running: the daemon stops it once the heartbeats stop", async () => {
+    const app = write("killed.py", `import gantry\napp = gantry.App("serve-e2e-killed")\n\n@app.function()\ndef hi():\n    return 1\n`);
+    const s = serve(app);
+    await s.nth("deployed", 1);
+    const listed = JSON.parse((await g("apps", "ls", "--json")).stdout) as Array<{ name: string; state: string; ephemeral: boolean }>;
+    expect(listed.find((a) => a.name === "serve-e2e-killed")).toMatchObject({ state: "deployed", ephemeral: true });
+    s.child.kill("SIGKILL");
+    await s.exited;
+    await vi.waitFor(async () => expect(await appState("serve-e2e-killed")).toBe("stopped"), { timeout: 30_000, interval: 250 });
   }, 300_000);
 
   it("an app file that does not load at the start: exit 2 with its error", async () => {
@@ -194,6 +209,49 @@ describe("Python's app lifecycle in code", () => {
     expect(r.stderr).toContain("✓ deployed app run-e2e");
     expect(r.stderr).toContain("✓ stopped app run-e2e");
     expect(await appState("run-e2e")).toBe("stopped");
+  }, 300_000);
+
+  it("with app.run(): SIGTERM ends the block and stops the app; SIGKILL leaves it to the daemon, which stops it", async () => {
+    const script = (name: string) =>
+      write(
+        `${name.replaceAll("-", "_")}.py`,
+        [
+          "import time",
+          "import gantry",
+          "",
+          `app = gantry.App("${name}")`,
+          "",
+          "@app.function()",
+          "def one():",
+          "    return 1",
+          "",
+          'if __name__ == "__main__":',
+          "    with app.run():",
+          '        print("in the block", flush=True)',
+          "        time.sleep(600)",
+          "",
+        ].join("\n"),
+      );
+    const start = (file: string) => {
+      const child = spawn("/usr/bin/python3", [file], { env: { ...process.env, PYTHONPATH: PYTHON_PACKAGE, GANTRY_HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
+      running.push(child);
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      return { child, exited, out: () => out };
+    };
+    const termed = start(script("run-e2e-term"));
+    await vi.waitFor(() => expect(termed.out()).toContain("in the block"), { timeout: 150_000, interval: 50 });
+    termed.child.kill("SIGTERM");
+    expect(await termed.exited).toBe(143);
+    expect(await appState("run-e2e-term")).toBe("stopped"); // stopped by the script itself, before it exited
+
+    const killed = start(script("run-e2e-kill"));
+    await vi.waitFor(() => expect(killed.out()).toContain("in the block"), { timeout: 150_000, interval: 50 });
+    killed.child.kill("SIGKILL");
+    await killed.exited;
+    await vi.waitFor(async () => expect(await appState("run-e2e-kill")).toBe("stopped"), { timeout: 30_000, interval: 250 });
   }, 300_000);
 
   it("app.deploy() leaves the app running for other programs; App.lookup finds it", async () => {

@@ -42,6 +42,7 @@ class FakeDaemon:
     apps: Dict[str, str] = field(default_factory=dict)
     deploys: List[Dict[str, Any]] = field(default_factory=list)
     stops: List[str] = field(default_factory=list)
+    heartbeats: List[str] = field(default_factory=list)
     #: When set, the deploy answers this error event instead of deploying.
     deploy_error: Optional[Dict[str, str]] = None
 
@@ -62,7 +63,7 @@ class FakeDaemon:
             return events + [{"type": "error", "error": self.deploy_error}]
         self.apps[body["app"]] = "deployed"
         functions = [{"name": n, "web_url": f"http://127.0.0.1:9/web/{body['app']}/{n}/" if n.startswith("web") else None, "web_methods": {}} for n in names]
-        return events + [{"type": "done", "app": body["app"], "functions": functions, "built": ["gantry-img-1"], "cached": []}]
+        return events + [{"type": "done", "app": body["app"], "functions": functions, "built": ["gantry-img-1"], "cached": [], "version": len(self.deploys)}]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -105,6 +106,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             fake.stops.append(parts[2])
             fake.apps[parts[2]] = "stopped"
             return self._json(200, {"app": parts[2], "stopped": True, "functions": []})
+        if self.command == "POST" and len(parts) == 4 and parts[:2] == ["v1", "apps"] and parts[3] == "heartbeat":
+            fake.heartbeats.append(parts[2])
+            return self._json(200, {"app": parts[2], "expires_at": "", "heartbeat_every_s": 0.02})
         if self.command == "GET" and len(parts) == 3 and parts[:2] == ["v1", "apps"]:
             state = fake.apps.get(parts[2])
             if state is None:
@@ -205,6 +209,35 @@ def test_run_deploys_the_defining_file_and_stops_the_app_at_the_end(fake: FakeDa
     assert fake.deploys[1]["functions"] == body["functions"]
 
 
+def test_run_deploys_an_ephemeral_app_and_heartbeats_while_the_block_runs(fake: FakeDaemon, app_mod: types.ModuleType) -> None:
+    import time
+
+    with app_mod.app.run():
+        assert fake.deploys[0]["ephemeral"] is True
+        deadline = time.monotonic() + 10
+        while len(fake.heartbeats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fake.heartbeats[:3] == ["run-app"] * 3  # as often as the daemon asks
+    after = len(fake.heartbeats)
+    time.sleep(0.1)  # a stopped heartbeat stays stopped: five of its intervals pass without one
+    assert len(fake.heartbeats) <= after + 1 and fake.stops == ["run-app"]
+
+
+def test_sigterm_in_the_block_stops_the_app_as_ctrl_c_does(fake: FakeDaemon, app_mod: types.ModuleType) -> None:
+    import signal
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("something in this process handles SIGTERM already: app.run() leaves it alone then")
+    with pytest.raises(SystemExit) as exited:
+        with app_mod.app.run():
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert exited.value.code == 128 + signal.SIGTERM
+    assert fake.stops == ["run-app"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_run_stops_the_app_when_the_block_raises(fake: FakeDaemon, app_mod: types.ModuleType) -> None:
     with pytest.raises(KeyError):
         with app_mod.app.run():
@@ -218,6 +251,7 @@ def test_run_with_detach_leaves_the_app_running_and_deploy_returns_the_app(fake:
     assert app_mod.app.deploy() is app_mod.app
     assert len(fake.deploys) == 2 and fake.stops == []
     assert fake.apps == {"run-app": "deployed"}
+    assert "ephemeral" not in fake.deploys[0] and "ephemeral" not in fake.deploys[1] and fake.heartbeats == []
 
 
 def test_async_with_run(fake: FakeDaemon, app_mod: types.ModuleType) -> None:
@@ -308,7 +342,7 @@ def test_enable_output_prints_the_deploy_s_progress_and_urls_on_stderr(fake: Fak
     assert "  [1/2] FROM python:3.11-slim" in err
     assert "ARG PIP_INDEX_URL" not in err
     assert "✓ built image gantry-img-1 in " in err
-    assert "✓ deployed app run-app in " in err and "(1 image(s) built, 0 unchanged)" in err
+    assert "✓ deployed app run-app v2 in " in err and "(1 image(s) built, 0 unchanged)" in err
     assert "web endpoints:\n  web_hello: http://127.0.0.1:9/web/run-app/web_hello/" in err
     assert "✓ stopped app run-app" in err
     with gantry.enable_output(show_progress=False):

@@ -21,6 +21,7 @@ interface Fake {
   state: string | null;
   deploys: Array<Record<string, unknown>>;
   stops: string[];
+  heartbeats: string[];
   /** While set, a deploy's answer waits for it after its first event. */
   hold: Promise<void> | null;
 }
@@ -30,7 +31,7 @@ let fake: Fake;
 let client: GantryClient;
 
 function startFake(socket: string): Promise<Fake> {
-  const f: Fake = { server: null as unknown as Server, socket, state: null, deploys: [], stops: [], hold: null };
+  const f: Fake = { server: null as unknown as Server, socket, state: null, deploys: [], stops: [], heartbeats: [], hold: null };
   f.server = createServer((req, res) => {
     let raw = "";
     req.on("data", (c: Buffer) => (raw += c.toString()));
@@ -49,6 +50,11 @@ function startFake(socket: string): Promise<Fake> {
         const functions = body.functions.map((x) => ({ name: x.name, web_url: `http://127.0.0.1:9/web/${body.app}/${x.name}/`, web_methods: {} }));
         res.end(JSON.stringify({ type: "done", app: body.app, functions, built: [], cached: ["img1"] }) + "\n");
         return;
+      }
+      const beat = /^\/v1\/apps\/([^/]+)\/heartbeat$/.exec(url);
+      if (req.method === "POST" && beat) {
+        f.heartbeats.push(decodeURIComponent(beat[1]!));
+        return json(200, { app: beat[1], expires_at: "", heartbeat_every_s: 60 });
       }
       const stop = /^\/v1\/apps\/([^/]+)\/stop$/.exec(url);
       if (req.method === "POST" && stop) {
@@ -125,6 +131,9 @@ describe("gantry serve", () => {
     expect(s.events.find((e) => e.event === "changed")).toEqual({ event: "changed", files: [join(dir, "lib.ts")] });
     expect(fake.deploys).toHaveLength(2);
     expect(fake.deploys[1]!.bundle).toContain('"v2"');
+    // Ephemeral, and kept alive by heartbeats (one at the first deploy; the next a minute on, as the daemon asked).
+    expect(fake.deploys.map((d) => d.ephemeral)).toEqual([true, true]);
+    expect(fake.heartbeats).toEqual(["serve-t"]);
 
     write("app.ts", `import { App } from "gantry";\nconst app = new App("serve-t"\n`);
     await s.waitFor("error", 1);

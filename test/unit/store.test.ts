@@ -402,7 +402,7 @@ describe("AppStore", () => {
     module: "app.mjs",
     ...o,
   });
-  const app = (name: string, bundleHash: string, deployedAt: number) => ({ name, state: "deployed" as const, bundleHash, source: "export default 1", deployedAt });
+  const app = (name: string, bundleHash: string, deployedAt: number) => ({ name, state: "deployed" as const, bundleHash, source: "export default 1", deployedAt, expiresAt: null });
 
   it("saveDeployment stores the app and its functions", () => {
     const { apps } = stores();

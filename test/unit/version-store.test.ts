@@ -186,7 +186,7 @@ describe("Deployer.rollback", () => {
     const deployed = (bundleHash: string, fs: VersionFunction[], at: number) => {
       mkdirSync(join(appsDir, "a", bundleHash), { recursive: true });
       const records = fs.map((f) => record("a", { ...f, bundleHash }, at));
-      apps.saveDeployment({ name: "a", state: "deployed", bundleHash, source: "app.ts", deployedAt: at }, records);
+      apps.saveDeployment({ name: "a", state: "deployed", bundleHash, source: "app.ts", deployedAt: at, expiresAt: null }, records);
       versions.record({ app: "a", deployedAt: at, bundleHash, source: "app.ts", functions: records });
     };
     return { deployer, apps, versions, applied, scheduled, present, appsDir, deployed };
@@ -203,7 +203,7 @@ describe("Deployer.rollback", () => {
     expect(res.functions.map((f) => [f.name, f.image])).toEqual([["f", "gantry/fn-node:aaaa"]]);
     // Served exactly as a deploy serves: the store's functions, the dispatcher, the schedules.
     expect(t.apps.listFunctions()).toEqual([record("a", { ...fn("f"), bundleHash: "b1" }, 9000)]);
-    expect(t.apps.listApps()).toEqual([{ name: "a", state: "deployed", bundleHash: "b1", source: "app.ts", deployedAt: 9000 }]);
+    expect(t.apps.listApps()).toEqual([{ name: "a", state: "deployed", bundleHash: "b1", source: "app.ts", deployedAt: 9000, expiresAt: null }]);
     expect(t.applied).toHaveLength(1);
     expect(t.applied[0]!.functions.map((f) => [f.spec.name, f.image, f.bundleDir])).toEqual([["f", "gantry/fn-node:aaaa", join(t.appsDir, "a", "b1")]]);
     expect(t.scheduled).toEqual(["a"]);

@@ -93,6 +93,7 @@ function AppCard({ name, summary }: { name: string; summary: AppSummary }) {
             <a href={href("apps", name)}>{name}</a>
           </h2>
           <span class={`badge app-${summary.state}`}>{summary.state}</span>
+          {summary.ephemeral && summary.state === "deployed" ? <span class="badge" title="deployed by gantry serve or app.run(): stopped when its client goes away">ephemeral</span> : null}
           <span class="muted small" title={clock(summary.deployed_at)}>
             deployed {ago(summary.deployed_at)}
           </span>
@@ -248,6 +249,7 @@ export function AppView({ name }: { name: string }) {
       <header class="page-head">
         <h1>
           {data.name} <span class={`badge app-${data.state}`}>{data.state}</span>
+          {data.ephemeral && data.state === "deployed" ? <span class="badge" title="deployed by gantry serve or app.run(): stopped when its client goes away">ephemeral</span> : null}
         </h1>
         <AppActions app={name} deployed={data.state === "deployed"} queued={queued} onStopped={reload} />
       </header>
