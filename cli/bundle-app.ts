@@ -7,6 +7,9 @@
  * The bundle carries an inline source map (paths of the user's files, no contents): with source
  * maps on (here while reading, and in the agent), errors name the user's file and line. Functions
  * with an anonymous handler are named by their export (nameFunctionsByExport), as in the agent.
+ *
+ * A deploy imports the app in a worker thread that is stopped if it has not loaded within the load
+ * timeout (cli/app-worker.ts says why a worker); `gantry run` imports it here, after a worker saw it load.
  */
 import { build, formatMessages, type Message, type Plugin } from "esbuild";
 import { existsSync } from "node:fs";
@@ -18,6 +21,8 @@ import { resolveFunctionSpec, type ImageSpec } from "../protocol/function-spec.j
 import { appRegistry, FunctionNameError, nameFunctionsByExport, type RegisteredApp, type RegisteredFunction } from "../protocol/registry.js";
 import { InvalidArgumentError } from "../sdk/errors.js";
 import { loadingFailed } from "./app-file-error.js";
+import { loadInWorker } from "./app-worker.js";
+import { loadTimedOut, loadTimeoutSeconds } from "./load-timeout.js";
 import { imageLocalPaths, packImages } from "./image-assets.js";
 import type { AssetFiles } from "../protocol/image-spec.js";
 
@@ -109,22 +114,52 @@ async function bundle(entry: string, outfile: string, missing: Set<string>, exte
   }
 }
 
-/** Imports the bundle (written to `file`) with source maps on; answers its exports. */
-async function evaluate(entry: string, file: string, { code, sources }: Bundle): Promise<Record<string, unknown>> {
+/** What importing an app file's bundle left: the registry its App registered in, and the module's exports. */
+interface Loaded {
+  registry: Map<string, RegisteredApp>;
+  moduleExports: Record<string, unknown>;
+}
+
+/** Imports the bundle (written to `file`) in this thread, with source maps on: `gantry run` calls what it defines. */
+async function evaluate(entry: string, file: string, { sources }: Bundle): Promise<Loaded> {
   appRegistry().clear();
   process.setSourceMapsEnabled(true);
   try {
-    await writeFile(file, code);
-    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    return { registry: appRegistry(), moduleExports: (await import(pathToFileURL(file).href)) as Record<string, unknown> };
   } catch (err) {
     throw loadingFailed(entry, err, sources);
   }
 }
 
+const notCallable = () => {
+  throw new Error("a definition read in a worker thread cannot be called here");
+};
+
+/** Imports the bundle (written to `file`) in a worker thread, stopped after `timeoutS`: its definitions, without handlers. */
+async function evaluateInWorker(entry: string, file: string, { sources }: Bundle, timeoutS: number): Promise<Loaded> {
+  const loaded = await loadInWorker(file, { timeoutS, onTimeout: () => loadTimedOut(entry, timeoutS), output: "show" });
+  if (!loaded.ok) throw loadingFailed(entry, { stack: loaded.stack }, sources);
+  // The values the app's exports held stand in as tokens: one object per value, as identity is all nameFunctionsByExport asks of them.
+  const tokens = new Map<number, object>();
+  const token = (id: number) => (id < 0 ? undefined : tokens.get(id) ?? tokens.set(id, {}).get(id));
+  const registry = new Map<string, RegisteredApp>();
+  for (const app of loaded.apps) {
+    const definitions = app.definitions.map(({ named: _, exported, ...d }) => ({ ...d, exported: token(exported), handler: notCallable }));
+    const functions = new Map(definitions.filter((_, i) => app.definitions[i]!.named).map((d) => [d.name, d]));
+    registry.set(app.name, { name: app.name, functions, definitions });
+  }
+  return { registry, moduleExports: Object.fromEntries(Object.entries(loaded.exports).map(([key, id]) => [key, token(id)])) };
+}
+
 /** Where a definition's problems are reported: its line in the app file, else the file. */
 const whereDefined = (f: RegisteredFunction, file: string) => f.definedAt ?? file;
 
-export async function bundleApp(file: string): Promise<BundledApp> {
+export interface LoadOptions {
+  /** Seconds the app file may take to load (default: $GANTRY_LOAD_TIMEOUT, else 60: cli/load-timeout.ts). */
+  loadTimeoutS?: number;
+}
+
+export async function bundleApp(file: string, opts: LoadOptions = {}): Promise<BundledApp> {
   const entry = resolve(file);
   if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
   const ext = extname(entry);
@@ -132,7 +167,8 @@ export async function bundleApp(file: string): Promise<BundledApp> {
   if (!SUPPORTED.has(ext)) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
 
   // Pass 1: bundle with stand-ins for missing packages, and read the definitions.
-  const { app, missing } = await evaluateApp(entry, file, "deploy");
+  const timeoutS = opts.loadTimeoutS ?? loadTimeoutSeconds();
+  const { app, missing } = await evaluateApp(entry, file, "deploy", (probe, b) => evaluateInWorker(entry, probe, b, timeoutS));
   if (app.functions.size === 0) throw new InvalidArgumentError(`app ${app.name} in ${file} defines no functions: use app.function(...)`);
   const localPaths = imageLocalPaths([...app.functions.values()]);
   const assets = packImages([...app.functions.values()]);
@@ -167,29 +203,42 @@ export async function bundleApp(file: string): Promise<BundledApp> {
  * The app file evaluated in this process, as `gantry run` runs its local entrypoint: bundled as for
  * a deploy's first pass, packages only its image installs read as stand-ins (named in `standins`).
  */
-export async function loadAppLocally(file: string): Promise<{ app: RegisteredApp; standins: string[] }> {
+export async function loadAppLocally(file: string, opts: LoadOptions = {}): Promise<{ app: RegisteredApp; standins: string[] }> {
   const entry = resolve(file);
   if (!existsSync(entry)) throw new InvalidArgumentError(`app file ${file} does not exist`);
   if (!SUPPORTED.has(extname(entry))) throw new InvalidArgumentError(`${file}: an app file must end in .ts, .mts, .js, .mjs or .py`);
-  const { app, missing } = await evaluateApp(entry, file, "run");
+  const timeoutS = opts.loadTimeoutS ?? loadTimeoutSeconds();
+  const { app, missing } = await evaluateApp(entry, file, "run", async (probe, b) => {
+    // Its entrypoint runs in this thread, so the app is imported here, where a loop at import could not be stopped:
+    // a worker imports it first, silently, to see that it finishes loading in time (what it throws, this import shows).
+    await loadInWorker(probe, { timeoutS, onTimeout: () => loadTimedOut(entry, timeoutS), output: "discard" });
+    return evaluate(entry, probe, b);
+  });
   return { app, standins: [...missing] };
 }
 
 /**
  * Bundles the app file with stand-ins for packages that are not installed (named in `missing`),
- * evaluates it here, and returns its one App, its functions named by their exports.
+ * imports it with `load`, and returns its one App, its functions named by their exports.
  */
-async function evaluateApp(entry: string, file: string, verb: "deploy" | "run"): Promise<{ app: RegisteredApp; missing: Set<string> }> {
+async function evaluateApp(
+  entry: string,
+  file: string,
+  verb: "deploy" | "run",
+  load: (probeFile: string, b: Bundle) => Promise<Loaded>,
+): Promise<{ app: RegisteredApp; missing: Set<string> }> {
   const missing = new Set<string>();
   const dir = await mkdtemp(join(tmpdir(), `gantry-${verb}-`));
-  const registry = appRegistry();
-  let moduleExports: Record<string, unknown>;
+  let loaded: Loaded;
   try {
     const probeFile = join(dir, "app.mjs");
-    moduleExports = await evaluate(entry, probeFile, await bundle(entry, probeFile, missing, new Set(), true));
+    const b = await bundle(entry, probeFile, missing, new Set(), true);
+    await writeFile(probeFile, b.code);
+    loaded = await load(probeFile, b);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+  const { registry, moduleExports } = loaded;
   if (registry.size === 0) throw new InvalidArgumentError(`${file} defines no gantry App: add \`const app = new App("name")\``);
   if (registry.size > 1) throw new InvalidArgumentError(`${file} defines ${registry.size} Apps (${[...registry.keys()].join(", ")}); ${verb} one App per file`);
   const app = [...registry.values()][0]!;

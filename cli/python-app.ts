@@ -10,6 +10,7 @@ import { delimiter, join, resolve } from "node:path";
 import { packageRoot } from "../daemon/config.js";
 import { resolveFunctionSpec, type Asset } from "../protocol/function-spec.js";
 import { GantryError, InvalidArgumentError } from "../sdk/errors.js";
+import { killAtDeadline, loadTimedOut, loadTimeoutSeconds } from "./load-timeout.js";
 
 export interface PythonApp {
   app: string;
@@ -55,10 +56,17 @@ export function pythonEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv
   return { ...process.env, PYTHONPATH: path, PYTHONDONTWRITEBYTECODE: "1", ...extra };
 }
 
-/** Runs python with these arguments; resolves with its exit code (stdio as given). */
-export function runPython(args: string[], opts: { env?: NodeJS.ProcessEnv; stdio: "inherit" | "pipe" }): Promise<{ code: number; stderr: string }> {
+/**
+ * Runs python with these arguments; resolves with its exit code (stdio as given). With `deadline`,
+ * python is killed once its seconds pass and `deadline.error()` is thrown, once it has ended.
+ */
+export function runPython(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; stdio: "inherit" | "pipe"; deadline?: { seconds: number; error: () => Error } },
+): Promise<{ code: number; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(pythonCommand(), args, { env: opts.env ?? pythonEnv(), stdio: opts.stdio === "inherit" ? "inherit" : ["ignore", "inherit", "pipe"] });
+    const deadline = opts.deadline ? killAtDeadline(child, opts.deadline.seconds) : null;
     let stderr = "";
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", (err: NodeJS.ErrnoException) =>
@@ -68,15 +76,22 @@ export function runPython(args: string[], opts: { env?: NodeJS.ProcessEnv; stdio
           : err,
       ),
     );
-    child.on("close", (code, signal) => resolvePromise({ code: code ?? (signal ? 128 : 1), stderr }));
+    child.on("close", (code, signal) => {
+      deadline?.cancel();
+      if (deadline?.expired()) reject(opts.deadline!.error());
+      else resolvePromise({ code: code ?? (signal ? 128 : 1), stderr });
+    });
   });
 }
 
-export async function readPythonApp(file: string): Promise<PythonApp> {
+/** Reads the app file's definitions with python3, killed if it has not finished within the load timeout (cli/load-timeout.ts). */
+export async function readPythonApp(file: string, opts: { loadTimeoutS?: number } = {}): Promise<PythonApp> {
+  const seconds = opts.loadTimeoutS ?? loadTimeoutSeconds();
   const dir = await mkdtemp(join(tmpdir(), "gantry-py-"));
   const out = join(dir, "manifest.json");
   try {
-    const { code, stderr } = await runPython(["-m", "gantry._manifest", resolve(file), out], { stdio: "pipe" });
+    const deadline = { seconds, error: () => loadTimedOut(file, seconds) };
+    const { code, stderr } = await runPython(["-m", "gantry._manifest", resolve(file), out], { stdio: "pipe", deadline });
     const text = await readFile(out, "utf8").catch(() => null);
     if (text === null) throw new GantryError(`reading ${file} with ${pythonCommand()} failed (exit ${code}):\n${stderr.trim()}`);
     const result = JSON.parse(text) as PythonApp | { error: string };

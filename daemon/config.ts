@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { MAX_HISTORY_DAYS } from "../protocol/prune.js";
 import type { GpuPassthroughSetting } from "./service/gpu-broker.js";
 import type { VolumeDriver } from "./service/volumes.js";
 
@@ -74,6 +75,18 @@ export interface DaemonConfig {
   volumeDriver: VolumeDriver | null;
   /** How long an ephemeral app (gantry serve, app.run()) lives past its client's last heartbeat. */
   ephemeralAppTtlMs: number;
+  /** Finished calls (their attempts, items, keys) are deleted this long after they finish (--history days, GANTRY_HISTORY_DAYS; default 7 days). */
+  historyMs: number;
+  /** An app's log file is rotated before it passes this (--log-max-size MiB, GANTRY_LOG_MAX_SIZE; default 50 MiB). */
+  logMaxBytes: number;
+  /** Log files kept per app, the current one included (--log-max-files, GANTRY_LOG_MAX_FILES; default 5). */
+  logMaxFiles: number;
+  /** How often containers of this daemon that it does not know are looked for and removed (daemon/service/leftovers.ts). */
+  leftoverSweepMs: number;
+  /** An unknown container is removed only once it has been seen unknown for this long (one being created is not known yet). */
+  leftoverMarginMs: number;
+  /** How long an input asked to stop (cancelled, timed out) may take before its container is replaced (GANTRY_CANCEL_GRACE, s). */
+  cancelGraceMs: number;
 }
 
 
@@ -207,9 +220,23 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     buildTimeoutMs: 30 * 60_000,
     volumeDriver: null,
     ephemeralAppTtlMs: parseTtlSeconds(process.env.GANTRY_EPHEMERAL_APP_TTL, "GANTRY_EPHEMERAL_APP_TTL") ?? 60_000,
+    historyMs: parseHistoryDays(process.env.GANTRY_HISTORY_DAYS, "GANTRY_HISTORY_DAYS") ?? 7 * 24 * 3600 * 1000,
+    logMaxBytes: parseLogMaxSize(process.env.GANTRY_LOG_MAX_SIZE, "GANTRY_LOG_MAX_SIZE") ?? 50 * 1024 * 1024,
+    logMaxFiles: parseLogMaxFiles(process.env.GANTRY_LOG_MAX_FILES, "GANTRY_LOG_MAX_FILES") ?? 5,
+    leftoverSweepMs: 60_000,
+    leftoverMarginMs: 60_000,
+    cancelGraceMs: parseTtlSeconds(process.env.GANTRY_CANCEL_GRACE, "GANTRY_CANCEL_GRACE") ?? 30_000,
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;
+}
+
+/** --history / GANTRY_HISTORY_DAYS: days (fractions too) above 0 and at most 36500, as milliseconds; undefined when unset. */
+export function parseHistoryDays(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_HISTORY_DAYS) throw new Error(`${name}=${JSON.stringify(raw)}: give the days finished calls are kept, a number above 0 and at most ${MAX_HISTORY_DAYS} (e.g. 7)`);
+  return Math.round(n * 24 * 3600 * 1000);
 }
 
 /** GANTRY_EPHEMERAL_APP_TTL: seconds from 1 to 3600, as milliseconds; undefined when unset. */
@@ -218,6 +245,22 @@ export function parseTtlSeconds(raw: string | undefined, name: string): number |
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 1 || n > 3600) throw new Error(`${name}=${JSON.stringify(raw)}: give a number of seconds from 1 to 3600`);
   return Math.round(n * 1000);
+}
+
+/** --log-max-size / GANTRY_LOG_MAX_SIZE: MiB, a whole number from 1 to 102400, as bytes; undefined when unset. */
+export function parseLogMaxSize(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 102_400) throw new Error(`${name}=${JSON.stringify(raw)}: give an app log file's largest size in MiB, a whole number from 1 to 102400`);
+  return n * 1024 * 1024;
+}
+
+/** --log-max-files / GANTRY_LOG_MAX_FILES: files kept per app (the current one included), 1 to 1000; undefined when unset. */
+export function parseLogMaxFiles(raw: string | undefined, name: string): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error(`${name}=${JSON.stringify(raw)}: give how many log files to keep per app, a whole number from 1 to 1000`);
+  return n;
 }
 
 /** GANTRY_CONTAINER_UID / _GID: a whole number (what it may be is checked at start: daemon/host/container-user.ts). */

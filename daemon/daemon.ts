@@ -19,6 +19,7 @@ import type { ContainerRuntime } from "./docker/types.js";
 import { acquirePidLock } from "./lock.js";
 import { consoleLogger, type Logger } from "./logger.js";
 import { AppLogs } from "./service/app-logs.js";
+import { LeftoverSweep } from "./service/leftovers.js";
 import { ContainerLauncher } from "./service/container-launcher.js";
 import { checkContainerUser } from "./host/container-user.js";
 import { AppLifecycle } from "./service/app-lifecycle.js";
@@ -39,6 +40,7 @@ import { ScheduleStore } from "./store/schedule-store.js";
 import { Queues } from "./service/queues.js";
 import { DictStore, QueueStore } from "./store/dq-store.js";
 import { Sessions } from "./service/sessions.js";
+import { History } from "./service/history.js";
 import { SessionStore } from "./store/session-store.js";
 import { VERSION } from "../protocol/version.js";
 import { AppStore } from "./store/app-store.js";
@@ -121,7 +123,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
 
     const bus = new EventBus();
     const waiters = new Waiters(bus);
-    const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus, log);
+    const appLogs = new AppLogs(`${cfg.logsDir}/apps`, bus, log, { maxBytes: cfg.logMaxBytes, maxFiles: cfg.logMaxFiles });
     cleanups.push(() => appLogs.close());
     // What agents dial (a cluster's TCP listener): up before any container starts, closed after they are gone.
     await backend.listen();
@@ -176,6 +178,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       log,
       maxQueuedPerFunction: cfg.maxQueuedPerFunction,
       maxBodyBytes: cfg.maxBodyBytes,
+      cancelGraceMs: cfg.cancelGraceMs,
     });
     cleanups.push(() => dispatcher.shutdown());
     // Schedules: the next run of each scheduled function is stored; runs are calls marked scheduled.
@@ -226,6 +229,21 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     }, EXPIRY_SWEEP_MS);
     sweep.unref();
     cleanups.push(() => clearInterval(sweep));
+    // Containers with this daemon's label that it no longer tracks (a removal that failed): removed while it runs, not only at start.
+    const leftoverSweep = new LeftoverSweep({
+      runtime,
+      daemonId,
+      known: () => dispatcher.containers().map(({ c }) => c.id),
+      intervalMs: cfg.leftoverSweepMs,
+      marginMs: cfg.leftoverMarginMs,
+      log,
+    });
+    leftoverSweep.start();
+    cleanups.push(() => leftoverSweep.close());
+    // Finished calls past the history window are deleted in batches, and the file shrinks after.
+    const history = new History({ store: calls.history, windowMs: cfg.historyMs, log });
+    history.start();
+    cleanups.push(() => history.stop());
 
     let resolveStopped!: () => void;
     const stopped = new Promise<void>((r) => (resolveStopped = r));
@@ -265,6 +283,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       dicts,
       queues,
       schedules,
+      history,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

@@ -82,6 +82,13 @@ export const daemonToAgentSchema = z.discriminatedUnion("type", [
   /** Several inputs at once (calls dispatched to one container together). */
   z.object({ type: z.literal("inputs"), inputs: z.array(z.object(inputFields)).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({ type: z.literal("shutdown") }),
+  /**
+   * Stop one input (its call was cancelled, timed out, or its app stopped): Node aborts the
+   * input's AbortSignal (currentInput().signal), Python raises InputCancellation in it (cancels the
+   * task of an async def). The agent still sends the input's output once the function has really
+   * stopped: until then it holds its slot. The daemon ignores what that output says.
+   */
+  z.object({ type: z.literal("cancel"), ...callRef, reason: z.string().max(1000) }),
   z.object({
     type: z.literal("http_request"),
     ...requestRef,

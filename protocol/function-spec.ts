@@ -6,6 +6,7 @@ import { z } from "zod";
 import { imageSpecSchema, type ImageSpec } from "./image-spec.js";
 import { clsParamSchema, PARAM_LIMITS, type ClsParam } from "./cls-params.js";
 import { volumeMountsSchema, type VolumeMount } from "./volumes.js";
+import { bundlePathProblem } from "./bundle-paths.js";
 
 export const LIMITS = {
   maxRetries: 10,
@@ -232,6 +233,13 @@ export const deployRequestSchema = z
     if (r.runtime === "python" && (!r.files || !r.module)) ctx.addIssue({ code: "custom", message: "a python app needs its files and module" });
     if (r.runtime === "python" && r.files && r.module && !(`${r.module}.py` in r.files)) {
       ctx.addIssue({ code: "custom", message: `the files hold no ${r.module}.py, the app module` });
+    }
+    // The paths as a set: each can be written out as a file (protocol/bundle-paths.ts).
+    const files = r.files && bundlePathProblem(Object.keys(r.files));
+    if (files) ctx.addIssue({ code: "custom", path: ["files"], message: files });
+    for (const [hash, asset] of Object.entries(r.assets ?? {})) {
+      const problem = bundlePathProblem(Object.keys(asset), { maxFiles: Infinity });
+      if (problem) ctx.addIssue({ code: "custom", path: ["assets", hash], message: problem });
     }
   });
 export type DeployRequest = z.infer<typeof deployRequestSchema>;

@@ -13,3 +13,4 @@ export type { VolumeEntry, VolumeView } from "../protocol/volumes.js";
 export type { DictView, QueueView } from "../protocol/dicts-queues.js";
 export { DQ_LIMITS } from "../protocol/dicts-queues.js";
 export { Cron, Period } from "./schedule.js";
+export { currentInput, type InputContext } from "./input-context.js";

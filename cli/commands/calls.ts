@@ -5,6 +5,7 @@ import { makeContext } from "../context.js";
 import { UsageError } from "../exit-codes.js";
 import { ago, table } from "../output.js";
 import type { Runner } from "../runner.js";
+import { registerCallsPrune } from "./calls-prune.js";
 
 function parseArgs(json: string | undefined): unknown[] {
   if (json === undefined) return [];
@@ -127,7 +128,7 @@ export function registerCalls(program: Command, run: Runner): void {
       out.result({ call_id: id, cancelled: true }, () => `cancelled ${id}`);
     }));
 
-  const calls = program.command("calls").description("list and inspect calls");
+  const calls = program.command("calls").description("list, inspect and prune calls");
   calls
     .command("ls")
     .option("--app <app>")
@@ -161,4 +162,5 @@ export function registerCalls(program: Command, run: Runner): void {
       client.close();
       out.result(view, () => describe(view));
     }));
+  registerCallsPrune(calls, run);
 }

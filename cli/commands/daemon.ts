@@ -34,8 +34,11 @@ interface StartOptions {
   advertiseAddr?: string;
   swarmNetwork?: string;
   buildTimeout?: string;
+  history?: string;
   volumeDriver?: string;
   volumeDriverOpt?: string[];
+  logMaxSize?: string;
+  logMaxFiles?: string;
 }
 
 type Health = {
@@ -63,11 +66,34 @@ function buildTimeoutOption(raw: string | undefined): number | undefined {
   return n * 1000;
 }
 
+/** --history (or GANTRY_HISTORY_DAYS): days finished calls are kept; undefined leaves the default (7). */
+async function historyOption(raw: string | undefined): Promise<number | undefined> {
+  const { parseHistoryDays } = await import("../../daemon/config.js");
+  try {
+    return raw !== undefined ? parseHistoryDays(raw, "--history") : parseHistoryDays(process.env.GANTRY_HISTORY_DAYS, "GANTRY_HISTORY_DAYS");
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
 function parsePort(raw: string | undefined, flag = "--http-port"): number | null {
   if (raw === undefined) return null;
   const n = Number(raw);
   if (raw.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} must be a port number from 0 to 65535, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** --log-max-size MiB and --log-max-files N (or GANTRY_LOG_MAX_SIZE / _FILES): app log rotation; undefined leaves the defaults (50 MiB × 5). */
+async function logOptions(o: StartOptions): Promise<{ logMaxBytes?: number; logMaxFiles?: number }> {
+  const { parseLogMaxSize, parseLogMaxFiles } = await import("../../daemon/config.js");
+  try {
+    return {
+      logMaxBytes: o.logMaxSize !== undefined ? parseLogMaxSize(o.logMaxSize, "--log-max-size") : parseLogMaxSize(process.env.GANTRY_LOG_MAX_SIZE, "GANTRY_LOG_MAX_SIZE"),
+      logMaxFiles: o.logMaxFiles !== undefined ? parseLogMaxFiles(o.logMaxFiles, "--log-max-files") : parseLogMaxFiles(process.env.GANTRY_LOG_MAX_FILES, "GANTRY_LOG_MAX_FILES"),
+    };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /** Collects a repeatable option's values. */
@@ -241,6 +267,8 @@ async function runForeground(o: StartOptions): Promise<void> {
     forceNetwork: o.containerNetwork === "none" ? "none" : null,
     gpuPassthrough,
     buildTimeoutMs: buildTimeoutOption(o.buildTimeout),
+    historyMs: await historyOption(o.history),
+    ...(await logOptions(o)),
     ...cluster,
   });
   try {
@@ -268,7 +296,9 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (running) throw new GantryError(`a gantry daemon is already running (pid ${running.pid}) on ${running.home}; stop it with: gantry daemon stop`, "already_running");
   await passthroughOption(o);
   await clusterOptions(o);
+  await logOptions(o);
   buildTimeoutOption(o.buildTimeout);
+  await historyOption(o.history);
   const home = gantryHome();
   const logDir = join(home, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -290,7 +320,10 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.swarmNetwork) args.push("--swarm-network", o.swarmNetwork);
   if (o.volumeDriver) args.push("--volume-driver", o.volumeDriver);
   for (const opt of o.volumeDriverOpt ?? []) args.push("--volume-driver-opt", opt);
+  if (o.logMaxSize) args.push("--log-max-size", o.logMaxSize);
+  if (o.logMaxFiles) args.push("--log-max-files", o.logMaxFiles);
   if (o.buildTimeout) args.push("--build-timeout", o.buildTimeout);
+  if (o.history) args.push("--history", o.history);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -344,7 +377,10 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--swarm-network <name>", "swarm: the network tasks join (default gantry, an attachable overlay made when missing)")
     .option("--volume-driver <name>", "swarm: mount volumes on every node through this Docker volume driver (e.g. local, with NFS options)")
     .option("--volume-driver-opt <key=value>", "swarm: an option of --volume-driver, {name} standing for the volume (repeatable; e.g. device=:/srv/gantry/volumes/{name})", collect)
+    .option("--log-max-size <MiB>", "rotate an app's log file before it passes this size (default 50; or GANTRY_LOG_MAX_SIZE)")
+    .option("--log-max-files <n>", "log files kept per app, the current one included (default 5; or GANTRY_LOG_MAX_FILES)")
     .option("--build-timeout <seconds>", "stop an image build that runs longer (default 1800; or GANTRY_BUILD_TIMEOUT)")
+    .option("--history <days>", "delete finished calls, their attempts and items this many days after they finish (default 7; or GANTRY_HISTORY_DAYS)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
       else await startBackground(o);

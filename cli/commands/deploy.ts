@@ -4,6 +4,7 @@ import type { DeployEvent } from "../../protocol/api.js";
 import type { GantryClient } from "../../sdk/client.js";
 import { GantryError, InvalidArgumentError } from "../../sdk/errors.js";
 import { makeContext } from "../context.js";
+import { LOAD_TIMEOUT_HELP, LOAD_TIMEOUT_OPTION, loadTimeoutSeconds } from "../load-timeout.js";
 import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 
@@ -20,12 +21,12 @@ export interface ReadApp {
   inputs: string[];
 }
 
-/** What the daemon's deploy route takes, read from a TypeScript/JavaScript or a Python app file. */
-export async function readApp(file: string, out: Output): Promise<ReadApp> {
+/** What the daemon's deploy route takes, read from a TypeScript/JavaScript or a Python app file (within `loadTimeoutS`: cli/load-timeout.ts). */
+export async function readApp(file: string, out: Output, opts: { loadTimeoutS?: number } = {}): Promise<ReadApp> {
   out.progress(`reading ${file} …`);
   if (extname(file) === ".py") {
     const { readPythonApp } = await import("../python-app.js");
-    const app = await readPythonApp(file);
+    const app = await readPythonApp(file, opts);
     const standins = app.standins.length ? `; not importable here, read as stand-ins (the image must have them): ${app.standins.join(", ")}` : "";
     out.note(`✓ read ${file}: app ${app.app}, ${app.functions.length} function(s), ${Object.keys(app.files).length} Python file(s)${standins}`);
     const { app: name, functions, files, module, assets } = app;
@@ -33,7 +34,7 @@ export async function readApp(file: string, out: Output): Promise<ReadApp> {
     return { name, body: { app: name, runtime: "python", functions, files, module, assets, source: file }, inputs };
   }
   const { bundleApp } = await import("../bundle-app.js"); // esbuild loads only for deploys
-  const app = await bundleApp(file);
+  const app = await bundleApp(file, opts);
   out.note(`✓ bundled ${file}: app ${app.app}, ${app.functions.length} function(s), ${(app.bundle.length / 1024).toFixed(1)} KiB`);
   const assets = Object.keys(app.assets).length ? { assets: app.assets } : {};
   return { name: app.app, body: { app: app.app, functions: app.functions, bundle: app.bundle, ...assets, source: file }, inputs: [...app.sources, ...app.localPaths] };
@@ -45,9 +46,9 @@ export async function deployFile(
   out: Output,
   client: GantryClient,
   read?: ReadApp,
-  opts: { ephemeral?: boolean } = {},
+  opts: { ephemeral?: boolean; loadTimeoutS?: number } = {},
 ): Promise<Extract<DeployEvent, { type: "done" }>> {
-  const { name, body: readBody } = read ?? (await readApp(file, out));
+  const { name, body: readBody } = read ?? (await readApp(file, out, { loadTimeoutS: opts.loadTimeoutS }));
   // Ephemeral (gantry serve): the daemon stops the app unless its client keeps heartbeating.
   const body = opts.ephemeral ? { ...readBody, ephemeral: true } : readBody;
   let done: Extract<DeployEvent, { type: "done" }> | null = null;
@@ -115,10 +116,12 @@ export function registerDeploy(program: Command, run: Runner): void {
     .command("deploy")
     .argument("<file>", "app file: .ts, .mts, .js, .mjs or .py")
     .description("read an app file, build its images (with progress) and register its functions")
-    .action(run(async (g, file) => {
+    .option(`${LOAD_TIMEOUT_OPTION} <seconds>`, LOAD_TIMEOUT_HELP)
+    .action(run<{ loadTimeout?: string }>(async (g, file) => {
+      const loadTimeoutS = loadTimeoutSeconds(g.loadTimeout);
       const { out, client } = makeContext(g);
       const started = Date.now();
-      const d = await deployFile(file!, out, client).finally(() => client.close());
+      const d = await deployFile(file!, out, client, undefined, { loadTimeoutS }).finally(() => client.close());
       const secs = ((Date.now() - started) / 1000).toFixed(1);
       out.result(d, () =>
         `✓ deployed app ${d.app}${d.version ? ` v${d.version}` : ""} in ${secs} s (${d.built.length} image(s) built, ${d.cached.length} unchanged)\n` +

@@ -20,6 +20,7 @@ import { GantryError } from "../../sdk/errors.js";
 import { gantryHome } from "../../sdk/transport.js";
 import { clientCaFile, clientToken, makeContext, type GlobalOptions } from "../context.js";
 import { UsageError } from "../exit-codes.js";
+import { killAtDeadline, LOAD_TIMEOUT_HELP, LOAD_TIMEOUT_OPTION, loadTimedOut, loadTimeoutOption, loadTimeoutSeconds } from "../load-timeout.js";
 import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 import {
@@ -36,6 +37,7 @@ import {
 import { deployFile } from "./deploy.js";
 
 const SCRIPT_EXTENSIONS = new Set([".ts", ".mts", ".js", ".mjs"]);
+type LoadTimeout = { loadTimeoutS: number };
 const EXIT_INTERRUPTED = 130;
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -60,6 +62,7 @@ export function registerRun(program: Command, run: Runner): void {
     .argument("[args...]", "the entrypoint's options, after the file")
     .option("--detach", "on Ctrl-C, leave the calls this run spawned running (without it they are cancelled)")
     .option("--no-deploy", "run against the app as it is deployed, without deploying the file first")
+    .option(`${LOAD_TIMEOUT_OPTION} <seconds>`, LOAD_TIMEOUT_HELP)
     .helpOption(false)
     .option("-h, --help", "this help; after the file: the entrypoint's options")
     .allowUnknownOption()
@@ -71,8 +74,10 @@ export function registerRun(program: Command, run: Runner): void {
       // Commander reads options anywhere; gantry run's own come before the file, the rest is the entrypoint's as written.
       const valued = new Set(program.options.filter((x) => x.required || x.optional).flatMap((x) => [x.long, x.short].filter((f): f is string => !!f)));
       const globals = new Set(program.options.flatMap((x) => [x.long, x.short].filter((f): f is string => !!f)));
+      valued.add(LOAD_TIMEOUT_OPTION); // run's own option with a value, read here (runFlags passes it over)
+      globals.add(LOAD_TIMEOUT_OPTION);
       const argv = splitRunArgv(process.argv.slice(2), valued);
-      const flags = runFlags(argv.own, globals, valued);
+      const flags = { ...runFlags(argv.own, globals, valued), loadTimeoutS: loadTimeoutSeconds(loadTimeoutOption(argv.own)) };
       if (flags.help) {
         cmd.outputHelp();
         return;
@@ -99,16 +104,17 @@ function daemonEnv(o: GlobalOptions): Record<string, string> {
   return { ...(url ? { GANTRY_URL: url } : {}), ...(token ? { GANTRY_TOKEN: token } : {}), ...(ca ? { GANTRY_CA_CERT: ca.path } : {}) };
 }
 
-async function deploy(file: string, out: Output, client: GantryClient): Promise<void> {
-  const d = await deployFile(file, out, client);
+async function deploy(file: string, out: Output, client: GantryClient, loadTimeoutS: number): Promise<void> {
+  const d = await deployFile(file, out, client, undefined, { loadTimeoutS });
   out.note(`✓ deployed app ${d.app} (${d.built.length} image(s) built, ${d.cached.length} unchanged)`);
 }
 
-/** Runs `python3 -m gantry._run ARGS`; resolves with its exit status. A signal for this process goes to it too. */
-async function python(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Runs `python3 -m gantry._run ARGS`; resolves with its exit status. A signal for this process goes to it too. With `deadline`, it is killed then. */
+async function python(args: string[], env: NodeJS.ProcessEnv, deadline?: { seconds: number; error: () => Error }): Promise<number> {
   const { pythonCommand } = await import("../python-app.js");
   return new Promise((resolvePromise, reject) => {
     const child = spawn(pythonCommand(), ["-m", "gantry._run", ...args], { env, stdio: "inherit" });
+    const killer = deadline ? killAtDeadline(child, deadline.seconds) : null;
     // Ctrl-C on a terminal reaches the child as well: it treats the two copies as one.
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     for (const s of SIGNALS) process.on(s, forward);
@@ -125,21 +131,25 @@ async function python(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     });
     child.on("close", (code, signal) => {
       done();
-      resolvePromise(code ?? 128 + (signal ? constants.signals[signal] : 1));
+      killer?.cancel();
+      if (killer?.expired()) reject(deadline!.error());
+      else resolvePromise(code ?? 128 + (signal ? constants.signals[signal] : 1));
     });
   });
 }
 
-async function runPythonFile(target: string, file: string, rest: string[], flags: RunFlags, o: GlobalOptions): Promise<number> {
+async function runPythonFile(target: string, file: string, rest: string[], flags: RunFlags & LoadTimeout, o: GlobalOptions): Promise<number> {
   const { pythonEnv } = await import("../python-app.js");
   const env = pythonEnv({ GANTRY_HOME: gantryHome(), ...daemonEnv(o) });
-  if (wantsHelp(rest)) return python([target, ...rest], env);
+  // Both the help and the check import the app: within the load timeout.
+  const loading = { seconds: flags.loadTimeoutS, error: () => loadTimedOut(file, flags.loadTimeoutS) };
+  if (wantsHelp(rest)) return python([target, ...rest], env, loading);
   // The name and the options first: a typo is refused before anything is built.
-  const checked = await python(["--check", target, ...rest], env);
+  const checked = await python(["--check", target, ...rest], env, loading);
   if (checked !== 0) return checked;
   if (flags.deploy) {
     const { out, client } = makeContext(o);
-    await deploy(file, out, client).finally(() => client.close());
+    await deploy(file, out, client, flags.loadTimeoutS).finally(() => client.close());
   }
   return python([...(flags.detach ? ["--detach"] : []), target, ...rest], env);
 }
@@ -171,12 +181,12 @@ function pickScriptTarget(file: string, app: RegisteredApp, name: string): Scrip
   throw new UsageError(`${file} has no local entrypoint: add one with app.localEntrypoint(async function main() {…})`);
 }
 
-async function runScriptFile(file: string, name: string, rest: string[], flags: RunFlags, o: GlobalOptions): Promise<void> {
+async function runScriptFile(file: string, name: string, rest: string[], flags: RunFlags & LoadTimeout, o: GlobalOptions): Promise<void> {
   const { loadAppLocally } = await import("../bundle-app.js"); // esbuild loads only here
   const { out, client } = makeContext(o);
   Object.assign(process.env, daemonEnv(o)); // the app's `new GantryClient()` reaches the daemon this run deploys to
   try {
-    const { app, standins } = await loadAppLocally(file);
+    const { app, standins } = await loadAppLocally(file, { loadTimeoutS: flags.loadTimeoutS });
     if (standins.length) out.note(`[gantry] not importable here, read as stand-ins: ${standins.join(", ")}`);
     const target = pickScriptTarget(file, app, name);
     const label = target.kind === "entrypoint" ? target.entrypoint.name : target.name;
@@ -189,7 +199,7 @@ async function runScriptFile(file: string, name: string, rest: string[], flags: 
       return;
     }
     const input = target.kind === "entrypoint" ? parseEntrypointOptions(`the entrypoint ${label}`, target.entrypoint.params, rest) : jsonArguments(label, rest);
-    if (flags.deploy) await deploy(file, out, client);
+    if (flags.deploy) await deploy(file, out, client, flags.loadTimeoutS);
     await interruptible(client, flags.detach, async () => {
       if (target.kind === "entrypoint") {
         await target.entrypoint.handler(input as Record<string, unknown>);

@@ -16,6 +16,7 @@ import type { Output } from "../output.js";
 import type { Runner } from "../runner.js";
 import { ChangeQueue, changeSummary, Debouncer, DEBOUNCE_MS, FolderWatcher, watchPlan } from "../serve-watch.js";
 import { heartbeatApp } from "../app-heartbeat.js";
+import { LOAD_TIMEOUT_HELP, LOAD_TIMEOUT_OPTION, loadTimeoutSeconds } from "../load-timeout.js";
 import { deployFile, readApp, type ReadApp } from "./deploy.js";
 
 type Done = Extract<DeployEvent, { type: "done" }>;
@@ -100,12 +101,14 @@ export interface ServeOptions {
   signals?: Pick<NodeJS.EventEmitter, "on" | "off">;
   /** Writes an event's line (default: to the process's stdout or stderr). */
   print?: (to: "stdout" | "stderr", line: string) => void;
+  /** Seconds the app file may take to load, at each read (cli/load-timeout.ts). */
+  loadTimeoutS?: number;
 }
 
 const printLine = (to: "stdout" | "stderr", line: string) => void (to === "stdout" ? process.stdout : process.stderr).write(line + "\n");
 
 /** Serves `file` until SIGINT or SIGTERM, then stops its app. */
-export async function serve(file: string, { out, client, json, verbose, signals = process, print = printLine }: ServeOptions): Promise<void> {
+export async function serve(file: string, { out, client, json, verbose, signals = process, print = printLine, loadTimeoutS }: ServeOptions): Promise<void> {
   const cwd = process.cwd();
   const emit = (e: ServeEvent) => {
     out.endProgress();
@@ -115,7 +118,7 @@ export async function serve(file: string, { out, client, json, verbose, signals 
   };
 
   // An app file that does not load at the start leaves nothing to serve: that is an error (exit 2).
-  const first = await readApp(file, out);
+  const first = await readApp(file, out, { loadTimeoutS });
   const app = first.name;
   emit({ event: "serving", app, file, replacing: (await appState(client, app)) === "deployed" });
 
@@ -171,7 +174,7 @@ export async function serve(file: string, { out, client, json, verbose, signals 
   const queue = new ChangeQueue(async (files) => {
     if (stopping) return;
     emit({ event: "changed", files });
-    await attempt(async () => deployOnce(await readApp(file, out)));
+    await attempt(async () => deployOnce(await readApp(file, out, { loadTimeoutS })));
   });
 
   const onSignal = () => {
@@ -226,10 +229,12 @@ export function registerServe(program: Command, run: Runner): void {
       "deploy an app file, then redeploy it whenever it or the local files it uses change (unchanged images are not rebuilt); " +
         "Ctrl-C stops the app (--json: one line per event)",
     )
-    .action(run(async (g, file) => {
+    .option(`${LOAD_TIMEOUT_OPTION} <seconds>`, LOAD_TIMEOUT_HELP)
+    .action(run<{ loadTimeout?: string }>(async (g, file) => {
+      const loadTimeoutS = loadTimeoutSeconds(g.loadTimeout);
       const { out, client } = makeContext(g);
       try {
-        await serve(file!, { out, client, json: Boolean(g.json), verbose: Boolean(g.verbose) });
+        await serve(file!, { out, client, json: Boolean(g.json), verbose: Boolean(g.verbose), loadTimeoutS });
       } finally {
         client.close();
       }

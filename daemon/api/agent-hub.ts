@@ -21,6 +21,7 @@ import {
   agentToDaemonSchema,
 } from "../../protocol/agent-messages.js";
 import { formatZodError } from "../../protocol/function-spec.js";
+import { jsonDepthProblem, MAX_AGENT_MESSAGE_DEPTH } from "../../protocol/json-limits.js";
 import type { Logger } from "../logger.js";
 import type { AgentConnection, AgentEndpoint, AgentEndpointEvents, AgentEndpointFactory } from "../service/ports.js";
 import { addressKey, AttemptLimiter } from "../core/attempt-limit.js";
@@ -93,8 +94,11 @@ abstract class EndpointBase extends EventEmitter<AgentEndpointEvents> {
       missed = 0;
       if (isBinary) return this.reject(ws, "binary messages are not part of the agent protocol");
       let json: unknown;
+      const text = data.toString();
+      const deep = jsonDepthProblem(text, MAX_AGENT_MESSAGE_DEPTH);
+      if (deep) return this.reject(ws, `agent message is ${deep}`); // what handles it would run out of stack
       try {
-        json = JSON.parse(data.toString());
+        json = JSON.parse(text);
       } catch {
         return this.reject(ws, "malformed JSON from agent");
       }

@@ -10,6 +10,7 @@ import type { CallStore } from "../store/call-store.js";
 import type { Dispatcher } from "../service/dispatcher.js";
 import type { Waiters } from "../service/waiters.js";
 import { ApiError, invalid } from "./errors.js";
+import { BoundedStream } from "./bounded-stream.js";
 import { readJson, type Router } from "./http-kit.js";
 import { callInput, callOutcome, fromCaller } from "./call-views.js";
 
@@ -69,6 +70,8 @@ export function registerBatchRoutes(r: Router, d: BatchRouteDeps): void {
 /** Writes a line per finished call (at once for those already finished), until all are or `waitMs` passes. */
 function streamResults(d: BatchRouteDeps, ids: string[], waitMs: number, req: http.IncomingMessage, res: http.ServerResponse): void {
   res.writeHead(200, { "content-type": "application/x-ndjson" });
+  // A client that reads slower than results come is cut off (bounded-stream.ts); no last line: clients ask again for calls a stream left out.
+  const sink = new BoundedStream(res, { onCutOff: () => end() });
   let out = "";
   let flushing = false;
   const write = (line: ResultLine) => {
@@ -77,9 +80,9 @@ function streamResults(d: BatchRouteDeps, ids: string[], waitMs: number, req: ht
       flushing = true;
       setImmediate(() => {
         flushing = false;
-        res.write(out);
+        sink.write(out);
         out = "";
-        if (ended) res.end();
+        if (ended) sink.end();
       });
     }
   };
@@ -91,7 +94,7 @@ function streamResults(d: BatchRouteDeps, ids: string[], waitMs: number, req: ht
     ended = true;
     clearTimeout(timer);
     unwatch.forEach((u) => u());
-    if (!flushing) res.end();
+    if (!flushing) sink.end();
   };
   const now = Date.now();
   ids.forEach((id, index) => {

@@ -1,6 +1,7 @@
 /** A small router and request helpers for node:http: path params, JSON bodies with a size limit. */
 import type { Duplex } from "node:stream";
 import http from "node:http";
+import { invalidUtf8Offset, jsonDepthProblem, MAX_JSON_DEPTH } from "../../protocol/json-limits.js";
 import { ApiError, toResponse } from "./errors.js";
 
 export interface RequestContext {
@@ -89,11 +90,32 @@ export async function readJson(req: http.IncomingMessage, limit: number): Promis
   checkJsonBody(req);
   const buf = await readBody(req, limit);
   if (buf.length === 0) return undefined;
+  const text = jsonBodyText(buf);
   try {
-    return JSON.parse(buf.toString("utf8"));
+    return JSON.parse(text);
   } catch (err) {
     throw new ApiError(400, "invalid_argument", `request body is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * A JSON body's text, refused (400) before JSON.parse sees it when it is not UTF-8 (no byte is
+ * silently replaced by U+FFFD) or nests deeper than MAX_JSON_DEPTH (what walks the value later
+ * would run out of stack). Neither message quotes the body.
+ */
+export function jsonBodyText(buf: Buffer): string {
+  let text: string;
+  try {
+    text = strictUtf8.decode(buf);
+  } catch {
+    const at = invalidUtf8Offset(buf);
+    throw new ApiError(400, "invalid_argument", `request body is not valid UTF-8${at >= 0 ? ` (byte ${at} is 0x${buf[at]!.toString(16).padStart(2, "0")})` : ""}: JSON bodies are UTF-8`);
+  }
+  const deep = jsonDepthProblem(buf);
+  if (deep) throw new ApiError(400, "invalid_argument", `request body is ${deep}`, { limit: MAX_JSON_DEPTH });
+  return text;
 }
 
 /** Seconds from a query parameter, clamped to [0, max]; a bad value is a 400 naming the parameter. */

@@ -43,6 +43,9 @@ import type { Queues } from "../service/queues.js";
 import type { Volumes } from "../service/volumes.js";
 import type { AppLifecycle } from "../service/app-lifecycle.js";
 import { registerSessionRoutes } from "./session-routes.js";
+import { BoundedStream } from "./bounded-stream.js";
+import { registerPruneRoutes } from "./prune-routes.js";
+import type { History } from "../service/history.js";
 import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
 export interface RouteDeps {
@@ -63,6 +66,8 @@ export interface RouteDeps {
   dicts: Dicts;
   queues: Queues;
   schedules: Pick<Schedules, "nextRunAt">;
+  /** Finished calls past the history window (gantry calls prune). */
+  history: Pick<History, "prune">;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -153,13 +158,16 @@ export function buildRouter(d: RouteDeps): Router {
     if (!parsed.success) throw invalid(`deploy request: ${formatZodError(parsed.error)}`);
     const res = ctx.res;
     res.writeHead(200, { "content-type": "application/x-ndjson" });
-    const emit = (e: DeployEvent) => res.write(JSON.stringify(e) + "\n");
+    // Progress a client reads too slowly to take is skipped (bounded-stream.ts); the outcome line is always sent.
+    const progress = new BoundedStream(res);
+    const emit = (e: DeployEvent) => (e.type === "done" || e.type === "error" ? res.write(JSON.stringify(e) + "\n") : progress.offer(JSON.stringify(e) + "\n"));
     try {
       await d.deployer.deploy(parsed.data, emit);
     } catch (err) {
+      // The 200 is sent: every failure, an unexpected one too, reaches the client as its error line.
       const { body, unexpected } = toResponse(err);
-      if (unexpected) throw err;
       emit({ type: "error", error: body.error as { code: string; message: string } });
+      if (unexpected) throw err; // logged where every request's unexpected error is (server.ts), which ends the response
     }
     res.end();
     return undefined;
@@ -229,6 +237,7 @@ export function buildRouter(d: RouteDeps): Router {
   });
 
   registerBatchRoutes(r, d);
+  registerPruneRoutes(r, d);
   registerSessionRoutes(r, d.access);
   registerNodeRoutes(r, d);
   registerLogRoutes(r, d);

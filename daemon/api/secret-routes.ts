@@ -5,7 +5,7 @@
 import { parseCreateSecretRequest, secretNameSchema } from "../../protocol/secrets.js";
 import type { Secrets } from "../service/secrets.js";
 import { invalid } from "./errors.js";
-import { checkJsonBody, readBody, type Router } from "./http-kit.js";
+import { checkJsonBody, jsonBodyText, readBody, type Router } from "./http-kit.js";
 
 /** Far above the largest secret (64 KiB of keys and values), with room for JSON escapes. */
 const SECRET_BODY_BYTES = 512 * 1024;
@@ -13,7 +13,7 @@ const SECRET_BODY_BYTES = 512 * 1024;
 /** The body as JSON; unlike readJson, a parse error does not quote the body (it holds values). */
 async function readSecretBody(req: Parameters<typeof readBody>[0]): Promise<unknown> {
   checkJsonBody(req);
-  const text = (await readBody(req, SECRET_BODY_BYTES)).toString("utf8");
+  const text = jsonBodyText(await readBody(req, SECRET_BODY_BYTES)); // UTF-8 and depth checked, nothing quoted
   try {
     return JSON.parse(text);
   } catch {

@@ -12,6 +12,10 @@ import type { WebRequests } from "../service/web-requests.js";
 import { ApiError } from "./errors.js";
 import { SESSION_COOKIE, type Access } from "./access.js";
 import { tokenMatches } from "./token.js";
+import { MAX_UNSENT_BYTES } from "./bounded-stream.js";
+
+/** What a web endpoint's answer may hold unsent for its client: more than a log stream's, for downloads. */
+const MAX_UNSENT_WEB_BYTES = 4 * MAX_UNSENT_BYTES;
 
 const TOKEN_HEADER = "x-gantry-token";
 /** Headers of one hop (the client's connection to the daemon), not of the request. */
@@ -110,6 +114,9 @@ function exchange(
       res.flushHeaders();
     },
     write(chunk) {
+      // The agent sends without flow control: a client that does not read is cut off rather than
+      // held in memory (its close cancels the request in the container).
+      if (res.writableLength > MAX_UNSENT_WEB_BYTES) return void res.destroy();
       res.write(chunk);
     },
     end() {

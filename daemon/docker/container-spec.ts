@@ -22,6 +22,11 @@ export const DOCKER_MASKED_PATHS = [
 ];
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 export const PIDS_LIMIT = 512;
+/**
+ * Docker's own copy of a container's output (`docker logs`; gantry keeps its own app logs): at most
+ * 3 files of 10 MB, so a chatty function cannot fill the engine's disk. Swarm tasks get the same.
+ */
+export const CONTAINER_LOG_OPTIONS: Record<string, string> = { "max-size": "10m", "max-file": "3" };
 
 /** The image's own value of an environment variable ("" when unset). */
 function imageValue(imageEnv: readonly string[], name: string): string {
@@ -88,6 +93,7 @@ export function containerCreateOptions(l: ContainerLaunch, imageEnv: readonly st
       Memory: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
       // No swap beyond it: the limit is the memory the function gets, and passing it is an OOM kill.
       MemorySwap: l.memoryMiB ? l.memoryMiB * 1024 * 1024 : undefined,
+      LogConfig: { Type: "json-file", Config: { ...CONTAINER_LOG_OPTIONS } },
       ...gpuHostConfig(l.gpu),
     },
   };

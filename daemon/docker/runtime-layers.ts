@@ -43,7 +43,7 @@ export async function loadRuntimeLayer(runtime: Runtime, paths: RuntimeLayerPath
     return { runtime, dockerfile, installer, files: { "agent.cjs": agent, "package.json": NODE_PACKAGE_JSON } };
   }
   const files: Record<string, Buffer> = {};
-  for (const name of ["agent.py", "gantry_websocket.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry_batch.py"]) files[name] = await missing(`the python agent's ${name}`, readFile(join(dir, name)), broken);
+  for (const name of ["agent.py", "gantry_websocket.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry_batch.py", "gantry_cancel.py"]) files[name] = await missing(`the python agent's ${name}`, readFile(join(dir, name)), broken);
   for (const file of (await pythonSources(paths.pythonPackageDir)).sort()) {
     files[`gantry/${relative(paths.pythonPackageDir, file)}`] = await readFile(file);
   }

@@ -5,7 +5,7 @@
  * (nodes cannot mount the daemon's folders) and the agent dials the daemon over TCP.
  */
 import type Docker from "dockerode";
-import { PIDS_LIMIT } from "./container-spec.js";
+import { CONTAINER_LOG_OPTIONS, PIDS_LIMIT } from "./container-spec.js";
 import { Labels, type ContainerLaunch } from "./types.js";
 
 /** Swarm's name for the generic resource NVIDIA GPUs are advertised as (`NVIDIA-GPU=<uuid>`). */
@@ -90,6 +90,8 @@ export function serviceCreateOptions(l: ContainerLaunch, p: ServicePlacement): D
         },
       },
       RestartPolicy: { Condition: "none" },
+      // Docker's copy of the task's output, bounded on its node as a plain container's is.
+      LogDriver: { Name: "json-file", Options: { ...CONTAINER_LOG_OPTIONS } },
       Placement: gpu ? { Constraints: [`node.id==${gpu.node}`] } : {},
       Networks: [{ Target: p.network }],
     },

@@ -92,6 +92,7 @@ export class ContainerLauncher {
       state: "starting",
       revision: pool.revision,
       leases: new Map(),
+      stopping: new Map(),
       requests: new Map(),
       idleSinceMs: null,
       lastUsedMs: now,

@@ -3,6 +3,7 @@ import { chmod, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { webUrl, type DeployEvent, type FunctionView } from "../../protocol/api.js";
 import { describeSchedule, scheduleProblem } from "../../protocol/schedule.js";
+import { bundlePathProblem } from "../../protocol/bundle-paths.js";
 import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec } from "../../protocol/function-spec.js";
 import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import { APP_MODULE_NAME, assetHash, type BuildSettings } from "../docker/image-plan.js";
@@ -283,19 +284,33 @@ export class Deployer {
     return assets;
   }
 
-  /** Writes the app's files once per content hash; a folder that exists is complete (renamed into place). */
+  /**
+   * Writes the app's files once per content hash; a folder that exists is complete (renamed into
+   * place). The paths are checked as a set first; a write that fails anyway leaves no temp folder.
+   */
   private async storeBundle(dir: string, files: Record<string, string>): Promise<void> {
     if (await stat(dir).then(() => true, () => false)) return;
+    const problem = bundlePathProblem(Object.keys(files));
+    if (problem) throw invalid(`the app's files: ${problem}`);
     const tmp = `${dir}.${process.pid}.tmp`;
     await rm(tmp, { recursive: true, force: true });
-    for (const [path, content] of Object.entries(files)) {
-      const file = join(tmp, path);
-      if (!file.startsWith(tmp + sep)) throw invalid(`the app file path ${JSON.stringify(path)} leaves the app's folder`);
-      await mkdir(dirname(file), { recursive: true, mode: 0o755 });
-      await writeFile(file, content, { mode: 0o644 });
+    try {
+      await writeBundleFiles(tmp, files);
+      await chmod(tmp, 0o755);
+      await rename(tmp, dir);
+    } finally {
+      await rm(tmp, { recursive: true, force: true }); // gone already once renamed
     }
-    await chmod(tmp, 0o755);
-    await rename(tmp, dir);
+  }
+}
+
+/** Writes each file under `root` (made as needed), refusing a path that would leave it. */
+async function writeBundleFiles(root: string, files: Record<string, string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    const file = join(root, path);
+    if (!file.startsWith(root + sep)) throw invalid(`the app file path ${JSON.stringify(path)} leaves the app's folder`);
+    await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+    await writeFile(file, content, { mode: 0o644 });
   }
 }
 

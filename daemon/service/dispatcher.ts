@@ -23,6 +23,7 @@ import { Scaler, type CallSide } from "./scaler.js";
 import { RunningMarks } from "./running-marks.js";
 import { CallOutcomes } from "./call-outcomes.js";
 import { WebRequests, type WebRoute } from "./web-requests.js";
+import { InputStops } from "./input-stops.js";
 
 export interface DeployedFunction extends PoolDeployment {
   app: string;
@@ -39,6 +40,8 @@ export interface DispatcherDeps {
   maxQueuedPerFunction: number;
   /** The largest web request body (as for a call's input). */
   maxBodyBytes: number;
+  /** How long an input asked to stop (cancelled, timed out) may take before its container is replaced; default 30 s. */
+  cancelGraceMs?: number;
 }
 
 /** Calls at the head of a queue keep their arguments in memory; those behind read them at dispatch. */
@@ -56,6 +59,8 @@ export class Dispatcher implements CallSide {
   private readonly outcomes: CallOutcomes;
   /** Requests to web endpoints: they wait and run in the same pools and slots as calls. */
   readonly web: WebRequests;
+  /** Inputs asked to stop, holding their slots until they have (input-stops.ts). */
+  private readonly stops: InputStops;
   private closing = false;
 
   constructor(private readonly d: DispatcherDeps) {
@@ -84,6 +89,16 @@ export class Dispatcher implements CallSide {
       clock: this.now,
       pools: () => this.pools.values(),
       onPoolDone: (pool) => this.pools.delete(pool.key),
+    });
+    this.stops = new InputStops({
+      send: (c, msg) => this.send(c, msg),
+      kill: (pool, c, why) => this.scaler.kill(pool, c, why),
+      released: (pool, c) => {
+        this.markIdleIfFree(c);
+        this.pump(pool);
+      },
+      log: d.log,
+      graceMs: d.cancelGraceMs ?? 30_000,
     });
   }
 
@@ -178,12 +193,17 @@ export class Dispatcher implements CallSide {
     return pool;
   }
 
-  /** Stops an app: its queued calls are cancelled and its containers stop. */
+  /**
+   * Stops an app: its queued calls are cancelled, and so are those its containers run (dispatched,
+   * marked running yet or not): each input is asked to stop in its container. Its containers stop.
+   */
   stopApp(app: string): number {
     this.stoppedApps.add(app);
     let n = 0;
     for (const pool of this.pools.values()) {
       if (pool.app === app && !pool.removed) {
+        const running = [...pool.containers.values()].flatMap((c) => [...c.leases.values()].map((l) => l.call));
+        for (const call of running) this.bg(this.cancelLive(call, `app ${app} was stopped`));
         this.removePool(pool, `app ${app} was stopped`);
         if (!pool.variant) n++;
       }
@@ -428,13 +448,8 @@ export class Dispatcher implements CallSide {
     if (call.status === CallStatus.running && call.containerId) {
       const c = pool.containers.get(call.containerId);
       const lease = c?.leases.get(call.id);
-      if (c && lease) {
-        clearTimeout(lease.timer);
-        c.leases.delete(call.id);
-        // A JS or Python function cannot be interrupted in place: a one-slot container is stopped.
-        if (pool.spec.maxInputs === 1) this.scaler.kill(pool, c, `its call ${call.id} was cancelled`);
-        else this.markIdleIfFree(c);
-      }
+      // Asked to stop in its container; it keeps its slot until it has (or the container goes).
+      if (c && lease) this.stops.stop(pool, c, lease, why);
     }
     const tr = transition(from, { type: "cancel" }, pool.spec.retries);
     if (!tr.ok) return;
@@ -567,6 +582,8 @@ export class Dispatcher implements CallSide {
   onOutput(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number } & ({ ok: true; value: unknown; pickled?: string } | { ok: false; error: RemoteError })): void {
     const lease = c.leases.get(msg.callId);
     if (!lease || lease.attempt !== msg.attempt) {
+      // An input asked to stop has stopped: its slot is free; its call ended already.
+      if (this.stops.release(pool, c, msg.callId, msg.attempt)) return;
       this.d.log.warn("ignored a stale output", { call: msg.callId, attempt: msg.attempt, container: c.id });
       return;
     }
@@ -593,12 +610,17 @@ export class Dispatcher implements CallSide {
     this.bg(stored.catch((err: Error) => this.d.log.error("an item was not stored", { call: call.id, index: msg.index, error: err.message })));
   }
 
+  /** An attempt ran past its timeout: it fails (FunctionTimeoutError, retried as its policy says) and is asked to stop; its neighbours run on. */
   private onAttemptTimeout(pool: FunctionPool, c: ContainerEntry, call: LiveCall, attempt: number): void {
     const lease = c.leases.get(call.id);
     if (!lease || lease.attempt !== attempt) return;
-    c.leases.delete(call.id);
+    this.stops.stop(pool, c, lease, `its attempt ${attempt} ran past its timeout of ${pool.spec.timeoutMs / 1000} s`);
     this.bg(this.outcomes.apply(pool, call, { type: "timeout", attempt, timeoutMs: pool.spec.timeoutMs }));
-    this.scaler.kill(pool, c, `call ${call.id} attempt ${attempt} timed out`);
+  }
+
+  /** The container is gone: inputs it was asked to stop need nothing more. */
+  dropStopping(c: ContainerEntry): void {
+    this.stops.drop(c);
   }
 
   private markIdleIfFree(c: ContainerEntry): void {

@@ -70,6 +70,12 @@ export interface ContainerEntry {
   /** The deployment (bundle + spec hash) this container runs. */
   revision: string;
   leases: Map<string, Lease>;
+  /**
+   * Inputs the agent was asked to stop (cancelled, timed out, their app stopped), by
+   * `stoppingKey`: their calls have ended, but each keeps its slot until the agent answers for it
+   * (the function really stopped), or the container is replaced past the grace.
+   */
+  stopping: Map<string, Lease>;
   /** Web requests it is answering (they take slots like calls). */
   requests: Map<string, WebRequest>;
   idleSinceMs: number | null;
@@ -101,8 +107,11 @@ export interface PoolDeployment {
 
 /** Calls and web requests a container is running: its busy slots. */
 export function busySlots(c: ContainerEntry): number {
-  return c.leases.size + c.requests.size;
+  return c.leases.size + c.stopping.size + c.requests.size;
 }
+
+/** A stopping input's key: a call's next attempt may run beside its stopping one. */
+export const stoppingKey = (callId: string, attempt: number): string => `${callId}#${attempt}`;
 
 /** The dispatcher's key of a pool: the function's, and the variant's within a class. */
 export function poolKey(app: string, fn: string, variant?: string | null): string {

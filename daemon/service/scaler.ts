@@ -29,6 +29,8 @@ export interface CallSide {
   failAttempt(pool: FunctionPool, lease: Lease, error: RemoteError): void;
   /** Fails the pool's queued calls: they cannot run (no container starts, or no GPU ever fits). */
   failQueued(pool: FunctionPool, error: RemoteError): void;
+  /** The container is gone: the inputs it was asked to stop need nothing more. */
+  dropStopping(c: ContainerEntry): void;
 }
 
 export interface ScalerDeps {
@@ -216,14 +218,19 @@ export class Scaler {
     if (!pool.containers.has(c.id)) return;
     pool.containers.delete(c.id);
     const leases = [...c.leases.values()];
+    // Its process ended while it ran one input alone: that input's doing. With others beside it (or
+    // inputs still stopping), which one did it is unknown: each is lost and runs again, none blamed.
+    const inputs = leases.length + c.stopping.size + c.requests.size;
+    const alone = leases.length === 1 && inputs === 1;
     c.leases.clear();
     for (const lease of leases) clearTimeout(lease.timer);
+    this.d.calls.dropStopping(c);
     this.d.web.lose(pool, c, reason);
     // At shutdown the calls stay as stored (running); the next start's recover() retries them.
     if (this.closing) return;
     for (const lease of leases) {
-      if (end.kind === "out_of_memory" || end.kind === "exited") this.d.calls.failAttempt(pool, lease, end.error);
-      else this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}`);
+      if ((end.kind === "out_of_memory" || end.kind === "exited") && alone) this.d.calls.failAttempt(pool, lease, end.error);
+      else this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}${end.kind === "exited" || end.kind === "out_of_memory" ? ` (${end.error.type}; it ran ${inputs} inputs, so this one is run again)` : ""}`);
     }
     if (end.kind === "unavailable") {
       // Not the function's fault: starts wait (the engine to come back, or a moment) without failing calls.

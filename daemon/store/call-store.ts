@@ -1,5 +1,6 @@
 import type { Variant } from "../../protocol/cls-variant.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
+import { CallHistory } from "./call-history.js";
 import { CallItems } from "./item-store.js";
 import type { CallStatus } from "../core/call-state.js";
 import type Database from "better-sqlite3";
@@ -83,6 +84,9 @@ export function storedValue(v: { value?: unknown; pickled?: string }): string {
 export function pickledValue(text: string | null): string | null {
   return text !== null && text.startsWith(PICKLED_PREFIX) ? text.slice(PICKLED_PREFIX.length) : null;
 }
+
+/** The input column of an expired call: its bytes are gone (the column cannot be NULL). */
+const EXPIRED_INPUT = "";
 
 /** A queued or running call, for the dispatcher: its input is read when it is dispatched. */
 export type OpenCall = CallRecord;
@@ -209,6 +213,8 @@ export class CallStore {
   readonly keys: IdempotencyKeys;
   /** Generator calls' items. */
   readonly items: CallItems;
+  /** Finished calls past the history window: deleted in batches (service/history.ts). */
+  readonly history: CallHistory;
 
   constructor(
     private readonly db: Db,
@@ -219,6 +225,9 @@ export class CallStore {
     this.recentRing = new Array(recentFinished);
     this.keys = new IdempotencyKeys(db);
     this.items = new CallItems(db, commit);
+    this.history = new CallHistory(db, commit, (ids) => {
+      for (const id of ids) this.recent.delete(id);
+    });
     this.stmts = {
       insert: db.prepare(`${INSERT} (?, ?, ?, 'queued', 1, ?, ?, ?)`),
       insertRows: db.prepare(`${INSERT} ${Array.from({ length: INSERT_ROWS }, () => "(?, ?, ?, 'queued', 1, ?, ?, ?)").join(", ")}`),
@@ -246,8 +255,9 @@ export class CallStore {
            lost = coalesce(@lost, lost)
          WHERE id = @id AND attempt = @fromAttempt AND status = @fromStatus`,
       ),
+      // The input goes with the result: an expired call keeps its status, times and error only.
       expire: db.prepare(
-        `UPDATE calls SET result = NULL, expired = 1
+        `UPDATE calls SET result = NULL, input = '', expired = 1
          WHERE id IN (SELECT id FROM calls WHERE expired = 0 AND expires_at IS NOT NULL AND expires_at <= ? LIMIT ?) RETURNING id`,
       ).pluck(),
       addAttempt: db.prepare(
@@ -295,10 +305,10 @@ export class CallStore {
     }, "refuse");
   }
 
-  /** A call's arguments (read when it is dispatched: queued calls do not keep them in memory). */
+  /** A call's arguments (read when it is dispatched: queued calls do not keep them in memory); null once expired. */
   inputOf(id: string): CallInput | null {
     const input = this.stmts.input.get(id) as string | undefined;
-    return input === undefined ? null : decodeInput(input);
+    return input === undefined || input === EXPIRED_INPUT ? null : decodeInput(input);
   }
 
   /** Cancels every queued call of a function at once (an app stopped); resolves with their IDs and attempts once committed. */
@@ -442,7 +452,11 @@ export class CallStore {
     return this.stmts.children.all(id, limit) as string[];
   }
 
-  /** Drops results whose resultTtl passed (and idempotency keys past theirs); returns how many results. Bounded per run. */
+  /**
+   * Drops the inputs, results and items of calls whose resultTtl passed (the row stays, marked
+   * expired, until the history window deletes it), and idempotency keys past theirs; returns how
+   * many calls. Bounded per run.
+   */
   expireResults(now: number, max = 5000): Promise<number> {
     return this.commit.run(() => {
       this.keys.prune(now, max);

@@ -1,6 +1,7 @@
 /**
  * A generator call's items (issue 17), in order: each stored (committed) before readers are told,
- * as JSON text or "pickle:" and base64 like results; dropped with the call's result at expiry.
+ * as JSON text or "pickle:" and base64 like results; dropped with the call's result at expiry
+ * (and, had they outlived it, with the call by the history window: call-history.ts).
  */
 import type Database from "better-sqlite3";
 import type { GroupCommit } from "./group-commit.js";

@@ -2,6 +2,13 @@
  * Schema migrations, applied in order at open; `PRAGMA user_version` records how many ran.
  * Never edit a released migration: append a new one.
  */
+
+/**
+ * A migration whose text starts with this line runs outside a transaction (VACUUM cannot run in
+ * one); it must be safe to run again, as a crash before `user_version` is written repeats it.
+ */
+export const OUTSIDE_TRANSACTION = "-- outside a transaction";
+
 export const MIGRATIONS: readonly string[] = [
   /* 1: first schema */ `
   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -185,5 +192,15 @@ export const MIGRATIONS: readonly string[] = [
   /* 11: ephemeral apps (issue 21: gantry serve, app.run()): when one is stopped unless its client
      heartbeats again (ms); NULL for a deployed app, which stays until stopped */ `
   ALTER TABLE apps ADD COLUMN expires_at INTEGER;
+  `,
+  /* 12: history (issue 22): finished calls are found by when they finished, to delete those past the
+     history window; idempotency keys by their call, to delete them with it */ `
+  CREATE INDEX calls_by_finish ON calls (finished_at) WHERE finished_at IS NOT NULL;
+  CREATE INDEX idempotency_keys_by_call ON idempotency_keys (call_id);
+  `,
+  /* 13: the file shrinks after a prune (issue 22): pages freed are handed back by
+     PRAGMA incremental_vacuum, which needs auto_vacuum set and the file rewritten once */ `${OUTSIDE_TRANSACTION}
+  PRAGMA auto_vacuum = INCREMENTAL;
+  VACUUM;
   `,
 ];

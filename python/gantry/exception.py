@@ -50,6 +50,16 @@ class CancelledError(Error):
     code = "cancelled"
 
 
+class InputCancellation(BaseException):
+    """Raised inside a function's input when the daemon asks it to stop: its call was cancelled,
+    ran past its timeout, or its app was stopped (an ``async def`` has its task cancelled instead).
+
+    A ``BaseException``, as Modal's: ``except Exception`` in the function does not swallow it. The
+    input keeps its container slot until it has really stopped; one that does not stop within the
+    grace (30 s) gets its container replaced.
+    """
+
+
 class ResourceExhaustedError(Error):
     """The daemon refused a call for now: the function's queue is full. Retry later."""
 

@@ -18,6 +18,8 @@ import {
   daemonToAgentSchema,
   type AgentToDaemon,
 } from "../../protocol/agent-messages.js";
+import { INPUT_CONTEXT_KEY, type InputContext } from "../../protocol/input-context.js";
+import { jsonDepthProblem, MAX_JSON_DEPTH } from "../../protocol/json-limits.js";
 import { appRegistry, nameFunctionsByExport } from "../../protocol/registry.js";
 import { functionError } from "./remote-error.js";
 import { WebRequests } from "./web.js";
@@ -43,6 +45,20 @@ const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs]) || 1);
 const MAX_LOG_LINE = 64 * 1024;
 
 const currentCall = new AsyncLocalStorage<string>();
+/** The input a function runs (currentInput() in the SDK reads it): its AbortSignal is how a cancel reaches it. */
+const currentInput = new AsyncLocalStorage<InputContext>();
+(globalThis as Record<symbol, unknown>)[INPUT_CONTEXT_KEY] = () => currentInput.getStore();
+/** Inputs running now, by "callId#attempt": aborted when the daemon asks one to stop. */
+const aborts = new Map<string, AbortController>();
+
+/** The daemon asked an input to stop: its signal aborts, with an Error named InputCancellation. */
+function cancelInput(callId: string, attempt: number, reason: string): void {
+  const controller = aborts.get(`${callId}#${attempt}`);
+  if (!controller || controller.signal.aborted) return;
+  const why = new Error(`the input was asked to stop: ${reason}`);
+  why.name = "InputCancellation";
+  controller.abort(why);
+}
 const ws = new WebSocket(agentUrl ? `${agentUrl}${AGENT_WS_PATH}` : `ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
   headers: { authorization: `Bearer ${token}`, [AGENT_CONTAINER_HEADER]: process.env[AgentEnv.containerId] ?? "" },
   maxPayload: 256 * 1024 * 1024,
@@ -120,6 +136,8 @@ function sendItem(callId: string, attempt: number, index: number, item: unknown)
   }
   if (text === undefined) throw new TypeError(`item ${index} of ${functionName} (a ${typeof item}) is not JSON-serialisable`);
   if (text.length > MAX_OUTPUT_BYTES) throw new Error(`item ${index} is ${text.length} bytes of JSON, over the limit of ${MAX_OUTPUT_BYTES} bytes`);
+  const deep = jsonDepthProblem(text, MAX_JSON_DEPTH);
+  if (deep) throw new TypeError(`item ${index} of ${functionName} is ${deep}`);
   const message = `{"type":"item","callId":${JSON.stringify(callId)},"attempt":${attempt},"index":${index},"value":${text}}`;
   if (ws.readyState === WebSocket.OPEN) ws.send(message);
   else outbox.push(message);
@@ -163,20 +181,27 @@ async function runExit(): Promise<void> {
 
 async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined, method?: string): Promise<void> {
   running++;
+  const controller = new AbortController();
+  const key = `${callId}#${attempt}`;
+  aborts.set(key, controller);
   try {
     const named = Object.keys(kwargs ?? {});
     if (named.length) {
       throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
     }
-    const value = await currentCall.run(callId, async () => {
+    const context: InputContext = { callId, attempt, signal: controller.signal };
+    const value = await currentInput.run(context, () => currentCall.run(callId, async () => {
       // Called without a receiver: the traceback's first frame is the user's function ("at boom"), not "Object.boom".
       const { run, yields } = targetOf(method);
       const ret = run(...args);
       if (!yields) return ret;
       let index = 0;
-      for await (const item of ret as AsyncIterable<unknown>) sendItem(callId, attempt, index++, item);
+      for await (const item of ret as AsyncIterable<unknown>) {
+        if (controller.signal.aborted) throw controller.signal.reason; // a generator stops between items
+        sendItem(callId, attempt, index++, item);
+      }
       return null;
-    });
+    }));
     let text: string;
     try {
       text = value === undefined ? "null" : JSON.stringify(value);
@@ -189,12 +214,29 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
       err.name = "ResultTooLargeError";
       throw err;
     }
+    // Deeper than the daemon takes (it would refuse the message): this call fails, nothing else.
+    const deep = jsonDepthProblem(text, MAX_JSON_DEPTH);
+    if (deep) throw new TypeError(`the return value of ${functionName} is ${deep}`);
     sendOutput(`${outputHead(callId, attempt, true)},"value":${text}}`); // the value's JSON as is: no parse and stringify again
   } catch (err) {
     sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(functionError(err))}}`);
   } finally {
+    aborts.delete(key);
     running--;
   }
+}
+
+/**
+ * A message that could not be decoded (too deep for the runtime, or broken): the inputs it names
+ * fail with the reason, rather than wait for their timeout or bring the agent down.
+ */
+function failUndecodable(text: string, why: string): void {
+  const refs = [...text.matchAll(/"callId":"([^"\\]{1,64})","attempt":(\d{1,9})/g)].slice(0, MAX_BATCH_MESSAGE_ITEMS);
+  for (const [, callId, attempt] of refs) {
+    const error = new TypeError(`the input could not be decoded by the agent: ${why}`);
+    sendOutput(`${outputHead(callId!, Number(attempt), false)},"error":${JSON.stringify(functionError(error))}}`);
+  }
+  process.stderr.write(`gantry agent: a message from the daemon could not be decoded (${why})${refs.length ? `: failed its ${refs.length} input(s)` : ""}\n`);
 }
 
 ws.on("open", () => {
@@ -209,11 +251,12 @@ ws.on("open", () => {
 });
 
 ws.on("message", (data) => {
+  const text = data.toString();
   let parsed;
   try {
-    parsed = daemonToAgentSchema.safeParse(JSON.parse(data.toString()));
-  } catch {
-    parsed = { success: false as const };
+    parsed = daemonToAgentSchema.safeParse(JSON.parse(text));
+  } catch (err) {
+    return failUndecodable(text, (err as Error).message);
   }
   if (!parsed.success) {
     process.stderr.write(`gantry agent: ignoring a malformed message from the daemon\n`);
@@ -251,6 +294,9 @@ ws.on("message", (data) => {
       break;
     case "http_cancel":
       web.cancel(msg.requestId, msg.reason);
+      break;
+    case "cancel":
+      cancelInput(msg.callId, msg.attempt, msg.reason);
       break;
     case "shutdown":
       void runExit().then(() => ws.close(1000, "shutdown"));

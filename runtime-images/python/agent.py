@@ -43,6 +43,7 @@ import json
 import os
 import pickle
 import platform
+import re
 import signal
 import sys
 import threading
@@ -50,6 +51,7 @@ import traceback
 from typing import Any, BinaryIO, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import gantry_batch
+import gantry_cancel
 import gantry_web
 from gantry_websocket import ConnectionLost, ProtocolError, UnixWebSocket
 
@@ -65,6 +67,8 @@ MAX_TRACEBACK_CHARS = 64 * 1024
 MAX_ERROR_TYPE_CHARS = 200
 MAX_CALL_ID_CHARS = 64
 MAX_BATCH_MESSAGE_ITEMS = 1000
+#: From protocol/json-limits.ts: the daemon refuses JSON nested deeper than this.
+MAX_JSON_DEPTH = 512
 
 #: A line longer than this (no newline yet) is sent in pieces.
 MAX_LOG_LINE_BYTES = 64 * 1024
@@ -86,7 +90,7 @@ _AGENT_DIR = os.path.dirname(os.path.abspath(__file__))
 _HIDDEN_FILES = {
     __file__,
     importlib.__file__,
-    *(os.path.join(_AGENT_DIR, f) for f in ("agent.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry_websocket.py")),
+    *(os.path.join(_AGENT_DIR, f) for f in ("agent.py", "gantry_web.py", "gantry_asgi.py", "gantry_wsgi.py", "gantry_websocket.py", "gantry_cancel.py")),
 }
 
 #: The call whose code is running (None outside calls); log lines are tagged with it.
@@ -124,6 +128,23 @@ def _json_bytes(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+_JSON_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _json_depth_problem(data: bytes) -> Optional[str]:
+    """Why a JSON text nests deeper than MAX_JSON_DEPTH, or None. Fewer opening brackets than the
+    limit settle it at C speed; else strings are cut out and only the brackets walked."""
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return None
+    depth = 0
+    for b in _JSON_STRINGS.sub(b'""', data).translate(None, _NOT_BRACKETS):
+        depth += 1 if b in (0x5B, 0x7B) else -1
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested deeper than the limit of {MAX_JSON_DEPTH} levels of arrays and objects"
+    return None
 
 
 def _remote_error(exc: BaseException) -> Dict[str, str]:
@@ -380,6 +401,8 @@ class Agent:
         self._running = 0
         self._running_lock = threading.Lock()
         self._outputs = _Outputs(self.send_bytes)
+        #: Running inputs, where the daemon's cancel messages go.
+        self._cancels = gantry_cancel.Cancels()
 
     # Sending.
 
@@ -582,13 +605,18 @@ class Agent:
     def _run_sync(self, call: Input) -> None:
         _current_call.set(call.call_id)  # in this input's own copy of the context
         _current_input.set((call.call_id, call.attempt))
+        key = (call.call_id, call.attempt)
         try:
-            args, kwargs = call.arguments()
-            value = self._target(call)(*args, **kwargs)
-            if inspect.isgenerator(value):
-                for index, item in enumerate(value):
-                    self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
-                value = None
+            self._cancels.enter_thread(key)
+            try:
+                args, kwargs = call.arguments()
+                value = self._target(call)(*args, **kwargs)
+                if inspect.isgenerator(value):
+                    for index, item in enumerate(value):
+                        self.send_bytes(self._item(call, index, item))  # now, ahead of the output (batched)
+                    value = None
+            finally:
+                self._cancels.exit_thread(key)  # a cancel that came too late is withdrawn
         except BaseException as exc:
             self._finish(call, error=exc)
         else:
@@ -599,6 +627,10 @@ class Agent:
         async with self._slots:
             _current_call.set(call.call_id)  # in this task's own context
             _current_input.set((call.call_id, call.attempt))
+            key = (call.call_id, call.attempt)
+            task = asyncio.current_task()
+            if task is not None:
+                self._cancels.enter_task(key, task)
             try:
                 args, kwargs = call.arguments()
                 target = self._target(call)
@@ -611,8 +643,10 @@ class Agent:
                 else:
                     value = await target(*args, **kwargs)
             except BaseException as exc:
+                self._cancels.exit_task(key)
                 self._finish(call, error=exc)
             else:
+                self._cancels.exit_task(key)
                 self._finish(call, value=value)
 
     def _finish(self, call: Input, value: Any = None, error: Optional[BaseException] = None) -> None:
@@ -652,6 +686,9 @@ class Agent:
                 payload = _json_bytes({**head, "value": item})
             except (TypeError, ValueError, RecursionError) as exc:
                 raise TypeError(f"item {index} of {self.config.function} is not JSON-serialisable: {exc}") from None
+            deep = _json_depth_problem(payload)
+            if deep:
+                raise TypeError(f"item {index} of {self.config.function} is {deep}")
             size = len(payload)
         if size > MAX_OUTPUT_BYTES:
             raise ResultTooLargeError(f"item {index} is {size} bytes, over the limit of {MAX_OUTPUT_BYTES} bytes")
@@ -672,6 +709,9 @@ class Agent:
             raise TypeError(f"the return value of {self.config.function} is not JSON-serialisable: {exc}") from None
         if len(value_json) > MAX_OUTPUT_BYTES:
             raise ResultTooLargeError(f"the return value is {len(value_json)} bytes of JSON, over the limit of {MAX_OUTPUT_BYTES} bytes")
+        deep = _json_depth_problem(value_json)
+        if deep:  # deeper than the daemon takes: this call fails, nothing else
+            raise TypeError(f"the return value of {self.config.function} is {deep}")
         # The value is serialised once: spliced into the message rather than encoded again.
         head = _json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": True})
         return head[:-1] + b',"value":' + value_json + b"}"
@@ -699,6 +739,9 @@ class Agent:
     def handle(self, text: str) -> None:
         try:
             msg = json.loads(text, parse_constant=_no_constants)
+        except RecursionError:
+            return self._fail_undecodable(text, "it is nested too deeply for Python to decode")
+        try:
             kind = msg.get("type") if isinstance(msg, dict) else None
             if kind in ("input", "inputs"):
                 items = msg.get("inputs") if kind == "inputs" else [msg]
@@ -712,6 +755,10 @@ class Agent:
                         self.start_input(call)
             elif kind in ("http_request", "http_body", "http_cancel"):
                 self.handle_http(kind, msg)
+            elif kind == "cancel":
+                call_id, attempt = msg.get("callId"), msg.get("attempt")
+                if isinstance(call_id, str) and isinstance(attempt, int):
+                    self._cancels.cancel((call_id, attempt))
             elif kind == "shutdown":
                 if self.web is None and not self.webs and not self._exit_hooks:
                     self.close(1000, "shutdown")
@@ -721,6 +768,15 @@ class Agent:
                 raise InvalidMessage(f"unknown type {kind!r}")
         except (ValueError, InvalidMessage) as exc:
             print(f"gantry agent: ignoring a malformed message from the daemon ({exc})", file=sys.stderr)
+
+    def _fail_undecodable(self, text: str, why: str) -> None:
+        """A message the agent cannot decode: the inputs it names fail with the reason, rather than
+        wait for their timeout or bring the agent (and its other inputs) down."""
+        refs = re.findall(r'"callId":"([^"\\]{1,64})","attempt":(\d{1,9})', text)[:MAX_BATCH_MESSAGE_ITEMS]
+        for call_id, attempt in refs:
+            error = ValueError(f"the input could not be decoded by the agent: {why}")
+            self._outputs.put(_json_bytes({"callId": call_id, "attempt": int(attempt), "ok": False, "error": _remote_error(error)}))
+        print(f"gantry agent: a message from the daemon could not be decoded ({why}); failed its {len(refs)} input(s)", file=sys.stderr)
 
     def handle_http(self, kind: str, msg: Dict[str, Any]) -> None:
         if kind == "http_request":

@@ -6,6 +6,7 @@
  * curl, the clients and the unix socket keep working.
  */
 import http from "node:http";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -186,3 +187,60 @@ describe("Content-Type: JSON routes read only JSON", () => {
     expect(result).toMatchObject({ status: 200, body: { result: "data" } });
   });
 });
+
+describe("Bodies refused at the door: too deep, not UTF-8, files that cannot be written", () => {
+  const calls = "/v1/apps/my-job-queue/functions/process_job/calls";
+  const json = { "content-type": "application/json" };
+  const healthy = async () => expect((await send("GET", "/v1/health")).status).toBe(200);
+
+  it("refuses JSON nested 100,000 levels deep with 400 naming the limit, queuing nothing, and goes on answering", async () => {
+    const before = await queued();
+    const deep = `{"args":[${"[".repeat(100_000)}${"]".repeat(100_000)}]}`;
+    const res = await send("POST", calls, json, deep);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: "invalid_argument", limit: 512 });
+    expect(res.body.error.message).toContain("deeper than the limit of 512 levels");
+    // Every JSON route reads through the same check: a deploy, a batch, a secret.
+    for (const path of ["/v1/apps/deploy", `${calls}/batch`, "/v1/calls/results", "/v1/secrets"]) {
+      expect((await send("POST", path, json, deep)).status, path).toBe(400);
+    }
+    expect(await queued()).toBe(before);
+    await healthy();
+    // As deep as the limit allows is taken.
+    const ok = await send("POST", calls, json, `{"args":[${"[".repeat(500)}${"]".repeat(500)}]}`);
+    expect(ok.status).toBe(202);
+  });
+
+  it("refuses invalid UTF-8 inside a JSON string with 400 naming the byte, instead of storing U+FFFD", async () => {
+    const before = await queued();
+    const body = Buffer.concat([Buffer.from('{"args":["caf'), Buffer.from([0xe9]), Buffer.from('"]}')]); // Latin-1 é
+    const res = await new Promise<Answer>((resolve, reject) => {
+      const req = http.request({ method: "POST", path: calls, host: "127.0.0.1", port, headers: { ...json, "content-length": String(body.length) } }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on("data", (c: Buffer) => chunks.push(c));
+        r.on("end", () => resolve({ status: r.statusCode!, headers: r.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toBe("request body is not valid UTF-8 (byte 13 is 0xe9): JSON bodies are UTF-8");
+    expect(await queued()).toBe(before);
+    await healthy();
+  });
+
+  it("refuses a Python deploy whose files hold app.py and app.py/x.py with 400 naming the path, leaving no temp folder", async () => {
+    const functions = [{ name: "f", options: {} }];
+    const body = JSON.stringify({ app: "conflicting", runtime: "python", module: "app", functions, files: { "app.py": "x = 1\n", "app.py/x.py": "y = 2\n" } });
+    const res = await send("POST", "/v1/apps/deploy", json, body);
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe("invalid_argument");
+    expect(res.body.error.message).toContain(`the path "app.py" is a file, and also the folder of "app.py/x.py"`);
+    const appsDir = join(t.home, "apps");
+    const left = readdirSync(appsDir, { recursive: true }).map(String).filter((p) => p.endsWith(".tmp"));
+    expect(left).toEqual([]);
+    expect(existsSync(join(appsDir, "conflicting"))).toBe(false);
+    await healthy();
+  });
+});
+

@@ -147,6 +147,36 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     expect(s.logsOf("fc-b").map((m) => m.line)).toEqual(["b arrived", "b met"]);
   });
 
+  it.each(["stoppable", "stoppable_async"])("stops one input of %s when the daemon asks, while its neighbour runs on; a late cancel changes nothing", async (fn) => {
+    const s = await start(fn, { maxInputs: 2 });
+    await s.ready();
+    s.send({ type: "inputs", inputs: [{ callId: "fc-long", attempt: 1, args: ["long", 60] }, { callId: "fc-short", attempt: 1, args: ["short", 1] }] });
+    await s.logLine("fc-long", "long started");
+    s.send({ type: "cancel", callId: "fc-long", attempt: 1, reason: "the call was cancelled" });
+    const stopped = await s.output("fc-long");
+    // Node: the signal's reason; Python: InputCancellation in a plain def, the task cancelled for an async def.
+    const expected = agent.name === "python" && fn === "stoppable_async" ? "CancelledError" : "InputCancellation";
+    expect(stopped).toMatchObject({ callId: "fc-long", ok: false, error: { type: expected } });
+    expect(await s.output("fc-short")).toMatchObject({ callId: "fc-short", ok: true, value: "short" });
+    s.send({ type: "cancel", callId: "fc-short", attempt: 1, reason: "too late" });
+    s.input("fc-next", ["next", 0]);
+    expect(await s.output("fc-next")).toMatchObject({ ok: true, value: "next" });
+  });
+
+  it("fails an input nested too deeply for its runtime with a clear error, and runs the next one", async () => {
+    const s = await start("echo");
+    await s.ready();
+    let deep: unknown = [];
+    for (let i = 0; i < 1500; i++) deep = [deep]; // past Python's ~1,000, within what the test can stringify
+    s.input("fc-deep", [deep]);
+    const out = await s.output("fc-deep");
+    // Python's decoder recurses (RecursionError past ~1,000 levels); Node decodes it, but will not
+    // send back a value deeper than the daemon takes. Either way that input fails, nothing else does.
+    const why = agent.name === "python" ? /could not be decoded by the agent: it is nested too deeply/ : /return value of echo is JSON nested deeper than the limit of 512/;
+    expect(out).toMatchObject({ ok: false, error: { message: expect.stringMatching(why) } });
+    expect(await s.call("fc-after", ["fine"])).toMatchObject({ ok: true, value: "fine" });
+  });
+
   it("sends init_error with the traceback when the module raises at import, and exits", async () => {
     const s = await start("echo", { env: { PROTOCOL_APP_BREAK: "1" } });
     const sent = await s.waitFor("init_error", () => s.messages.find((m) => m.type === "init_error"));

@@ -17,11 +17,9 @@ import { GroupCommit } from "../../daemon/store/group-commit.js";
 import { CallStore } from "../../daemon/store/call-store.js";
 import { EventBus } from "../../daemon/service/event-bus.js";
 import { Dispatcher } from "../../daemon/service/dispatcher.js";
-import { GpuBroker } from "../../daemon/service/gpu-broker.js";
-import type { ContainerLauncher, LaunchHandlers } from "../../daemon/service/container-launcher.js";
-import type { ContainerEntry, FunctionPool } from "../../daemon/service/pool.js";
 import { ServiceError } from "../../daemon/service/errors.js";
 import { waitFor } from "../helpers/engine.js";
+import { fakeLauncher, noGpus } from "../helpers/fake-launcher.js";
 
 const declared: ClsParam[] = [
   { name: "size", type: "int", default: 1 },
@@ -92,30 +90,6 @@ describe("variantSpec", () => {
   });
 });
 
-/** A launcher whose containers are entries: the test readies them (their agent's `ready`) and ends them. */
-function fakeLauncher() {
-  const launched: Array<{ pool: FunctionPool; c: ContainerEntry; h: LaunchHandlers; params: unknown }> = [];
-  let n = 0;
-  const launcher = {
-    engineUp: true,
-    onEngineChange: () => undefined,
-    newContainerId: () => `ct-${++n}`,
-    launch(pool: FunctionPool, l: { id: string }, h: LaunchHandlers): ContainerEntry {
-      const c: ContainerEntry = {
-        id: l.id, dockerId: null, state: "starting", revision: pool.revision, leases: new Map(), requests: new Map(), idleSinceMs: null,
-        lastUsedMs: Date.now(), startedAtMs: Date.now(), endpoint: null, conn: null, startupTimer: null, exitReason: null, initError: null,
-        created: Promise.resolve(null), gpus: [],
-      };
-      launched.push({ pool, c, h, params: pool.params() });
-      return c;
-    },
-    stop: (_p: FunctionPool, c: ContainerEntry, why: string) => launched.find((x) => x.c === c)?.h.onGone({ kind: "stopped", reason: why }, false),
-    kill: (_p: FunctionPool, c: ContainerEntry, why: string) => launched.find((x) => x.c === c)?.h.onGone({ kind: "stopped", reason: why }, false),
-    stopNow: async () => undefined,
-  };
-  return { launcher: launcher as unknown as ContainerLauncher, launched };
-}
-
 describe("Dispatcher: a pool per parameter set", () => {
   let dir: string;
   let db: Db;
@@ -126,13 +100,7 @@ describe("Dispatcher: a pool per parameter set", () => {
 
   const start = async () => {
     fake = fakeLauncher();
-    const gpus = new GpuBroker({
-      host: { read: async () => ({ gpus: [], problem: "no GPUs in this test", driverVersion: null, controlNodes: [], libraries: [], smiPath: null, devDir: "/dev" }) },
-      runtime: { engineInfo: async () => ({ version: "20.10", runtimes: ["runc"], name: "t", cpus: 2, memoryBytes: 2 ** 34 }) },
-      passthrough: "auto",
-      log: silentLogger,
-    });
-    await gpus.refresh();
+    const gpus = await noGpus();
     dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus, bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20 });
     dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r1", runtime: "python", module: "m" }]);
   };

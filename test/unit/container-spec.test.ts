@@ -35,6 +35,8 @@ describe("containerCreateOptions", () => {
       expect(o.HostConfig).toMatchObject({ CapDrop: ["ALL"], SecurityOpt: ["no-new-privileges"], ReadonlyRootfs: true, NetworkMode: "none" });
       // The socket folder and the code are mounted read-only: a function writes nowhere on the host's disk.
       expect(o.HostConfig?.Binds?.slice(0, 2)).toEqual(["/home/g/run/ct-1:/run/gantry:ro", "/home/g/apps/app/h:/opt/gantry/app:ro"]);
+      // Docker's own copy of the output (docker logs) is bounded: a chatty function cannot fill the engine's disk.
+      expect(o.HostConfig?.LogConfig).toEqual({ Type: "json-file", Config: { "max-size": "10m", "max-file": "3" } });
     }
   });
 

@@ -30,6 +30,8 @@ describe("serviceCreateOptions", () => {
     expect(o.Labels).toEqual({ "gantry.daemon": "gd-1", "gantry.app": "app", "gantry.function": "fn", "gantry.container": "ct-1" });
     const t = o.TaskTemplate as Record<string, any>;
     expect(t.RestartPolicy).toEqual({ Condition: "none" });
+    // Docker's copy of the task's output is bounded, as a plain container's is.
+    expect(t.LogDriver).toEqual({ Name: "json-file", Options: { "max-size": "10m", "max-file": "3" } });
     expect(t.Networks).toEqual([{ Target: "gantry" }]);
     expect(t.ContainerSpec).toMatchObject({
       Image: "reg:5000/gantry/code:abc",

@@ -33,8 +33,8 @@ function StopApp({ app, queued, onStopped }: { app: string; queued: number; onSt
         }}
       >
         <p>
-          {queued === 1 ? "Its 1 queued call is" : `Its ${queued} queued calls are`} cancelled; running calls finish, then its containers
-          stop. Deploy it again to serve calls.
+          {queued === 1 ? "Its 1 queued call is" : `Its ${queued} queued calls are`} cancelled, and so are its running calls (each is asked to
+          stop in its container); then its containers stop. Deploy it again to serve calls.
         </p>
       </Confirm>
     </>
