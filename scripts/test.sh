@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 # Debian packages the tests need: pytest for the Python client, chromium for the dashboard,
-# docker-registry for the Swarm tests.
+# docker-registry for the Swarm tests, python3-prometheus-client to parse /metrics.
 missing=()
 /usr/bin/python3 -c 'import pytest' 2>/dev/null || missing+=(python3-pytest)
+# Prometheus' own parser reads /metrics in the metrics tests (issue 23).
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing+=(python3-prometheus-client)
 [[ -x "${GANTRY_CHROMIUM:-/usr/bin/chromium}" ]] || missing+=(chromium fonts-liberation)
 [[ -x /usr/bin/docker-registry ]] || missing+=(docker-registry)
 if [[ ${#missing[@]} -gt 0 ]]; then
