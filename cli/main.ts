@@ -12,6 +12,7 @@ import { registerQueues } from "./commands/queues.js";
 import { registerRun } from "./commands/run.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerServe } from "./commands/serve.js";
+import { registerTop } from "./commands/top.js";
 import { registerVolumes } from "./commands/volumes.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
 import { run } from "./runner.js";
@@ -42,6 +43,7 @@ registerSecrets(program, run);
 registerVolumes(program, run);
 registerDicts(program, run);
 registerQueues(program, run);
+registerTop(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -41,6 +41,8 @@ import { Queues } from "./service/queues.js";
 import { DictStore, QueueStore } from "./store/dq-store.js";
 import { Sessions } from "./service/sessions.js";
 import { History } from "./service/history.js";
+import { Metrics } from "./service/metrics.js";
+import { readGpuUsage } from "./host/nvidia.js";
 import { SessionStore } from "./store/session-store.js";
 import { VERSION } from "../protocol/version.js";
 import { AppStore } from "./store/app-store.js";
@@ -181,6 +183,23 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       cancelGraceMs: cfg.cancelGraceMs,
     });
     cleanups.push(() => dispatcher.shutdown());
+    // Metrics (issue 23): from the bus's events and what runs now, in memory; GPU use from nvidia-smi on this machine.
+    const metrics = new Metrics({
+      bus,
+      calls,
+      live: dispatcher,
+      functions: () => {
+        const deployedApps = new Set(apps.listApps().filter((a) => a.state === "deployed").map((a) => a.name));
+        return apps.listFunctions().filter((f) => deployedApps.has(f.app)).map((f) => ({ app: f.app, function: f.name }));
+      },
+      gpus,
+      dicts,
+      queues,
+      gpuUsage: backend.kind === "docker" ? () => readGpuUsage(cfg.nvidiaSmi) : null,
+      log,
+    });
+    metrics.start();
+    cleanups.push(() => metrics.stop());
     // Schedules: the next run of each scheduled function is stored; runs are calls marked scheduled.
     const schedules = new Schedules({
       store: new ScheduleStore(db),
@@ -208,6 +227,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       schedules,
       versions: new VersionStore(db),
       buildTimeoutMs: cfg.buildTimeoutMs,
+      onImageBuild: (b) => metrics.imageBuilt(b),
     });
 
     const known = apps.listApps();
@@ -284,6 +304,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       queues,
       schedules,
       history,
+      metrics,
       maxBodyBytes: cfg.maxBodyBytes,
       deployBodyBytes: cfg.deployBodyBytes,
       maxWaitSeconds: cfg.maxWaitSeconds,

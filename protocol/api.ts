@@ -65,6 +65,11 @@ export interface CallView {
   };
   /** Its earlier attempts, why each ended and the call ran again: only in the answer about one call. */
   attempts?: AttemptView[];
+  /**
+   * GPU-seconds the call used, once finished: each attempt's duration × the GPUs its container
+   * held, summed; null for a call that held no GPU (or has not finished).
+   */
+  gpu_seconds?: number | null;
 }
 
 /**

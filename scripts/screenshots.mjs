@@ -64,6 +64,11 @@ try {
   };
   await shot("#/apps", "apps", "[data-app=dash] tr[data-function]");
   await shot("#/calls", "calls", "tr[data-call]");
+  // The charts of one function's last hour, on its app's page.
+  await page.goto(`${base}#/apps/dash`);
+  await page.waitForSelector('[data-charts="dash.greet"] [data-chart=calls] canvas', { timeout: 20_000 });
+  await page.locator("section[data-function=greet]").screenshot({ path: join(out, "metrics.png") });
+  console.error(`wrote ${join(out, "metrics.png")}`);
   await shot(`#/calls/${ok.callId}`, "call", "[data-part=result]");
   await shot(`#/calls/${failed.callId}`, "call-failed", "[data-part=traceback]");
   await shot("#/containers", "containers", "tr[data-container]");

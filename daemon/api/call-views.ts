@@ -40,6 +40,7 @@ export function callView(r: CallRecord, nowMs = Date.now()): CallView {
     expired,
     expires_at: iso(r.expiresAt),
     container_id: r.containerId,
+    gpu_seconds: r.gpuSeconds ?? null,
   };
   if (r.status === CallStatus.succeeded && !expired) setResult(v, r.resultJson);
   if (r.error && r.status !== CallStatus.succeeded) v.error = r.error;

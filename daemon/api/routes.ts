@@ -46,6 +46,8 @@ import { registerSessionRoutes } from "./session-routes.js";
 import { BoundedStream } from "./bounded-stream.js";
 import { registerPruneRoutes } from "./prune-routes.js";
 import type { History } from "../service/history.js";
+import type { Metrics } from "../service/metrics.js";
+import { registerMetricsRoutes } from "./metrics-routes.js";
 import { attemptViews, callGraph, callInput, callView, fromCaller, inputView, isExpired, iso, itemsView } from "./call-views.js";
 
 export interface RouteDeps {
@@ -68,6 +70,8 @@ export interface RouteDeps {
   schedules: Pick<Schedules, "nextRunAt">;
   /** Finished calls past the history window (gantry calls prune). */
   history: Pick<History, "prune">;
+  /** GET /metrics and the metrics history (issue 23). */
+  metrics: Metrics;
   maxBodyBytes: number;
   deployBodyBytes: number;
   maxWaitSeconds: number;
@@ -246,6 +250,7 @@ export function buildRouter(d: RouteDeps): Router {
   registerVersionRoutes(r, d);
   registerDictRoutes(r, d);
   registerQueueRoutes(r, d);
+  registerMetricsRoutes(r, d);
 
   r.on("GET", "/v1/calls", async ({ query }) => {
     const status = query.get("status") ?? undefined;

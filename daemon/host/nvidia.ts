@@ -49,9 +49,9 @@ const LIBRARIES = [
   /^libnvidia-opencl\.so\.1$/,
 ];
 
-function run(cmd: string, args: string[]): Promise<string> {
+function run(cmd: string, args: string[], timeoutMs = 30_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stderr: String(stderr) }));
       else resolve(String(stdout));
     });
@@ -79,6 +79,32 @@ export function parseGpuQuery(csv: string): Array<Omit<Gpu, "minor"> & { driverV
         driverVersion: driverVersion!,
       };
     });
+}
+
+/** One GPU's utilization (percent) and memory in use (MiB); null where nvidia-smi says "[N/A]" or "[Not Supported]". */
+export interface GpuUsage {
+  index: number;
+  utilization_pct: number | null;
+  memory_used_mib: number | null;
+}
+
+export const USAGE_QUERY = "index,utilization.gpu,memory.used";
+
+/** Parses `--query-gpu=index,utilization.gpu,memory.used --format=csv,noheader,nounits`; a line it cannot read is left out. */
+export function parseGpuUsage(csv: string): GpuUsage[] {
+  const num = (s: string | undefined) => (s !== undefined && /^\d+(\.\d+)?$/.test(s) ? Number(s) : null);
+  const out: GpuUsage[] = [];
+  for (const line of csv.split("\n")) {
+    const f = line.split(",").map((s) => s.trim());
+    if (f.length < 3 || !/^\d+$/.test(f[0]!)) continue;
+    out.push({ index: Number(f[0]), utilization_pct: num(f[1]), memory_used_mib: num(f[2]) });
+  }
+  return out;
+}
+
+/** Asks nvidia-smi (a name on PATH or a path) how busy each GPU is now; rejects when it fails. */
+export async function readGpuUsage(smi: string): Promise<GpuUsage[]> {
+  return parseGpuUsage(await run(smi, [`--query-gpu=${USAGE_QUERY}`, "--format=csv,noheader,nounits"], 10_000));
 }
 
 /** The "Device Minor" line of a GPU's /proc/driver/nvidia/gpus/<bus id>/information. */

@@ -65,6 +65,7 @@ export class CallOutcomes {
         endedAt: this.d.clock(),
         error: tr.error ?? null,
       };
+      addGpuSeconds(call, from.status, ended.endedAt);
       call.status = CallStatus.queued;
       call.attempt = tr.to.attempt;
       call.runAt = this.d.clock() + (tr.retryInMs ?? 0);
@@ -89,6 +90,7 @@ export class CallOutcomes {
     out: { resultJson?: string; error?: RemoteError },
   ): Promise<void> {
     const now = this.d.clock();
+    addGpuSeconds(call, from.status, now);
     call.status = status;
     this.d.live.delete(call.id);
     const rec: CallRecord = {
@@ -108,6 +110,7 @@ export class CallOutcomes {
       resultJson: out.resultJson ?? null,
       ...(out.error ? { error: out.error } : {}),
       lost: call.lost,
+      ...(call.gpuSeconds !== undefined ? { gpuSeconds: Math.round(call.gpuSeconds * 1000) / 1000 } : {}),
     };
     const stored = this.storedFrom(call, from);
     const ok = await this.d.calls.finish(rec, stored);
@@ -127,4 +130,11 @@ export class CallOutcomes {
     if (ms !== this.lastTs.ms) this.lastTs = { ms, iso: new Date(ms).toISOString() };
     return this.lastTs.iso;
   }
+}
+
+/** Adds the GPU-seconds of the attempt ending at `endMs` (its duration × the GPUs its container held) to the call's; none for an attempt on no GPU. */
+function addGpuSeconds(call: LiveCall, from: CallStatus, endMs: number): void {
+  if (from !== CallStatus.running || call.startedAt === null || !call.gpus) return;
+  call.gpuSeconds = (call.gpuSeconds ?? 0) + (Math.max(0, endMs - call.startedAt) / 1000) * call.gpus;
+  call.gpus = 0;
 }

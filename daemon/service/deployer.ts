@@ -45,6 +45,8 @@ export interface DeployerDeps {
   buildTimeoutMs?: number;
   /** When an app deployed now expires (ephemeral ones: AppLifecycle); none: never. */
   expiryFor?: (ephemeral: boolean) => number | null;
+  /** Told of each image build that ran (not of cached images): for metrics. */
+  onImageBuild?: (b: { ok: boolean; seconds: number }) => void;
 }
 
 const sha256 = (...parts: Array<string | Buffer>) => {
@@ -111,7 +113,7 @@ export class Deployer {
 
   constructor(private readonly d: DeployerDeps) {
     this.now = d.clock ?? Date.now;
-    this.images = new ImageBuilder({ runtime: d.runtime, baseImages: d.baseImages, settings: d.indexSettings ?? (() => readHostIndexSettings()), buildTimeoutMs: d.buildTimeoutMs });
+    this.images = new ImageBuilder({ runtime: d.runtime, baseImages: d.baseImages, settings: d.indexSettings ?? (() => readHostIndexSettings()), buildTimeoutMs: d.buildTimeoutMs, onBuild: d.onImageBuild });
   }
 
   deploy(req: DeployRequest, emit: (e: DeployEvent) => void): Promise<FunctionView[]> {

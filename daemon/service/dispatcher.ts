@@ -552,6 +552,7 @@ export class Dispatcher implements CallSide {
       call.status = CallStatus.running;
       call.containerId = c.id;
       call.startedAt = now;
+      call.gpus = c.gpus.length;
       call.input = input; // kept while it runs: a retry needs it again
       const attempt = call.attempt;
       const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);

@@ -20,6 +20,8 @@ export interface ImageBuilderDeps {
   baseImages: { node: string; python: string };
   settings: () => BuildSettings;
   buildTimeoutMs?: number;
+  /** Told of each build that ran, how it ended and how long it took (metrics). */
+  onBuild?: (b: { ok: boolean; seconds: number }) => void;
 }
 
 export interface BuiltImages {
@@ -126,8 +128,16 @@ export class ImageBuilder {
     deploy.emit({ type: "image", image: tag, status: "built", functions });
   }
 
-  private build(plan: ImagePlan, emit: Emit): Promise<void> {
-    return this.d.runtime.buildImage(plan, (p) => emit({ type: "build", image: plan.tag, ...p }));
+  private async build(plan: ImagePlan, emit: Emit): Promise<void> {
+    const startedMs = Date.now();
+    const told = (ok: boolean) => this.d.onBuild?.({ ok, seconds: (Date.now() - startedMs) / 1000 });
+    try {
+      await this.d.runtime.buildImage(plan, (p) => emit({ type: "build", image: plan.tag, ...p }));
+    } catch (err) {
+      told(false);
+      throw err;
+    }
+    told(true);
   }
 }
 

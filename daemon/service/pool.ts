@@ -21,6 +21,9 @@ export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "at
   items?: number;
   /** A class's call with parameters or options: the key of its pool within the class (absent: the class's own). */
   variant?: string;
+  /** The GPUs the container running its attempt holds (set at dispatch), and the GPU-seconds its ended attempts used. */
+  gpus?: number;
+  gpuSeconds?: number;
 };
 
 /** One attempt occupying a container slot. */

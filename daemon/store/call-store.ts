@@ -37,6 +37,8 @@ export interface CallRecord {
   error?: RemoteError;
   /** Attempts that ended with their container lost: re-runs that used none of the function's retries. */
   lost: number;
+  /** A finished call's GPU-seconds (its attempts' durations × the GPUs each held); null when it held none. */
+  gpuSeconds?: number | null;
 }
 
 /** An attempt that ended without being the call's outcome: why the call ran again. */
@@ -132,11 +134,13 @@ interface Row {
   expires_at: number | null;
   expired: number;
   lost: number;
+  gpu_seconds: number | null;
 }
 
 /** Every column but the input. */
 const COLUMNS =
-  "id, app, function, status, attempt, result, error, container_id, created_at, run_at, started_at, finished_at, expires_at, expired, lost";
+  "id, app, function, status, attempt, result, error, container_id, created_at, run_at, started_at, finished_at, expires_at, expired, lost, " +
+  "(SELECT gpu_seconds FROM call_gpu_seconds WHERE call_id = calls.id) AS gpu_seconds";
 
 function fromRow(r: Row): CallRecord {
   const rec: CallRecord = {
@@ -155,6 +159,7 @@ function fromRow(r: Row): CallRecord {
     resultJson: r.result,
     lost: r.lost,
   };
+  if (r.gpu_seconds !== null) rec.gpuSeconds = r.gpu_seconds;
   if (r.error !== null) rec.error = JSON.parse(r.error) as RemoteError;
   return rec;
 }
@@ -239,6 +244,7 @@ export class CallStore {
         `UPDATE calls SET status = ?, attempt = ?, started_at = coalesce(?, started_at), finished_at = ?, expires_at = ?, container_id = ?,
            result = ?, error = ?, lost = ? WHERE id = ? AND attempt = ? AND status = ?`,
       ),
+      gpuSeconds: db.prepare(`INSERT OR REPLACE INTO call_gpu_seconds (call_id, gpu_seconds) VALUES (?, ?)`),
       cancelQueued: db.prepare(
         `UPDATE calls SET status = 'cancelled', finished_at = @now, expires_at = @expiresAt, container_id = NULL, error = @error
          WHERE app = @app AND function = @function AND status = 'queued' RETURNING id, attempt`,
@@ -344,9 +350,11 @@ export class CallStore {
   /** Finishes a call (compare-and-set from `from`); once committed, its record serves reads from memory. */
   finish(rec: CallRecord, from: { status: CallStatus; attempt: number }): Promise<boolean> {
     const error = rec.error ? JSON.stringify(rec.error) : null;
-    const write = () =>
-      this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.lost, rec.id, from.attempt, from.status)
-        .changes === 1;
+    const write = () => {
+      const ok = this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.lost, rec.id, from.attempt, from.status).changes === 1;
+      if (ok && rec.gpuSeconds != null) this.stmts.gpuSeconds.run(rec.id, rec.gpuSeconds);
+      return ok;
+    };
     return this.commit.run(write).then((ok) => {
       if (ok) this.remember(rec);
       return ok;

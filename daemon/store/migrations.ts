@@ -203,4 +203,12 @@ export const MIGRATIONS: readonly string[] = [
   PRAGMA auto_vacuum = INCREMENTAL;
   VACUUM;
   `,
+  /* 14: GPU-seconds (issue 23): what a finished call used of GPUs, summed over its attempts (each
+     attempt's duration × the GPUs its container held); a row only for calls that held some, gone
+     with its call. A table of its own (not a column): running this again is harmless */ `
+  CREATE TABLE IF NOT EXISTS call_gpu_seconds (
+    call_id TEXT PRIMARY KEY REFERENCES calls(id) ON DELETE CASCADE,
+    gpu_seconds REAL NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -10,6 +10,7 @@ export type {
   GpuWaitView,
 } from "../../protocol/api.js";
 export type { VolumeEntry, VolumeView } from "../../protocol/volumes.js";
+export type { GpuHistoryView, GpuSample, MetricsHistoryView, MetricsPoint } from "../../protocol/metrics.js";
 import type { CallStatusName, FunctionLiveView, FunctionView, GpuStatusView, GpuView, GpuWaitView } from "../../protocol/api.js";
 
 export type GantryEventView =

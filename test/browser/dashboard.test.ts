@@ -4,12 +4,14 @@
  * the page shows, with a deadline.
  */
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { RemoteError } from "../../sdk/errors.js";
 import { deploy, fixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 
 const CHROMIUM = process.env.GANTRY_CHROMIUM ?? "/usr/bin/chromium";
+const FAKE_SMI = join(import.meta.dirname, "..", "fake-gpu", "nvidia-smi");
 const WAIT = { timeout: 20_000 };
 
 let t: TestDaemon;
@@ -40,6 +42,8 @@ afterEach(async () => {
 });
 
 const fn = (name: string) => t.client.functions.fromName("dash", name);
+/** A chart's figure attribute as a number (data-total, data-points, data-samples…), for expect.poll. */
+const chartNumber = (p: Page, selector: string, attr: string) => async () => Number((await p.locator(selector).getAttribute(attr, { timeout: 1_000 }).catch(() => null)) ?? -1);
 
 describe("the dashboard", () => {
   it("lists the app, its functions and their settings", async () => {
@@ -50,6 +54,36 @@ describe("the dashboard", () => {
     await p.click("[data-app=dash] h2 a");
     await p.waitForSelector("section[data-function=wait]", WAIT);
     expect(await p.locator("section[data-function=wait]").innerText()).toContain("600 s per attempt");
+  });
+
+  it("charts the last hour of all functions and of each, live, and says when a function had no calls", async () => {
+    const greet = await fn("greet");
+    for (const name of ["one", "two", "three"]) await greet.remote(name);
+    await expect((await fn("explode")).remote("for the chart")).rejects.toBeInstanceOf(RemoteError);
+    const p = await open();
+    const overall = "[data-charts=all] [data-chart=calls]";
+    await p.waitForSelector(`${overall} canvas`, WAIT);
+    await expect.poll(chartNumber(p, overall, "data-total"), WAIT).toBeGreaterThanOrEqual(4); // 3 succeeded, 1 failed
+    expect(await p.locator(overall).getAttribute("data-series")).toBe("3");
+    expect(Number(await p.locator(overall).getAttribute("data-points"))).toBeGreaterThanOrEqual(2);
+    const kinds = await p.locator("[data-charts=all] [data-chart]").evaluateAll((els) => els.map((e) => e.getAttribute("data-chart")));
+    expect(kinds).toEqual(["calls", "duration", "load"]);
+
+    await p.goto(`${t.baseUrl}/#/apps/dash`);
+    const greetCalls = '[data-charts="dash.greet"] [data-chart=calls]';
+    await p.waitForSelector(`${greetCalls} canvas`, WAIT);
+    await expect.poll(chartNumber(p, greetCalls, "data-total"), WAIT).toBe(3);
+    expect(Number(await p.locator('[data-charts="dash.greet"] [data-chart=duration]').getAttribute("data-points"))).toBeGreaterThan(0);
+    // A function with no calls says so instead of drawing an empty frame.
+    await p.waitForSelector('[data-charts="dash.Model"][data-empty=yes]', WAIT);
+    expect(await p.locator('[data-charts="dash.Model"]').innerText()).toBe("No calls in the last hour.");
+    expect(await p.locator('section[data-function=Model] canvas').count()).toBe(0);
+
+    // Live: a call that ends while the page is open is counted without reloading it.
+    await p.evaluate("window.__sameDocument = true");
+    await greet.remote("live");
+    await expect.poll(chartNumber(p, greetCalls, "data-total"), WAIT).toBe(4);
+    expect(await p.evaluate("window.__sameDocument")).toBe(true);
   });
 
   it("shows a call spawned during the test and its steps live, without reloading", async () => {
@@ -211,6 +245,40 @@ describe("the dashboard", () => {
     await p.click("dialog[open] button.danger");
     await p.waitForSelector("h1 .badge.app-stopped", WAIT);
     expect((await t.client.transport.json<{ apps: Array<{ state: string }> }>("GET", "/v1/apps")).apps[0]!.state).toBe("stopped");
+  });
+});
+
+describe("the dashboard of a daemon with GPUs", () => {
+  let gpud: TestDaemon;
+  beforeAll(async () => {
+    gpud = await startTestDaemon({ nvidiaSmi: FAKE_SMI }); // two stand-in A100s: nvidia-smi alone, no device nodes needed to list them
+  });
+  afterAll(async () => {
+    await gpud?.dispose();
+  });
+
+  it("charts each GPU's utilization and memory over the last minutes", async () => {
+    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(`${gpud.baseUrl}/#/gpus`);
+    for (const i of [0, 1]) {
+      const chart = `[data-gpu="${i}"] [data-chart=gpu-${i}]`;
+      await page.waitForSelector(`${chart} canvas`, { timeout: 30_000 }); // the first sample comes within a sample period
+      expect(await page.locator(chart).getAttribute("data-series")).toBe("2");
+      expect(Number(await page.locator(chart).getAttribute("data-samples"))).toBeGreaterThanOrEqual(1);
+    }
+    expect(await page.locator(".error-box").count()).toBe(0);
+  });
+
+  it("draws no GPU chart, and shows no error, on a machine without GPUs", async () => {
+    await gpud.restart({ nvidiaSmi: join(gpud.home, "no-nvidia-smi") });
+    const p = (page = await browser.newPage({ viewport: { width: 1280, height: 800 } }));
+    p.on("pageerror", (e) => pageErrors.push(e.message));
+    await p.goto(`${gpud.baseUrl}/#/gpus`);
+    await p.waitForSelector("h1:has-text('GPUs')", WAIT);
+    await p.waitForSelector(".empty:has-text('No GPUs on this machine')", WAIT);
+    expect(await p.locator("[data-chart]").count()).toBe(0);
+    expect(await p.locator(".error-box").count()).toBe(0);
   });
 });
 

@@ -7,6 +7,7 @@ import { useData, useLiveReload } from "../hooks.js";
 import { href } from "../router.js";
 import type { AppDetail, AppSummary, FunctionLiveView, FunctionView } from "../types.js";
 import type { RollbackView, VersionView } from "../../../protocol/api.js";
+import { MetricsCharts } from "./metrics.js";
 
 type Fn = FunctionView & { live: FunctionLiveView };
 
@@ -230,6 +231,15 @@ export function AppsView() {
   if (!data.apps.length) return <Empty>No apps yet. Deploy one with <code>gantry deploy app.ts</code> (or <code>app.py</code>).</Empty>;
   return (
     <div class="stack">
+      <section class="card" data-part="overall-metrics">
+        <header class="card-head">
+          <div>
+            <h2>All functions</h2>
+            <span class="muted small">the last hour, a point a minute</span>
+          </div>
+        </header>
+        <MetricsCharts />
+      </section>
       {data.apps.map((a) => (
         <AppCard key={a.name} name={a.name} summary={a} />
       ))}
@@ -316,6 +326,8 @@ export function AppView({ name }: { name: string }) {
               </Field>
             ) : null}
           </dl>
+          <h3 class="charts-title">The last hour</h3>
+          <MetricsCharts app={name} fn={f.name} />
         </section>
       ))}
       <Versions app={name} deployedAt={data.deployed_at} onRolledBack={reload} />

@@ -7,6 +7,12 @@ import { useData, useLiveReload, useNow } from "../hooks.js";
 import { href } from "../router.js";
 import type { CallView, FunctionView, LogLine } from "../types.js";
 
+/** GPU time (GPUs held × seconds), as a person reads it. */
+function gpuSecondsText(s: number): string {
+  const n = s < 10 ? s.toFixed(2) : s < 1000 ? s.toFixed(1) : Math.round(s).toLocaleString("en-US");
+  return s >= 60 ? `${n} (${duration(s * 1000)} of GPU time)` : n;
+}
+
 function CallLogs({ call }: { call: CallView }) {
   const [lines, setLines] = useState<LogLine[]>([]);
   const [error, setError] = useState<Error | undefined>(undefined);
@@ -84,6 +90,11 @@ export function CallView_({ id }: { id: string }) {
           <Field label="started">{clock(c.started_at)}</Field>
           <Field label="finished">{clock(c.finished_at)}</Field>
           <Field label="ran for">{duration(between(c.started_at, c.finished_at, now))}</Field>
+          {c.gpu_seconds != null ? (
+            <Field label="GPU-seconds">
+              <span data-part="gpu-seconds">{gpuSecondsText(c.gpu_seconds)}</span>
+            </Field>
+          ) : null}
           <Field label="container">{c.container_id ? <a href={href("containers", undefined, { id: c.container_id })} class="mono">{c.container_id}</a> : "—"}</Field>
           <Field label="result kept until">{c.expires_at ? `${clock(c.expires_at)}${c.expired ? " (expired)" : ""}` : "—"}</Field>
         </dl>

@@ -1,10 +1,11 @@
-/** The GPU board: each GPU, the container and calls holding it, and the functions waiting for one. */
+/** The GPU board: each GPU, the container and calls holding it, its use over the last minutes, and the functions waiting for one. */
 import { api } from "../api.js";
 import { Empty, ErrorBox, Field, Loading } from "../components.js";
 import { ago } from "../format.js";
 import { useData, useLiveReload, useNow } from "../hooks.js";
 import { href } from "../router.js";
 import type { ContainerView, GpuBoard } from "../types.js";
+import { GpuChart, useGpuHistory } from "./metrics.js";
 
 export function GpusView() {
   const board = useData((signal) => api<GpuBoard>("GET", "/v1/gpus", undefined, signal), []);
@@ -14,6 +15,7 @@ export function GpusView() {
     cts.reload();
   };
   useLiveReload(reload, (e) => e.type === "container.status" || e.type === "call.status", 500);
+  const history = useGpuHistory();
   const now = useNow();
   if (board.error) return <ErrorBox error={board.error} />;
   const b = board.data;
@@ -34,6 +36,7 @@ export function GpusView() {
           {b.problem ? <Field label="problem">{b.problem}</Field> : null}
         </dl>
       </section>
+      {history.error && b.gpus.length ? <ErrorBox error={history.error} /> : null}
       {!b.gpus.length ? (
         <Empty>No GPUs on this machine{b.problem ? `: ${b.problem}` : ""}.</Empty>
       ) : (
@@ -72,6 +75,7 @@ export function GpusView() {
                 ) : (
                   <p class="muted">free</p>
                 )}
+                <GpuChart history={history.data} uuid={g.uuid} />
               </section>
             );
           })}
