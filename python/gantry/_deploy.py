@@ -26,6 +26,7 @@ from ._appfile import AppFileError, module_name
 from ._assets import pack_images
 from ._client import Client
 from ._context import in_container
+from ._ephemeral import _heartbeat
 from .exception import Error, InvalidError, NotFoundError
 
 if TYPE_CHECKING:
@@ -254,7 +255,9 @@ class AppRun:
         self._deployed = True
         if not self._detach:
             # Ephemeral: if this process dies inside the block, the daemon stops the app a minute on.
-            self._heartbeat = threading.Thread(target=_heartbeat_app, args=(client, self._app.name, self._beating), name=f"gantry-app-heartbeat-{self._app.name}", daemon=True)
+            # As often as the daemon asks (a quarter of its TTL), the first at once.
+            beat_args = (client, f"/v1/apps/{_segment(self._app.name)}", self._beating, 15.0, True)
+            self._heartbeat = threading.Thread(target=_heartbeat, args=beat_args, name=f"gantry-app-heartbeat-{self._app.name}", daemon=True)
             self._heartbeat.start()
             self._sigterm = _exit_on_sigterm()
         return self._app
@@ -278,23 +281,6 @@ class AppRun:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(None, functools.partial(self.__exit__, exc_type, exc, tb))
-
-
-def _heartbeat_app(client: Client, name: str, stop: threading.Event) -> None:
-    """Keeps an ephemeral app alive until ``stop`` is set, as often as the daemon asks (a quarter
-    of its TTL); a failed heartbeat is tried again at the next one."""
-    every = 15.0
-    while True:
-        try:
-            answer = client.json("POST", f"/v1/apps/{_segment(name)}/heartbeat")
-            if isinstance(answer, dict) and isinstance(answer.get("heartbeat_every_s"), (int, float)) and answer["heartbeat_every_s"] > 0:
-                every = float(answer["heartbeat_every_s"])
-        except NotFoundError:
-            return
-        except Error:
-            pass
-        if stop.wait(every):
-            return
 
 
 def _exit_on_sigterm() -> Any:

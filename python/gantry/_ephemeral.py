@@ -33,16 +33,25 @@ def fetch_or_create(client: Client, path: str, route: str, name: str, create_if_
 _HEARTBEAT_JOIN_S = 35.0
 
 
-def _heartbeat(client: Client, path: str, stop: threading.Event, interval: float) -> None:
-    """Keeps an ephemeral object alive until ``stop`` is set; a failed heartbeat is tried again at the next
-    one (the daemon keeps it for EPHEMERAL_TTL_S, four intervals); one the daemon no longer knows ends it."""
-    while not stop.wait(interval):
+def _heartbeat(client: Client, path: str, stop: threading.Event, interval: float, first_now: bool = False) -> None:
+    """Keeps an ephemeral object (or app) alive until ``stop`` is set, a first heartbeat at once with
+    ``first_now``; an answer naming ``heartbeat_every_s`` sets the interval (an app's comes from the
+    daemon's TTL). A failed heartbeat is tried again at the next one (the daemon keeps it for four
+    intervals); one the daemon no longer knows ends it."""
+    if not first_now and stop.wait(interval):
+        return
+    while True:
         try:
-            client.json("POST", f"{path}/heartbeat")
+            answer = client.json("POST", f"{path}/heartbeat")
+            every = answer.get("heartbeat_every_s") if isinstance(answer, dict) else None
+            if isinstance(every, (int, float)) and not isinstance(every, bool) and every > 0:
+                interval = float(every)
         except NotFoundError:
             return
         except Error:
-            continue
+            pass
+        if stop.wait(interval):
+            return
 
 
 class Ephemeral(Generic[H]):

@@ -93,7 +93,9 @@ describe("Dispatcher: stopping one input", () => {
     await start(spec({ maxInputs: 3, timeout: 1 }));
     const a = await submit();
     const l = await running(1);
-    await new Promise((r) => setTimeout(r, 500)); // b starts half-way through a's second
+    // b starts once a has run half its second (by the dispatcher's own start time), so it runs on past a's timeout.
+    const startedAt = l.c.leases.get(a)!.call.startedAt!;
+    await waitFor("a half-way through its timeout", async () => Date.now() - startedAt >= 500, 5000);
     const b = await submit();
     await waitFor("b running", async () => l.c.leases.has(b), 5000);
     await waitFor("a timed out", async () => status(a) === "failed", 5000);
