@@ -37,6 +37,42 @@ export function newCallId(nowMs: number, random: RandomSource): string {
   return makeId("fc", nowMs, random);
 }
 
+/**
+ * Call IDs in one process strictly increase, even within a millisecond (or when the clock steps
+ * back): an ID not above the last one takes the last one's first 22 characters plus one, and fresh
+ * randomness after them, so `list` order is creation order and IDs stay unguessable.
+ */
+export class CallIds {
+  private last = "";
+  constructor(private readonly random: RandomSource) {}
+
+  next(nowMs: number): string {
+    let id = newCallId(nowMs, this.random);
+    if (id <= this.last) id = successor(this.last.slice(0, KEPT), this.random);
+    this.last = id;
+    return id;
+  }
+}
+
+/** `fc-` + 10 time characters + 9 random ones are kept; the last 7 are drawn again. */
+const KEPT = 3 + 10 + 9;
+
+function successor(prefix: string, random: RandomSource): string {
+  const chars = prefix.split("");
+  for (let i = chars.length - 1; i >= 3; i--) {
+    const next = ALPHABET.indexOf(chars[i]!) + 1;
+    if (next < 32) {
+      chars[i] = ALPHABET[next]!;
+      break;
+    }
+    chars[i] = ALPHABET[0]!;
+  }
+  const bytes = random(26 - (KEPT - 3));
+  let rand = "";
+  for (const b of bytes) rand += ALPHABET[b % 32];
+  return chars.join("") + rand;
+}
+
 export function isCallId(s: string): boolean {
   return CALL_ID_PATTERN.test(s);
 }

@@ -9,7 +9,7 @@ import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js
 import { DEFAULTS } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
-import { newCallId, type RandomSource } from "../core/ids.js";
+import { CallIds, type RandomSource } from "../core/ids.js";
 import type { Logger } from "../logger.js";
 import { storedValue, type CallInput, type CallStore } from "../store/call-store.js";
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
@@ -53,6 +53,7 @@ export class Dispatcher implements CallSide {
   private readonly stoppedApps = new Set<string>();
   private readonly now: () => number;
   private readonly random: RandomSource;
+  private readonly callIds: CallIds;
   private readonly scaler: Scaler;
   private readonly marks: RunningMarks;
   /** What each event does to a call: committed, then published. */
@@ -66,6 +67,7 @@ export class Dispatcher implements CallSide {
   constructor(private readonly d: DispatcherDeps) {
     this.now = d.clock ?? Date.now;
     this.random = d.random ?? pooledRandom();
+    this.callIds = new CallIds(this.random);
     this.marks = new RunningMarks({
       calls: d.calls,
       clock: this.now,
@@ -383,7 +385,7 @@ export class Dispatcher implements CallSide {
 
   private newCall(app: string, fn: string, input: CallInput, pool: FunctionPool, now: number): LiveCall {
     return {
-      id: newCallId(now, this.random),
+      id: this.callIds.next(now),
       app,
       function: fn,
       status: CallStatus.queued,

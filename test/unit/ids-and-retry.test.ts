@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { CALL_ID_PATTERN, isCallId, makeId, newCallId, type RandomSource } from "../../daemon/core/ids.js";
+import { CALL_ID_PATTERN, CallIds, isCallId, makeId, newCallId, type RandomSource } from "../../daemon/core/ids.js";
 import { retriesLeft, retryDelayMs } from "../../daemon/core/retry.js";
 import type { RetryPolicy } from "../../protocol/function-spec.js";
 
@@ -46,6 +46,27 @@ describe("call ids", () => {
     const b = newCallId(5000, random);
     expect(a).not.toBe(b);
     expect(a.slice(0, 13)).toBe(b.slice(0, 13)); // fc- + the same 10 time characters
+  });
+
+  it("from one CallIds, increase strictly within a millisecond and when the clock steps back", () => {
+    // A random source that makes each later id's own random part smaller: order must still hold.
+    let byte = 20;
+    const ids = new CallIds((n) => new Uint8Array(n).fill(Math.max(0, byte--)));
+    const made = [5000, 5000, 5000, 4999, 5000, 5001].map((t) => ids.next(t));
+    expect([...made].sort()).toEqual(made);
+    expect(new Set(made).size).toBe(made.length);
+    for (const id of made) expect(isCallId(id)).toBe(true);
+    expect(made[1]!.slice(0, 13)).toBe(made[0]!.slice(0, 13)); // the time part is kept
+    expect(made[5]!.slice(0, 13)).not.toBe(made[0]!.slice(0, 13)); // a later millisecond starts afresh
+  });
+
+  it("from CallIds, the successor carries past the alphabet's end and keeps 7 fresh random characters", () => {
+    const ids = new CallIds(fill(31));
+    const a = ids.next(0); // fc-0000000000zzzzzzzzzzzzzzzz
+    const b = ids.next(0);
+    expect(b > a).toBe(true);
+    expect(b).toMatch(CALL_ID_PATTERN);
+    expect(b.slice(0, 13)).toBe("fc-0000000001"); // nine z's carried into the time part: still above a
   });
 
   it("makeId takes any prefix and random length", () => {
