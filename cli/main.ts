@@ -10,8 +10,10 @@ import { registerGpus } from "./commands/gpus.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerQueues } from "./commands/queues.js";
 import { registerRun } from "./commands/run.js";
+import { registerSandbox } from "./commands/sandbox.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerServe } from "./commands/serve.js";
+import { registerShell } from "./commands/shell.js";
 import { registerTop } from "./commands/top.js";
 import { registerVolumes } from "./commands/volumes.js";
 import { EXIT_CODE_HELP, ExitCode } from "./exit-codes.js";
@@ -43,6 +45,8 @@ registerSecrets(program, run);
 registerVolumes(program, run);
 registerDicts(program, run);
 registerQueues(program, run);
+registerSandbox(program, run);
+registerShell(program, run);
 registerTop(program, run);
 
 try {

@@ -10,6 +10,7 @@ import { DEFAULT_AGENT_PORT, type DaemonConfig } from "./config.js";
 import { DockerRuntime } from "./docker/docker-runtime.js";
 import { SwarmRuntime } from "./docker/swarm-runtime.js";
 import type { ContainerRuntime } from "./docker/types.js";
+import { DockerSandboxEngine, type SandboxEngine } from "./docker/sandbox-engine.js";
 import { NvidiaHost, type HostGpus } from "./host/nvidia.js";
 import { SwarmGpus } from "./host/swarm-gpus.js";
 import type { Logger } from "./logger.js";
@@ -18,6 +19,9 @@ import type { AgentEndpointFactory } from "./service/ports.js";
 export interface Backend {
   kind: "docker" | "swarm";
   runtime: ContainerRuntime;
+  /** Runs sandboxes (issue 24); null where they cannot run, `sandboxesUnsupported` saying why. */
+  sandboxEngine: SandboxEngine | null;
+  sandboxesUnsupported?: string;
   /** Where the GPU broker reads GPUs from. */
   gpuHost: { read(): Promise<HostGpus> };
   /** Opens each container's agent endpoint; `api` serves code in containers calling functions. */
@@ -36,6 +40,8 @@ export async function makeBackend(cfg: DaemonConfig, log: Logger, runtime?: Cont
     return {
       kind: "docker",
       runtime: rt,
+      sandboxEngine: runtime ? null : new DockerSandboxEngine(new Docker({ socketPath: cfg.dockerSocket })),
+      sandboxesUnsupported: "this daemon runs with a test's own container runtime, which cannot run sandboxes",
       gpuHost: new NvidiaHost({ smi: cfg.nvidiaSmi }),
       agents: (api) => socketAgentEndpoints(log, api),
       listen: async () => undefined,
@@ -50,6 +56,8 @@ export async function makeBackend(cfg: DaemonConfig, log: Logger, runtime?: Cont
   return {
     kind: "swarm",
     runtime: swarm,
+    sandboxEngine: null,
+    sandboxesUnsupported: "sandboxes run on one machine's Docker engine; this daemon runs containers on a Swarm cluster (--backend swarm), where they are not supported yet",
     gpuHost: new SwarmGpus(swarm),
     agents: (containerApi) => {
       api = containerApi;

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MAX_HISTORY_DAYS } from "../protocol/prune.js";
+import { SANDBOX_LIMITS } from "../protocol/sandboxes.js";
 import type { GpuPassthroughSetting } from "./service/gpu-broker.js";
 import type { VolumeDriver } from "./service/volumes.js";
 
@@ -47,6 +48,10 @@ export interface DaemonConfig {
   deployBodyBytes: number;
   /** Queued calls a function may hold; beyond that submit answers 429. */
   maxQueuedPerFunction: number;
+  /** Sandboxes running at once (GANTRY_MAX_SANDBOXES); past it a create answers 422 naming the limit. */
+  maxSandboxes: number;
+  /** Bytes kept of each stream of a sandbox's process (SANDBOX_LIMITS.outputBytes; tests lower it). */
+  sandboxOutputBytes: number;
   /** Longest ?wait= / ?timeout= a request may hold the connection, seconds. */
   maxWaitSeconds: number;
   dockerSocket: string;
@@ -208,6 +213,8 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     maxBatchBodyBytes: 32 * 1024 * 1024,
     deployBodyBytes: 64 * 1024 * 1024,
     maxQueuedPerFunction: 100_000,
+    maxSandboxes: parseMaxSandboxes(process.env.GANTRY_MAX_SANDBOXES) ?? 100,
+    sandboxOutputBytes: SANDBOX_LIMITS.outputBytes,
     maxWaitSeconds: 60,
     dockerSocket: process.env.DOCKER_SOCKET || "/var/run/docker.sock",
     nvidiaSmi: process.env.GANTRY_NVIDIA_SMI || "nvidia-smi",
@@ -260,6 +267,13 @@ export function parseLogMaxFiles(raw: string | undefined, name: string): number 
   if (raw === undefined || raw.trim() === "") return undefined;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error(`${name}=${JSON.stringify(raw)}: give how many log files to keep per app, a whole number from 1 to 1000`);
+  return n;
+}
+
+export function parseMaxSandboxes(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new Error(`GANTRY_MAX_SANDBOXES=${JSON.stringify(raw)}: give how many sandboxes may run at once, a whole number from 1 to 10000`);
   return n;
 }
 

@@ -40,6 +40,11 @@ import { ScheduleStore } from "./store/schedule-store.js";
 import { Queues } from "./service/queues.js";
 import { DictStore, QueueStore } from "./store/dq-store.js";
 import { Sessions } from "./service/sessions.js";
+import { Sandboxes } from "./service/sandboxes.js";
+import { SandboxStore } from "./store/sandbox-store.js";
+import { SandboxAttach } from "./api/sandbox-attach.js";
+import { parseGpuRequest } from "./core/gpu.js";
+import type { FunctionSpec } from "../protocol/function-spec.js";
 import { History } from "./service/history.js";
 import { Metrics } from "./service/metrics.js";
 import { readGpuUsage } from "./host/nvidia.js";
@@ -49,6 +54,7 @@ import { AppStore } from "./store/app-store.js";
 import { CallStore } from "./store/call-store.js";
 import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
+import { ServiceError, ServiceErrorCode } from "./service/errors.js";
 
 const EXPIRY_SWEEP_MS = 1000;
 /** How long a stop lets running calls finish, unless told otherwise. */
@@ -209,7 +215,43 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       log,
     });
     cleanups.push(() => schedules.stop());
-    const lifecycle = new AppLifecycle({ apps, dispatcher, log, ttlMs: cfg.ephemeralAppTtlMs });
+    // Sandboxes (issue 24): started on demand, recorded in the database, output in files under $GANTRY_HOME/sandboxes.
+    const sandboxes: Sandboxes = new Sandboxes({
+      store: new SandboxStore(db),
+      engine: backend.sandboxEngine,
+      unsupported: backend.sandboxesUnsupported,
+      dir: `${cfg.home}/sandboxes`,
+      daemonId,
+      user: { uid: containerUser.uid, gid: containerUser.gid },
+      forceNetwork: cfg.forceNetwork,
+      buildImage: (runtime, image, assets, emit) => deployer.sandboxImage(runtime, image, assets, emit),
+      functionImage: (app, fn) => {
+        const deployedApp = apps.listApps().find((a) => a.name === app && a.state === "deployed");
+        const f = deployedApp && apps.listFunctions().find((r) => r.app === app && r.name === fn);
+        if (!f) throw new ServiceError(ServiceErrorCode.notFound, `no deployed function ${app}.${fn}`);
+        return { image: f.image, volumes: f.spec.volumes ?? [], secrets: f.spec.secrets ?? [], env: f.spec.env ?? {} };
+      },
+      volumeBinds: async (app, mounts) => {
+        const spec = { name: "sandbox", volumes: mounts } as FunctionSpec;
+        await volumes.prepare(app, [spec]);
+        return volumes.binds(spec);
+      },
+      secretEnv: (names) => secrets.envFor(names),
+      gpus: gpuLeases(gpus),
+      runtime,
+      maxRunning: cfg.maxSandboxes,
+      outputBytes: cfg.sandboxOutputBytes,
+      historyMs: cfg.historyMs,
+      log,
+    });
+    sandboxes.start();
+    cleanups.push(() => sandboxes.close());
+    const lifecycle = new AppLifecycle({
+      apps,
+      dispatcher: { stopApp: (app) => (sandboxes.stopApp(app), dispatcher.stopApp(app)) },
+      log,
+      ttlMs: cfg.ephemeralAppTtlMs,
+    });
     const deployer = new Deployer({
       expiryFor: (ephemeral) => lifecycle.expiryFor(ephemeral),
       runtime,
@@ -253,7 +295,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     const leftoverSweep = new LeftoverSweep({
       runtime,
       daemonId,
-      known: () => dispatcher.containers().map(({ c }) => c.id),
+      known: () => [...dispatcher.containers().map(({ c }) => c.id), ...sandboxes.containerIds()],
       intervalMs: cfg.leftoverSweepMs,
       marginMs: cfg.leftoverMarginMs,
       log,
@@ -303,6 +345,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       dicts,
       queues,
       schedules,
+      sandboxes,
       history,
       metrics,
       maxBodyBytes: cfg.maxBodyBytes,
@@ -348,6 +391,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     await server.listen();
     const events = new EventStream(bus, access);
     server.onUpgrade(events.upgrade);
+    server.onUpgrade(new SandboxAttach(sandboxes, access).upgrade);
     cleanups.push(() => server.close(), () => events.close());
     log.info("daemon ready", {
       home: cfg.home,
@@ -362,6 +406,34 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
     await cleanup();
     throw err;
   }
+}
+
+/** GPUs for sandboxes: taken from the broker, waiting for a release while none fit. */
+function gpuLeases(gpus: GpuBroker) {
+  const waiting = new Set<() => void>();
+  gpus.onRelease(() => {
+    for (const w of [...waiting]) w();
+  });
+  return {
+    check: (what: string, gpu: readonly string[]) => gpus.check(what, gpu),
+    release: (owner: string) => gpus.release(owner),
+    take: async (owner: string, app: string, gpu: string, signal: AbortSignal) => {
+      for (;;) {
+        if (signal.aborted) return null;
+        const got = gpus.acquire({ app, function: `sandbox ${owner}`, containerId: owner }, [parseGpuRequest(gpu)]);
+        if (got) return (({ gpu: access, env }) => ({ access, env }))(gpus.access(got));
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            waiting.delete(wake);
+            signal.removeEventListener("abort", wake);
+            resolve();
+          };
+          waiting.add(wake);
+          signal.addEventListener("abort", wake);
+        });
+      }
+    },
+  };
 }
 
 /** The TLS certificate and key, read once at start; an unreadable one fails the start naming it. */

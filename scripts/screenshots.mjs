@@ -52,6 +52,11 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
 
+  // Sandboxes: one that keeps running, one that printed and finished.
+  const sandboxes = [];
+  for (const command of [["sh", "-c", "echo ready; exec sleep 600"], ["sh", "-c", "echo 'job 17 done'"]]) {
+    sandboxes.push(await client.transport.json("POST", "/v1/sandboxes", { app: "dash", runtime: "node", command, tags: { owner: "notebook" } }));
+  }
   browser = await chromium.launch({ executablePath: chromiumPath, args: ["--no-sandbox"] });
   const page = await browser.newPage({ viewport: { width: 1360, height: 820 }, colorScheme: "light" });
   const base = `http://127.0.0.1:${daemon.tcpPort}/`;
@@ -74,6 +79,8 @@ try {
   await shot("#/containers", "containers", "tr[data-container]");
   await shot("#/gpus", "gpus", ".gpu.held");
   await shot("#/logs/dash", "logs", ".log-line");
+  await shot("#/sandboxes", "sandboxes", `tr[data-sandbox="${sandboxes[0].id}"][data-state=running]`);
+  await shot(`#/sandboxes/${sandboxes[0].id}`, "sandbox", "[data-part=stdout]");
 } finally {
   await browser?.close();
   client.close();

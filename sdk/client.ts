@@ -26,6 +26,7 @@ import { Transport, type TransportOptions } from "./transport.js";
 import { Dicts } from "./dict.js";
 import { Queues } from "./queue.js";
 import { Volumes } from "./volume.js";
+import { Sandboxes } from "./sandbox.js";
 
 /** Longest single wait the daemon grants; longer waits are made of several requests. */
 const MAX_WAIT_PER_REQUEST_S = 50;
@@ -334,11 +335,18 @@ export class GantryClient {
    */
   readonly queues: Queues;
 
+  /**
+   * Sandboxes: `const sb = await client.sandboxes.create({ app: "my-app", command: ["sleep", "60"] })` then
+   * `sb.exec(["ls"])`, `sb.stdout.readText()`, `sb.wait()`, `sb.terminate()`; `fromId(id)`, `list({ app, tags })`.
+   */
+  readonly sandboxes: Sandboxes;
+
   constructor(opts: GantryClientOptions = {}) {
     this.transport = new Transport(opts);
     this.volumes = new Volumes(this.transport);
     this.dicts = new Dicts(this.transport);
     this.queues = new Queues(this.transport);
+    this.sandboxes = new Sandboxes(this.transport);
   }
 
   /** Closes its connections; ephemeral volumes, dicts and queues stop heartbeating (the daemon removes them after their EPHEMERAL_TTL_S). */

@@ -7,6 +7,20 @@ export { Dict, Dicts, type DictEntries } from "./dict.js";
 export { Queue, Queues, type QueueGetOptions, type QueueIterateOptions, type QueuePutOptions } from "./queue.js";
 export { Cls, ClsInstance, GantryClient, Function_, FunctionCall, type CallOptions, type GantryClientOptions } from "./client.js";
 export * from "./errors.js";
+export {
+  ContainerProcess,
+  Sandbox,
+  SandboxCreateError,
+  Sandboxes,
+  type ProcessView,
+  type SandboxCreateParams,
+  type SandboxEntry,
+  type SandboxExecParams,
+  type SandboxListParams,
+  type SandboxState,
+  type SandboxView,
+} from "./sandbox.js";
+export { SandboxReadStream, SandboxWriteStream } from "./sandbox-streams.js";
 export type { MapOptions } from "./map.js";
 export type { CallView, FunctionView, ContainerView, SecretView } from "../protocol/api.js";
 export type { VolumeEntry, VolumeView } from "../protocol/volumes.js";

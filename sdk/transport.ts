@@ -97,6 +97,8 @@ export class Transport {
 
   private readonly opts: TransportOptions;
   private readonly caSource: string | null = null;
+  /** The CA an https URL's certificate must chain to (for WebSockets, which do not use the agent). */
+  private readonly ca: string | Buffer | undefined;
 
   constructor(opts: TransportOptions = {}) {
     this.opts = opts.url || opts.socketPath ? opts : { ...envTarget(), ...opts };
@@ -116,6 +118,7 @@ export class Transport {
     if (this.tls) {
       const { ca, caSource } = resolveCa(this.opts);
       this.caSource = caSource;
+      this.ca = ca;
       this.agent = new https.Agent({ keepAlive: true, maxSockets: 64, ...(ca !== undefined ? { ca } : {}) });
     } else {
       this.agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -150,6 +153,19 @@ export class Transport {
       return { method, hostname: u.hostname.replace(/^\[(.*)\]$/, "$1"), port: u.port, path: u.pathname + u.search, headers, agent: this.agent };
     }
     return { method, socketPath: this.opts.socketPath ?? defaultSocketPath(), path, headers, agent: this.agent };
+  }
+
+  /**
+   * Where a WebSocket to `path` connects, as the `ws` package takes it (`ws://`, `wss://`, or
+   * `ws+unix://SOCKET:PATH`), with the token's header and an https URL's CA.
+   */
+  webSocketTarget(path: string): { address: string; headers: Record<string, string>; ca?: string | Buffer } {
+    const headers: Record<string, string> = {};
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    if (!this.opts.url) return { address: `ws+unix://${this.opts.socketPath ?? defaultSocketPath()}:${path}`, headers };
+    const u = new URL(path, this.opts.url);
+    u.protocol = this.tls ? "wss:" : "ws:";
+    return { address: u.toString(), headers, ...(this.ca !== undefined ? { ca: this.ca } : {}) };
   }
 
   private send(

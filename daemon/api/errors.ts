@@ -65,7 +65,7 @@ export function toResponse(err: unknown): {
     return { status: err.status, body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false, headers: err.headers };
   }
   if (err instanceof ServiceError) {
-    return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message } }, unexpected: false };
+    return { status: STATUS[err.code], body: { error: { code: err.code, message: err.message, ...err.extra } }, unexpected: false };
   }
   const known = diskFull(err) ?? engineAway(err);
   if (known) return toResponse(known);

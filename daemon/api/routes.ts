@@ -34,6 +34,8 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerVolumeRoutes, VOLUME_CONTAINER_ROUTES } from "./volume-routes.js";
+import { registerSandboxRoutes } from "./sandbox-routes.js";
+import type { Sandboxes } from "../service/sandboxes.js";
 import { registerVersionRoutes } from "./version-routes.js";
 import { DQ_CONTAINER_ROUTES, registerDictRoutes, registerQueueRoutes } from "./dq-routes.js";
 import type { Dicts } from "../service/dicts.js";
@@ -65,6 +67,8 @@ export interface RouteDeps {
   bus: EventBus;
   secrets: Secrets;
   volumes: Volumes;
+  /** Sandboxes (issue 24); left out by tests that build a router without them. */
+  sandboxes?: Sandboxes;
   dicts: Dicts;
   queues: Queues;
   schedules: Pick<Schedules, "nextRunAt">;
@@ -247,6 +251,7 @@ export function buildRouter(d: RouteDeps): Router {
   registerLogRoutes(r, d);
   registerSecretRoutes(r, d);
   registerVolumeRoutes(r, d);
+  if (d.sandboxes) registerSandboxRoutes(r, { sandboxes: d.sandboxes });
   registerVersionRoutes(r, d);
   registerDictRoutes(r, d);
   registerQueueRoutes(r, d);

@@ -37,7 +37,7 @@ function imageValue(imageEnv: readonly string[], name: string): string {
 const prepend = (dir: string, rest: string) => (rest ? `${dir}:${rest}` : dir);
 
 /** Environment a GPU container needs on top of the launch's own (device-nodes mode finds the driver's files). */
-function gpuEnv(gpu: GpuAccess | null, imageEnv: readonly string[]): Record<string, string> {
+export function gpuEnv(gpu: GpuAccess | null, imageEnv: readonly string[]): Record<string, string> {
   if (gpu?.mode !== "device-nodes") return {};
   return {
     LD_LIBRARY_PATH: prepend(gpu.libraryDir, imageValue(imageEnv, "LD_LIBRARY_PATH")),
@@ -45,7 +45,7 @@ function gpuEnv(gpu: GpuAccess | null, imageEnv: readonly string[]): Record<stri
   };
 }
 
-function gpuHostConfig(gpu: GpuAccess | null): Partial<Docker.HostConfig> {
+export function gpuHostConfig(gpu: GpuAccess | null): Partial<Docker.HostConfig> {
   if (!gpu) return {};
   switch (gpu.mode) {
     case "device-requests":

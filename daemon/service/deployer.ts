@@ -4,7 +4,7 @@ import { dirname, join, sep } from "node:path";
 import { webUrl, type DeployEvent, type FunctionView } from "../../protocol/api.js";
 import { describeSchedule, scheduleProblem } from "../../protocol/schedule.js";
 import { bundlePathProblem } from "../../protocol/bundle-paths.js";
-import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec } from "../../protocol/function-spec.js";
+import { resolveFunctionSpec, type Asset, type DeployRequest, type FunctionSpec, type ImageSpec } from "../../protocol/function-spec.js";
 import { invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
 import { APP_MODULE_NAME, assetHash, type BuildSettings } from "../docker/image-plan.js";
 import { readHostIndexSettings } from "../host/index-settings.js";
@@ -166,6 +166,20 @@ export class Deployer {
     const views = records.map((r) => functionView(r, this.d.webBase()));
     emit({ type: "done", app: req.app, functions: views, built, cached, ...(version !== null ? { version } : {}), ephemeral: expiresAt !== null });
     return views;
+  }
+
+  /**
+   * A sandbox's image (issue 24): built as a function's would be (same tags, so one a function
+   * already has builds nothing), from the image and assets a Sandbox.create sent.
+   */
+  async sandboxImage(runtime: "node" | "python", image: ImageSpec, assets: Record<string, Asset>, emit: (e: DeployEvent) => void): Promise<string> {
+    const spec = { name: "sandbox", image } as FunctionSpec;
+    const checked = this.checkedAssets({ assets } as DeployRequest, [spec]);
+    const layer = await loadRuntimeLayer(runtime, this.d.layers).catch((err: Error) => {
+      throw new ServiceError(ServiceErrorCode.internal, err.message);
+    });
+    const { tags } = await this.images.ensure([spec], layer, checked, emit);
+    return tags.get("sandbox")!;
   }
 
   /** The app's versions, newest (the one served) first; [] for an app never deployed. */

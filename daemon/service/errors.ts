@@ -33,6 +33,8 @@ export class ServiceError extends Error {
   constructor(
     readonly code: ServiceErrorCode,
     message: string,
+    /** More fields for the answer's error object (a sandbox file error's errno). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
     this.name = "ServiceError";

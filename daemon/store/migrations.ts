@@ -211,4 +211,26 @@ export const MIGRATIONS: readonly string[] = [
     gpu_seconds REAL NOT NULL
   ) WITHOUT ROWID;
   `,
+  /* 15: sandboxes (issue 24): one row per sandbox, its definition (JSON, as created), state and
+     exit code; its output lives in files under $GANTRY_HOME/sandboxes/ID, execs only in memory.
+     IF NOT EXISTS: running this again is harmless */ `
+  CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    app TEXT NOT NULL,
+    name TEXT,
+    definition TEXT NOT NULL,
+    image TEXT,
+    state TEXT NOT NULL,
+    returncode INTEGER,
+    error TEXT,
+    timeout_kind TEXT,
+    tags TEXT NOT NULL,
+    docker_id TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    ended_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS sandboxes_by_app ON sandboxes (app, id);
+  CREATE INDEX IF NOT EXISTS sandboxes_by_end ON sandboxes (ended_at) WHERE ended_at IS NOT NULL;
+  `,
 ];

@@ -13,6 +13,7 @@ import { ContainersView } from "./views/containers.js";
 import { DictsQueuesView } from "./views/dicts-queues.js";
 import { GpusView } from "./views/gpus.js";
 import { LogsView } from "./views/logs.js";
+import { SandboxesView, SandboxView_ } from "./views/sandboxes.js";
 import { SignIn } from "./views/signin.js";
 import { VolumesView } from "./views/volumes.js";
 import "./styles.css";
@@ -88,6 +89,7 @@ function Sidebar({ route, health, session }: { route: Route; health: Health | un
       {item("calls", "Calls", health ? `${health.queued} queued · ${health.live - health.queued} running` : undefined)}
       {item("containers", "Containers", health ? String(health.containers) : undefined)}
       {item("gpus", "GPUs", health ? `${health.gpu.held}/${health.gpu.count}` : undefined)}
+      {item("sandboxes", "Sandboxes")}
       {item("volumes", "Volumes")}
       {item("dicts-queues", "Dicts & Queues")}
       {item("logs", "Logs")}
@@ -126,6 +128,8 @@ function View({ route }: { route: Route }) {
       return <ContainersView route={route} />;
     case "gpus":
       return <GpusView />;
+    case "sandboxes":
+      return second ? <SandboxView_ id={second} /> : <SandboxesView route={route} />;
     case "volumes":
       return <VolumesView />;
     case "dicts-queues":

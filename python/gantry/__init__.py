@@ -5,6 +5,7 @@ in a program, ``with app.run():`` (an app for the block), ``app.deploy()``, ``ga
 Clients: ``gantry.Function.from_name(app, name)``, ``gantry.FunctionCall.from_id(call_id)``.
 Volumes: ``gantry.Volume.from_name(name)``, mounted with ``@app.function(volumes={"/data": vol})``.
 Dicts and Queues: ``gantry.Dict.from_name(name)``, ``gantry.Queue.from_name(name)`` (or ``.ephemeral()``).
+Sandboxes: ``gantry.Sandbox.create(*cmd, app=gantry.App.lookup(name, create_if_missing=True))``.
 The guide's files run with ``import gantry as modal``.
 """
 from . import exception
@@ -19,6 +20,8 @@ from . import volume
 from .volume import FileEntry, FileEntryType, Volume
 from ._dict import Dict
 from ._queue import Queue
+from . import sandbox
+from .sandbox import ContainerProcess, Sandbox
 
 __version__ = "0.1.0"
 __all__ = [
@@ -32,6 +35,8 @@ __all__ = [
     "Image",
     "Queue",
     "Retries",
+    "Sandbox",
+    "ContainerProcess",
     "Secret",
     "Volume",
     "asgi_app",
@@ -44,6 +49,7 @@ __all__ = [
     "enable_output",
     "exception",
     "volume",
+    "sandbox",
     "fastapi_endpoint",
     "is_local",
     "method",

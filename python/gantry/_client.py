@@ -368,6 +368,8 @@ class ByteStream:
         self._target = target
         #: The answer's Content-Length, when it gave one.
         self.length: Optional[int] = res.length
+        #: The answer's headers, names in lower case.
+        self.headers: Dict[str, str] = {name.lower(): value for name, value in res.getheaders()}
 
     def __iter__(self) -> "ByteStream":
         return self
@@ -414,4 +416,6 @@ def error_from_api(status: int, body: Any, target: str) -> Error:
     err = cls(message)
     if isinstance(code, str):
         err.code = code
+    if isinstance(detail, dict) and isinstance(detail.get("errno"), str):
+        err.errno_name = detail["errno"]  # a sandbox file error's (ENOENT, EACCES, EISDIR…)
     return err

@@ -192,6 +192,11 @@ class App:
         _apps[name] = self
 
     @property
+    def app_id(self) -> str:
+        """The app's ID as the daemon knows it: its name (what ``Sandbox.list(app_id=...)`` takes)."""
+        return self.name
+
+    @property
     def registered_functions(self) -> Dict[str, Function]:
         return {name: d.handle for name, d in self._functions.items()}
 

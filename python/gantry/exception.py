@@ -128,6 +128,20 @@ class ExecutionError(Error):
         return (type(self), (str(self), self.remote_type, self.traceback, self.call_id))
 
 
+class SandboxTimeoutError(Error):
+    """A Sandbox ran past its ``timeout`` (or its ``idle_timeout``) and was ended (exit code 124):
+    ``sb.wait()`` raises it. Not the builtin ``TimeoutError`` (see above)."""
+
+    code = "sandbox_timeout"
+
+
+class SandboxTerminatedError(Error):
+    """A Sandbox was terminated (``sb.terminate()``, an app stop, a daemon restart; exit code 137):
+    ``sb.wait()`` raises it unless ``raise_on_termination=False``."""
+
+    code = "sandbox_terminated"
+
+
 class SerializationError(Error):
     """An argument cannot be pickled to send (a lock, an open file, a lambda): the message names it."""
 

@@ -52,7 +52,7 @@ describe("openDatabase", () => {
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
     expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
     const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(["apps", "attempts", "call_gpu_seconds", "call_items", "call_parents", "calls", "dict_entries", "dicts", "functions", "idempotency_keys", "meta", "queue_items", "queue_partitions", "queues", "schedules", "sessions", "volumes", "app_versions"].sort());
+    expect(tables).toEqual(["apps", "attempts", "call_gpu_seconds", "call_items", "call_parents", "calls", "dict_entries", "dicts", "functions", "idempotency_keys", "meta", "queue_items", "queue_partitions", "queues", "sandboxes", "schedules", "sessions", "volumes", "app_versions"].sort());
   });
 
   it("reopening is idempotent and keeps the data", () => {
