@@ -45,6 +45,10 @@
  * File operations run as the sandbox's own user inside it (through an exec of sh and coreutils),
  * so they can do nothing the sandbox's code could not. Paths must be absolute.
  *
+ * Code in a function's container reaches these routes (but the terminal's) for its own app's
+ * sandboxes only; it may not give them secrets or a function's image, and may mount only the
+ * volumes its function mounts, no wider.
+ *
  * Exit codes (Modal's): a process's own code; 124 when its timeout (or the sandbox's, or its idle
  * timeout) ended it; 137 when it was terminated (terminate(), a daemon restart, an app stop).
  */
@@ -101,8 +105,11 @@ const tagsSchema = z
 
 export const sandboxCreateSchema = z
   .object({
-    /** The app it belongs to (an app name; it need not be deployed: Modal's App.lookup(create_if_missing=True)). */
-    app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "app names are letters, digits, _ and -, at most 64 characters"),
+    /**
+     * The app it belongs to (an app name; it need not be deployed: Modal's App.lookup(create_if_missing=True)).
+     * Required from the host; from a function's container it is that function's app (left out, or the same).
+     */
+    app: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "app names are letters, digits, _ and -, at most 64 characters").optional(),
     /** Which runtime layer the image gets (the SDK's language; only matters for what the image holds). */
     runtime: z.enum(["node", "python"]).default("python"),
     /** The image to build (as functions'); left out: the runtime's base image with nothing added. */
@@ -152,64 +159,4 @@ export type SandboxExec = z.input<typeof sandboxExecSchema>;
 
 export const sandboxTagsSchema = z.object({ tags: tagsSchema }).strict();
 
-export type SandboxState =
-  /** Its image is being built or its container started. */
-  | "pending"
-  | "running"
-  /** Its main command exited by itself (returncode is its exit code). */
-  | "finished"
-  /** Its timeout or idle timeout ended it (returncode 124). */
-  | "timed_out"
-  /** terminate(), a daemon restart or stop ended it (returncode 137). */
-  | "terminated"
-  /** It never started: its image did not build, a secret or volume is missing… (`error` says). */
-  | "failed";
-
-export const ENDED_STATES: ReadonlySet<SandboxState> = new Set(["finished", "timed_out", "terminated", "failed"]);
-
-export interface SandboxView {
-  id: string;
-  app: string;
-  name: string | null;
-  state: SandboxState;
-  /** null while it runs (or when it failed to start). */
-  returncode: number | null;
-  /** Why it failed, timed out or was terminated, in words; null otherwise. */
-  error: string | null;
-  /** "idle" when its idle timeout ended it; "timeout" for its timeout; null otherwise. */
-  timeout_kind: "timeout" | "idle" | null;
-  command: string[];
-  image: string | null;
-  tags: Record<string, string>;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  timeout: number;
-  idle_timeout: number | null;
-  block_network: boolean;
-  pty: boolean;
-  /** Execs running now. */
-  running_execs: number;
-}
-
-export interface ProcessView {
-  id: string;
-  sandbox_id: string;
-  command: string[];
-  running: boolean;
-  returncode: number | null;
-  pty: boolean;
-  started_at: string;
-  ended_at: string | null;
-  /** Bytes written so far to each stream, and whether some were dropped past the limit. */
-  stdout_bytes: number;
-  stderr_bytes: number;
-  dropped: boolean;
-}
-
-export interface SandboxEntry {
-  path: string;
-  type: "file" | "directory" | "symlink" | "other";
-  size: number;
-  mtime: number;
-}
+export { ENDED_STATES, type ProcessView, type SandboxEntry, type SandboxState, type SandboxView } from "./sandbox-views.js";

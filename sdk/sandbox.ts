@@ -5,7 +5,6 @@
  * `await p.stdin.writeText("hi"); await p.stdin.close()`, `await sb.terminate()`,
  * `client.sandboxes.fromId(id)`, `for await (const sb of client.sandboxes.list({ app }))`.
  */
-import type { IncomingMessage } from "node:http";
 import type { ZodType } from "zod";
 import { packImages } from "../cli/image-assets.js";
 import { formatZodError } from "../protocol/function-spec.js";
@@ -28,6 +27,7 @@ import type { Image } from "./image.js";
 import { SandboxReadStream, SandboxWriteStream } from "./sandbox-streams.js";
 import type { Secret } from "./secret.js";
 import type { Transport } from "./transport.js";
+import { readAll } from "./volume.js";
 import { volumeMounts, type Volume } from "./volume.js";
 
 export type { ProcessView, SandboxEntry, SandboxState, SandboxView } from "../protocol/sandboxes.js";
@@ -129,7 +129,8 @@ function parsedOr400(what: string, schema: ZodType, body: unknown): void {
 export function sandboxCreateBody(params: SandboxCreateParams): SandboxCreate {
   if (typeof params !== "object" || params === null) throw new InvalidArgumentError("sandboxes.create takes an object: { app, command, image, … }");
   unknownKeys("sandboxes.create", params, CREATE_KEYS);
-  const app = typeof params.app === "string" ? params.app : params.app?.name;
+  // In a function's container the app defaults to the function's own (the daemon allows no other there).
+  const app = typeof params.app === "string" ? params.app : (params.app?.name ?? (process.env.GANTRY_CONTAINER_ID ? process.env.GANTRY_APP : undefined));
   if (typeof app !== "string") throw new InvalidArgumentError("sandboxes.create needs an app: { app: \"my-app\" } (it need not be deployed)");
   if (params.memory !== undefined && params.memoryMiB !== undefined) throw new InvalidArgumentError("give memory or memoryMiB, not both");
   let image: SandboxCreate["image"];
@@ -195,16 +196,6 @@ function checkedPath(what: string, path: string): string {
     throw new InvalidArgumentError(`${what} needs an absolute path inside the sandbox (starting with /), got ${JSON.stringify(path)?.slice(0, 200)}`);
   }
   return path;
-}
-
-async function readAll(res: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  try {
-    for await (const c of res) chunks.push(c as Buffer);
-  } catch (err) {
-    throw new GantryError(`the daemon's answer was cut short: ${(err as Error).message}`, "transport");
-  }
-  return Buffer.concat(chunks);
 }
 
 /** A sandbox's main command or one exec: its stdio, `wait()` → exit code, `poll()`. */

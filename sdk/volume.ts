@@ -195,7 +195,8 @@ export function volumeMounts(volumes: unknown): VolumeMount[] {
   return mounts;
 }
 
-async function readAll(res: IncomingMessage): Promise<Buffer> {
+/** A streamed answer's whole body (a cut-off one is a transport error). */
+export async function readAll(res: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   try {
     for await (const c of res) chunks.push(c as Buffer);

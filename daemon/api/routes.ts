@@ -34,7 +34,7 @@ import { registerLogRoutes } from "./log-routes.js";
 import { registerNodeRoutes } from "./node-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerVolumeRoutes, VOLUME_CONTAINER_ROUTES } from "./volume-routes.js";
-import { registerSandboxRoutes } from "./sandbox-routes.js";
+import { registerSandboxRoutes, SANDBOX_CONTAINER_ROUTES } from "./sandbox-routes.js";
 import type { Sandboxes } from "../service/sandboxes.js";
 import { registerVersionRoutes } from "./version-routes.js";
 import { DQ_CONTAINER_ROUTES, registerDictRoutes, registerQueueRoutes } from "./dq-routes.js";
@@ -111,7 +111,7 @@ function idempotencyKeyOf(req: http.IncomingMessage): string | null {
   return values[0]!;
 }
 
-/** What code in a container may do with the daemon: call functions, use Dicts and Queues, and reach its own volumes. */
+/** What code in a container may do with the daemon: call functions, use Dicts and Queues, reach its own volumes and its app's sandboxes. */
 const CONTAINER_ROUTES = [
   ["GET", "/v1/apps/:app/functions/:fn"],
   ["POST", "/v1/apps/:app/functions/:fn/calls"],
@@ -126,12 +126,14 @@ const CONTAINER_ROUTES = [
   ...DQ_CONTAINER_ROUTES,
   // The volumes its function mounts only (volume-routes.ts checks each request's volume).
   ...VOLUME_CONTAINER_ROUTES,
+  // Its own app's sandboxes only (sandbox-routes.ts checks each request's sandbox).
+  ...SANDBOX_CONTAINER_ROUTES,
 ] as const;
 
 /** The routes a container's credentials allow (its socket), the rest refused with 403. */
 export function containerRouter(full: Router): Router {
   return full.only(CONTAINER_ROUTES, (method, path) =>
-    new ApiError(403, "forbidden", `a container's credentials allow calls, Dicts, Queues and the volumes it mounts only: ${method} ${path} is refused`),
+    new ApiError(403, "forbidden", `a container's credentials allow calls, Dicts, Queues, the volumes it mounts and its app's sandboxes only: ${method} ${path} is refused`),
   );
 }
 

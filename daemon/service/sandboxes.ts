@@ -108,7 +108,13 @@ export class Sandboxes {
     await Promise.all([...this.live.values()].filter((s) => !s.ended).map((s) => this.end(s, { state: "terminated", returncode: TERMINATED_EXIT_CODE, error: "the daemon stopped", timeoutKind: null })));
   }
 
-  create(def: SandboxCreateParsed): SandboxView {
+  /** Throws not found unless sandbox `id` belongs to `app` (a function's container reaches its own app's only). */
+  ofApp(id: string, app: string): void {
+    const sb = this.liveOrRow(id);
+    if ((sb instanceof LiveSandbox ? sb.row.app : sb.app) !== app) throw notFound(`no sandbox ${id}`);
+  }
+
+  create(def: SandboxCreateParsed & { app: string }): SandboxView {
     if (this.closed) throw new ServiceError(ServiceErrorCode.shuttingDown, "the daemon is stopping: no new sandboxes");
     if (!this.d.engine) throw invalid(this.d.unsupported ?? "this daemon cannot run sandboxes");
     const running = [...this.live.values()].filter((s) => !s.ended).length;
@@ -147,7 +153,7 @@ export class Sandboxes {
     return sb.view();
   }
 
-  private async launch(sb: LiveSandbox, def: SandboxCreateParsed): Promise<void> {
+  private async launch(sb: LiveSandbox, def: SandboxCreateParsed & { app: string }): Promise<void> {
     const engine = this.d.engine!;
     const from = def.from_function ? this.d.functionImage(def.from_function.app, def.from_function.function) : null;
     const image = from

@@ -69,38 +69,4 @@ export interface Session {
   signed_in: boolean;
 }
 
-/**
- * Sandboxes' answer shapes, as protocol/sandboxes.ts has them (the fields the dashboard reads):
- * mirrored, since that file's schemas reach node:crypto and Buffer, which the page cannot type.
- */
-export type SandboxState = "pending" | "running" | "finished" | "timed_out" | "terminated" | "failed";
-
-export interface SandboxView {
-  id: string;
-  app: string;
-  name: string | null;
-  state: SandboxState;
-  returncode: number | null;
-  error: string | null;
-  timeout_kind: "timeout" | "idle" | null;
-  command: string[];
-  image: string | null;
-  tags: Record<string, string>;
-  created_at: string;
-  started_at: string | null;
-  ended_at: string | null;
-  timeout: number;
-  idle_timeout: number | null;
-  block_network: boolean;
-  pty: boolean;
-  running_execs: number;
-}
-
-export interface ProcessView {
-  id: string;
-  running: boolean;
-  returncode: number | null;
-  stdout_bytes: number;
-  stderr_bytes: number;
-  dropped: boolean;
-}
+export type { ProcessView, SandboxState, SandboxView } from "../../protocol/sandbox-views.js";

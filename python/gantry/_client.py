@@ -25,6 +25,7 @@ from .exception import (
     InvalidError,
     NotFoundError,
     OutputExpiredError,
+    PermissionDeniedError,
     RequestSizeError,
     ResourceExhaustedError,
 )
@@ -43,6 +44,7 @@ _ERRORS: Dict[str, Type[Error]] = {
     "queue_full": ResourceExhaustedError,
     "limit_exceeded": ResourceExhaustedError,
     "unauthorized": AuthError,
+    "forbidden": PermissionDeniedError,
 }
 
 

@@ -188,6 +188,10 @@ def app_name(app: Any) -> str:
     from .app import App
 
     if app is None:
+        from ._context import in_container
+
+        if in_container() and os.environ.get("GANTRY_APP"):
+            return os.environ["GANTRY_APP"]  # a function's own app (the daemon checks it is)
         raise InvalidError(NO_APP)
     if not isinstance(app, App):
         raise InvalidError(f"app must be a gantry.App (e.g. gantry.App.lookup(NAME, create_if_missing=True)), got {type(app).__name__}")

@@ -72,6 +72,13 @@ class AuthError(Error):
     code = "unauthorized"
 
 
+class PermissionDeniedError(Error):
+    """The daemon refused what the caller may not do (code in a function's container reaching another
+    app's sandbox or a secret, a value another app pickled): Modal's name for a 403."""
+
+    code = "forbidden"
+
+
 class DaemonNotRunningError(Error):
     """No gantry daemon answers on the socket or URL; start one with ``gantry daemon start``."""
 

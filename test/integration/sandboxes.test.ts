@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readdirSync } from "node:fs";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { docker, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
+import { deploy, docker, pyFixture, startTestDaemon, type TestDaemon } from "../helpers/daemon.js";
 import type { ProcessView, SandboxView } from "../../protocol/sandboxes.js";
 
 let t: TestDaemon;
@@ -256,6 +256,25 @@ describe("lifecycle", () => {
   });
 });
 
+describe("from a function's container", () => {
+  it("a function makes sandboxes of its own app, and reaches no other app's, no secrets", async () => {
+    await deploy(t, pyFixture("sandboxes/py_sb.py"));
+    const call = async (fn: string, ...args: unknown[]) => (await t.client.functions.fromName("py-sb", fn)).remote(...args);
+    const made = (await call("run_in_sandbox", "from inside")) as { out: string; code: number; id: string };
+    expect(made).toMatchObject({ out: "from inside\n99000\n", code: 0 });
+    expect(((await api("GET", `/v1/sandboxes/${made.id}`)).json() as SandboxView).app).toBe("py-sb");
+
+    const foreign = await create({ app: "sbtest" });
+    const tries = (await call("overreach", foreign.id)) as Array<[string, string, string]>;
+    expect(tries).toEqual([
+      ["other app", "PermissionDeniedError", expect.stringMatching(/makes sandboxes of its own app only, not of someone-else/)],
+      ["secret", "PermissionDeniedError", expect.stringMatching(/cannot be given secrets/)],
+      ["foreign sandbox", "NotFoundError", expect.stringMatching(/no sandbox sb-/)],
+    ]);
+    expect(((await api("GET", `/v1/sandboxes?app=someone-else`)).json().sandboxes as unknown[]).length).toBe(0);
+  });
+});
+
 describe("hostile sandboxes change nothing outside them", () => {
   it("an output flood is capped on disk and costs the daemon no memory; the process is not held up", async () => {
     const rssBefore = process.memoryUsage().rss;
@@ -285,6 +304,20 @@ describe("hostile sandboxes change nothing outside them", () => {
     await api("POST", `/v1/sandboxes/${bomb.id}/terminate`);
     expect((await ended(bomb.id)).state).toMatch(/terminated|finished/); // its shell may have died of the limit first
     await expect.poll(() => containerOf(bomb.id)).toBeUndefined();
+  });
+
+  it("writes to a volume only where it is mounted read-write; the host sees those and nothing else", async () => {
+    expect((await api("POST", "/v1/volumes", { name: "sb-vol" })).status).toBe(201);
+    const sb = await create({
+      command: ["sh", "-c", "echo rw > /rw/ok; touch /ro/no 2>&1; touch /opt/no 2>&1; true"],
+      volumes: [
+        { path: "/rw", name: "sb-vol" },
+        { path: "/ro", name: "sb-vol", readOnly: true },
+      ],
+    });
+    expect((await ended(sb.id)).returncode).toBe(0);
+    expect((await api("GET", `/v1/sandboxes/${sb.id}/procs/main/stdout`)).body.toString().match(/Read-only file system/g)).toHaveLength(2);
+    expect(readdirSync(join(t.home, "volumes", "sb-vol"))).toEqual(["ok"]);
   });
 
   it("a memory hog passes its limit and is killed, saying so", async () => {
