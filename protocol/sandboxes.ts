@@ -120,6 +120,7 @@ export const sandboxCreateSchema = z
     assets: z.record(z.string().regex(/^[0-9a-f]{64}$/, "an asset is named by its 64-hex-digit hash"), assetSchema).optional(),
     /** The main command; empty or left out: the sandbox just stays up (until its timeout or terminate). */
     command: commandSchema.optional(),
+    /** Seconds it may run, counted from its start (building its image or waiting for a GPU is not counted). */
     timeout: z.number().int().min(SANDBOX_LIMITS.timeoutSeconds.min).max(SANDBOX_LIMITS.timeoutSeconds.max).default(300),
     /** Ended after this many seconds with no exec running, no stdin written and no file touched. */
     idle_timeout: z.number().int().min(1).max(SANDBOX_LIMITS.timeoutSeconds.max).optional(),

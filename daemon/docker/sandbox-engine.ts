@@ -120,17 +120,49 @@ export class DockerSandboxEngine implements SandboxEngine {
       stream.pipe(stdout);
       stderr.end();
     } else {
-      this.docker.modem.demuxStream(stream, stdout, stderr);
-      const end = () => {
-        stdout.end();
-        stderr.end();
-      };
-      stream.once("end", end);
-      stream.once("close", end);
+      demux(stream, stdout, stderr);
     }
     stream.on("error", () => undefined);
     return { stdout, stderr, stdin: stream as unknown as Writable };
   }
+}
+
+/**
+ * Docker's multiplexed stdio (8-byte frame headers: stream, 0, 0, 0, length) split into stdout
+ * and stderr, pausing the engine's stream while either holds too much unread: a flood waits for
+ * the files, it never piles up in the daemon's memory (docker-modem's demuxStream ignores that).
+ */
+function demux(stream: NodeJS.ReadWriteStream, stdout: PassThrough, stderr: PassThrough): void {
+  let pending: Buffer = Buffer.alloc(0);
+  const source = stream as unknown as Readable;
+  source.on("data", (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let full = false;
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      if (!target.write(pending.subarray(8, 8 + size))) full = true;
+      pending = pending.subarray(8 + size);
+    }
+    if (full) {
+      source.pause();
+      const resume = () => {
+        if (stdout.writableNeedDrain || stderr.writableNeedDrain) return;
+        stdout.off("drain", resume);
+        stderr.off("drain", resume);
+        source.resume();
+      };
+      stdout.on("drain", resume);
+      stderr.on("drain", resume);
+    }
+  });
+  const end = () => {
+    stdout.end();
+    stderr.end();
+  };
+  source.once("end", end);
+  source.once("close", end);
 }
 
 /** The exec's exit code: the engine may take a moment to record it after its stream ends. */

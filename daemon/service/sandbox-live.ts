@@ -36,6 +36,7 @@ export class LiveSandbox {
 
   started(image: string, dockerId: string, at: number): void {
     Object.assign(this.row, { state: "running" as SandboxState, image, dockerId, startedAt: at });
+    this.lastActivity = at; // idle from its start, not from its creation
     this.changes.emit("change");
   }
 

@@ -146,8 +146,6 @@ export class Sandboxes {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const sb = new LiveSandbox(row, dir, now);
     this.live.set(row.id, sb);
-    sb.deadline = setTimeout(() => void this.end(sb, timedOut("timeout", def.timeout)), def.timeout * 1000);
-    sb.deadline.unref();
     void this.launch(sb, def).catch((err: Error) => this.end(sb, { state: "failed", returncode: null, error: err.message, timeoutKind: null }));
     this.d.log.info("sandbox created", { sandbox: row.id, app: row.app });
     return sb.view();
@@ -189,6 +187,9 @@ export class Sandboxes {
     sb.main = main;
     this.d.store.markStarted(sb.row.id, image, started.dockerId, this.now());
     sb.started(image, started.dockerId, this.now());
+    // Its timeout counts from here: building its image (or waiting for a GPU) is not its lifetime.
+    sb.deadline = setTimeout(() => void this.end(sb, timedOut("timeout", def.timeout)), def.timeout * 1000);
+    sb.deadline.unref();
     void started.main.exited.then(async (code) => {
       await main.drained(OUTPUT_DRAIN_MS); // "finished" means its output is all readable
       const oom = code === 137 && (await started.oomKilled());
@@ -373,7 +374,7 @@ export class Sandboxes {
     const now = this.now();
     for (const sb of this.live.values()) {
       const idle = sb.row.definition.idle_timeout;
-      if (!sb.ended && idle && sb.idleSince(now) >= idle * 1000) void this.end(sb, timedOut("idle", idle));
+      if (sb.row.state === "running" && idle && sb.idleSince(now) >= idle * 1000) void this.end(sb, timedOut("idle", idle));
     }
     const keep = Math.min(SANDBOX_KEEP_MS, this.d.historyMs ?? SANDBOX_KEEP_MS);
     for (const id of this.d.store.endedBefore(now - keep, 100)) {
