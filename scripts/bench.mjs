@@ -19,6 +19,8 @@ const flags = new Set(args.filter((a) => a.startsWith("--")));
 const only = args.filter((a) => !a.startsWith("--"));
 const ORDER = ["latency", "throughput", "cold", "redeploy", "scale"];
 const PER_BENCH_LIMIT_MS = 170_000;
+/** Benches that take longer by design (three container shapes, each with three contenders). */
+const LONGER_LIMIT_MS = { shapes: 620_000 };
 
 const needsBuild = ["dist/daemon/daemon.js", "dist/cli/bundle-app.js", "dist/sdk/index.js", "runtime-images/node/dist/agent.cjs"].some(
   (p) => !existsSync(join(root, p)),
@@ -47,7 +49,7 @@ function runOne(name, outFile) {
       stdio: ["ignore", "inherit", "inherit"],
       env: { ...process.env, BENCH_OUT: outFile },
     });
-    const timer = setTimeout(() => child.kill("SIGTERM"), PER_BENCH_LIMIT_MS);
+    const timer = setTimeout(() => child.kill("SIGTERM"), LONGER_LIMIT_MS[name] ?? PER_BENCH_LIMIT_MS);
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, seconds: (Date.now() - t0) / 1000 });

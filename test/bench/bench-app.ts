@@ -8,6 +8,14 @@ export const noop = app.function({ maxInputs: 50, maxContainers: 2, scaledownWin
   return x;
 });
 
+/** The container shapes of the shapes bench (issue 25): containers × inputs each, kept warm. */
+export const noop1x1 = app.function({ maxInputs: 1, maxContainers: 1, scaledownWindow: 600, retries: 0 }, async function noop1x1(x: unknown) {
+  return x;
+});
+export const noop4x8 = app.function({ maxInputs: 8, maxContainers: 4, scaledownWindow: 600, retries: 0 }, async function noop4x8(x: unknown) {
+  return x;
+});
+
 /** Cold calls: scales to zero 2 s after its last call. */
 export const cold = app.function({ maxInputs: 1, maxContainers: 1, scaledownWindow: 2, retries: 0 }, async function cold(x: unknown) {
   return x;
