@@ -89,7 +89,7 @@ r = peek.remote(d, "python-only")
 print(r["error"], "may not unpickle it" in r["message"])
 print(d["python-only"])
 `);
-    expect(out).toBe("2\n{'value': {'from': 'python', 'n': [1, 2]}}\nError True\n(1, b'two', frozenset({3}))\n");
+    expect(out).toBe("2\n{'value': {'from': 'python', 'n': [1, 2]}}\nPermissionDeniedError True\n(1, b'two', frozenset({3}))\n");
   }, 120_000);
 
   it("are read by TypeScript what Python wrote and the other way round", async () => {
