@@ -28,6 +28,11 @@ const inputFields = {
   pickle: pickled.optional(),
   /** A class's call: the method it runs. */
   method: z.string().max(64).optional(),
+  /**
+   * Prefetched (issue 25): sent while every slot of the container is busy. The agent runs it once a
+   * slot frees, in the order received, and says `started` then; its timeout counts from there.
+   */
+  queued: z.literal(true).optional(),
 };
 const outputItem = z.discriminatedUnion("ok", [
   z.object({ ...callRef, ok: z.literal(true), value: z.unknown(), pickled: pickled.optional() }),
@@ -62,6 +67,8 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
   ]),
   /** One item a generator call yielded (index from 0, in order), before the call's output. */
   z.object({ type: z.literal("item"), ...callRef, index: z.number().int().min(0), value: z.unknown(), pickled: pickled.optional() }),
+  /** A prefetched input (sent with `queued`) has begun: the daemon starts its timeout now. */
+  z.object({ type: z.literal("started"), ...callRef }),
   /** Several outputs at once (an agent sends what finished in one turn together). */
   z.object({ type: z.literal("outputs"), outputs: z.array(outputItem).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({

@@ -9,6 +9,10 @@
  *   minContainers and at most maxContainers; calls beyond that wait in the queue.
  * - A container idle for scaledownWindow is stopped while the pool is above its aim.
  * - Draining containers (an older deployment) take no new calls and stop once idle.
+ * - Prefetch (issue 25): when the pool runs short calls and has all the containers it aims at
+ *   (none starting), calls still queued go to ready containers beyond their free slots, up to
+ *   `prefetch` each, fewest first, so that a slot finds its next input already there instead of
+ *   waiting a round trip to the daemon.
  */
 export type SlotState = "starting" | "ready" | "draining" | "stopping";
 
@@ -27,6 +31,8 @@ export interface PoolLimits {
   bufferContainers: number;
   maxInputs: number;
   scaledownWindowMs: number;
+  /** Inputs a ready container may hold beyond its slots (0: none). */
+  prefetch?: number;
 }
 
 export interface PoolView {
@@ -46,6 +52,22 @@ export interface PoolPlan {
   stop: string[];
   /** When the plan may change without any new event (an idle window ends, a start block lifts). */
   wakeAtMs: number | null;
+}
+
+/** Assigns queued calls beyond free slots (up to limits.prefetch each, fewest held first); returns those still queued. */
+function prefetch(ready: Array<ContainerSlots>, queued: number, limits: PoolLimits, settled: boolean, assign: string[]): number {
+  const cap = limits.maxInputs + (limits.prefetch ?? 0);
+  if (!settled || cap <= limits.maxInputs) return queued;
+  while (queued > 0) {
+    let slot: ContainerSlots | null = null;
+    for (const c of ready) if (c.active < cap && (!slot || c.active < slot.active)) slot = c;
+    if (!slot) break;
+    slot.active++;
+    slot.idleSinceMs = null;
+    assign.push(slot.id);
+    queued--;
+  }
+  return queued;
 }
 
 export function planPool(view: PoolView): PoolPlan {
@@ -71,6 +93,7 @@ export function planPool(view: PoolView): PoolPlan {
   const active = ready.reduce((n, c) => n + c.active, 0);
   const demand = Math.ceil((active + queued) / limits.maxInputs);
   const aim = Math.min(limits.maxContainers, Math.max(limits.minContainers, demand + limits.bufferContainers));
+  queued = prefetch(ready, queued, limits, live.length >= aim && live.length === ready.length, assign);
 
   let wakeAtMs: number | null = null;
   const wakeAt = (t: number) => {

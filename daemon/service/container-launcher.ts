@@ -24,6 +24,8 @@ export interface LaunchHandlers {
   onOutput(msg: Extract<AgentToDaemon, { type: "output" }>): void;
   /** An item a generator call yielded. */
   onItem(msg: Extract<AgentToDaemon, { type: "item" }>): void;
+  /** A prefetched input has begun (issue 25). */
+  onStarted(msg: Extract<AgentToDaemon, { type: "started" }>): void;
   /** The agent's answer to a web request (head, body chunk, or error). */
   onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
   /** Called once, when the container is gone (how, and whose doing); duringStart: it never became ready. */
@@ -262,6 +264,9 @@ export class ContainerLauncher {
         return;
       case "item":
         h.onItem(msg);
+        return;
+      case "started":
+        h.onStarted(msg);
         return;
       case "http_response":
       case "http_body":

@@ -16,7 +16,7 @@ import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
 import { describeVariant, PARAM_LIMITS, paramsFromQuery, resolveVariant, streamsItems, VariantError } from "../../protocol/cls-variant.js";
-import { busySlots, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
+import { runningSlots, busySlots, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
@@ -539,6 +539,7 @@ export class Dispatcher implements CallSide {
   dispatch(pool: FunctionPool, c: ContainerEntry, calls: readonly LiveCall[]): void {
     const now = this.now();
     const inputs: AgentInput[] = [];
+    let running = runningSlots(c);
     for (const call of calls) {
       const from = { status: call.status, attempt: call.attempt };
       const tr = transition(from, { type: "dispatch", attempt: call.attempt }, pool.spec.retries);
@@ -557,8 +558,11 @@ export class Dispatcher implements CallSide {
       call.gpus = c.gpus.length;
       call.input = input; // kept while it runs: a retry needs it again
       const attempt = call.attempt;
-      const timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
-      c.leases.set(call.id, { call, attempt, timer });
+      // Every slot busy: prefetched (issue 25). It waits in the agent; its timeout starts when the agent says it began.
+      const queued = running >= pool.spec.maxInputs;
+      if (!queued) running++;
+      const timer = queued ? undefined : setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
+      c.leases.set(call.id, { call, attempt, timer, ...(queued ? { waiting: true } : {}) });
       call.runningMark = this.marks.add(call, now);
       inputs.push({
         callId: call.id,
@@ -567,6 +571,7 @@ export class Dispatcher implements CallSide {
         ...(input.kwargs ? { kwargs: input.kwargs } : {}),
         ...(input.pickle !== undefined ? { pickle: input.pickle } : {}),
         ...(input.method !== undefined ? { method: input.method } : {}),
+        ...(queued ? { queued: true as const } : {}),
       });
     }
     if (!inputs.length) return;
@@ -592,10 +597,21 @@ export class Dispatcher implements CallSide {
     }
     clearTimeout(lease.timer);
     c.leases.delete(msg.callId);
+    if (!lease.waiting && lease.call.startedAt !== null) pool.noteCallMs(this.now() - lease.call.startedAt);
     this.markIdleIfFree(c);
     const ev: CallEvent = msg.ok ? { type: "succeed", attempt: msg.attempt } : { type: "fail", attempt: msg.attempt, error: msg.error };
     this.bg(this.outcomes.apply(pool, lease.call, ev, msg.ok ? storedValue(msg) : undefined));
     this.pump(pool);
+  }
+
+  /** A prefetched input has begun in its container: its timeout counts from now. */
+  onStarted(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number }): void {
+    const lease = c.leases.get(msg.callId);
+    if (!lease || lease.attempt !== msg.attempt || !lease.waiting) return;
+    lease.waiting = false;
+    lease.call.startedAt = this.now();
+    const call = lease.call;
+    lease.timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, msg.attempt), pool.spec.timeoutMs);
   }
 
   /** An item of a generator call: stored in order, then announced (readers long-poll for it). Stale attempts change nothing. */

@@ -36,8 +36,9 @@ export class InputStops {
       return;
     }
     const key = stoppingKey(lease.call.id, lease.attempt);
-    const stopping: Lease = { ...lease, timer: setTimeout(() => this.overdue(pool, c, key, why), this.d.graceMs) };
-    stopping.timer.unref?.();
+    const timer = setTimeout(() => this.overdue(pool, c, key, why), this.d.graceMs);
+    timer.unref?.();
+    const stopping: Lease = { ...lease, timer, waiting: false };
     c.stopping.set(key, stopping);
     this.d.send(c, { type: "cancel", callId: lease.call.id, attempt: lease.attempt, reason: why });
   }

@@ -30,7 +30,10 @@ export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "at
 export interface Lease {
   call: LiveCall;
   attempt: number;
-  timer: NodeJS.Timeout;
+  /** Its timeout; undefined while it waits, prefetched, for a slot (the agent's `started` sets it). */
+  timer: NodeJS.Timeout | undefined;
+  /** Prefetched and not begun yet (issue 25). */
+  waiting?: boolean;
 }
 
 /** What the HTTP side of one web request offers the service: the head, the body, the answer. */
@@ -113,6 +116,18 @@ export function busySlots(c: ContainerEntry): number {
   return c.leases.size + c.stopping.size + c.requests.size;
 }
 
+/** Slots running something now (prefetched inputs that wait are not counted). */
+export function runningSlots(c: ContainerEntry): number {
+  let waiting = 0;
+  for (const l of c.leases.values()) if (l.waiting) waiting++;
+  return busySlots(c) - waiting;
+}
+
+/** Prefetch (issue 25) is for short calls: where a round trip to the daemon is a slot's idle time. */
+export const PREFETCH_BELOW_MS = 250;
+/** Inputs a container holds beyond its slots, at most. */
+export const PREFETCH_MAX = 16;
+
 /** A stopping input's key: a call's next attempt may run beside its stopping one. */
 export const stoppingKey = (callId: string, attempt: number): string => `${callId}#${attempt}`;
 
@@ -147,6 +162,8 @@ export class FunctionPool {
   gpu: GpuRequest[] | null = null;
   /** Since when a container it wants waits for GPUs; null when none does. */
   gpuWaitSinceMs: number | null = null;
+  /** How long its calls ran lately (a moving average, ms); null before the first. */
+  callMs: number | null = null;
 
   constructor(
     readonly app: string,
@@ -185,6 +202,17 @@ export class FunctionPool {
     return idle && (this.removed || (this.variant !== null && this.limits().minContainers === 0 && this.limits().bufferContainers === 0));
   }
 
+  /** Notes how long a call ran (the moving average prefetch looks at). */
+  noteCallMs(ms: number): void {
+    this.callMs = this.callMs === null ? ms : this.callMs * 0.9 + ms * 0.1;
+  }
+
+  /** Inputs a container may hold beyond its slots: for short calls only, and never web requests. */
+  private prefetch(): number {
+    if (this.callMs === null || this.callMs >= PREFETCH_BELOW_MS || this.web.length || this.spec.web) return 0;
+    return Math.min(this.spec.maxInputs, PREFETCH_MAX);
+  }
+
   limits(): PoolLimits {
     const s = this.spec;
     // A class's own pool cannot warm containers when a parameter has no default: no instance could be made.
@@ -195,6 +223,7 @@ export class FunctionPool {
       bufferContainers: cold ? 0 : s.bufferContainers,
       maxInputs: s.maxInputs,
       scaledownWindowMs: s.scaledownWindowMs,
+      prefetch: this.prefetch(),
     };
   }
 

@@ -23,6 +23,7 @@ export interface CallSide {
   dispatch(pool: FunctionPool, c: ContainerEntry, calls: readonly LiveCall[]): void;
   onOutput: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onOutput"]>[0]) => void;
   onItem: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onItem"]>[0]) => void;
+  onStarted: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onStarted"]>[0]) => void;
   /** The container running this attempt went away without the function's doing: the call runs again. */
   lose(pool: FunctionPool, lease: Lease, reason: string): void;
   /** The container running this attempt failed it (out of memory, its process ended): retries apply. */
@@ -136,6 +137,7 @@ export class Scaler {
       },
       onOutput: (msg) => this.d.calls.onOutput(pool, c, msg),
       onItem: (msg) => this.d.calls.onItem(pool, c, msg),
+      onStarted: (msg) => this.d.calls.onStarted(pool, c, msg),
       onHttp: (msg) => this.d.web.onAgent(pool, c, msg),
       onGone: (end, duringStart) => this.onGone(pool, c, end, duringStart),
     });

@@ -16,6 +16,7 @@ import {
   MAX_BATCH_MESSAGE_ITEMS,
   MAX_OUTPUT_BYTES,
   daemonToAgentSchema,
+  type AgentInput,
   type AgentToDaemon,
 } from "../../protocol/agent-messages.js";
 import { INPUT_CONTEXT_KEY, type InputContext } from "../../protocol/input-context.js";
@@ -53,6 +54,15 @@ const aborts = new Map<string, AbortController>();
 
 /** The daemon asked an input to stop: its signal aborts, with an Error named InputCancellation. */
 function cancelInput(callId: string, attempt: number, reason: string): void {
+  const at = waiting.findIndex((w) => w.callId === callId && w.attempt === attempt);
+  if (at >= 0) {
+    // Prefetched and not begun: it ends here, as a cancelled input that never ran.
+    waiting.splice(at, 1);
+    const why = new Error(`the input was asked to stop before it began: ${reason}`);
+    why.name = "InputCancellation";
+    sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(functionError(why))}}`);
+    return;
+  }
   const controller = aborts.get(`${callId}#${attempt}`);
   if (!controller || controller.signal.aborted) return;
   const why = new Error(`the input was asked to stop: ${reason}`);
@@ -99,6 +109,8 @@ let isGenerator = false;
 let instance: Record<string, unknown> | null = null;
 let methods = new Map<string, boolean>();
 let running = 0;
+/** Prefetched inputs (sent with `queued`), in the order received: each begins once a slot frees. */
+const waiting: AgentInput[] = [];
 const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
 
 /** Imports the app module, names its functions as the CLI did at deploy, and finds ours. */
@@ -223,6 +235,16 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
   } finally {
     aborts.delete(key);
     running--;
+    beginWaiting();
+  }
+}
+
+/** Begins prefetched inputs while slots are free, telling the daemon each has begun (its timeout starts). */
+function beginWaiting(): void {
+  while (waiting.length && running + web.size < maxInputs) {
+    const input = waiting.shift()!;
+    send({ type: "started", callId: input.callId, attempt: input.attempt });
+    void runInput(input.callId, input.attempt, input.args, input.kwargs, input.method);
   }
 }
 
@@ -278,9 +300,14 @@ ws.on("message", (data) => {
           sendOutput(`${outputHead(input.callId, input.attempt, false)},"error":${JSON.stringify(functionError(error))}}`);
           continue;
         }
+        if (input.queued) {
+          waiting.push(input);
+          continue;
+        }
         if (running + web.size >= maxInputs) process.stderr.write(`gantry agent: over maxInputs (${maxInputs}), running anyway\n`);
         void runInput(input.callId, input.attempt, input.args, input.kwargs, input.method);
       }
+      beginWaiting();
       break;
     case "http_request":
       if (!isWeb) {

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import concurrent.futures
 import contextvars
 import importlib
@@ -232,8 +233,10 @@ class _Outputs:
 class Input:
     """One input (of an ``input`` or ``inputs`` message) from the daemon."""
 
-    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any], pickled: Optional[str] = None, method: Optional[str] = None) -> None:
+    def __init__(self, call_id: str, attempt: int, args: List[Any], kwargs: Dict[str, Any], pickled: Optional[str] = None, method: Optional[str] = None, queued: bool = False) -> None:
         self.call_id = call_id
+        #: Prefetched: sent while every slot was busy; it begins once one frees (and says ``started``).
+        self.queued = queued
         #: A class's call: the method it runs.
         self.method = method
         self.attempt = attempt
@@ -273,7 +276,7 @@ class Input:
         method = msg.get("method")
         if method is not None and not isinstance(method, str):
             raise InvalidMessage("method must be a string")
-        return cls(call_id, attempt, args, kwargs, pickled, method)
+        return cls(call_id, attempt, args, kwargs, pickled, method, msg.get("queued") is True)
 
 
 # --- stdout and stderr -----------------------------------------------------------------------
@@ -400,6 +403,8 @@ class Agent:
         self._slots: Optional[asyncio.Semaphore] = None
         self._running = 0
         self._running_lock = threading.Lock()
+        #: Prefetched inputs (sent with ``queued``), in the order received; guarded by _running_lock.
+        self._waiting: "collections.deque[Input]" = collections.deque()
         self._outputs = _Outputs(self.send_bytes)
         #: Running inputs, where the daemon's cancel messages go.
         self._cancels = gantry_cancel.Cancels()
@@ -535,10 +540,42 @@ class Agent:
 
     # Running inputs.
 
-    def start_input(self, call: Input) -> None:
+    def take_input(self, call: Input) -> None:
+        """Runs an input now, or (prefetched) once a slot frees."""
+        if not call.queued:
+            return self.start_input(call)
         with self._running_lock:
-            busy = self._running >= self.config.max_inputs
-            self._running += 1
+            self._waiting.append(call)
+        self._begin_waiting()
+
+    def _begin_waiting(self) -> None:
+        """Begins prefetched inputs while slots are free, telling the daemon each has begun (its timeout starts)."""
+        while True:
+            with self._running_lock:
+                if not self._waiting or self._running >= self.config.max_inputs:
+                    return
+                call = self._waiting.popleft()
+                self._running += 1
+            self.send({"type": "started", "callId": call.call_id, "attempt": call.attempt})
+            self.start_input(call, counted=True)
+
+    def _drop_waiting(self, key: Tuple[str, int]) -> bool:
+        """A cancel for a prefetched input that has not begun: it ends here, as cancelled."""
+        with self._running_lock:
+            call = next((c for c in self._waiting if (c.call_id, c.attempt) == key), None)
+            if call is None:
+                return False
+            self._waiting.remove(call)
+        error = gantry_cancel.InputCancellation("the input was asked to stop before it began")
+        self._outputs.put(self._output(call, None, error))
+        return True
+
+    def start_input(self, call: Input, counted: bool = False) -> None:
+        busy = False
+        if not counted:
+            with self._running_lock:
+                busy = self._running >= self.config.max_inputs
+                self._running += 1
         if busy:
             print(f"gantry agent: over maxInputs ({self.config.max_inputs}), call {call.call_id} waits for a free slot", file=sys.stderr)
         if self._batcher is not None:
@@ -657,6 +694,7 @@ class Agent:
         with self._running_lock:
             self._running -= 1
         self._outputs.put(payload)
+        self._begin_waiting()
 
     def _output(self, call: Input, value: Any, error: Optional[BaseException]) -> bytes:
         if error is None:
@@ -752,12 +790,12 @@ class Agent:
                         error = TypeError(f"{self.config.function} is a web endpoint: send it HTTP requests, not calls")
                         self._outputs.put(_json_bytes({"callId": call.call_id, "attempt": call.attempt, "ok": False, "error": _remote_error(error)}))
                     elif not self.ws.close_sent:  # closing: its output could not be sent
-                        self.start_input(call)
+                        self.take_input(call)
             elif kind in ("http_request", "http_body", "http_cancel"):
                 self.handle_http(kind, msg)
             elif kind == "cancel":
                 call_id, attempt = msg.get("callId"), msg.get("attempt")
-                if isinstance(call_id, str) and isinstance(attempt, int):
+                if isinstance(call_id, str) and isinstance(attempt, int) and not self._drop_waiting((call_id, attempt)):
                     self._cancels.cancel((call_id, attempt))
             elif kind == "shutdown":
                 if self.web is None and not self.webs and not self._exit_hooks:

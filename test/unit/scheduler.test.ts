@@ -232,3 +232,25 @@ describe("draining containers", () => {
     expect(p.stop).toEqual([]);
   });
 });
+
+describe("prefetch (issue 25)", () => {
+  it("fills free slots first, then holds up to `prefetch` more in each container, fewest first", () => {
+    const p = plan({ queued: 7, containers: [busy("a", 1), ready("b")], limits: { maxContainers: 2, maxInputs: 2, prefetch: 2 } });
+    // b's two free slots and a's one, then two prefetched each: a 4, b 4.
+    expect(p.assign.filter((id) => id === "a")).toHaveLength(3);
+    expect(p.assign.filter((id) => id === "b")).toHaveLength(4);
+    expect(p.assign.slice(0, 3).sort()).toEqual(["a", "b", "b"]); // free slots before any prefetch
+    expect(p.start).toBe(0);
+  });
+
+  it("prefetches nothing while the pool may start containers, or one is starting", () => {
+    expect(plan({ queued: 5, containers: [busy("a", 1)], limits: { maxContainers: 3, prefetch: 4 } }).assign).toEqual([]);
+    expect(plan({ queued: 5, containers: [busy("a", 1), starting("b")], limits: { maxContainers: 2, prefetch: 4 } }).assign).toEqual([]);
+    expect(plan({ queued: 5, containers: [busy("a", 1)], limits: { maxContainers: 1, prefetch: 4 } }).assign).toEqual(["a", "a", "a", "a"]);
+  });
+
+  it("never prefetches into a draining container, nor without a prefetch allowance", () => {
+    expect(plan({ queued: 3, containers: [busy("a", 1, { state: "draining" }), busy("b", 1)], limits: { maxContainers: 1, prefetch: 2 } }).assign).toEqual(["b", "b"]);
+    expect(plan({ queued: 3, containers: [busy("a", 1)], limits: { maxContainers: 1 } }).assign).toEqual([]);
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * Input prefetch (issue 25), in the dispatcher with a fake launcher over a real SQLite store: once
+ * a pool's calls are short and it has all its containers, a container is sent inputs beyond its
+ * free slots (marked queued, no timeout yet); the agent's `started` starts the timeout; a cancel
+ * reaches a prefetched input too; a container that goes takes its prefetched inputs' attempts with
+ * it (they run again).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { resolveFunctionSpec } from "../../protocol/function-spec.js";
+import { silentLogger } from "../../daemon/logger.js";
+import { openDatabase, type Db } from "../../daemon/store/database.js";
+import { GroupCommit } from "../../daemon/store/group-commit.js";
+import { CallStore } from "../../daemon/store/call-store.js";
+import { EventBus } from "../../daemon/service/event-bus.js";
+import { Dispatcher } from "../../daemon/service/dispatcher.js";
+import { PREFETCH_BELOW_MS, runningSlots } from "../../daemon/service/pool.js";
+import { waitFor } from "../helpers/engine.js";
+import { fakeLauncher, noGpus, type FakeContainer } from "../helpers/fake-launcher.js";
+
+describe("Dispatcher: input prefetch", () => {
+  let dir: string;
+  let db: Db;
+  let calls: CallStore;
+  let dispatcher: Dispatcher;
+  let fake: ReturnType<typeof fakeLauncher>;
+
+  const submit = () => dispatcher.submit("a", "f", { args: [], kwargs: null });
+  const status = (id: string) => calls.get(id)?.status;
+  const inputsSent = (l: FakeContainer) =>
+    l.sent.flatMap((m) => (m.type === "input" ? [m] : m.type === "inputs" ? m.inputs : [])).map((i) => ({ callId: i.callId, queued: i.queued === true }));
+
+  /** A ready container of f (maxInputs 1, one container) that has run one short call. */
+  const warmed = async (options: Record<string, unknown> = {}) => {
+    fake = fakeLauncher();
+    dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus: await noGpus(), bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20, cancelGraceMs: 30_000 });
+    dispatcher.applyDeployment("a", [{ app: "a", spec: resolveFunctionSpec("f", { maxContainers: 1, ...options }, "node"), image: "img", bundleDir: "/b", revision: "r1", runtime: "node", module: "m" }]);
+    const first = await submit();
+    await waitFor("its container", async () => fake.launched.length === 1, 5000);
+    const l = fake.launched[0]!;
+    l.h.onReady();
+    await waitFor("the first call running", async () => l.c.leases.size === 1, 5000);
+    dispatcher.onOutput(l.pool, l.c, { callId: first, attempt: 1, ok: true, value: 1 });
+    expect(l.pool.callMs).toBeLessThan(PREFETCH_BELOW_MS);
+    return l;
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "gantry-prefetch-"));
+    db = openDatabase(join(dir, "gantry.db"));
+    calls = new CallStore(db, new GroupCommit(db));
+  });
+  afterEach(async () => {
+    await dispatcher.shutdown();
+    db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("sends a short-call container one input per slot beyond its free ones, queued and without a timeout until it starts", async () => {
+    const l = await warmed();
+    const [a, b, c] = [await submit(), await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    expect(inputsSent(l).slice(1)).toEqual([{ callId: a, queued: false }, { callId: b, queued: true }]);
+    expect(status(c)).toBe("queued"); // maxInputs 1 + prefetch 1: the third waits in the daemon
+    expect(runningSlots(l.c)).toBe(1);
+    expect(l.c.leases.get(b)).toMatchObject({ waiting: true, timer: undefined });
+
+    dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: true, value: "a" });
+    dispatcher.onStarted(l.pool, l.c, { callId: b, attempt: 1 });
+    expect(l.c.leases.get(b)?.waiting).toBe(false);
+    expect(l.c.leases.get(b)?.timer).toBeDefined(); // its timeout counts from here
+    await waitFor("c sent, prefetched behind b", async () => inputsSent(l).some((i) => i.callId === c), 5000);
+    expect(inputsSent(l).find((i) => i.callId === c)).toEqual({ callId: c, queued: true });
+  });
+
+  it("cancels a prefetched input through its agent, which answers for it at once", async () => {
+    const l = await warmed();
+    const [a, b] = [await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    await dispatcher.cancel(b);
+    expect(l.sent.filter((m) => m.type === "cancel")).toEqual([{ type: "cancel", callId: b, attempt: 1, reason: "the call was cancelled" }]);
+    dispatcher.onOutput(l.pool, l.c, { callId: b, attempt: 1, ok: false, error: { type: "InputCancellation", message: "before it began", traceback: "" } });
+    await waitFor("b cancelled", async () => status(b) === "cancelled", 5000);
+    expect(l.c.leases.get(a)?.waiting).toBeUndefined(); // a runs on
+  });
+
+  it("prefetches nothing for long calls", async () => {
+    const l = await warmed();
+    l.pool.callMs = PREFETCH_BELOW_MS * 4;
+    const [, b] = [await submit(), await submit()];
+    await waitFor("one lease", async () => l.c.leases.size === 1, 5000);
+    expect(status(b)).toBe("queued");
+    expect(inputsSent(l).every((i) => !i.queued)).toBe(true);
+  });
+
+  it("runs a prefetched input again when its container goes", async () => {
+    const l = await warmed({ retries: 0 });
+    const [a, b] = [await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    l.h.onGone({ kind: "exited", reason: "exit code 1", error: { type: "ContainerExitError", message: "the process exited with code 1", traceback: "" } }, false);
+    await waitFor("both back in the queue or on a new container", async () => fake.launched.length === 2, 5000);
+    for (const id of [a, b]) expect(["queued", "running"]).toContain(status(id));
+    expect(calls.get(b)?.attempt).toBe(2);
+  });
+});
