@@ -5,14 +5,13 @@
  * command and of an exec, terminate (137), a bad ID refused clearly, and a shell in a deployed
  * function's image fed commands on stdin. Few sandboxes and one small deploy: CI has 2 cores.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxView } from "../../protocol/sandboxes.js";
 import { GantryClient } from "../../sdk/client.js";
-import { gantry, GANTRY_BIN, type CliResult } from "../helpers/cli.js";
+import { gantry, GANTRY_BIN, runProcess, type CliResult } from "../helpers/cli.js";
 import { fixture } from "../helpers/daemon.js";
 
 let home: string;
@@ -22,18 +21,7 @@ let shared: string;
 const g = (...args: string[]): Promise<CliResult> => gantry(home, args);
 
 /** Runs the CLI with `input` on its stdin (not a terminal). */
-function withInput(args: string[], input: string): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [GANTRY_BIN, ...args], { env: { ...process.env, GANTRY_HOME: home }, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+const withInput = (args: string[], input: string): Promise<CliResult> => runProcess(process.execPath, [GANTRY_BIN, ...args], { ...process.env, GANTRY_HOME: home }, input);
 
 beforeAll(async () => {
   home = mkdtempSync(join(tmpdir(), "gsb-"));
