@@ -237,6 +237,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         return volumes.binds(spec);
       },
       secretEnv: (names) => secrets.envFor(names),
+      secretExists: (name) => secrets.exists(name),
       gpus: gpuLeases(gpus),
       runtime,
       maxRunning: cfg.maxSandboxes,

@@ -55,6 +55,7 @@ export interface SandboxDeps {
   /** Checks volumes exist (making those asked to be) and gives their binds. */
   volumeBinds(app: string, mounts: VolumeMount[]): Promise<Array<{ hostPath: string; path: string; readOnly: boolean }>>;
   secretEnv(names: readonly string[]): Record<string, string>;
+  secretExists(name: string): boolean;
   gpus: {
     check(what: string, gpu: readonly string[]): Promise<void>;
     /** Takes GPUs for the sandbox (waits while none are free); null when `signal` aborts first. */
@@ -199,19 +200,9 @@ export class Sandboxes {
 
   /** The secrets' environment; one that does not exist is refused, naming it. */
   private secretEnv(names: readonly string[]): Record<string, string> {
-    try {
-      return this.d.secretEnv(names);
-    } catch {
-      const missing = names.find((n) => {
-        try {
-          this.d.secretEnv([n]);
-          return false;
-        } catch {
-          return true;
-        }
-      });
-      throw invalid(`secret ${missing} does not exist: create it with gantry secret create ${missing} KEY=VALUE (or --from-dotenv FILE)`);
-    }
+    const missing = names.find((n) => !this.d.secretExists(n));
+    if (missing) throw invalid(`secret ${missing} does not exist: create it with gantry secret create ${missing} KEY=VALUE (or --from-dotenv FILE)`);
+    return this.d.secretEnv(names);
   }
 
   private newProcess(sb: LiveSandbox, id: string, command: string[], pty: boolean): SandboxProcess {
