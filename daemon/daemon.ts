@@ -103,6 +103,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       full
         ? log.error("the disk is full: new calls are refused (507), results wait in memory until there is room", { err: err?.message })
         : log.info("the disk has room again: held results are committed, new calls are taken"),
+      (err) => log.error("syncing the database's log to disk failed: acknowledgments wait until a sync succeeds", { err: err.message }),
     );
     cleanups.push(() => db.close(), () => commit.close());
     const calls = new CallStore(db, commit);

@@ -72,13 +72,17 @@ export class Scaler {
     });
   }
 
-  /** Plans the pool on the next microtask (several events in one tick plan once). */
+  /**
+   * Plans the pool once the event loop has read what it has (setImmediate): the calls submitted
+   * and the outputs received in one turn are planned once, and each container gets the inputs
+   * assigned to it in one message, rather than a message per request.
+   */
   pump(pool: FunctionPool): void {
     if (pool.pumpScheduled || this.closing) return;
     pool.pumpScheduled = true;
-    queueMicrotask(() => {
+    setImmediate(() => {
       pool.pumpScheduled = false;
-      this.plan(pool);
+      if (!this.closing) this.plan(pool);
     });
   }
 

@@ -1,6 +1,6 @@
-import { open } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Db } from "./database.js";
+import { LogSync } from "./log-sync.js";
 
 /** What a write does when the disk is full: wait and commit later, or fail at once (a new call, refused). */
 export type WhenFull = "hold" | "refuse";
@@ -32,8 +32,12 @@ export function isDiskFull(err: unknown): boolean {
 }
 
 /**
- * Groups the writes issued during one event-loop turn into one transaction (one fsync), and
- * resolves each write's promise only after that transaction committed. Writes run in the order
+ * Groups the writes issued during one event-loop turn into one transaction, and resolves each
+ * write's promise only after that transaction is on disk. The transaction commits at
+ * `synchronous=NORMAL` (into the write-ahead log, at once) and the log is then synced off the event
+ * loop (LogSync): the promise waits for that sync, so an acknowledged write is exactly as durable as
+ * at FULL, while the daemon serves requests during the disk's part. (A database without a log on
+ * disk, in memory or not in WAL mode, commits at FULL instead.) Writes run in the order
  * they were issued; one failing write rolls back only itself, not its neighbours: a batch runs
  * without savepoints, and only when a write throws is it rolled back and run again with a
  * savepoint around each write.
@@ -49,7 +53,8 @@ export class GroupCommit {
   private readonly savepoint;
   private readonly release;
   private readonly rollbackTo;
-  private syncSoonTimer: NodeJS.Timeout | null = null;
+  /** Null: no write-ahead log on disk to sync (commits are at FULL). */
+  private readonly log: LogSync | null;
   private scheduled = false;
   private deferTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -63,11 +68,21 @@ export class GroupCommit {
   constructor(
     private readonly db: Db,
     private readonly onFullChange: (full: boolean, err?: DiskFullError) => void = () => undefined,
+    onSyncError: (err: Error) => void = () => undefined,
+    /** fs.fdatasync for the log; tests slow it down or make it fail. */
+    datasync?: ConstructorParameters<typeof LogSync>[2],
   ) {
     this.savepoint = db.prepare("SAVEPOINT w");
     this.release = db.prepare("RELEASE w");
     this.rollbackTo = db.prepare("ROLLBACK TO w");
     this.folder = dirname(db.name);
+    const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
+    this.log = wal ? new LogSync(`${db.name}-wal`, onSyncError, datasync) : null;
+  }
+
+  /** Syncs of the write-ahead log finished (each covers every commit made before it began). */
+  get syncs(): number {
+    return this.log?.syncs ?? this.batches;
   }
 
   run<T>(write: () => T, whenFull: WhenFull = "hold"): Promise<T> {
@@ -85,21 +100,33 @@ export class GroupCommit {
   /**
    * A write whose loss at a power cut is harmless to redo (a Queue item taken: after a power cut it
    * could be delivered again, never lost), run now in a transaction of its own and committed
-   * without fsync (WAL with synchronous=NORMAL: a daemon crash loses nothing, the OS has the log).
-   * The log is synced off the event loop within SYNC_SOON_MS; any durable commit meanwhile syncs it
-   * too. Writes pending in the group are not in it (they are not acknowledged yet either).
+   * without waiting for the disk (a daemon crash loses nothing, the OS has the log). The log is
+   * synced off the event loop within SYNC_SOON_MS, or sooner by the next durable commit's sync.
+   * Writes pending in the group are not in it (they are not acknowledged yet either).
    */
   runSoon<T>(write: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
-    // Not prepared once: SQLite applies this pragma when the statement is prepared, not when it runs.
-    this.db.pragma("synchronous = NORMAL");
     try {
-      return Promise.resolve(this.db.transaction(write)());
+      return Promise.resolve(this.atNormal(() => this.db.transaction(write)()));
     } catch (err) {
       return Promise.reject(isDiskFull(err) ? new DiskFullError(this.folder) : err);
     } finally {
+      this.log?.soon(SYNC_SOON_MS);
+    }
+  }
+
+  /**
+   * Runs `fn` (a transaction) with commits at synchronous=NORMAL, then FULL again for everything
+   * else. Not prepared once: SQLite applies this pragma when the statement is prepared, not when it
+   * runs. Without a log on disk, `fn` runs at FULL.
+   */
+  private atNormal<T>(fn: () => T): T {
+    if (!this.log) return fn();
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      return fn();
+    } finally {
       this.db.pragma("synchronous = FULL");
-      this.syncLogSoon();
     }
   }
 
@@ -156,24 +183,9 @@ export class GroupCommit {
     }
     this.batches++;
     this.roomAgain();
-    batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
-  }
-
-  /**
-   * fdatasync of the write-ahead log in libuv's pool, so what runSoon() committed reaches the disk;
-   * skipped when a durable commit came meanwhile (its fsync covered the log up to it).
-   */
-  private syncLogSoon(): void {
-    if (this.syncSoonTimer) return;
-    const batchesNow = this.batches;
-    this.syncSoonTimer = setTimeout(() => {
-      this.syncSoonTimer = null;
-      if (this.batches !== batchesNow) return;
-      void open(`${this.db.name}-wal`, "r")
-        .then((fh) => fh.datasync().finally(() => fh.close()))
-        .catch(() => undefined); // checkpointed away meanwhile: the database file has it, synced
-    }, SYNC_SOON_MS);
-    this.syncSoonTimer.unref();
+    const settle = () => batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
+    if (this.log) this.log.afterCommit(settle);
+    else settle();
   }
 
   /** The batch was rolled back: on a full disk, new calls are refused and the rest waits; else all fail. */
@@ -207,7 +219,7 @@ export class GroupCommit {
   /** One transaction of the batch's writes; without savepoints, a failing write aborts it all (WriteFailed). */
   private commitBatch(batch: Pending[], isolated: boolean): Array<{ ok: boolean; value: unknown }> {
     const outcomes: Array<{ ok: boolean; value: unknown }> = [];
-    this.db.transaction(() => {
+    this.atNormal(() => this.db.transaction(() => {
       for (const p of batch) {
         if (!isolated) {
           try {
@@ -227,15 +239,15 @@ export class GroupCommit {
           outcomes.push({ ok: false, value: err });
         }
       }
-    })();
+    })());
     return outcomes;
   }
 
-  /** Commits what is pending; writes still held for a full disk are failed (the calls stay as stored). */
+  /** Commits what is pending and syncs it; writes still held for a full disk are failed (the calls stay as stored). */
   close(): void {
     this.flush();
     this.closed = true;
-    if (this.syncSoonTimer) clearTimeout(this.syncSoonTimer);
+    this.log?.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     for (const p of this.held.splice(0)) p.reject(new DiskFullError(this.folder));
   }

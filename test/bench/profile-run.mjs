@@ -1,0 +1,33 @@
+// Profiling aid (issue 25): runs a gantry daemon with --cpu-prof, warms the chosen function,
+// then drives per-call (submit → result) and map load at it, and stops the daemon so Node
+// writes its profile. Usage:
+//   node test/bench/profile-run.mjs [fn=noop] [calls=4000] [mapInputs=10000] [dir=/tmp/prof]
+// then: node scripts/cpuprofile-top.mjs DIR/*.cpuprofile
+import { GantryClient } from "../../dist/sdk/client.js";
+import { APP, deploy, log, main, makeClient, now, withServers } from "./lib.mjs";
+
+const [fnName = "noop", callsArg = "4000", mapArg = "10000", dir = "/tmp/prof"] = process.argv.slice(2);
+process.env.BENCH_SERVER_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
+const SLOTS = { noop: 100, noop4x8: 32, noop1x1: 1 };
+
+main(async () => {
+  await withServers(["gantry"], async (gantry) => {
+    await deploy(gantry);
+    const client = new GantryClient({ url: gantry.baseUrl });
+    const fn = await client.functions.fromName(APP, fnName);
+    for await (const _ of fn.map(Array.from({ length: 2000 }, (_, k) => ({ k })))); // warm
+    const slots = SLOTS[fnName] ?? 32;
+    const http = makeClient(gantry.baseUrl, slots);
+    const calls = Number(callsArg);
+    let next = 0;
+    let t0 = now();
+    await Promise.all(Array.from({ length: slots }, async () => { while (next < calls) await http.call(APP, fnName, { i: next++ }); }));
+    log(`per call: ${(calls / ((now() - t0) / 1000)).toFixed(0)} calls/s`);
+    t0 = now();
+    const n = Number(mapArg);
+    for await (const _ of fn.map(Array.from({ length: n }, (_, k) => ({ k }))));
+    log(`map: ${(n / ((now() - t0) / 1000)).toFixed(0)} calls/s`);
+    http.close();
+    client.close();
+  });
+}, 600_000);

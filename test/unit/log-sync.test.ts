@@ -1,0 +1,128 @@
+// GroupCommit's commits at synchronous=NORMAL with the write-ahead log synced off the event loop
+// (issue 25): no write is acknowledged before a sync that began after its commit has finished.
+import { afterEach, describe, expect, it } from "vitest";
+import { fdatasync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { openDatabase, type Db } from "../../daemon/store/database.js";
+import { GroupCommit } from "../../daemon/store/group-commit.js";
+
+const dirs: string[] = [];
+const dbs: Db[] = [];
+afterEach(() => {
+  for (const db of dbs.splice(0)) if (db.open) db.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+type Done = (err: Error | null) => void;
+/** A datasync the test finishes by hand: each call waits in `calls` until `release` or `fail`. */
+function heldSync() {
+  const calls: Array<{ fd: number; done: Done }> = [];
+  const datasync = (fd: number, done: Done) => void calls.push({ fd, done });
+  const release = () => {
+    const c = calls.shift()!;
+    fdatasync(c.fd, (err) => c.done(err));
+  };
+  const fail = (err: Error) => calls.shift()!.done(err);
+  return { calls, datasync, release, fail };
+}
+
+function setup(datasync?: (fd: number, done: Done) => void, onError?: (err: Error) => void) {
+  const dir = mkdtempSync(join(tmpdir(), "gt-logsync-"));
+  dirs.push(dir);
+  const db = openDatabase(join(dir, "gantry.db"));
+  dbs.push(db);
+  const commit = new GroupCommit(db, undefined, onError, datasync);
+  const put = (k: string) => () => db.prepare(`INSERT INTO meta (key, value) VALUES (?, 'v')`).run(k).changes;
+  const settled = new Set<string>();
+  const write = (k: string) => commit.run(put(k)).then((v) => (settled.add(k), v));
+  return { db, commit, write, settled, file: join(dir, "gantry.db") };
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await turn();
+  }
+}
+
+describe("GroupCommit with the log synced off the event loop", () => {
+  it("acknowledges a write only once the log is synced, and commits at once (other connections see it)", async () => {
+    const sync = heldSync();
+    const { write, settled, file, db } = setup(sync.datasync);
+    const other = new Database(file, { readonly: true });
+    dbs.push(other);
+    const w = write("a");
+    await until(() => sync.calls.length === 1, "the sync to start");
+    expect(other.prepare(`SELECT count(*) AS n FROM meta WHERE key = 'a'`).get()).toEqual({ n: 1 }); // committed
+    await turn();
+    expect(settled.has("a")).toBe(false); // not on disk yet: not acknowledged
+    sync.release();
+    await expect(w).resolves.toBe(1);
+    expect(db.pragma("synchronous", { simple: true })).toBe(2); // FULL for every other write
+  });
+
+  it("a write committed while a sync runs waits for the next sync, which covers all that came meanwhile", async () => {
+    const sync = heldSync();
+    const { write, settled, commit } = setup(sync.datasync);
+    const first = write("first");
+    await until(() => sync.calls.length === 1, "the first sync");
+    const later = [write("second"), write("third")];
+    await until(() => commit.batches === 2, "the second batch to commit");
+    expect(sync.calls).toHaveLength(1); // one sync at a time
+    sync.release();
+    await first;
+    expect([...settled]).toEqual(["first"]);
+    await until(() => sync.calls.length === 1, "the next sync");
+    expect(settled.has("second")).toBe(false);
+    sync.release();
+    await Promise.all(later);
+    expect(commit.syncs).toBe(2);
+  });
+
+  it("a failed sync acknowledges nothing; it is tried again until it succeeds", async () => {
+    const sync = heldSync();
+    const errors: string[] = [];
+    const { write, settled } = setup(sync.datasync, (e) => errors.push(e.message));
+    const w = write("a");
+    await until(() => sync.calls.length === 1, "the sync");
+    sync.fail(new Error("EIO: the disk said no"));
+    expect(errors).toEqual(["EIO: the disk said no"]);
+    await until(() => sync.calls.length === 1, "the retry (after its backoff)");
+    expect(settled.size).toBe(0);
+    sync.release();
+    await expect(w).resolves.toBe(1);
+  });
+
+  it("close syncs and acknowledges what is pending at once, even while a sync runs", async () => {
+    const sync = heldSync();
+    const { write, commit } = setup(sync.datasync);
+    const first = write("first");
+    await until(() => sync.calls.length === 1, "the first sync");
+    const second = write("second");
+    await until(() => commit.batches === 2, "the second batch");
+    commit.close();
+    await expect(second).resolves.toBe(1); // close synced it
+    sync.release(); // the sync that was running ends after close: it settles what it covered
+    await expect(first).resolves.toBe(1);
+  });
+
+  it("runSoon's write is synced within its window even when no durable write follows", async () => {
+    const { db, commit } = setup();
+    const before = commit.syncs;
+    await commit.runSoon(() => db.prepare(`INSERT INTO meta (key, value) VALUES ('soon', 'v')`).run());
+    await until(() => commit.syncs > before, "the log sync after runSoon");
+  });
+
+  it("a database in memory commits at FULL and acknowledges after the commit", async () => {
+    const db = new Database(":memory:");
+    dbs.push(db);
+    db.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)`);
+    const commit = new GroupCommit(db);
+    await expect(commit.run(() => db.prepare(`INSERT INTO meta VALUES ('k', 'v')`).run().changes)).resolves.toBe(1);
+    expect(commit.syncs).toBe(commit.batches);
+  });
+});
