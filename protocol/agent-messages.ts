@@ -69,8 +69,15 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("item"), ...callRef, index: z.number().int().min(0), value: z.unknown(), pickled: pickled.optional() }),
   /** A prefetched input (sent with `queued`) has begun: the daemon starts its timeout now. */
   z.object({ type: z.literal("started"), ...callRef }),
-  /** Several outputs at once (an agent sends what finished in one turn together). */
-  z.object({ type: z.literal("outputs"), outputs: z.array(outputItem).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
+  /**
+   * Several outputs at once (an agent sends what finished in one turn together), and the prefetched
+   * inputs that began in that turn (`started`, handled first: as many `started` messages).
+   */
+  z.object({
+    type: z.literal("outputs"),
+    outputs: z.array(outputItem).max(MAX_BATCH_MESSAGE_ITEMS),
+    started: z.array(z.object(callRef)).max(MAX_BATCH_MESSAGE_ITEMS).optional(),
+  }),
   z.object({
     type: z.literal("log"),
     stream: z.enum(["stdout", "stderr"]),

@@ -190,6 +190,7 @@ export interface ContainerView {
   app: string;
   function: string;
   state: "starting" | "ready" | "draining" | "stopping";
+  /** Calls running in it now (at most max_inputs). */
   active_calls: number;
   max_inputs: number;
   started_at: string;
@@ -197,6 +198,8 @@ export interface ContainerView {
   gpus: Array<{ index: number; uuid: string }>;
   /** The calls it is running now. */
   calls: string[];
+  /** Calls sent ahead to it (short calls, every slot busy): each begins there as a slot frees. */
+  prefetched: string[];
   /** The cluster node it runs on (Swarm), once known; null on one machine. */
   node: string | null;
   /** A class's container for one parameter set or options (`Model(size=2)`): as "size=2, gpu=\"A100\""; null for the class's own pool and functions. */

@@ -112,7 +112,7 @@ export function registerApps(program: Command, run: Runner): void {
             c.app,
             c.variant ? `${c.function}(${c.variant})` : c.function,
             c.state,
-            `${c.active_calls}/${c.max_inputs}`,
+            `${c.active_calls}/${c.max_inputs}${c.prefetched?.length ? ` +${c.prefetched.length}` : ""}`,
             c.gpus.length ? c.gpus.map((g) => g.index).join(",") : "-",
             ...(cluster ? [c.node ?? "(placing)"] : []),
             ago(c.started_at),

@@ -327,20 +327,25 @@ export function buildRouter(d: RouteDeps): Router {
   });
 
   r.on("GET", "/v1/containers", async () => {
-    const body: ContainerView[] = d.dispatcher.containers().map(({ pool, c }) => ({
-      id: c.id,
-      docker_id: c.dockerId,
-      app: pool.app,
-      function: pool.spec.name,
-      state: c.state,
-      active_calls: c.leases.size,
-      max_inputs: pool.spec.maxInputs,
-      started_at: iso(c.startedAtMs)!,
-      gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
-      calls: [...c.leases.keys()],
-      node: c.dockerId ? d.runtime.nodeOf(c.dockerId) : null,
-      variant: pool.variant ? describeVariant(pool.variant.variant) : null,
-    }));
+    const body: ContainerView[] = d.dispatcher.containers().map(({ pool, c }) => {
+      const leases = [...c.leases.values()];
+      const calls = leases.filter((l) => !l.waiting).map((l) => l.call.id);
+      return {
+        id: c.id,
+        docker_id: c.dockerId,
+        app: pool.app,
+        function: pool.spec.name,
+        state: c.state,
+        active_calls: calls.length,
+        max_inputs: pool.spec.maxInputs,
+        started_at: iso(c.startedAtMs)!,
+        gpus: c.gpus.map((g) => ({ index: g.index, uuid: g.uuid })),
+        calls,
+        prefetched: leases.filter((l) => l.waiting).map((l) => l.call.id),
+        node: c.dockerId ? d.runtime.nodeOf(c.dockerId) : null,
+        variant: pool.variant ? describeVariant(pool.variant.variant) : null,
+      };
+    });
     return { status: 200, body: { containers: body } };
   });
 

@@ -8,6 +8,8 @@
  *     │                    │   MAX_CONTAINER_LOSSES so far: attempt+1 at once, no retry used
  *     └────────────────────┘ fail/timeout with no retries left, or lose once too often: failed
  *   queued|running ──cancel──▶ cancelled          (never retried)
+ *   running ──return──▶ queued, same attempt: a prefetched input given back before it began (its
+ *                       container went away): nothing ran, so nothing is counted
  */
 import type { RetryPolicy } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
@@ -47,6 +49,8 @@ export type CallEvent =
    * outside, an engine or daemon restart, its agent unreachable): not the function's fault.
    */
   | { type: "lose"; attempt: number; reason: string }
+  /** A prefetched input that never began is given back (its container went away first). */
+  | { type: "return"; attempt: number }
   | { type: "cancel" };
 
 export type Transition =
@@ -110,6 +114,8 @@ export function transition(state: CallState, event: CallEvent, policy: RetryPoli
       );
     case "lose":
       return stale(state, event.attempt) ?? rerunOrFail(state, event.reason);
+    case "return":
+      return stale(state, event.attempt) ?? { ok: true, from: state, to: { ...state, status: CallStatus.queued } };
     case "cancel":
       if (TERMINAL.has(state.status)) return { ok: false, reason: "not_allowed", detail: `call is already ${state.status}` };
       return {

@@ -16,6 +16,13 @@ export class CallQueue {
     this.items.push(call);
   }
 
+  /** Puts calls back at the front, in the order given (the first is next out). */
+  unshift(calls: readonly LiveCall[]): void {
+    if (!calls.length) return;
+    this.items = [...calls, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+
   shift(): LiveCall | undefined {
     if (this.head >= this.items.length) return undefined;
     const call = this.items[this.head]!;

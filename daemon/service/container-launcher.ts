@@ -260,6 +260,7 @@ export class ContainerLauncher {
         h.onOutput(msg);
         return;
       case "outputs":
+        for (const ref of msg.started ?? []) h.onStarted({ type: "started", ...ref });
         for (const out of msg.outputs) h.onOutput({ type: "output", ...out });
         return;
       case "item":

@@ -563,7 +563,7 @@ export class Dispatcher implements CallSide {
       if (!queued) running++;
       const timer = queued ? undefined : setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs);
       c.leases.set(call.id, { call, attempt, timer, ...(queued ? { waiting: true } : {}) });
-      call.runningMark = this.marks.add(call, now);
+      call.runningMark = this.marks.add(call, now, queued);
       inputs.push({
         callId: call.id,
         attempt,
@@ -609,9 +609,32 @@ export class Dispatcher implements CallSide {
     const lease = c.leases.get(msg.callId);
     if (!lease || lease.attempt !== msg.attempt || !lease.waiting) return;
     lease.waiting = false;
-    lease.call.startedAt = this.now();
     const call = lease.call;
+    call.startedAt = this.now();
+    if (call.runningMark) this.marks.begin(call.runningMark, call.startedAt);
     lease.timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, msg.attempt), pool.spec.timeoutMs);
+  }
+
+  /**
+   * Prefetched inputs that never began (their container went away first) are given back: queued
+   * again at the front of their pool's queue, in the order they were sent, with the same attempt
+   * and nothing counted against them. The store still has them queued: nothing is written.
+   */
+  giveBack(pool: FunctionPool, leases: readonly Lease[]): void {
+    const back: LiveCall[] = [];
+    for (const { call, attempt } of leases) {
+      const tr = transition({ status: call.status, attempt: call.attempt, lost: call.lost }, { type: "return", attempt }, pool.spec.retries);
+      if (!tr.ok) continue;
+      if (call.runningMark) call.runningMark.cancelled = true;
+      call.runningMark = null;
+      call.status = CallStatus.queued;
+      call.containerId = null;
+      call.startedAt = null;
+      call.gpus = 0;
+      back.push(call);
+    }
+    pool.queue.unshift(back);
+    this.pump(pool);
   }
 
   /** An item of a generator call: stored in order, then announced (readers long-poll for it). Stale attempts change nothing. */

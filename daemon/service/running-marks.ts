@@ -33,12 +33,22 @@ export class RunningMarks {
     },
   ) {}
 
-  /** A call was dispatched: it is marked running if it still runs a little later. */
-  add(call: LiveCall, now: number): RunningMark {
+  /**
+   * A call was dispatched: it is marked running if it still runs a little later. A prefetched one
+   * (`held`) waits in its agent, still queued in the store, until `begin` says it began.
+   */
+  add(call: LiveCall, now: number, held = false): RunningMark {
     const mark: RunningMark = { call, at: now, id: call.id, attempt: call.attempt, startedAt: now, containerId: call.containerId!, cancelled: false, written: false };
+    if (!held) this.begin(mark, now);
+    return mark;
+  }
+
+  /** A held mark's input began now: it is marked running if it still runs a little later. */
+  begin(mark: RunningMark, now: number): void {
+    mark.at = now;
+    mark.startedAt = now;
     this.waiting.push(mark);
     if (!this.timer) this.arm(now);
-    return mark;
   }
 
   /**

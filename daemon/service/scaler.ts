@@ -28,6 +28,8 @@ export interface CallSide {
   lose(pool: FunctionPool, lease: Lease, reason: string): void;
   /** The container running this attempt failed it (out of memory, its process ended): retries apply. */
   failAttempt(pool: FunctionPool, lease: Lease, error: RemoteError): void;
+  /** Prefetched inputs that never began, their container gone: queued again, nothing counted. */
+  giveBack(pool: FunctionPool, leases: readonly Lease[]): void;
   /** Fails the pool's queued calls: they cannot run (no container starts, or no GPU ever fits). */
   failQueued(pool: FunctionPool, error: RemoteError): void;
   /** The container is gone: the inputs it was asked to stop need nothing more. */
@@ -223,17 +225,20 @@ export class Scaler {
     this.d.gpus.release(c.id);
     if (!pool.containers.has(c.id)) return;
     pool.containers.delete(c.id);
-    const leases = [...c.leases.values()];
+    const all = [...c.leases.values()];
+    // Prefetched inputs that never began had no part in it: they are given back.
+    const leases = all.filter((l) => !l.waiting);
     // Its process ended while it ran one input alone: that input's doing. With others beside it (or
     // inputs still stopping), which one did it is unknown: each is lost and runs again, none blamed.
     const inputs = leases.length + c.stopping.size + c.requests.size;
     const alone = leases.length === 1 && inputs === 1;
     c.leases.clear();
-    for (const lease of leases) clearTimeout(lease.timer);
+    for (const lease of all) clearTimeout(lease.timer);
     this.d.calls.dropStopping(c);
     this.d.web.lose(pool, c, reason);
-    // At shutdown the calls stay as stored (running); the next start's recover() retries them.
+    // At shutdown the calls stay as stored (running, or queued for those given back); the next start's recover() runs them.
     if (this.closing) return;
+    this.d.calls.giveBack(pool, all.filter((l) => l.waiting));
     for (const lease of leases) {
       if ((end.kind === "out_of_memory" || end.kind === "exited") && alone) this.d.calls.failAttempt(pool, lease, end.error);
       else this.d.calls.lose(pool, lease, `container ${c.id} went away: ${reason}${end.kind === "exited" || end.kind === "out_of_memory" ? ` (${end.error.type}; it ran ${inputs} inputs, so this one is run again)` : ""}`);

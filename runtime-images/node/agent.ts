@@ -155,20 +155,31 @@ function sendItem(callId: string, attempt: number, index: number, item: unknown)
   else outbox.push(message);
 }
 
-/** Outputs that finished in this turn, as JSON text: sent together in one `outputs` message. */
+/**
+ * Outputs that finished in this turn, as JSON text, and the prefetched inputs that began in it:
+ * sent together in one `outputs` message (its `started` first).
+ */
 let finished: string[] = [];
+let begun: string[] = [];
 function sendOutput(json: string): void {
   finished.push(json);
-  if (finished.length === 1) setImmediate(flushOutputs);
+  if (finished.length + begun.length === 1) setImmediate(flushOutputs);
+}
+function sendStarted(callId: string, attempt: number): void {
+  begun.push(`{"callId":${JSON.stringify(callId)},"attempt":${attempt}}`);
+  if (finished.length + begun.length === 1) setImmediate(flushOutputs);
 }
 function flushOutputs(): void {
-  for (let i = 0; i < finished.length; i += MAX_BATCH_MESSAGE_ITEMS) {
-    const part = finished.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
-    const text = `{"type":"outputs","outputs":[${part.join(",")}]}`;
+  const n = Math.max(finished.length, begun.length);
+  for (let i = 0; i < n; i += MAX_BATCH_MESSAGE_ITEMS) {
+    const outs = finished.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
+    const starts = begun.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
+    const text = `{"type":"outputs","outputs":[${outs.join(",")}]${starts.length ? `,"started":[${starts.join(",")}]` : ""}}`;
     if (ws.readyState === WebSocket.OPEN) ws.send(text);
     else outbox.push(text);
   }
   finished = [];
+  begun = [];
 }
 const outputHead = (callId: string, attempt: number, ok: boolean) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt},"ok":${ok}`;
 
@@ -243,7 +254,7 @@ async function runInput(callId: string, attempt: number, args: unknown[], kwargs
 function beginWaiting(): void {
   while (waiting.length && running + web.size < maxInputs) {
     const input = waiting.shift()!;
-    send({ type: "started", callId: input.callId, attempt: input.attempt });
+    sendStarted(input.callId, input.attempt);
     void runInput(input.callId, input.attempt, input.args, input.kwargs, input.method);
   }
 }

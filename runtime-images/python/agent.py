@@ -207,6 +207,7 @@ class _Outputs:
     def __init__(self, send_bytes: Callable[[bytes], None]) -> None:
         self._send_bytes = send_bytes
         self._items: List[bytes] = []
+        self._started: List[bytes] = []
         self._ready = threading.Condition()
         threading.Thread(target=self._run, name="gantry-outputs", daemon=True).start()
 
@@ -215,17 +216,26 @@ class _Outputs:
             self._items.append(item)
             self._ready.notify()
 
+    def started(self, call_id: str, attempt: int) -> None:
+        """A prefetched input began: said in the next message, before its outputs."""
+        with self._ready:
+            self._started.append(_json_bytes({"callId": call_id, "attempt": attempt}))
+            self._ready.notify()
+
     def flush(self) -> None:
         """Sends what is waiting now (before the connection closes)."""
         with self._ready:
             items, self._items = self._items, []
-        for i in range(0, len(items), MAX_BATCH_MESSAGE_ITEMS):
-            self._send_bytes(b'{"type":"outputs","outputs":[' + b",".join(items[i : i + MAX_BATCH_MESSAGE_ITEMS]) + b"]}")
+            started, self._started = self._started, []
+        for i in range(0, max(len(items), len(started)), MAX_BATCH_MESSAGE_ITEMS):
+            head = b'{"type":"outputs","outputs":[' + b",".join(items[i : i + MAX_BATCH_MESSAGE_ITEMS]) + b"]"
+            begun = started[i : i + MAX_BATCH_MESSAGE_ITEMS]
+            self._send_bytes(head + (b',"started":[' + b",".join(begun) + b"]}" if begun else b"}"))
 
     def _run(self) -> None:
         while True:
             with self._ready:
-                while not self._items:
+                while not self._items and not self._started:
                     self._ready.wait()
             self.flush()
 
@@ -556,7 +566,7 @@ class Agent:
                     return
                 call = self._waiting.popleft()
                 self._running += 1
-            self.send({"type": "started", "callId": call.call_id, "attempt": call.attempt})
+            self._outputs.started(call.call_id, call.attempt)
             self.start_input(call, counted=True)
 
     def _drop_waiting(self, key: Tuple[str, int]) -> bool:

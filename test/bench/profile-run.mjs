@@ -7,7 +7,7 @@ import { GantryClient } from "../../dist/sdk/client.js";
 import { APP, deploy, log, main, makeClient, now, withServers } from "./lib.mjs";
 
 const [fnName = "noop", callsArg = "4000", mapArg = "10000", dir = "/tmp/prof"] = process.argv.slice(2);
-process.env.BENCH_SERVER_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
+if (dir !== "none") process.env.BENCH_SERVER_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
 const SLOTS = { noop: 100, noop4x8: 32, noop1x1: 1 };
 
 main(async () => {
@@ -23,10 +23,18 @@ main(async () => {
     let t0 = now();
     await Promise.all(Array.from({ length: slots }, async () => { while (next < calls) await http.call(APP, fnName, { i: next++ }); }));
     log(`per call: ${(calls / ((now() - t0) / 1000)).toFixed(0)} calls/s`);
+    const cpu = process.env.PROFILE_CPU ? await import(process.env.PROFILE_CPU) : null;
+    const before = cpu?.snap();
+    const tb = cpu?.threads(gantry.pid);
     t0 = now();
     const n = Number(mapArg);
     for await (const _ of fn.map(Array.from({ length: n }, (_, k) => ({ k }))));
-    log(`map: ${(n / ((now() - t0) / 1000)).toFixed(0)} calls/s`);
+    log(`map: ${(n / ((now() - t0) / 1000)).toFixed(0)} calls/s in ${((now() - t0) / 1000).toFixed(1)} s`);
+    if (cpu) {
+      const ta = cpu.threads(gantry.pid);
+      const main = (ta.get(String(gantry.pid)).t - tb.get(String(gantry.pid)).t) * 10; // ms (100 Hz ticks)
+      log(`CPU during the map:\n${cpu.diff(before, cpu.snap())}\ndaemon main thread: ${main} ms, ${((main * 1000) / n).toFixed(1)} µs a call`);
+    }
     http.close();
     client.close();
   });

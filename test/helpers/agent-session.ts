@@ -65,7 +65,11 @@ export class AgentSession {
     endpoint.on("message", (msg) => {
       if (!agentToDaemonSchema.safeParse(msg).success) this.invalid.push(msg); // the endpoint checked it too
       // Outputs sent together count one by one, as the daemon takes them.
-      if (msg.type === "outputs") this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
+      // As the daemon reads one: its `started` first, then its outputs.
+      if (msg.type === "outputs") {
+        this.messages.push(...(msg.started ?? []).map((r) => ({ type: "started" as const, ...r })));
+        this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
+      }
       else this.messages.push(msg);
       this.changed.emit("change");
     });

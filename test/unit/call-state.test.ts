@@ -89,6 +89,13 @@ describe("allowed transitions", () => {
     expect(last.to.status).toBe(CallStatus.failed); // its one retry is used
   });
 
+  it("return gives a prefetched input back: queued again, same attempt, no retry or loss counted, no error", () => {
+    const t = allowed(transition({ ...running(2), lost: 1 }, { type: "return", attempt: 2 }, NO_RETRIES));
+    expect(t.to).toEqual({ status: CallStatus.queued, attempt: 2, lost: 1 });
+    expect(t.retryInMs).toBeUndefined();
+    expect(t.error).toBeUndefined();
+  });
+
   it.each([queued(1), running(1), queued(3), running(2)])("cancel moves %o to cancelled, keeping its attempt", (state) => {
     const t = allowed(transition(state, { type: "cancel" }, normalizeRetries(5)));
     expect(t.to).toEqual({ status: CallStatus.cancelled, attempt: state.attempt });
@@ -103,6 +110,7 @@ describe("refused transitions", () => {
     { type: "fail", attempt: 2, error: userError },
     { type: "timeout", attempt: 2, timeoutMs: 1000 },
     { type: "lose", attempt: 2, reason: "gone" },
+    { type: "return", attempt: 2 },
   ] as const)("a late $type for attempt 2 once attempt 3 runs is a stale attempt", (event) => {
     const t = refused(transition(running(3), event, normalizeRetries(5)));
     expect(t.reason).toBe("stale_attempt");

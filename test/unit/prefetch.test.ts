@@ -2,8 +2,8 @@
  * Input prefetch (issue 25), in the dispatcher with a fake launcher over a real SQLite store: once
  * a pool's calls are short and it has all its containers, a container is sent inputs beyond its
  * free slots (marked queued, no timeout yet); the agent's `started` starts the timeout; a cancel
- * reaches a prefetched input too; a container that goes takes its prefetched inputs' attempts with
- * it (they run again).
+ * reaches a prefetched input too; a container that goes gives its prefetched inputs back (queued
+ * again with the same attempt, nothing counted), and only the inputs that began share its end.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -95,13 +95,35 @@ describe("Dispatcher: input prefetch", () => {
     expect(inputsSent(l).every((i) => !i.queued)).toBe(true);
   });
 
-  it("runs a prefetched input again when its container goes", async () => {
+  it("gives a prefetched input back when its container goes: same attempt, nothing counted, first in line", async () => {
     const l = await warmed({ retries: 0 });
     const [a, b] = [await submit(), await submit()];
     await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    const c = await submit(); // queued in the daemon behind b
     l.h.onGone({ kind: "exited", reason: "exit code 1", error: { type: "ContainerExitError", message: "the process exited with code 1", traceback: "" } }, false);
-    await waitFor("both back in the queue or on a new container", async () => fake.launched.length === 2, 5000);
-    for (const id of [a, b]) expect(["queued", "running"]).toContain(status(id));
-    expect(calls.get(b)?.attempt).toBe(2);
+    // a ran alone (b had not begun): the container's end is a's doing; no retries left, it fails.
+    await waitFor("a failed", async () => status(a) === "failed", 5000);
+    expect(calls.get(a)?.error?.type).toBe("ContainerExitError");
+    await waitFor("a new container", async () => fake.launched.length === 2, 5000);
+    const next = fake.launched[1]!;
+    next.h.onReady();
+    await waitFor("b dispatched to it", async () => next.c.leases.has(b), 5000);
+    expect(inputsSent(next)[0]).toEqual({ callId: b, queued: false }); // before c, which came later
+    dispatcher.onOutput(next.pool, next.c, { callId: b, attempt: 1, ok: true, value: "b" });
+    await waitFor("b succeeded", async () => status(b) === "succeeded", 5000);
+    expect(calls.get(b)).toMatchObject({ attempt: 1, lost: 0 });
+    expect(calls.attempts(b)).toEqual([]); // no attempt of it ended: none is on record
+    expect(["queued", "running"]).toContain(status(c));
+  });
+
+  it("keeps a prefetched input queued in the store until it begins; its running step comes then", async () => {
+    const l = await warmed();
+    const [, b] = [await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    const marked = Date.now() + 200;
+    await waitFor("200 ms, past the running mark's delay", async () => Date.now() > marked, 5000);
+    expect(status(b)).toBe("queued"); // it waits in its agent: not running yet
+    dispatcher.onStarted(l.pool, l.c, { callId: b, attempt: 1 });
+    await waitFor("b marked running", async () => status(b) === "running", 5000);
   });
 });

@@ -52,6 +52,7 @@ export function ContainersView({ route }: { route: Route }) {
                 </td>
                 <td>
                   <Slots used={c.active_calls} max={c.max_inputs} />
+                  {c.prefetched?.length ? <span class="muted small" title="calls sent ahead: each begins as a slot frees"> +{c.prefetched.length} waiting</span> : null}
                 </td>
                 <td>{c.gpus.length ? c.gpus.map((g) => `GPU ${g.index}`).join(", ") : "—"}</td>
                 {cluster ? <td>{c.node ?? "placing…"}</td> : null}
