@@ -2,8 +2,10 @@
 // then drives per-call (submit → result) and map load at it, and stops the daemon so Node
 // writes its profile. Usage:
 //   node test/bench/profile-run.mjs [fn=noop] [calls=4000] [mapInputs=10000] [dir=/tmp/prof]
-// then: node scripts/cpuprofile-top.mjs DIR/*.cpuprofile
+// then: node scripts/cpuprofile-top.mjs DIR/*.cpuprofile. dir "none" runs without the profiler.
+// It also prints the CPU each process used during the map, and the daemon's main thread's per call.
 import { GantryClient } from "../../dist/sdk/client.js";
+import { busiest, processes, threadTicks } from "./cpu-times.mjs";
 import { APP, deploy, log, main, makeClient, now, withServers } from "./lib.mjs";
 
 const [fnName = "noop", callsArg = "4000", mapArg = "10000", dir = "/tmp/prof"] = process.argv.slice(2);
@@ -23,18 +25,15 @@ main(async () => {
     let t0 = now();
     await Promise.all(Array.from({ length: slots }, async () => { while (next < calls) await http.call(APP, fnName, { i: next++ }); }));
     log(`per call: ${(calls / ((now() - t0) / 1000)).toFixed(0)} calls/s`);
-    const cpu = process.env.PROFILE_CPU ? await import(process.env.PROFILE_CPU) : null;
-    const before = cpu?.snap();
-    const tb = cpu?.threads(gantry.pid);
+    const before = processes();
+    const mainBefore = threadTicks(gantry.pid);
     t0 = now();
     const n = Number(mapArg);
     for await (const _ of fn.map(Array.from({ length: n }, (_, k) => ({ k }))));
     log(`map: ${(n / ((now() - t0) / 1000)).toFixed(0)} calls/s in ${((now() - t0) / 1000).toFixed(1)} s`);
-    if (cpu) {
-      const ta = cpu.threads(gantry.pid);
-      const main = (ta.get(String(gantry.pid)).t - tb.get(String(gantry.pid)).t) * 10; // ms (100 Hz ticks)
-      log(`CPU during the map:\n${cpu.diff(before, cpu.snap())}\ndaemon main thread: ${main} ms, ${((main * 1000) / n).toFixed(1)} µs a call`);
-    }
+    const mainMs = (threadTicks(gantry.pid) - mainBefore) * 10;
+    log(`CPU during the map:\n    ${busiest(before, processes()).join("\n    ")}`);
+    log(`the daemon's main thread: ${mainMs} ms, ${((mainMs * 1000) / n).toFixed(1)} µs a call`);
     http.close();
     client.close();
   });
