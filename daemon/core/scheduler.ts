@@ -54,6 +54,24 @@ export interface PoolPlan {
   wakeAtMs: number | null;
 }
 
+/** Prefetch (issue 25) is for short calls: where a round trip to the daemon is a slot's idle time. */
+export const PREFETCH_BELOW_MS = 250;
+/** Inputs a container holds beyond its slots, at most. */
+export const PREFETCH_MAX = 16;
+/** How much work a container's prefetched inputs cover: a daemon round trip or two, with room. */
+export const PREFETCH_COVER_MS = 5;
+
+/**
+ * How many inputs a container holds beyond its slots, for calls that take `callMs` on average
+ * (null: none has finished yet): enough to keep its slots busy for PREFETCH_COVER_MS (one for
+ * calls of 5 ms or more on one slot, PREFETCH_MAX for calls of a fraction of a millisecond), none
+ * for calls of PREFETCH_BELOW_MS or longer.
+ */
+export function prefetchDepth(maxInputs: number, callMs: number | null): number {
+  if (callMs === null || callMs >= PREFETCH_BELOW_MS) return 0;
+  return Math.min(PREFETCH_MAX, Math.max(1, Math.ceil((maxInputs * PREFETCH_COVER_MS) / Math.max(callMs, 0.01))));
+}
+
 /** Assigns queued calls beyond free slots (up to limits.prefetch each, fewest held first); returns those still queued. */
 function prefetch(ready: Array<ContainerSlots>, queued: number, limits: PoolLimits, settled: boolean, assign: string[]): number {
   const cap = limits.maxInputs + (limits.prefetch ?? 0);

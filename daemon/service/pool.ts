@@ -1,7 +1,7 @@
 import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import { parseGpuRequest, type Gpu, type GpuRequest } from "../core/gpu.js";
 import type { CallInput, OpenCall } from "../store/call-store.js";
-import type { ContainerSlots, PoolLimits, PoolView, SlotState } from "../core/scheduler.js";
+import { prefetchDepth, type ContainerSlots, type PoolLimits, type PoolView, type SlotState } from "../core/scheduler.js";
 import type { AgentConnection, AgentEndpoint } from "./ports.js";
 import type { RemoteError } from "../../protocol/remote-error.js";
 import type { RunningMark } from "./running-marks.js";
@@ -123,10 +123,6 @@ export function runningSlots(c: ContainerEntry): number {
   return busySlots(c) - waiting;
 }
 
-/** Prefetch (issue 25) is for short calls: where a round trip to the daemon is a slot's idle time. */
-export const PREFETCH_BELOW_MS = 250;
-/** Inputs a container holds beyond its slots, at most. */
-export const PREFETCH_MAX = 16;
 
 /** A stopping input's key: a call's next attempt may run beside its stopping one. */
 export const stoppingKey = (callId: string, attempt: number): string => `${callId}#${attempt}`;
@@ -209,8 +205,8 @@ export class FunctionPool {
 
   /** Inputs a container may hold beyond its slots: for short calls only, and never web requests. */
   private prefetch(): number {
-    if (this.callMs === null || this.callMs >= PREFETCH_BELOW_MS || this.web.length || this.spec.web) return 0;
-    return Math.min(this.spec.maxInputs, PREFETCH_MAX);
+    if (this.web.length || this.spec.web) return 0;
+    return prefetchDepth(this.spec.maxInputs, this.callMs);
   }
 
   limits(): PoolLimits {

@@ -37,7 +37,10 @@ export function isDiskFull(err: unknown): boolean {
  * `synchronous=NORMAL` (into the write-ahead log, at once) and the log is then synced off the event
  * loop (LogSync): the promise waits for that sync, so an acknowledged write is exactly as durable as
  * at FULL, while the daemon serves requests during the disk's part. (A database without a log on
- * disk, in memory or not in WAL mode, commits at FULL instead.) Writes run in the order
+ * disk, in memory or not in WAL mode, commits at FULL instead.) While a sync runs, writes are not
+ * committed but kept for the next batch: they could not be acknowledged before the next sync
+ * anyway, and one transaction for all that came meanwhile writes each page to the log once (a busy
+ * daemon commits once a sync, not once an event-loop turn). Writes run in the order
  * they were issued; one failing write rolls back only itself, not its neighbours: a batch runs
  * without savepoints, and only when a write throws is it rolled back and run again with a
  * savepoint around each write.
@@ -56,6 +59,8 @@ export class GroupCommit {
   /** Null: no write-ahead log on disk to sync (commits are at FULL). */
   private readonly log: LogSync | null;
   private scheduled = false;
+  /** A flush came while the log was being synced: it runs when that sync ends. */
+  private afterSync = false;
   private deferTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
@@ -77,7 +82,9 @@ export class GroupCommit {
     this.rollbackTo = db.prepare("ROLLBACK TO w");
     this.folder = dirname(db.name);
     const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
-    this.log = wal ? new LogSync(`${db.name}-wal`, onSyncError, datasync) : null;
+    this.log = wal ? new LogSync(`${db.name}-wal`, onSyncError, datasync, () => {
+      if (this.afterSync) this.flush();
+    }) : null;
   }
 
   /** Syncs of the write-ahead log finished (each covers every commit made before it began). */
@@ -154,8 +161,13 @@ export class GroupCommit {
     });
   }
 
-  /** Commits whatever is pending now (also used at shutdown). */
-  flush(): void {
+  /** Commits whatever is pending: now, or (unless `now`) once the sync running has ended. */
+  flush(now = false): void {
+    if (!now && this.log?.syncing) {
+      this.afterSync = true;
+      return;
+    }
+    this.afterSync = false;
     this.scheduled = false;
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
@@ -245,7 +257,7 @@ export class GroupCommit {
 
   /** Commits what is pending and syncs it; writes still held for a full disk are failed (the calls stay as stored). */
   close(): void {
-    this.flush();
+    this.flush(true);
     this.closed = true;
     this.log?.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);

@@ -32,7 +32,14 @@ export class LogSync {
     private readonly onError: (err: Error) => void = () => undefined,
     /** fs.fdatasync; tests slow it down or make it fail. */
     private readonly datasync: (fd: number, cb: (err: Error | null) => void) => void = fdatasync,
+    /** A sync ended and what it covered was settled: commits held back meanwhile may go now. */
+    private readonly onSynced: () => void = () => undefined,
   ) {}
+
+  /** Whether a sync is running now. */
+  get syncing(): boolean {
+    return this.running;
+  }
 
   /** A commit was made; `settle` (if any) runs once it is on disk. Starts a sync unless one runs. */
   afterCommit(settle?: () => void): void {
@@ -66,6 +73,7 @@ export class LogSync {
       this.syncs++;
       this.retryDelayMs = RETRY_FIRST_MS;
       for (const settle of covered) settle();
+      this.onSynced();
       this.start();
     });
   }

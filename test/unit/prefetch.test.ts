@@ -16,7 +16,8 @@ import { GroupCommit } from "../../daemon/store/group-commit.js";
 import { CallStore } from "../../daemon/store/call-store.js";
 import { EventBus } from "../../daemon/service/event-bus.js";
 import { Dispatcher } from "../../daemon/service/dispatcher.js";
-import { PREFETCH_BELOW_MS, runningSlots } from "../../daemon/service/pool.js";
+import { PREFETCH_BELOW_MS } from "../../daemon/core/scheduler.js";
+import { runningSlots } from "../../daemon/service/pool.js";
 import { waitFor } from "../helpers/engine.js";
 import { fakeLauncher, noGpus, type FakeContainer } from "../helpers/fake-launcher.js";
 
@@ -58,12 +59,13 @@ describe("Dispatcher: input prefetch", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("sends a short-call container one input per slot beyond its free ones, queued and without a timeout until it starts", async () => {
+  it("sends a short-call container inputs beyond its free slots, queued and without a timeout until it starts", async () => {
     const l = await warmed();
+    l.pool.callMs = 100; // one slot, 100 ms calls: one input ahead covers the next 5 ms
     const [a, b, c] = [await submit(), await submit(), await submit()];
     await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
     expect(inputsSent(l).slice(1)).toEqual([{ callId: a, queued: false }, { callId: b, queued: true }]);
-    expect(status(c)).toBe("queued"); // maxInputs 1 + prefetch 1: the third waits in the daemon
+    expect(status(c)).toBe("queued"); // maxInputs 1 + one ahead: the third waits in the daemon
     expect(runningSlots(l.c)).toBe(1);
     expect(l.c.leases.get(b)).toMatchObject({ waiting: true, timer: undefined });
 

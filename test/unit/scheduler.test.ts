@@ -1,5 +1,5 @@
 import { describe, it, expect } from "vitest";
-import { planPool, type ContainerSlots, type PoolLimits, type PoolPlan, type PoolView } from "../../daemon/core/scheduler.js";
+import { planPool, prefetchDepth, PREFETCH_BELOW_MS, PREFETCH_MAX, type ContainerSlots, type PoolLimits, type PoolPlan, type PoolView } from "../../daemon/core/scheduler.js";
 
 /** A fake clock: every test plans "now" at this instant. */
 const NOW = 1_000_000;
@@ -234,6 +234,17 @@ describe("draining containers", () => {
 });
 
 describe("prefetch (issue 25)", () => {
+  it("holds enough inputs ahead to cover 5 ms of a container's work: 16 at most, none for calls of 250 ms or more", () => {
+    expect(prefetchDepth(1, null)).toBe(0); // nothing known yet
+    expect(prefetchDepth(1, 0.05)).toBe(PREFETCH_MAX); // a no-op: as many as allowed
+    expect(prefetchDepth(1, 2)).toBe(3);
+    expect(prefetchDepth(1, 20)).toBe(1); // at least one
+    expect(prefetchDepth(8, 10)).toBe(4);
+    expect(prefetchDepth(50, 1)).toBe(PREFETCH_MAX);
+    expect(prefetchDepth(1, PREFETCH_BELOW_MS - 1)).toBe(1);
+    expect(prefetchDepth(64, PREFETCH_BELOW_MS)).toBe(0);
+  });
+
   it("fills free slots first, then holds up to `prefetch` more in each container, fewest first", () => {
     const p = plan({ queued: 7, containers: [busy("a", 1), ready("b")], limits: { maxContainers: 2, maxInputs: 2, prefetch: 2 } });
     // b's two free slots and a's one, then two prefetched each: a 4, b 4.
