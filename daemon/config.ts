@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { MAX_HISTORY_DAYS } from "../protocol/prune.js";
 import { SANDBOX_LIMITS } from "../protocol/sandboxes.js";
 import type { GpuPassthroughSetting } from "./service/gpu-broker.js";
+import type { Durability } from "./store/group-commit.js";
 import type { VolumeDriver } from "./service/volumes.js";
 
 export interface DaemonConfig {
@@ -80,6 +81,11 @@ export interface DaemonConfig {
   volumeDriver: VolumeDriver | null;
   /** How long an ephemeral app (gantry serve, app.run()) lives past its client's last heartbeat. */
   ephemeralAppTtlMs: number;
+  /**
+   * When a write is acknowledged (--durability, GANTRY_DURABILITY): "full" (the default) once it is
+   * on disk; "relaxed" once committed, the log synced within 50 ms (a power cut can lose that window).
+   */
+  durability: Durability;
   /** Finished calls (their attempts, items, keys) are deleted this long after they finish (--history days, GANTRY_HISTORY_DAYS; default 7 days). */
   historyMs: number;
   /** An app's log file is rotated before it passes this (--log-max-size MiB, GANTRY_LOG_MAX_SIZE; default 50 MiB). */
@@ -228,6 +234,7 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
     volumeDriver: null,
     ephemeralAppTtlMs: parseTtlSeconds(process.env.GANTRY_EPHEMERAL_APP_TTL, "GANTRY_EPHEMERAL_APP_TTL") ?? 60_000,
     historyMs: parseHistoryDays(process.env.GANTRY_HISTORY_DAYS, "GANTRY_HISTORY_DAYS") ?? 7 * 24 * 3600 * 1000,
+    durability: parseDurability(process.env.GANTRY_DURABILITY, "GANTRY_DURABILITY") ?? "full",
     logMaxBytes: parseLogMaxSize(process.env.GANTRY_LOG_MAX_SIZE, "GANTRY_LOG_MAX_SIZE") ?? 50 * 1024 * 1024,
     logMaxFiles: parseLogMaxFiles(process.env.GANTRY_LOG_MAX_FILES, "GANTRY_LOG_MAX_FILES") ?? 5,
     leftoverSweepMs: 60_000,
@@ -236,6 +243,13 @@ export function makeConfig(overrides: Partial<DaemonConfig> & { home?: string } 
   };
   const cfg = { ...base, ...stripUndefined(overrides), home };
   return cfg;
+}
+
+/** --durability / GANTRY_DURABILITY: "full" or "relaxed"; undefined when unset. */
+export function parseDurability(raw: string | undefined, name: string): Durability | undefined {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  if (raw === "full" || raw === "relaxed") return raw;
+  throw new Error(`${name}=${JSON.stringify(raw)}: give full (a write is acknowledged once on disk, the default) or relaxed (once committed; a power cut can lose the last 50 ms)`);
 }
 
 /** --history / GANTRY_HISTORY_DAYS: days (fractions too) above 0 and at most 36500, as milliseconds; undefined when unset. */

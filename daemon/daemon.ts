@@ -103,8 +103,12 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
       full
         ? log.error("the disk is full: new calls are refused (507), results wait in memory until there is room", { err: err?.message })
         : log.info("the disk has room again: held results are committed, new calls are taken"),
-      (err) => log.error("syncing the database's log to disk failed: acknowledgments wait until a sync succeeds", { err: err.message }),
+      {
+        durability: cfg.durability,
+        onSyncError: (err) => log.error("syncing the database's log to disk failed: acknowledgments wait until a sync succeeds", { err: err.message }),
+      },
     );
+    if (cfg.durability === "relaxed") log.warn("durability relaxed: writes are acknowledged once committed; a power cut can lose the last 50 ms of them (a daemon crash loses nothing)");
     cleanups.push(() => db.close(), () => commit.close());
     const calls = new CallStore(db, commit);
     const apps = new AppStore(db);
@@ -369,6 +373,7 @@ export async function startDaemon(cfg: DaemonConfig, opts: { log?: Logger; runti
         // What is wrong and not the functions' fault: a full disk, an engine that does not answer.
         disk_full: commit.fullSinceMs === null ? null : { since: new Date(commit.fullSinceMs).toISOString(), folder: commit.folder, held_writes: commit.heldWrites },
         engine_down: runtime.engine.down === null ? null : { since: new Date(runtime.engine.down.sinceMs).toISOString(), reason: runtime.engine.down.reason },
+        durability: cfg.durability,
       }),
       requestStop: (graceMs) => void stop({ graceMs }),
       webBase: () => webBase(),

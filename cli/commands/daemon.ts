@@ -35,6 +35,7 @@ interface StartOptions {
   swarmNetwork?: string;
   buildTimeout?: string;
   history?: string;
+  durability?: string;
   volumeDriver?: string;
   volumeDriverOpt?: string[];
   logMaxSize?: string;
@@ -64,6 +65,16 @@ function buildTimeoutOption(raw: string | undefined): number | undefined {
   const what = raw !== undefined ? "--build-timeout" : "GANTRY_BUILD_TIMEOUT";
   if (!Number.isFinite(n) || n < 1 || n > 24 * 3600) throw new UsageError(`${what} must be a number of seconds from 1 to 86400, got ${JSON.stringify(value)}`);
   return n * 1000;
+}
+
+/** --durability (or GANTRY_DURABILITY): full or relaxed; undefined leaves the default (full). */
+async function durabilityOption(raw: string | undefined): Promise<"full" | "relaxed" | undefined> {
+  const { parseDurability } = await import("../../daemon/config.js");
+  try {
+    return raw !== undefined ? parseDurability(raw, "--durability") : parseDurability(process.env.GANTRY_DURABILITY, "GANTRY_DURABILITY");
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }
 
 /** --history (or GANTRY_HISTORY_DAYS): days finished calls are kept; undefined leaves the default (7). */
@@ -268,6 +279,7 @@ async function runForeground(o: StartOptions): Promise<void> {
     gpuPassthrough,
     buildTimeoutMs: buildTimeoutOption(o.buildTimeout),
     historyMs: await historyOption(o.history),
+    durability: await durabilityOption(o.durability),
     ...(await logOptions(o)),
     ...cluster,
   });
@@ -299,6 +311,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   await logOptions(o);
   buildTimeoutOption(o.buildTimeout);
   await historyOption(o.history);
+  await durabilityOption(o.durability);
   const home = gantryHome();
   const logDir = join(home, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
@@ -324,6 +337,7 @@ async function startBackground(o: StartOptions & GlobalOptions): Promise<void> {
   if (o.logMaxFiles) args.push("--log-max-files", o.logMaxFiles);
   if (o.buildTimeout) args.push("--build-timeout", o.buildTimeout);
   if (o.history) args.push("--history", o.history);
+  if (o.durability) args.push("--durability", o.durability);
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ["ignore", logFd, logFd],
@@ -381,6 +395,7 @@ export function registerDaemon(program: Command, run: Runner): void {
     .option("--log-max-files <n>", "log files kept per app, the current one included (default 5; or GANTRY_LOG_MAX_FILES)")
     .option("--build-timeout <seconds>", "stop an image build that runs longer (default 1800; or GANTRY_BUILD_TIMEOUT)")
     .option("--history <days>", "delete finished calls, their attempts and items this many days after they finish (default 7; or GANTRY_HISTORY_DAYS)")
+    .option("--durability <full|relaxed>", "acknowledge a call or result once it is on disk (full, the default) or once committed, synced within 50 ms (relaxed: a power cut can lose that window; or GANTRY_DURABILITY)")
     .action(run<StartOptions>(async (o) => {
       if (o.foreground) await runForeground(o);
       else await startBackground(o);

@@ -2,6 +2,22 @@ import { dirname } from "node:path";
 import type { Db } from "./database.js";
 import { LogSync } from "./log-sync.js";
 
+/**
+ * When a write is acknowledged: "full" (the default) once the log holding it is on disk, as with
+ * synchronous=FULL; "relaxed" once it is committed (a daemon crash loses nothing: the OS has the
+ * log), the log synced within SYNC_SOON_MS: a power cut or kernel crash can lose what was
+ * acknowledged in that window, as Redis' appendfsync everysec can lose a second.
+ */
+export type Durability = "full" | "relaxed";
+
+export interface GroupCommitOptions {
+  durability?: Durability;
+  /** A sync of the log failed (it is tried again; nothing waiting for it is acknowledged meanwhile). */
+  onSyncError?: (err: Error) => void;
+  /** fs.fdatasync for the log; tests slow it down or make it fail. */
+  datasync?: (fd: number, cb: (err: Error | null) => void) => void;
+}
+
 /** What a write does when the disk is full: wait and commit later, or fail at once (a new call, refused). */
 export type WhenFull = "hold" | "refuse";
 
@@ -61,6 +77,8 @@ export class GroupCommit {
   private scheduled = false;
   /** A flush came while the log was being synced: it runs when that sync ends. */
   private afterSync = false;
+  /** Durability "relaxed": writes are acknowledged once committed, the log synced within SYNC_SOON_MS. */
+  private readonly relaxed: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
@@ -73,16 +91,15 @@ export class GroupCommit {
   constructor(
     private readonly db: Db,
     private readonly onFullChange: (full: boolean, err?: DiskFullError) => void = () => undefined,
-    onSyncError: (err: Error) => void = () => undefined,
-    /** fs.fdatasync for the log; tests slow it down or make it fail. */
-    datasync?: ConstructorParameters<typeof LogSync>[2],
+    opts: GroupCommitOptions = {},
   ) {
+    this.relaxed = opts.durability === "relaxed";
     this.savepoint = db.prepare("SAVEPOINT w");
     this.release = db.prepare("RELEASE w");
     this.rollbackTo = db.prepare("ROLLBACK TO w");
     this.folder = dirname(db.name);
     const wal = !db.memory && String(db.pragma("journal_mode", { simple: true })).toLowerCase() === "wal";
-    this.log = wal ? new LogSync(`${db.name}-wal`, onSyncError, datasync, () => {
+    this.log = wal ? new LogSync(`${db.name}-wal`, opts.onSyncError, opts.datasync, () => {
       if (this.afterSync) this.flush();
     }) : null;
   }
@@ -163,7 +180,7 @@ export class GroupCommit {
 
   /** Commits whatever is pending: now, or (unless `now`) once the sync running has ended. */
   flush(now = false): void {
-    if (!now && this.log?.syncing) {
+    if (!now && !this.relaxed && this.log?.syncing) {
       this.afterSync = true;
       return;
     }
@@ -196,8 +213,9 @@ export class GroupCommit {
     this.batches++;
     this.roomAgain();
     const settle = () => batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
-    if (this.log) this.log.afterCommit(settle);
-    else settle();
+    if (this.log && !this.relaxed) return this.log.afterCommit(settle);
+    settle();
+    this.log?.soon(SYNC_SOON_MS);
   }
 
   /** The batch was rolled back: on a full disk, new calls are refused and the rest waits; else all fail. */

@@ -28,12 +28,12 @@ function heldSync() {
   return { calls, datasync, release, fail };
 }
 
-function setup(datasync?: (fd: number, done: Done) => void, onError?: (err: Error) => void) {
+function setup(datasync?: (fd: number, done: Done) => void, onError?: (err: Error) => void, durability?: "full" | "relaxed") {
   const dir = mkdtempSync(join(tmpdir(), "gt-logsync-"));
   dirs.push(dir);
   const db = openDatabase(join(dir, "gantry.db"));
   dbs.push(db);
-  const commit = new GroupCommit(db, undefined, onError, datasync);
+  const commit = new GroupCommit(db, undefined, { onSyncError: onError, datasync, durability });
   const put = (k: string) => () => db.prepare(`INSERT INTO meta (key, value) VALUES (?, 'v')`).run(k).changes;
   const settled = new Set<string>();
   const write = (k: string) => commit.run(put(k)).then((v) => (settled.add(k), v));
@@ -119,6 +119,18 @@ describe("GroupCommit with the log synced off the event loop", () => {
     const before = commit.syncs;
     await commit.runSoon(() => db.prepare(`INSERT INTO meta (key, value) VALUES ('soon', 'v')`).run());
     await until(() => commit.syncs > before, "the log sync after runSoon");
+  });
+
+  it("durability relaxed: acknowledges once committed, and syncs the log within 50 ms all the same", async () => {
+    const sync = heldSync();
+    const { write, commit } = setup(sync.datasync, undefined, "relaxed");
+    await expect(write("a")).resolves.toBe(1); // no sync finished: acknowledged on commit
+    expect(commit.syncs).toBe(0);
+    await until(() => sync.calls.length === 1, "the sync within its window");
+    sync.release();
+    await until(() => commit.syncs === 1, "the sync to finish");
+    const both = [write("b"), write("c")];
+    await expect(Promise.all(both)).resolves.toEqual([1, 1]); // commits go on while a sync would run
   });
 
   it("a database in memory commits at FULL and acknowledges after the commit", async () => {
