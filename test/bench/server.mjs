@@ -2,7 +2,8 @@
 //   node test/bench/server.mjs gantry   a real gantry daemon in a fresh temp GANTRY_HOME
 //   node test/bench/server.mjs noop     a node:http server that only answers submit and result
 // BENCH_HOME=DIR makes the gantry daemon use (and keep) DIR as its GANTRY_HOME, so a bench can
-// restart it over the same state; BENCH_STOP_GRACE_MS sets how long its stop waits for calls.
+// restart it over the same state; BENCH_STOP_GRACE_MS sets how long its stop waits for calls;
+// BENCH_DURABILITY=relaxed starts it with --durability relaxed.
 // Prints one line `READY {json}` on stdout, then serves until SIGTERM/SIGINT or until its stdin
 // closes (the bench process went away); then it stops the daemon and removes the temp home.
 import http from "node:http";
@@ -67,7 +68,8 @@ if (mode === "noop") {
   const log = process.env.GANTRY_BENCH_LOG ? consoleLogger() : silentLogger;
   let daemon;
   try {
-    daemon = await startDaemon(makeConfig({ home, httpPort: 0, forceNetwork: "none" }), { log });
+    const durability = process.env.BENCH_DURABILITY || undefined; // full (default) or relaxed
+    daemon = await startDaemon(makeConfig({ home, httpPort: 0, forceNetwork: "none", durability }), { log });
   } catch (err) {
     if (!keepHome) rmSync(home, { recursive: true, force: true });
     throw err;
