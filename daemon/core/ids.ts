@@ -44,11 +44,15 @@ export function newCallId(nowMs: number, random: RandomSource): string {
  */
 export class CallIds {
   private last = "";
+  /** The millisecond of the last ID drawn afresh: within it (or before it) the next is its successor at once. */
+  private lastMs = -1;
   constructor(private readonly random: RandomSource) {}
 
   next(nowMs: number): string {
-    let id = newCallId(nowMs, this.random);
+    const ms = Math.floor(nowMs);
+    let id = ms > this.lastMs ? newCallId(ms, this.random) : "";
     if (id <= this.last) id = successor(this.last.slice(0, KEPT), this.random);
+    else this.lastMs = ms;
     this.last = id;
     return id;
   }
