@@ -93,6 +93,7 @@ function streamResults(d: BatchRouteDeps, ids: string[], waitMs: number, req: ht
     if (ended) return;
     ended = true;
     clearTimeout(timer);
+    req.socket.off("close", end); // a keep-alive connection carries many streams: each takes its listener back
     unwatch.forEach((u) => u());
     if (!flushing) sink.end();
   };

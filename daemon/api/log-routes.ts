@@ -70,6 +70,7 @@ export function registerLogRoutes(r: Router, d: LogRouteDeps): void {
     // Lines that come while the files are read wait here (as much as a client may hold unsent), and are sent after them unless they had them.
     let waiting: LogEvent[] | null = [];
     let waitingBytes = 0;
+    let closed: (() => void) | null = null;
     const onEvent = (e: GantryEvent) => {
       if (!matches(e)) return;
       if (!waiting) return send(e);
@@ -90,10 +91,14 @@ export function registerLogRoutes(r: Router, d: LogRouteDeps): void {
       for (const e of waiting) if (!sent.has(key(e))) send(e);
       if (waitingBytes > MAX_UNSENT_BYTES) out.cutOffNow(); // lines were left out while the files were read
       waiting = null;
-      if (out.open && !req.socket.destroyed) await Promise.race([ended, new Promise<void>((resolve) => req.socket.once("close", resolve))]);
+      if (out.open && !req.socket.destroyed) await Promise.race([ended, new Promise<void>((resolve) => {
+          closed = resolve;
+          req.socket.once("close", resolve);
+        })]);
       return undefined;
     } finally {
       d.bus.off("event", onEvent);
+      if (closed) req.socket.off("close", closed); // the connection may carry more requests (keep-alive)
     }
   });
 }

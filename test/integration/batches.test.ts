@@ -37,6 +37,27 @@ describe("map and spawnMap", () => {
     });
   });
 
+  it("many results streams over one keep-alive connection leave no listener behind on it", async () => {
+    const square = await t.client.functions.fromName<[number], number>("batches", "square");
+    const call = await square.spawn(3);
+    expect(await call.get()).toBe(9);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    try {
+      // The client's keep-alive agent carries them one after another on the same socket.
+      for (let i = 0; i < 25; i++) {
+        const lines: unknown[] = [];
+        await t.client.transport.stream("POST", "/v1/calls/results", { call_ids: [call.callId], wait: 5 }, (l) => lines.push(l));
+        expect(lines).toEqual([expect.objectContaining({ index: 0, call_id: call.callId, status: "succeeded" })]);
+      }
+      await new Promise((r) => setImmediate(r)); // a warning is emitted on the next tick
+    } finally {
+      process.off("warning", onWarning);
+    }
+    expect(warnings.filter((w) => w.includes("MaxListeners"))).toEqual([]);
+  });
+
   it("map throws the first failure, in input order", async () => {
     const square = await t.client.functions.fromName<[number], number>("batches", "square");
     const seen: number[] = [];
