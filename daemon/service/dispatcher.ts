@@ -706,9 +706,13 @@ export class Dispatcher implements CallSide {
     const v: FunctionLiveView = { queued: 0, running: 0, containers: 0, gpu_wait_since: null, variants: [] };
     for (const p of this.pools.values()) {
       if (p.app !== app || p.spec.name !== fn) continue;
-      const queued = p.queue.length + p.delayed.length;
+      let queued = p.queue.length + p.delayed.length;
       let running = 0;
-      for (const c of p.containers.values()) running += c.leases.size;
+      for (const c of p.containers.values()) {
+        const begun = runningSlots(c);
+        running += begun;
+        queued += c.leases.size - begun; // sent ahead (prefetched): still waiting for a slot
+      }
       v.queued += queued;
       v.running += running;
       v.containers += p.containers.size;
@@ -723,6 +727,7 @@ export class Dispatcher implements CallSide {
     let containers = 0;
     for (const p of this.pools.values()) {
       queued += p.queue.length + p.delayed.length;
+      for (const c of p.containers.values()) queued += c.leases.size - runningSlots(c); // prefetched, not begun
       containers += p.containers.size;
     }
     return { live: this.live.size, queued, containers };

@@ -67,6 +67,7 @@ describe("Dispatcher: input prefetch", () => {
     expect(inputsSent(l).slice(1)).toEqual([{ callId: a, queued: false }, { callId: b, queued: true }]);
     expect(status(c)).toBe("queued"); // maxInputs 1 + one ahead: the third waits in the daemon
     expect(runningSlots(l.c)).toBe(1);
+    expect(dispatcher.functionLive("a", "f")).toMatchObject({ running: 1, queued: 2 }); // b waits in the container, c in the daemon
     expect(l.c.leases.get(b)).toMatchObject({ waiting: true, timer: undefined });
 
     dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: true, value: "a" });
