@@ -21,6 +21,7 @@ export class LogSync {
   private dirty = false;
   private running = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private soonTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
   private closed = false;
   /** Syncs finished. */
@@ -48,13 +49,15 @@ export class LogSync {
     this.start();
   }
 
-  /** A commit nobody waits for: synced by the next sync, or by one `withinMs` from now. */
+  /** A commit nobody waits for: synced by the next sync, or by one `withinMs` from now (one timer for all). */
   soon(withinMs: number): void {
     this.dirty = true;
-    const syncsNow = this.syncs;
-    setTimeout(() => {
-      if (this.syncs === syncsNow || this.dirty) this.start();
-    }, withinMs).unref();
+    if (this.soonTimer) return;
+    this.soonTimer = setTimeout(() => {
+      this.soonTimer = null;
+      this.start(); // nothing to do if a sync since covered it (dirty is false then)
+    }, withinMs);
+    this.soonTimer.unref();
   }
 
   private start(): void {
@@ -117,6 +120,7 @@ export class LogSync {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.soonTimer) clearTimeout(this.soonTimer);
     try {
       const fd = openSync(this.path, "r");
       try {
