@@ -272,7 +272,6 @@ export class CallStore {
       attempts: db.prepare(`SELECT attempt, outcome, container_id, started_at, ended_at, error FROM attempts WHERE call_id = ? ORDER BY attempt`),
       addParent: db.prepare(`INSERT OR IGNORE INTO call_parents (call_id, parent_id) VALUES (?, ?)`),
       children: db.prepare(`SELECT call_id FROM call_parents WHERE parent_id = ? ORDER BY call_id LIMIT ?`).pluck(),
-      countQueued: db.prepare(`SELECT count(*) AS n FROM calls WHERE status = 'queued' AND app = ? AND function = ?`),
     };
   }
 
