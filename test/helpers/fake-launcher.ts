@@ -1,10 +1,20 @@
 /**
  * The dispatcher's service-layer tests run without Docker: a launcher whose containers are
  * entries the test readies (`h.onReady()`) and ends (`h.onGone(...)`), whose agent connection
- * records what it is sent; and a GPU broker on a machine with no GPUs.
+ * records what it is sent; a GPU broker on a machine with no GPUs; a real call store in a temp
+ * folder; and a Dispatcher over them.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { DaemonToAgent } from "../../protocol/agent-messages.js";
+import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import { silentLogger } from "../../daemon/logger.js";
+import { openDatabase, type Db } from "../../daemon/store/database.js";
+import { GroupCommit } from "../../daemon/store/group-commit.js";
+import { CallStore } from "../../daemon/store/call-store.js";
+import { Dispatcher } from "../../daemon/service/dispatcher.js";
+import { EventBus } from "../../daemon/service/event-bus.js";
 import type { ContainerLauncher, LaunchHandlers } from "../../daemon/service/container-launcher.js";
 import { GpuBroker } from "../../daemon/service/gpu-broker.js";
 import type { ContainerEntry, FunctionPool } from "../../daemon/service/pool.js";
@@ -61,4 +71,32 @@ export async function noGpus(): Promise<GpuBroker> {
   });
   await gpus.refresh();
   return gpus;
+}
+
+/** A real call store (SQLite, group commit) in a fresh temp folder; `close()` closes it and removes the folder. */
+export function tempCallStore(prefix: string): { db: Db; calls: CallStore; close(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const db = openDatabase(join(dir, "gantry.db"));
+  const calls = new CallStore(db, new GroupCommit(db));
+  return {
+    db,
+    calls,
+    close() {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A Dispatcher over `calls` with a fake launcher, `spec` deployed as app "a" (its module "m"). */
+export async function fakeDispatcher(
+  calls: CallStore,
+  spec: FunctionSpec,
+  opts: { runtime?: Runtime; cancelGraceMs?: number } = {},
+): Promise<{ dispatcher: Dispatcher; fake: ReturnType<typeof fakeLauncher> }> {
+  const fake = fakeLauncher();
+  const grace = opts.cancelGraceMs === undefined ? {} : { cancelGraceMs: opts.cancelGraceMs };
+  const dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus: await noGpus(), bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20, ...grace });
+  dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r1", runtime: opts.runtime ?? "node", module: "m" }]);
+  return { dispatcher, fake };
 }

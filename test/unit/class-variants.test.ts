@@ -5,21 +5,14 @@
  * parameters, unused variants dropped, a flood of distinct sets refused at the limit, and calls of
  * an earlier daemon going back to their parameter set's pool.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { PARAM_LIMITS, paramsFromQuery, resolveVariant, variantSpec, VariantError, type ClsParam } from "../../protocol/cls-variant.js";
 import { resolveFunctionSpec, type FunctionSpec } from "../../protocol/function-spec.js";
-import { silentLogger } from "../../daemon/logger.js";
-import { openDatabase, type Db } from "../../daemon/store/database.js";
-import { GroupCommit } from "../../daemon/store/group-commit.js";
-import { CallStore } from "../../daemon/store/call-store.js";
-import { EventBus } from "../../daemon/service/event-bus.js";
-import { Dispatcher } from "../../daemon/service/dispatcher.js";
+import type { CallStore } from "../../daemon/store/call-store.js";
+import type { Dispatcher } from "../../daemon/service/dispatcher.js";
 import { ServiceError } from "../../daemon/service/errors.js";
 import { waitFor } from "../helpers/engine.js";
-import { fakeLauncher, noGpus } from "../helpers/fake-launcher.js";
+import { fakeDispatcher, tempCallStore, type fakeLauncher } from "../helpers/fake-launcher.js";
 
 const declared: ClsParam[] = [
   { name: "size", type: "int", default: 1 },
@@ -91,31 +84,25 @@ describe("variantSpec", () => {
 });
 
 describe("Dispatcher: a pool per parameter set", () => {
-  let dir: string;
-  let db: Db;
+  let store: ReturnType<typeof tempCallStore>;
   let calls: CallStore;
   let dispatcher: Dispatcher;
   let fake: ReturnType<typeof fakeLauncher>;
   let spec: FunctionSpec;
 
   const start = async () => {
-    fake = fakeLauncher();
-    const gpus = await noGpus();
-    dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus, bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20 });
-    dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r1", runtime: "python", module: "m" }]);
+    ({ dispatcher, fake } = await fakeDispatcher(calls, spec, { runtime: "python" }));
   };
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "gantry-variants-"));
-    db = openDatabase(join(dir, "gantry.db"));
-    calls = new CallStore(db, new GroupCommit(db));
+    store = tempCallStore("gantry-variants-");
+    calls = store.calls;
     spec = resolveFunctionSpec("M", { scaledownWindow: 2, cls: { methods: [{ name: "run" }], params: declared } }, "python");
     await start();
   });
   afterEach(async () => {
     await dispatcher.shutdown();
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
+    store.close();
   });
 
   const call = (params?: Record<string, unknown>, options?: Record<string, unknown>) =>

@@ -7,33 +7,22 @@
  * and only then are the others lost; a container whose process ends while it runs several inputs
  * has them all run again, none blamed; stopping an app cancels what its containers run.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { resolveFunctionSpec, type FunctionSpec } from "../../protocol/function-spec.js";
-import { silentLogger } from "../../daemon/logger.js";
-import { openDatabase, type Db } from "../../daemon/store/database.js";
-import { GroupCommit } from "../../daemon/store/group-commit.js";
-import { CallStore } from "../../daemon/store/call-store.js";
-import { EventBus } from "../../daemon/service/event-bus.js";
-import { Dispatcher } from "../../daemon/service/dispatcher.js";
+import type { CallStore } from "../../daemon/store/call-store.js";
+import type { Dispatcher } from "../../daemon/service/dispatcher.js";
 import { busySlots } from "../../daemon/service/pool.js";
 import { waitFor } from "../helpers/engine.js";
-import { fakeLauncher, noGpus, type FakeContainer } from "../helpers/fake-launcher.js";
+import { fakeDispatcher, tempCallStore, type fakeLauncher, type FakeContainer } from "../helpers/fake-launcher.js";
 
 describe("Dispatcher: stopping one input", () => {
-  let dir: string;
-  let db: Db;
+  let store: ReturnType<typeof tempCallStore>;
   let calls: CallStore;
   let dispatcher: Dispatcher;
   let fake: ReturnType<typeof fakeLauncher>;
 
   const start = async (spec: FunctionSpec, cancelGraceMs = 30_000) => {
-    fake = fakeLauncher();
-    const gpus = await noGpus();
-    dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus, bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20, cancelGraceMs });
-    dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r1", runtime: "node", module: "m" }]);
+    ({ dispatcher, fake } = await fakeDispatcher(calls, spec, { cancelGraceMs }));
   };
   const spec = (options: Record<string, unknown>) => resolveFunctionSpec("f", { maxContainers: 1, ...options }, "node");
   const submit = () => dispatcher.submit("a", "f", { args: [], kwargs: null });
@@ -49,14 +38,12 @@ describe("Dispatcher: stopping one input", () => {
   const cancels = (l: FakeContainer) => l.sent.filter((m) => m.type === "cancel");
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "gantry-stops-"));
-    db = openDatabase(join(dir, "gantry.db"));
-    calls = new CallStore(db, new GroupCommit(db));
+    store = tempCallStore("gantry-stops-");
+    calls = store.calls;
   });
   afterEach(async () => {
     await dispatcher.shutdown();
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
+    store.close();
   });
 
   it("keeps a cancelled input's slot until its agent answers for it: a container never runs more than maxInputs", async () => {

@@ -5,25 +5,17 @@
  * reaches a prefetched input too; a container that goes gives its prefetched inputs back (queued
  * again with the same attempt, nothing counted), and only the inputs that began share its end.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { resolveFunctionSpec } from "../../protocol/function-spec.js";
-import { silentLogger } from "../../daemon/logger.js";
-import { openDatabase, type Db } from "../../daemon/store/database.js";
-import { GroupCommit } from "../../daemon/store/group-commit.js";
-import { CallStore } from "../../daemon/store/call-store.js";
-import { EventBus } from "../../daemon/service/event-bus.js";
-import { Dispatcher } from "../../daemon/service/dispatcher.js";
+import type { CallStore } from "../../daemon/store/call-store.js";
+import type { Dispatcher } from "../../daemon/service/dispatcher.js";
 import { PREFETCH_BELOW_MS } from "../../daemon/core/scheduler.js";
 import { runningSlots } from "../../daemon/service/pool.js";
 import { waitFor } from "../helpers/engine.js";
-import { fakeLauncher, noGpus, type FakeContainer } from "../helpers/fake-launcher.js";
+import { fakeDispatcher, tempCallStore, type fakeLauncher, type FakeContainer } from "../helpers/fake-launcher.js";
 
 describe("Dispatcher: input prefetch", () => {
-  let dir: string;
-  let db: Db;
+  let store: ReturnType<typeof tempCallStore>;
   let calls: CallStore;
   let dispatcher: Dispatcher;
   let fake: ReturnType<typeof fakeLauncher>;
@@ -35,9 +27,7 @@ describe("Dispatcher: input prefetch", () => {
 
   /** A ready container of f (maxInputs 1, one container) that has run one short call. */
   const warmed = async (options: Record<string, unknown> = {}) => {
-    fake = fakeLauncher();
-    dispatcher = new Dispatcher({ calls, launcher: fake.launcher, gpus: await noGpus(), bus: new EventBus(), log: silentLogger, maxQueuedPerFunction: 1000, maxBodyBytes: 1 << 20, cancelGraceMs: 30_000 });
-    dispatcher.applyDeployment("a", [{ app: "a", spec: resolveFunctionSpec("f", { maxContainers: 1, ...options }, "node"), image: "img", bundleDir: "/b", revision: "r1", runtime: "node", module: "m" }]);
+    ({ dispatcher, fake } = await fakeDispatcher(calls, resolveFunctionSpec("f", { maxContainers: 1, ...options }, "node"), { cancelGraceMs: 30_000 }));
     const first = await submit();
     await waitFor("its container", async () => fake.launched.length === 1, 5000);
     const l = fake.launched[0]!;
@@ -49,14 +39,12 @@ describe("Dispatcher: input prefetch", () => {
   };
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "gantry-prefetch-"));
-    db = openDatabase(join(dir, "gantry.db"));
-    calls = new CallStore(db, new GroupCommit(db));
+    store = tempCallStore("gantry-prefetch-");
+    calls = store.calls;
   });
   afterEach(async () => {
     await dispatcher.shutdown();
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
+    store.close();
   });
 
   it("sends a short-call container inputs beyond its free slots, queued and without a timeout until it starts", async () => {
