@@ -16,7 +16,7 @@ import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./
 import type { EventBus } from "./event-bus.js";
 import { pooledRandom } from "./random-pool.js";
 import { describeVariant, PARAM_LIMITS, paramsFromQuery, resolveVariant, streamsItems, VariantError } from "../../protocol/cls-variant.js";
-import { runningSlots, busySlots, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
+import { runningSlots, busySlots, waitingLeases, FunctionPool, poolKey, type ContainerEntry, type Lease, type LiveCall, type PoolDeployment } from "./pool.js";
 import type { ContainerLauncher } from "./container-launcher.js";
 import type { GpuBroker } from "./gpu-broker.js";
 import { Scaler, type CallSide } from "./scaler.js";
@@ -709,9 +709,9 @@ export class Dispatcher implements CallSide {
       let queued = p.queue.length + p.delayed.length;
       let running = 0;
       for (const c of p.containers.values()) {
-        const begun = runningSlots(c);
-        running += begun;
-        queued += c.leases.size - begun; // sent ahead (prefetched): still waiting for a slot
+        const waiting = waitingLeases(c); // sent ahead (prefetched): still waiting for a slot
+        running += c.leases.size - waiting;
+        queued += waiting;
       }
       v.queued += queued;
       v.running += running;
@@ -727,7 +727,7 @@ export class Dispatcher implements CallSide {
     let containers = 0;
     for (const p of this.pools.values()) {
       queued += p.queue.length + p.delayed.length;
-      for (const c of p.containers.values()) queued += c.leases.size - runningSlots(c); // prefetched, not begun
+      for (const c of p.containers.values()) queued += waitingLeases(c); // prefetched, not begun
       containers += p.containers.size;
     }
     return { live: this.live.size, queued, containers };

@@ -116,13 +116,17 @@ export function busySlots(c: ContainerEntry): number {
   return c.leases.size + c.stopping.size + c.requests.size;
 }
 
-/** Slots running something now (prefetched inputs that wait are not counted). */
-export function runningSlots(c: ContainerEntry): number {
+/** Inputs sent ahead to the container (prefetched) that have not begun: each waits there for a slot. */
+export function waitingLeases(c: ContainerEntry): number {
   let waiting = 0;
   for (const l of c.leases.values()) if (l.waiting) waiting++;
-  return busySlots(c) - waiting;
+  return waiting;
 }
 
+/** Slots running something now (prefetched inputs that wait are not counted). */
+export function runningSlots(c: ContainerEntry): number {
+  return busySlots(c) - waitingLeases(c);
+}
 
 /** A stopping input's key: a call's next attempt may run beside its stopping one. */
 export const stoppingKey = (callId: string, attempt: number): string => `${callId}#${attempt}`;

@@ -55,6 +55,7 @@ describe("Dispatcher: stopping one input", () => {
     await waitFor("a cancelled", async () => status(a) === "cancelled", 5000);
     const c = await submit();
     expect(busySlots(l.c)).toBe(2); // a still runs in there: c waits
+    expect(dispatcher.functionLive("a", "f")).toMatchObject({ running: 1, queued: 1 }); // b runs, c waits; a, cancelled, is neither
     expect(l.c.leases.has(c)).toBe(false);
     // The agent answers for a (its function stopped): the slot is free, c runs; a stays cancelled.
     dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: false, error: { type: "InputCancellation", message: "stopped", traceback: "" } });
