@@ -67,11 +67,10 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
   ]),
   /** One item a generator call yielded (index from 0, in order), before the call's output. */
   z.object({ type: z.literal("item"), ...callRef, index: z.number().int().min(0), value: z.unknown(), pickled: pickled.optional() }),
-  /** A prefetched input (sent with `queued`) has begun: the daemon starts its timeout now. */
-  z.object({ type: z.literal("started"), ...callRef }),
   /**
    * Several outputs at once (an agent sends what finished in one turn together), and the prefetched
-   * inputs that began in that turn (`started`, handled first: as many `started` messages).
+   * inputs (sent with `queued`) that began in that turn (`started`, handled first: the daemon starts
+   * each one's timeout then).
    */
   z.object({
     type: z.literal("outputs"),

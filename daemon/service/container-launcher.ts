@@ -25,7 +25,7 @@ export interface LaunchHandlers {
   /** An item a generator call yielded. */
   onItem(msg: Extract<AgentToDaemon, { type: "item" }>): void;
   /** A prefetched input has begun (issue 25). */
-  onStarted(msg: Extract<AgentToDaemon, { type: "started" }>): void;
+  onStarted(msg: { callId: string; attempt: number }): void;
   /** The agent's answer to a web request (head, body chunk, or error). */
   onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
   /** Called once, when the container is gone (how, and whose doing); duringStart: it never became ready. */
@@ -260,14 +260,11 @@ export class ContainerLauncher {
         h.onOutput(msg);
         return;
       case "outputs":
-        for (const ref of msg.started ?? []) h.onStarted({ type: "started", ...ref });
+        for (const ref of msg.started ?? []) h.onStarted(ref);
         for (const out of msg.outputs) h.onOutput({ type: "output", ...out });
         return;
       case "item":
         h.onItem(msg);
-        return;
-      case "started":
-        h.onStarted(msg);
         return;
       case "http_response":
       case "http_body":

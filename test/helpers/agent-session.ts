@@ -47,7 +47,8 @@ let started = 0;
 
 /** An agent process connected to its own endpoint; records everything it sends. */
 export class AgentSession {
-  readonly messages: AgentToDaemon[] = [];
+  /** What the agent sent, an `outputs` message as its `started` inputs then its outputs, one by one. */
+  readonly messages: Array<AgentToDaemon | { type: "started"; callId: string; attempt: number }> = [];
   readonly invalid: unknown[] = [];
   stderr = "";
   exit: Exit | null = null;
