@@ -142,6 +142,29 @@ export function makeClient(baseUrl, maxSockets = 64) {
   return { request, call, close: () => agent.destroy() };
 }
 
+/** The TS client's map of `n` inputs over one function, checked in order; calls/s. */
+export async function gantryMap(client, fnName, n) {
+  const fn = await client.functions.fromName(APP, fnName);
+  const t0 = now();
+  let i = 0;
+  for await (const r of fn.map(Array.from({ length: n }, (_, k) => ({ k })))) {
+    if (r?.k !== i++) throw new Error(`map yielded ${JSON.stringify(r)} at ${i - 1}`);
+  }
+  return n / ((now() - t0) / 1000);
+}
+
+/** `clients` loops share a counter, each calling `call` in turn until `calls` are made; calls/s. */
+export async function perCall(call, calls, clients) {
+  let next = 0;
+  const t0 = now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < calls) await call({ i: next++ });
+    }),
+  );
+  return calls / ((now() - t0) / 1000);
+}
+
 // ── gantry specifics ────────────────────────────────────────────────────────────────────────
 
 /** Bundles and deploys an app file the way `gantry deploy` does; returns timings and the done event. */

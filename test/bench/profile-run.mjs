@@ -6,7 +6,7 @@
 // It also prints the CPU each process used during the map, and the daemon's main thread's per call.
 import { GantryClient } from "../../dist/sdk/client.js";
 import { busiest, processes, threadTicks } from "./cpu-times.mjs";
-import { APP, deploy, log, main, makeClient, now, withServers } from "./lib.mjs";
+import { APP, deploy, gantryMap, log, main, makeClient, perCall, withServers } from "./lib.mjs";
 
 const [fnName = "noop", callsArg = "4000", mapArg = "10000", dir = "/tmp/prof"] = process.argv.slice(2);
 if (dir !== "none") process.env.BENCH_SERVER_NODE_ARGS = `--cpu-prof --cpu-prof-dir=${dir}`;
@@ -16,23 +16,18 @@ main(async () => {
   await withServers(["gantry"], async (gantry) => {
     await deploy(gantry);
     const client = new GantryClient({ url: gantry.baseUrl });
-    const fn = await client.functions.fromName(APP, fnName);
-    for await (const _ of fn.map(Array.from({ length: 2000 }, (_, k) => ({ k })))); // warm
+    await gantryMap(client, fnName, 2000); // warm
     const slots = SLOTS[fnName] ?? 32;
     const http = makeClient(gantry.baseUrl, slots);
     const calls = Number(callsArg);
-    let next = 0;
     const perCallBefore = threadTicks(gantry.pid);
-    let t0 = now();
-    await Promise.all(Array.from({ length: slots }, async () => { while (next < calls) await http.call(APP, fnName, { i: next++ }); }));
+    const perCallRate = await perCall((x) => http.call(APP, fnName, x), calls, slots);
     const perCallMs = (threadTicks(gantry.pid) - perCallBefore) * 10;
-    log(`per call: ${(calls / ((now() - t0) / 1000)).toFixed(0)} calls/s; the daemon's main thread: ${((perCallMs * 1000) / Math.max(calls, 1)).toFixed(1)} µs a call`);
+    log(`per call: ${perCallRate.toFixed(0)} calls/s; the daemon's main thread: ${((perCallMs * 1000) / Math.max(calls, 1)).toFixed(1)} µs a call`);
     const before = processes();
     const mainBefore = threadTicks(gantry.pid);
-    t0 = now();
     const n = Number(mapArg);
-    for await (const _ of fn.map(Array.from({ length: n }, (_, k) => ({ k }))));
-    log(`map: ${(n / ((now() - t0) / 1000)).toFixed(0)} calls/s in ${((now() - t0) / 1000).toFixed(1)} s`);
+    log(`map: ${(await gantryMap(client, fnName, n)).toFixed(0)} calls/s`);
     const mainMs = (threadTicks(gantry.pid) - mainBefore) * 10;
     log(`CPU during the map:\n    ${busiest(before, processes()).join("\n    ")}`);
     log(`the daemon's main thread: ${mainMs} ms, ${((mainMs * 1000) / n).toFixed(1)} µs a call`);

@@ -8,7 +8,7 @@
 // waiting for a disk), for comparison: the targets are read off the default (full) one.
 import { GantryClient } from "../../dist/sdk/client.js";
 import { startBullmq } from "./bullmq.mjs";
-import { APP, deploy, log, main, makeClient, median, now, report, round, startServer, withServers } from "./lib.mjs";
+import { APP, deploy, gantryMap, log, main, makeClient, median, now, perCall, report, round, startServer, withServers } from "./lib.mjs";
 
 const SHAPES = [
   { fn: "noop1x1", containers: 1, inputs: 1, mapInputs: 1000, calls: 500 },
@@ -16,28 +16,6 @@ const SHAPES = [
   { fn: "noop", containers: 2, inputs: 50, mapInputs: 10_000, calls: 2000 },
 ];
 const ROUNDS = Number(process.env.BENCH_SHAPE_ROUNDS ?? 3);
-
-async function gantryMap(client, fnName, n) {
-  const fn = await client.functions.fromName(APP, fnName);
-  const t0 = now();
-  let i = 0;
-  for await (const r of fn.map(Array.from({ length: n }, (_, k) => ({ k })))) {
-    if (r?.k !== i++) throw new Error(`map yielded ${JSON.stringify(r)} at ${i - 1}`);
-  }
-  return n / ((now() - t0) / 1000);
-}
-
-/** `clients` loops share a counter; calls/s. */
-async function perCall(call, calls, clients) {
-  let next = 0;
-  const t0 = now();
-  await Promise.all(
-    Array.from({ length: clients }, async () => {
-      while (next < calls) await call({ i: next++ });
-    }),
-  );
-  return calls / ((now() - t0) / 1000);
-}
 
 const spread = (xs) => ({ median: round(median(xs), 0), min: round(Math.min(...xs), 0), max: round(Math.max(...xs), 0) });
 
