@@ -45,12 +45,38 @@ const maxInputs = Math.max(1, Number(process.env[AgentEnv.maxInputs]) || 1);
 /** A longer line (no newline yet) is sent in pieces: the daemon refuses oversized messages. */
 const MAX_LOG_LINE = 64 * 1024;
 
-const currentCall = new AsyncLocalStorage<string>();
-/** The input a function runs (currentInput() in the SDK reads it): its AbortSignal is how a cancel reaches it. */
-const currentInput = new AsyncLocalStorage<InputContext>();
-(globalThis as Record<symbol, unknown>)[INPUT_CONTEXT_KEY] = () => currentInput.getStore();
-/** Inputs running now, by "callId#attempt": aborted when the daemon asks one to stop. */
-const aborts = new Map<string, AbortController>();
+/**
+ * One input as the function running it sees it (currentInput() in the SDK). Its AbortSignal is made
+ * only when the function first reads it: making an AbortController costs more than a short call.
+ */
+class RunningInput implements InputContext {
+  private controller: AbortController | null = null;
+  /** Why the daemon asked this input to stop (null: it was not asked). */
+  stopReason: Error | null = null;
+  constructor(readonly callId: string, readonly attempt: number) {}
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.stopReason && !this.controller.signal.aborted) this.controller.abort(this.stopReason);
+    return this.controller.signal;
+  }
+  stop(reason: Error): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/**
+ * What runs now: an input, or a web request (its request ID tags the log lines it writes). One
+ * AsyncLocalStorage for both: each run() of one costs every promise made inside it a little.
+ */
+const current = new AsyncLocalStorage<RunningInput | { callId: string }>();
+(globalThis as Record<symbol, unknown>)[INPUT_CONTEXT_KEY] = () => {
+  const store = current.getStore();
+  return store instanceof RunningInput ? store : undefined;
+};
+/** Inputs running now, by "callId#attempt": stopped when the daemon asks one to stop. */
+const aborts = new Map<string, RunningInput>();
 
 /** The daemon asked an input to stop: its signal aborts, with an Error named InputCancellation. */
 function cancelInput(callId: string, attempt: number, reason: string): void {
@@ -63,11 +89,9 @@ function cancelInput(callId: string, attempt: number, reason: string): void {
     sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(functionError(why))}}`);
     return;
   }
-  const controller = aborts.get(`${callId}#${attempt}`);
-  if (!controller || controller.signal.aborted) return;
   const why = new Error(`the input was asked to stop: ${reason}`);
   why.name = "InputCancellation";
-  controller.abort(why);
+  aborts.get(`${callId}#${attempt}`)?.stop(why);
 }
 const ws = new WebSocket(agentUrl ? `${agentUrl}${AGENT_WS_PATH}` : `ws+unix://${socketPath}:${AGENT_WS_PATH}`, {
   headers: { authorization: `Bearer ${token}`, [AGENT_CONTAINER_HEADER]: process.env[AgentEnv.containerId] ?? "" },
@@ -94,7 +118,7 @@ for (const stream of ["stdout", "stderr"] as const) {
       lines.push(partial.slice(0, MAX_LOG_LINE));
       partial = partial.slice(MAX_LOG_LINE);
     }
-    const callId = currentCall.getStore();
+    const callId = current.getStore()?.callId;
     for (const line of lines) send({ type: "log", stream, line, ...(callId ? { callId } : {}) });
     return original(chunk as never, ...(rest as []));
   }) as typeof target.write;
@@ -111,7 +135,7 @@ let methods = new Map<string, boolean>();
 let running = 0;
 /** Prefetched inputs (sent with `queued`), in the order received: each begins once a slot frees. */
 const waiting: AgentInput[] = [];
-const web = new WebRequests(send, (requestId, fn) => currentCall.run(requestId, fn));
+const web = new WebRequests(send, (requestId, fn) => current.run({ callId: requestId }, fn));
 
 /** Imports the app module, names its functions as the CLI did at deploy, and finds ours. */
 async function loadFunction(): Promise<void> {
@@ -204,27 +228,26 @@ async function runExit(): Promise<void> {
 
 async function runInput(callId: string, attempt: number, args: unknown[], kwargs: Record<string, unknown> | undefined, method?: string): Promise<void> {
   running++;
-  const controller = new AbortController();
+  const input = new RunningInput(callId, attempt);
   const key = `${callId}#${attempt}`;
-  aborts.set(key, controller);
+  aborts.set(key, input);
   try {
     const named = Object.keys(kwargs ?? {});
     if (named.length) {
       throw new TypeError(`${functionName} is a JavaScript function: it takes positional arguments only, not keyword arguments (${named.join(", ")})`);
     }
-    const context: InputContext = { callId, attempt, signal: controller.signal };
-    const value = await currentInput.run(context, () => currentCall.run(callId, async () => {
+    const value = await current.run(input, async () => {
       // Called without a receiver: the traceback's first frame is the user's function ("at boom"), not "Object.boom".
       const { run, yields } = targetOf(method);
       const ret = run(...args);
       if (!yields) return ret;
       let index = 0;
       for await (const item of ret as AsyncIterable<unknown>) {
-        if (controller.signal.aborted) throw controller.signal.reason; // a generator stops between items
+        if (input.stopReason) throw input.stopReason; // a generator stops between items
         sendItem(callId, attempt, index++, item);
       }
       return null;
-    }));
+    });
     let text: string;
     try {
       text = value === undefined ? "null" : JSON.stringify(value);

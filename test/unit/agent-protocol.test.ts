@@ -231,6 +231,34 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
   });
 });
 
+describe("the node agent's input signal", { timeout: 2 * DEADLINE_MS }, () => {
+  beforeAll(() => nodeAgent.prepare());
+
+  it("is made when the function first reads it, and is aborted by a cancel that came before", async () => {
+    const s = await AgentSession.start(nodeAgent, "late_signal", { maxInputs: 2 });
+    await s.ready();
+    s.input("fc-late", []);
+    await s.logLine("fc-late", "parked");
+    s.send({ type: "cancel", callId: "fc-late", attempt: 1, reason: "the call was cancelled" });
+    // Messages are handled in order: the cancel has reached the parked input before the second one releases it.
+    s.input("fc-release", []);
+    expect(await s.output("fc-release")).toMatchObject({ ok: true, value: "released" });
+    expect(await s.output("fc-late")).toMatchObject({
+      ok: true,
+      value: { aborted: true, reason: "InputCancellation", message: "the input was asked to stop: the call was cancelled" },
+    });
+  });
+
+  it("is not aborted for an input nobody asked to stop", async () => {
+    const s = await AgentSession.start(nodeAgent, "late_signal", { maxInputs: 2 });
+    await s.ready();
+    s.input("fc-late", []);
+    await s.logLine("fc-late", "parked");
+    s.input("fc-release", []);
+    expect(await s.output("fc-late")).toMatchObject({ ok: true, value: { aborted: false, reason: null } });
+  });
+});
+
 describe.each([nodeAgent, pythonAgent])("the $name agent across a cluster (TCP)", { timeout: 2 * DEADLINE_MS }, (agent) => {
   let hub: TcpAgentHub;
   beforeAll(async () => {
