@@ -68,6 +68,8 @@ export class Metrics {
   private eventFailed = false;
   /** The deployed functions, read at most once a second (the store parses every spec). */
   private deployedCache = { atMs: -Infinity, refs: [] as FunctionRef[] };
+  /** The last event time parsed: events of one batch share their ts text. */
+  private lastTs = { text: "", ms: 0 };
 
   constructor(private readonly d: MetricsDeps) {
     this.now = d.clock ?? Date.now;
@@ -138,7 +140,8 @@ export class Metrics {
 
   private onCall(e: CallStatusEvent): void {
     const f = { app: e.app, function: e.function };
-    const at = Date.parse(e.ts);
+    if (e.ts !== this.lastTs.text) this.lastTs = { text: e.ts, ms: Date.parse(e.ts) };
+    const at = this.lastTs.ms;
     switch (e.status) {
       case "queued":
         this.running.delete(e.call_id); // a retry: its attempt ended
