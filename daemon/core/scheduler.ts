@@ -72,6 +72,25 @@ export function prefetchDepth(maxInputs: number, callMs: number | null): number 
   return Math.min(PREFETCH_MAX, Math.max(1, Math.ceil((maxInputs * PREFETCH_COVER_MS) / Math.max(callMs, 0.01))));
 }
 
+/** The longest a log sync is held back for a call's result. */
+export const SYNC_HOLD_MAX_MS = 10;
+
+/**
+ * How long the log's sync may wait for a lone new call's result (ms; 0: not at all), when that call
+ * begins at once in a free slot, its calls take `callMs` there on average (dispatch to output), and
+ * a sync of the log takes `syncMs` on average (null: not known yet).
+ *
+ * Without a hold, the submit's sync runs first and the result needs a second one after it: the
+ * caller waits max(sync, call) + sync. Holding the submit's sync until the result is committed
+ * too puts both on disk with one: call + sync, a gain of sync - call. So it holds only for calls
+ * expected to end before a sync would, and never longer than a sync: a call that takes longer than
+ * predicted costs its submit at most that (PostgreSQL's commit_delay, for one caller).
+ */
+export function syncHoldMs(callMs: number | null, syncMs: number | null): number {
+  if (callMs === null || syncMs === null || callMs >= syncMs) return 0;
+  return Math.min(SYNC_HOLD_MAX_MS, syncMs, callMs * 1.5 + 0.25);
+}
+
 /** Assigns queued calls beyond free slots (up to limits.prefetch each, fewest held first); returns those still queued. */
 function prefetch(ready: Array<ContainerSlots>, queued: number, limits: PoolLimits, settled: boolean, assign: string[]): number {
   const cap = limits.maxInputs + (limits.prefetch ?? 0);

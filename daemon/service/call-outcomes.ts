@@ -113,7 +113,9 @@ export class CallOutcomes {
       ...(call.gpuSeconds !== undefined ? { gpuSeconds: Math.round(call.gpuSeconds * 1000) / 1000 } : {}),
     };
     const stored = this.storedFrom(call, from);
-    const ok = await this.d.calls.finish(rec, stored);
+    const release = call.syncHold;
+    call.syncHold = undefined;
+    const ok = await this.d.calls.finish(rec, stored, release);
     if (ok) this.publishStep(call, stored, status, attempt);
     else this.d.log.warn("store refused finish", { call: call.id, status, attempt });
   }

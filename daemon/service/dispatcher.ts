@@ -10,6 +10,7 @@ import { DEFAULTS } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
 import { CallIds, type RandomSource } from "../core/ids.js";
+import { syncHoldMs } from "../core/scheduler.js";
 import type { Logger } from "../logger.js";
 import { storedValue, type CallInput, type CallStore } from "../store/call-store.js";
 import { fromStore, invalid, notFound, ServiceError, ServiceErrorCode } from "./errors.js";
@@ -261,6 +262,7 @@ export class Dispatcher implements CallSide {
     const now = this.now();
     const calls = inputs.map((input, i) => this.newCall(app, fn, input, routed[i]!, now));
     const committed = this.d.calls.insertMany(app, fn, calls.map((c) => ({ id: c.id, ...c.input! })), now);
+    this.holdSyncForResult(calls, routed);
     calls.forEach((call, i) => {
       this.live.set(call.id, call);
       routed[i]!.queue.push(call);
@@ -289,6 +291,17 @@ export class Dispatcher implements CallSide {
       if (longQueues.has(routed[i]!) && call.status === CallStatus.queued) call.input = null;
     });
     return calls.map((c) => c.id);
+  }
+
+  /**
+   * A lone call that begins at once and is expected to end before a sync of the log would: the sync
+   * that makes it durable waits (at most a sync's time) for its result, so one sync covers both
+   * (syncHoldMs). Call before it is queued.
+   */
+  private holdSyncForResult(calls: readonly LiveCall[], routed: readonly FunctionPool[]): void {
+    if (calls.length !== 1 || !routed[0]!.beginsAtOnce()) return;
+    const ms = syncHoldMs(routed[0]!.callMs, this.d.calls.syncMs);
+    if (ms > 0) calls[0]!.syncHold = this.d.calls.holdSync(ms) ?? undefined;
   }
 
   /**

@@ -24,6 +24,8 @@ export type LiveCall = Pick<OpenCall, "id" | "app" | "function" | "status" | "at
   /** The GPUs the container running its attempt holds (set at dispatch), and the GPU-seconds its ended attempts used. */
   gpus?: number;
   gpuSeconds?: number;
+  /** Lets go of the hold its submit put on the log's sync (see syncHoldMs), once its end is committed. */
+  syncHold?: () => void;
 };
 
 /** One attempt occupying a container slot. */
@@ -200,6 +202,13 @@ export class FunctionPool {
   unused(): boolean {
     const idle = this.containers.size === 0 && this.queue.length === 0 && this.delayed.length === 0 && this.web.length === 0;
     return idle && (this.removed || (this.variant !== null && this.limits().minContainers === 0 && this.limits().bufferContainers === 0));
+  }
+
+  /** Whether a new call would begin at once: nothing queued, and a ready container with a free slot. */
+  beginsAtOnce(): boolean {
+    if (this.queue.length > 0) return false;
+    for (const c of this.containers.values()) if (c.state === "ready" && busySlots(c) < this.spec.maxInputs) return true;
+    return false;
   }
 
   /** Notes how long a call ran (the moving average prefetch looks at). */

@@ -347,17 +347,30 @@ export class CallStore {
   }
 
   /** Finishes a call (compare-and-set from `from`); once committed, its record serves reads from memory. */
-  finish(rec: CallRecord, from: { status: CallStatus; attempt: number }): Promise<boolean> {
+  finish(rec: CallRecord, from: { status: CallStatus; attempt: number }, onCommitted?: () => void): Promise<boolean> {
     const error = rec.error ? JSON.stringify(rec.error) : null;
     const write = () => {
       const ok = this.stmts.finish.run(rec.status, rec.attempt, rec.startedAt, rec.finishedAt, rec.expiresAt, rec.containerId, rec.resultJson, error, rec.lost, rec.id, from.attempt, from.status).changes === 1;
       if (ok && rec.gpuSeconds != null) this.stmts.gpuSeconds.run(rec.id, rec.gpuSeconds);
       return ok;
     };
-    return this.commit.run(write).then((ok) => {
+    return this.commit.run(write, "hold", onCommitted).then((ok) => {
       if (ok) this.remember(rec);
       return ok;
     });
+  }
+
+  /**
+   * Holds the log's next sync back for at most `ms`, for a call's result expected by then (see
+   * syncHoldMs): returns what lets go of it, or null when the log is busy (not held).
+   */
+  holdSync(ms: number): (() => void) | null {
+    return this.commit.holdSync(ms);
+  }
+
+  /** How long making a write durable takes lately (a sync of the log, ms); null: acknowledgments wait for none, or none ran yet. */
+  get syncMs(): number | null {
+    return this.commit.syncMs;
   }
 
   private remember(rec: CallRecord): void {

@@ -24,6 +24,8 @@ export type WhenFull = "hold" | "refuse";
 interface Pending {
   write: () => unknown;
   whenFull: WhenFull;
+  /** Runs once the write was committed (before the log is synced): lets go of a hold on the sync. */
+  onCommitted?: () => void;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -83,6 +85,8 @@ export class GroupCommit {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
   private closed = false;
+  /** Pending writes with an onCommitted hook (most batches have none: no need to look). */
+  private hooks = 0;
   batches = 0;
   /** Since when the disk has been full (null: it is not), as the last commit found. */
   fullSinceMs: number | null = null;
@@ -109,8 +113,22 @@ export class GroupCommit {
     return this.log?.syncs ?? this.batches;
   }
 
-  run<T>(write: () => T, whenFull: WhenFull = "hold"): Promise<T> {
-    return this.enqueue(write, 0, whenFull);
+  /** `onCommitted` runs once the write is committed, before the sync it waits for begins. */
+  run<T>(write: () => T, whenFull: WhenFull = "hold", onCommitted?: () => void): Promise<T> {
+    return this.enqueue(write, 0, whenFull, onCommitted);
+  }
+
+  /** How long a sync of the log takes lately (ms); null when acknowledgments wait for none (relaxed, no log) or none ran yet. */
+  get syncMs(): number | null {
+    return this.relaxed || !this.log ? null : this.log.syncMs;
+  }
+
+  /**
+   * Holds the next sync of the log back for at most `ms` (LogSync.hold): for a write expected by
+   * then. Returns what lets go of it, or null when not held (a busy log, relaxed durability, no log).
+   */
+  holdSync(ms: number): (() => void) | null {
+    return this.relaxed || !this.log ? null : this.log.hold(ms);
   }
 
   /**
@@ -159,14 +177,15 @@ export class GroupCommit {
     return this.held.length;
   }
 
-  private enqueue<T>(write: () => T, delayMs: number, whenFull: WhenFull): Promise<T> {
+  private enqueue<T>(write: () => T, delayMs: number, whenFull: WhenFull, onCommitted?: () => void): Promise<T> {
     if (this.closed) return Promise.reject(new Error("the store is closed"));
     if (this.fullSinceMs !== null && whenFull === "refuse" && this.held.length > 0) {
       // Writes are still waiting for room: a new call would not get in before them.
       return Promise.reject(new DiskFullError(this.folder));
     }
     return new Promise<T>((resolve, reject) => {
-      this.pending.push({ write, whenFull, resolve: resolve as (v: unknown) => void, reject });
+      this.pending.push({ write, whenFull, resolve: resolve as (v: unknown) => void, reject, ...(onCommitted ? { onCommitted } : {}) });
+      if (onCommitted) this.hooks++;
       if (delayMs === 0) {
         if (!this.scheduled) {
           this.scheduled = true;
@@ -213,13 +232,33 @@ export class GroupCommit {
     this.batches++;
     this.roomAgain();
     const settle = () => batch.forEach((p, i) => (outcomes[i]!.ok ? p.resolve(outcomes[i]!.value) : p.reject(outcomes[i]!.value)));
-    if (this.log && !this.relaxed) return this.log.afterCommit(settle);
+    if (this.log && !this.relaxed) {
+      this.log.afterCommit(settle);
+      return this.committed(batch);
+    }
+    this.committed(batch);
     settle();
     this.log?.soon(SYNC_SOON_MS);
   }
 
+  /**
+   * Runs the onCommitted hooks of a batch, once each: after it was committed (the sync it waits for
+   * begins after them), or when it failed (nothing is worth holding a sync for then).
+   */
+  private committed(batch: Pending[]): void {
+    if (this.hooks === 0) return;
+    for (const p of batch) {
+      const hook = p.onCommitted;
+      if (!hook) continue;
+      delete p.onCommitted;
+      this.hooks--;
+      hook();
+    }
+  }
+
   /** The batch was rolled back: on a full disk, new calls are refused and the rest waits; else all fail. */
   private failed(batch: Pending[], err: unknown): void {
+    this.committed(batch);
     if (!isDiskFull(err) || this.closed) {
       for (const p of batch) p.reject(err);
       return;

@@ -24,8 +24,15 @@ export class LogSync {
   private soonTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
   private closed = false;
+  /** Holds on the next sync (see hold()), and the timer that ends them all. */
+  private holders = 0;
+  private holdTimer: NodeJS.Timeout | null = null;
+  /** Counts hold periods: a hold let go after its period ended changes nothing. */
+  private holdPeriod = 0;
   /** Syncs finished. */
   syncs = 0;
+  /** How long a sync takes lately (a moving average, ms); null before the first. */
+  syncMs: number | null = null;
 
   constructor(
     /** The write-ahead log (`<database>-wal`). */
@@ -60,14 +67,45 @@ export class LogSync {
     this.soonTimer.unref();
   }
 
+  /**
+   * Holds the next sync back for at most `ms`, while a write expected by then (a lone call's
+   * result) is on its way: it then joins the writes before it in one sync. Granted only while the
+   * log is idle (no sync running, no commit waiting for one), so a busy daemon's syncs are never
+   * held; holds granted together end together, at the first one's deadline or when all are let go.
+   * Returns what lets go of it (after the expected write was committed); null when not granted.
+   */
+  hold(ms: number): (() => void) | null {
+    if (this.running || this.waiting.length > 0 || this.retryTimer || this.closed || ms <= 0) return null;
+    this.holders++;
+    const period = this.holdPeriod;
+    if (!this.holdTimer) this.holdTimer = setTimeout(() => this.endHolds(), ms);
+    let done = false;
+    return () => {
+      if (done || period !== this.holdPeriod) return;
+      done = true;
+      if (--this.holders === 0) this.endHolds();
+    };
+  }
+
+  private endHolds(): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    this.holders = 0;
+    this.holdPeriod++;
+    this.start();
+  }
+
   private start(): void {
-    if (this.running || this.retryTimer || !this.dirty || this.closed) return;
+    if (this.running || this.retryTimer || this.holders > 0 || !this.dirty || this.closed) return;
     this.running = true;
     this.dirty = false;
     const covered = this.waiting;
     this.waiting = [];
+    const began = performance.now();
     this.sync((err) => {
       this.running = false;
+      const tookMs = performance.now() - began;
+      if (!err) this.syncMs = this.syncMs === null ? tookMs : this.syncMs * 0.9 + tookMs * 0.1;
       if (this.closed) {
         this.closeFd();
         return covered.forEach((s) => s()); // close() synced everything
@@ -121,6 +159,7 @@ export class LogSync {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.soonTimer) clearTimeout(this.soonTimer);
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     try {
       const fd = openSync(this.path, "r");
       try {

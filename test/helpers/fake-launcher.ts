@@ -11,7 +11,7 @@ import type { DaemonToAgent } from "../../protocol/agent-messages.js";
 import type { FunctionSpec, Runtime } from "../../protocol/function-spec.js";
 import { silentLogger } from "../../daemon/logger.js";
 import { openDatabase, type Db } from "../../daemon/store/database.js";
-import { GroupCommit } from "../../daemon/store/group-commit.js";
+import { GroupCommit, type GroupCommitOptions } from "../../daemon/store/group-commit.js";
 import { CallStore } from "../../daemon/store/call-store.js";
 import { Dispatcher } from "../../daemon/service/dispatcher.js";
 import { EventBus } from "../../daemon/service/event-bus.js";
@@ -74,10 +74,10 @@ export async function noGpus(): Promise<GpuBroker> {
 }
 
 /** A real call store (SQLite, group commit) in a fresh temp folder; `close()` closes it and removes the folder. */
-export function tempCallStore(prefix: string): { db: Db; calls: CallStore; close(): void } {
+export function tempCallStore(prefix: string, opts: GroupCommitOptions = {}): { db: Db; calls: CallStore; close(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const db = openDatabase(join(dir, "gantry.db"));
-  const calls = new CallStore(db, new GroupCommit(db));
+  const calls = new CallStore(db, new GroupCommit(db, undefined, opts));
   return {
     db,
     calls,

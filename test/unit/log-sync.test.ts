@@ -142,3 +142,65 @@ describe("GroupCommit with the log synced off the event loop", () => {
     expect(commit.syncs).toBe(commit.batches);
   });
 });
+
+describe("holding a sync for a write on its way (a lone call's result)", () => {
+  it("waits for the held-for write, then one sync covers both, and both are acknowledged together", async () => {
+    const sync = heldSync();
+    const { commit, write, settled } = setup(sync.datasync);
+    const release = commit.holdSync(1_000)!;
+    expect(release).not.toBeNull();
+    const submit = write("submit");
+    await until(() => commit.batches === 1, "the submit's commit");
+    for (let i = 0; i < 5; i++) await turn();
+    expect(sync.calls).toHaveLength(0); // held: the result is on its way
+    const result = commit.run(() => "result", "hold", release); // the result lets go once committed
+    await until(() => sync.calls.length === 1, "the one sync");
+    expect(commit.batches).toBe(2);
+    expect(settled.has("submit")).toBe(false);
+    sync.release();
+    await expect(Promise.all([submit, result])).resolves.toEqual([1, "result"]);
+    expect(sync.calls).toHaveLength(0);
+  });
+
+  it("syncs at the hold's end when the write it waited for does not come", async () => {
+    const sync = heldSync();
+    const { commit, write } = setup(sync.datasync);
+    const release = commit.holdSync(30)!;
+    const submit = write("submit");
+    await until(() => sync.calls.length === 1, "the sync, at the hold's end");
+    sync.release();
+    await expect(submit).resolves.toBe(1);
+    release(); // late: changes nothing
+    const next = write("next");
+    await until(() => sync.calls.length === 1, "the next write's sync, not held");
+    sync.release();
+    await expect(next).resolves.toBe(1);
+  });
+
+  it("is not granted while a sync runs or a commit waits for one, nor when acknowledgments wait for no sync", async () => {
+    const sync = heldSync();
+    const { commit, write } = setup(sync.datasync);
+    const first = write("first");
+    await until(() => sync.calls.length === 1, "a sync running");
+    expect(commit.holdSync(1_000)).toBeNull(); // busy: never held
+    sync.release();
+    await first;
+    expect(setup(undefined, undefined, "relaxed").commit.holdSync(1_000)).toBeNull();
+  });
+
+  it("lets go when the held-for write fails, and measures how long syncs take", async () => {
+    const sync = heldSync();
+    const { commit, write } = setup(sync.datasync);
+    expect(commit.syncMs).toBeNull();
+    const release = commit.holdSync(60_000)!;
+    const submit = write("submit");
+    const broken = commit.run(() => {
+      throw new Error("no such call");
+    }, "hold", release);
+    await until(() => sync.calls.length === 1, "the sync, no longer held");
+    sync.release();
+    await expect(submit).resolves.toBe(1);
+    await expect(broken).rejects.toThrow("no such call");
+    expect(commit.syncMs).toBeGreaterThan(0);
+  });
+});
