@@ -68,14 +68,15 @@ export const agentToDaemonSchema = z.discriminatedUnion("type", [
   /** One item a generator call yielded (index from 0, in order), before the call's output. */
   z.object({ type: z.literal("item"), ...callRef, index: z.number().int().min(0), value: z.unknown(), pickled: pickled.optional() }),
   /**
-   * Several outputs at once (an agent sends what finished in one turn together), and the prefetched
+   * Several outputs at once (an agent sends what finished in one turn together), the prefetched
    * inputs (sent with `queued`) that began in that turn (`started`, handled first: the daemon starts
-   * each one's timeout then).
+   * each one's timeout then), and those it gave back, never begun, when asked to (`withdrawn`).
    */
   z.object({
     type: z.literal("outputs"),
     outputs: z.array(outputItem).max(MAX_BATCH_MESSAGE_ITEMS),
     started: z.array(z.object(callRef)).max(MAX_BATCH_MESSAGE_ITEMS).optional(),
+    withdrawn: z.array(z.object(callRef)).max(MAX_BATCH_MESSAGE_ITEMS).optional(),
   }),
   z.object({
     type: z.literal("log"),
@@ -102,6 +103,13 @@ export const daemonToAgentSchema = z.discriminatedUnion("type", [
    * stopped: until then it holds its slot. The daemon ignores what that output says.
    */
   z.object({ type: z.literal("cancel"), ...callRef, reason: z.string().max(1000) }),
+  /**
+   * Give back prefetched inputs that have not begun: their container drains (a new deployment or a
+   * changed secret replaced it), so they should run on a new one. The agent drops each one still
+   * waiting and lists it in `withdrawn` of its next outputs message; one that began already runs on
+   * (its `started` says so), and one it does not know is ignored.
+   */
+  z.object({ type: z.literal("withdraw"), inputs: z.array(z.object(callRef)).min(1).max(MAX_BATCH_MESSAGE_ITEMS) }),
   z.object({
     type: z.literal("http_request"),
     ...requestRef,

@@ -26,6 +26,8 @@ export interface LaunchHandlers {
   onItem(msg: Extract<AgentToDaemon, { type: "item" }>): void;
   /** A prefetched input has begun (issue 25). */
   onStarted(msg: { callId: string; attempt: number }): void;
+  /** A prefetched input was given back unbegun, as asked (its container drains). */
+  onWithdrawn(msg: { callId: string; attempt: number }): void;
   /** The agent's answer to a web request (head, body chunk, or error). */
   onHttp(msg: Extract<AgentToDaemon, { type: "http_response" | "http_body" | "http_error" }>): void;
   /** Called once, when the container is gone (how, and whose doing); duringStart: it never became ready. */
@@ -261,6 +263,7 @@ export class ContainerLauncher {
         return;
       case "outputs":
         for (const ref of msg.started ?? []) h.onStarted(ref);
+        for (const ref of msg.withdrawn ?? []) h.onWithdrawn(ref);
         for (const out of msg.outputs) h.onOutput({ type: "output", ...out });
         return;
       case "item":

@@ -5,7 +5,7 @@
  * CallOutcomes'; containers (starting, stopping, GPUs) are the scaler's.
  */
 import type { FunctionLiveView } from "../../protocol/api.js";
-import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js";
+import { MAX_BATCH_MESSAGE_ITEMS, type AgentInput, type DaemonToAgent } from "../../protocol/agent-messages.js";
 import { DEFAULTS } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
@@ -235,6 +235,7 @@ export class Dispatcher implements CallSide {
 
   private removePool(pool: FunctionPool, why: string): void {
     pool.removed = true;
+    pool.removedWhy = why;
     this.bg(this.cancelQueued(pool, why));
     this.web.refuseQueued(pool, why);
     for (const c of pool.containers.values()) this.scaler.retire(pool, c);
@@ -441,7 +442,13 @@ export class Dispatcher implements CallSide {
     for (const call of waiting) this.live.delete(call.id);
     const now = this.now();
     const error = { type: SystemErrorType.cancelled, message: why, traceback: "" };
-    const cancelled = await this.d.calls.cancelQueued(pool.app, pool.spec.name, error, now, now + pool.spec.resultTtlMs);
+    // Calls in containers (running, or prefetched there) are not cancelled here, though the store may still have them queued.
+    const running: string[] = [];
+    for (const p of this.pools.values()) {
+      if (p.app !== pool.app || p.spec.name !== pool.spec.name) continue;
+      for (const c of p.containers.values()) running.push(...c.leases.keys());
+    }
+    const cancelled = await this.d.calls.cancelQueued(pool.app, pool.spec.name, error, now, now + pool.spec.resultTtlMs, running);
     const ts = this.outcomes.isoNow();
     for (const { id, attempt } of cancelled) {
       this.d.bus.publish({ type: "call.status", call_id: id, app: pool.app, function: pool.spec.name, status: CallStatus.cancelled, attempt, ts });
@@ -626,6 +633,26 @@ export class Dispatcher implements CallSide {
     call.startedAt = this.now();
     if (call.runningMark) this.marks.begin(call.runningMark, call.startedAt);
     lease.timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, msg.attempt), pool.spec.timeoutMs);
+  }
+
+  /**
+   * A container drains (a new deployment or secret replaced it): the inputs prefetched into it that
+   * have not begun are asked back, to run on a new one (the agent answers with `withdrawn`).
+   */
+  withdraw(c: ContainerEntry): void {
+    const inputs: Array<{ callId: string; attempt: number }> = [];
+    for (const l of c.leases.values()) if (l.waiting) inputs.push({ callId: l.call.id, attempt: l.attempt });
+    for (let i = 0; i < inputs.length; i += MAX_BATCH_MESSAGE_ITEMS) this.send(c, { type: "withdraw", inputs: inputs.slice(i, i + MAX_BATCH_MESSAGE_ITEMS) });
+  }
+
+  /** The agent gave back a prefetched input unbegun: it is queued again, or cancelled as its pool's queue was (its app stopped). */
+  onWithdrawn(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number }): void {
+    const lease = c.leases.get(msg.callId);
+    if (!lease || lease.attempt !== msg.attempt || !lease.waiting) return;
+    c.leases.delete(msg.callId);
+    this.markIdleIfFree(c);
+    this.giveBack(pool, [lease]);
+    if (pool.removed) this.bg(this.cancelQueued(pool, pool.removedWhy ?? "its function was removed"));
   }
 
   /**

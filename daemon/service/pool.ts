@@ -152,6 +152,8 @@ export class FunctionPool {
   wakeTimer: NodeJS.Timeout | null = null;
   pumpScheduled = false;
   removed = false;
+  /** Why it was removed (its queued calls were cancelled with this reason). */
+  removedWhy: string | null = null;
   spec!: FunctionSpec;
   /** The deployment as it came (a variant's options not applied): a class's variants are made from it. */
   deployment!: PoolDeployment;

@@ -30,6 +30,9 @@ export interface CallSide {
   failAttempt(pool: FunctionPool, lease: Lease, error: RemoteError): void;
   /** Prefetched inputs that never began, their container gone: queued again, nothing counted. */
   giveBack(pool: FunctionPool, leases: readonly Lease[]): void;
+  /** Asks a draining container's agent to give back the prefetched inputs it has not begun. */
+  withdraw(c: ContainerEntry): void;
+  onWithdrawn: (pool: FunctionPool, c: ContainerEntry, msg: Parameters<LaunchHandlers["onWithdrawn"]>[0]) => void;
   /** Fails the pool's queued calls: they cannot run (no container starts, or no GPU ever fits). */
   failQueued(pool: FunctionPool, error: RemoteError): void;
   /** The container is gone: the inputs it was asked to stop need nothing more. */
@@ -144,6 +147,7 @@ export class Scaler {
       onOutput: (msg) => this.d.calls.onOutput(pool, c, msg),
       onItem: (msg) => this.d.calls.onItem(pool, c, msg),
       onStarted: (msg) => this.d.calls.onStarted(pool, c, msg),
+      onWithdrawn: (msg) => this.d.calls.onWithdrawn(pool, c, msg),
       onHttp: (msg) => this.d.web.onAgent(pool, c, msg),
       onGone: (end, duringStart) => this.onGone(pool, c, end, duringStart),
     });
@@ -202,7 +206,10 @@ export class Scaler {
   /** A container of an older revision, or of a removed function: it takes no new calls, stops when idle. */
   retire(pool: FunctionPool, c: ContainerEntry, why = "superseded by a new deployment"): void {
     if (c.state === "starting") this.stop(pool, c, why);
-    else if (c.state !== "stopping") c.state = "draining";
+    else if (c.state !== "stopping" && c.state !== "draining") {
+      c.state = "draining";
+      this.d.calls.withdraw(c); // its prefetched inputs run on a new container
+    }
   }
 
   stop(pool: FunctionPool, c: ContainerEntry, why: string): void {

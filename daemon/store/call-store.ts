@@ -247,7 +247,8 @@ export class CallStore {
       gpuSeconds: db.prepare(`INSERT OR REPLACE INTO call_gpu_seconds (call_id, gpu_seconds) VALUES (?, ?)`),
       cancelQueued: db.prepare(
         `UPDATE calls SET status = 'cancelled', finished_at = @now, expires_at = @expiresAt, container_id = NULL, error = @error
-         WHERE app = @app AND function = @function AND status = 'queued' RETURNING id, attempt`,
+         WHERE app = @app AND function = @function AND status = 'queued' AND id NOT IN (SELECT value FROM json_each(@running))
+         RETURNING id, attempt`,
       ),
       cas: db.prepare(
         `UPDATE calls SET status = @status, attempt = @attempt,
@@ -316,9 +317,13 @@ export class CallStore {
     return input === undefined || input === EXPIRED_INPUT ? null : decodeInput(input);
   }
 
-  /** Cancels every queued call of a function at once (an app stopped); resolves with their IDs and attempts once committed. */
-  cancelQueued(app: string, fn: string, error: RemoteError, now: number, expiresAt: number): Promise<Array<{ id: string; attempt: number }>> {
-    const params = { app, function: fn, now, expiresAt, error: JSON.stringify(error) };
+  /**
+   * Cancels every queued call of a function at once (an app stopped), but those in `running`: calls
+   * dispatched to a container whose running mark is not written yet (the store has them queued).
+   * Resolves with their IDs and attempts once committed.
+   */
+  cancelQueued(app: string, fn: string, error: RemoteError, now: number, expiresAt: number, running: readonly string[] = []): Promise<Array<{ id: string; attempt: number }>> {
+    const params = { app, function: fn, now, expiresAt, error: JSON.stringify(error), running: JSON.stringify(running) };
     return this.commit.run(() => this.stmts.cancelQueued.all(params) as Array<{ id: string; attempt: number }>);
   }
 

@@ -180,30 +180,42 @@ function sendItem(callId: string, attempt: number, index: number, item: unknown)
 }
 
 /**
- * Outputs that finished in this turn, as JSON text, and the prefetched inputs that began in it:
- * sent together in one `outputs` message (its `started` first).
+ * Outputs that finished in this turn, as JSON text, the prefetched inputs that began in it, and
+ * those given back (withdrawn) unbegun: sent together in one `outputs` message.
  */
 let finished: string[] = [];
 let begun: string[] = [];
-function sendOutput(json: string): void {
-  finished.push(json);
-  if (finished.length + begun.length === 1) setImmediate(flushOutputs);
+let withdrawn: string[] = [];
+const ref = (callId: string, attempt: number) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt}}`;
+function flushSoon(list: string[], json: string): void {
+  list.push(json);
+  if (finished.length + begun.length + withdrawn.length === 1) setImmediate(flushOutputs);
 }
-function sendStarted(callId: string, attempt: number): void {
-  begun.push(`{"callId":${JSON.stringify(callId)},"attempt":${attempt}}`);
-  if (finished.length + begun.length === 1) setImmediate(flushOutputs);
-}
+const sendOutput = (json: string) => flushSoon(finished, json);
+const sendStarted = (callId: string, attempt: number) => flushSoon(begun, ref(callId, attempt));
 function flushOutputs(): void {
-  const n = Math.max(finished.length, begun.length);
+  const n = Math.max(finished.length, begun.length, withdrawn.length);
   for (let i = 0; i < n; i += MAX_BATCH_MESSAGE_ITEMS) {
     const outs = finished.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
     const starts = begun.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
-    const text = `{"type":"outputs","outputs":[${outs.join(",")}]${starts.length ? `,"started":[${starts.join(",")}]` : ""}}`;
+    const back = withdrawn.slice(i, i + MAX_BATCH_MESSAGE_ITEMS);
+    const text = `{"type":"outputs","outputs":[${outs.join(",")}]${starts.length ? `,"started":[${starts.join(",")}]` : ""}${back.length ? `,"withdrawn":[${back.join(",")}]` : ""}}`;
     if (ws.readyState === WebSocket.OPEN) ws.send(text);
     else outbox.push(text);
   }
   finished = [];
   begun = [];
+  withdrawn = [];
+}
+
+/** The daemon takes back prefetched inputs that have not begun (their container drains). */
+function withdrawWaiting(refs: ReadonlyArray<{ callId: string; attempt: number }>): void {
+  for (const r of refs) {
+    const at = waiting.findIndex((w) => w.callId === r.callId && w.attempt === r.attempt);
+    if (at < 0) continue; // begun already (its started says so), or not known
+    waiting.splice(at, 1);
+    flushSoon(withdrawn, ref(r.callId, r.attempt));
+  }
 }
 const outputHead = (callId: string, attempt: number, ok: boolean) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt},"ok":${ok}`;
 
@@ -358,6 +370,9 @@ ws.on("message", (data) => {
       break;
     case "cancel":
       cancelInput(msg.callId, msg.attempt, msg.reason);
+      break;
+    case "withdraw":
+      withdrawWaiting(msg.inputs);
       break;
     case "shutdown":
       void runExit().then(() => ws.close(1000, "shutdown"));

@@ -202,12 +202,14 @@ class ResultTooLargeError(Exception):
 
 class _Outputs:
     """Outputs of finished calls, sent together: a thread sends whatever finished while it was sending
-    the last message as one ``outputs`` message (at once when idle, in batches under load)."""
+    the last message as one ``outputs`` message (at once when idle, in batches under load), with the
+    prefetched inputs that began meanwhile (``started``) and those given back unbegun (``withdrawn``)."""
 
     def __init__(self, send_bytes: Callable[[bytes], None]) -> None:
         self._send_bytes = send_bytes
         self._items: List[bytes] = []
         self._started: List[bytes] = []
+        self._withdrawn: List[bytes] = []
         self._ready = threading.Condition()
         threading.Thread(target=self._run, name="gantry-outputs", daemon=True).start()
 
@@ -222,20 +224,30 @@ class _Outputs:
             self._started.append(_json_bytes({"callId": call_id, "attempt": attempt}))
             self._ready.notify()
 
+    def withdrawn(self, call_id: str, attempt: int) -> None:
+        """A prefetched input was given back, never begun: said in the next message."""
+        with self._ready:
+            self._withdrawn.append(_json_bytes({"callId": call_id, "attempt": attempt}))
+            self._ready.notify()
+
     def flush(self) -> None:
         """Sends what is waiting now (before the connection closes)."""
         with self._ready:
             items, self._items = self._items, []
             started, self._started = self._started, []
-        for i in range(0, max(len(items), len(started)), MAX_BATCH_MESSAGE_ITEMS):
-            head = b'{"type":"outputs","outputs":[' + b",".join(items[i : i + MAX_BATCH_MESSAGE_ITEMS]) + b"]"
-            begun = started[i : i + MAX_BATCH_MESSAGE_ITEMS]
-            self._send_bytes(head + (b',"started":[' + b",".join(begun) + b"]}" if begun else b"}"))
+            withdrawn, self._withdrawn = self._withdrawn, []
+        for i in range(0, max(len(items), len(started), len(withdrawn)), MAX_BATCH_MESSAGE_ITEMS):
+            message = b'{"type":"outputs","outputs":[' + b",".join(items[i : i + MAX_BATCH_MESSAGE_ITEMS]) + b"]"
+            for name, refs in ((b"started", started), (b"withdrawn", withdrawn)):
+                part = refs[i : i + MAX_BATCH_MESSAGE_ITEMS]
+                if part:
+                    message += b',"' + name + b'":[' + b",".join(part) + b"]"
+            self._send_bytes(message + b"}")
 
     def _run(self) -> None:
         while True:
             with self._ready:
-                while not self._items and not self._started:
+                while not self._items and not self._started and not self._withdrawn:
                     self._ready.wait()
             self.flush()
 
@@ -580,6 +592,19 @@ class Agent:
         self._outputs.put(self._output(call, None, error))
         return True
 
+    def withdraw_waiting(self, refs: List[Any]) -> None:
+        """The daemon takes back prefetched inputs that have not begun (their container drains)."""
+        for ref in refs:
+            if not isinstance(ref, dict):
+                continue
+            key = (ref.get("callId"), ref.get("attempt"))
+            with self._running_lock:
+                call = next((c for c in self._waiting if (c.call_id, c.attempt) == key), None)
+                if call is None:
+                    continue  # begun already (its started says so), or not known
+                self._waiting.remove(call)
+            self._outputs.withdrawn(call.call_id, call.attempt)
+
     def start_input(self, call: Input, counted: bool = False) -> None:
         busy = False
         if not counted:
@@ -807,6 +832,11 @@ class Agent:
                 call_id, attempt = msg.get("callId"), msg.get("attempt")
                 if isinstance(call_id, str) and isinstance(attempt, int) and not self._drop_waiting((call_id, attempt)):
                     self._cancels.cancel((call_id, attempt))
+            elif kind == "withdraw":
+                refs = msg.get("inputs")
+                if not isinstance(refs, list) or not 1 <= len(refs) <= MAX_BATCH_MESSAGE_ITEMS:
+                    raise InvalidMessage(f"withdraw's inputs must be an array of 1 to {MAX_BATCH_MESSAGE_ITEMS} call references")
+                self.withdraw_waiting(refs)
             elif kind == "shutdown":
                 if self.web is None and not self.webs and not self._exit_hooks:
                     self.close(1000, "shutdown")

@@ -47,8 +47,8 @@ let started = 0;
 
 /** An agent process connected to its own endpoint; records everything it sends. */
 export class AgentSession {
-  /** What the agent sent, an `outputs` message as its `started` inputs then its outputs, one by one. */
-  readonly messages: Array<AgentToDaemon | { type: "started"; callId: string; attempt: number }> = [];
+  /** What the agent sent, an `outputs` message as its `started` inputs, its `withdrawn` ones, then its outputs, one by one. */
+  readonly messages: Array<AgentToDaemon | { type: "started" | "withdrawn"; callId: string; attempt: number }> = [];
   readonly invalid: unknown[] = [];
   stderr = "";
   exit: Exit | null = null;
@@ -69,6 +69,7 @@ export class AgentSession {
       // As the daemon reads one: its `started` first, then its outputs.
       if (msg.type === "outputs") {
         this.messages.push(...(msg.started ?? []).map((r) => ({ type: "started" as const, ...r })));
+        this.messages.push(...(msg.withdrawn ?? []).map((r) => ({ type: "withdrawn" as const, ...r })));
         this.messages.push(...msg.outputs.map((o) => ({ type: "output" as const, ...o })));
       }
       else this.messages.push(msg);

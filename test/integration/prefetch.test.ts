@@ -3,7 +3,8 @@
  * function is sent calls beyond its slot (GET /v1/containers lists them as `prefetched`); they run
  * there in order; and when the container is killed, the prefetched call, which never began, is
  * given back: it runs on the next container as attempt 1 with no attempt on record, while the call
- * that was running is re-run as a lost attempt.
+ * that was running is re-run as a lost attempt. A redeploy takes a prefetched call back from the
+ * old container (which drains) to run it on new code.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { CallView, ContainerView } from "../../protocol/api.js";
@@ -54,5 +55,23 @@ describe("input prefetch", () => {
     const l = await view(t, long.callId);
     expect(l).toMatchObject({ status: "succeeded", attempt: 2 }); // it was running: lost, re-run
     expect(l.attempts).toEqual([expect.objectContaining({ attempt: 1, outcome: "lost" })]);
+  });
+
+  it("takes a prefetched call back from a container drained by a redeploy: it runs on the new code", { timeout: 120_000 }, async () => {
+    const step = await t.client.functions.fromName("prefetch", "step");
+    for await (const _ of step.map(Array.from({ length: 60 }, () => 0))); // short calls again (the last test's 4 s one counted): prefetch is on
+    const long = await step.spawn(3000);
+    const ahead = await step.spawn(0);
+    await vi.waitFor(
+      async () => expect((await containers(t)).find((x) => x.calls.includes(long.callId))).toMatchObject({ prefetched: [ahead.callId] }),
+      { timeout: 30_000, interval: 50 },
+    );
+    await deploy(t, fixture("prefetch-v2.ts"));
+    const a = (await ahead.get({ timeoutMs: 60_000 })) as { container: string; version?: number };
+    const l = (await long.get({ timeoutMs: 60_000 })) as { container: string; version?: number };
+    expect(l.version).toBeUndefined(); // it had begun: it ended on the old code
+    expect(a).toMatchObject({ ms: 0, version: 2 });
+    expect(a.container).not.toBe(l.container);
+    expect(await view(t, ahead.callId)).toMatchObject({ status: "succeeded", attempt: 1, attempts: [] });
   });
 });

@@ -181,6 +181,24 @@ describe.each([nodeAgent, pythonAgent])("the $name agent", { timeout: 2 * DEADLI
     expect(order.indexOf("started:fc-second")).toBeLessThan(order.indexOf("output:fc-second"));
   });
 
+  it("gives back prefetched inputs that have not begun when the daemon asks, and ignores one that began or that it does not know", async () => {
+    const s = await start("stoppable", { maxInputs: 1 });
+    await s.ready();
+    s.input("fc-first", ["first", 60]);
+    await s.logLine("fc-first", "first started");
+    s.send({ type: "inputs", inputs: ["second", "third"].map((label) => ({ callId: `fc-${label}`, attempt: 1, args: [label, 0], queued: true })) });
+    s.send({ type: "withdraw", inputs: [{ callId: "fc-second", attempt: 1 }, { callId: "fc-first", attempt: 1 }, { callId: "fc-unknown", attempt: 1 }] });
+    const back = await s.waitFor("fc-second withdrawn", () => s.messages.find((m) => m.type === "withdrawn" && m.callId === "fc-second"));
+    expect(back).toEqual({ type: "withdrawn", callId: "fc-second", attempt: 1 });
+    s.send({ type: "cancel", callId: "fc-first", attempt: 1, reason: "make room" });
+    expect(await s.output("fc-third")).toMatchObject({ ok: true, value: "third" });
+    expect(await s.output("fc-first")).toMatchObject({ ok: false });
+    const started = s.messages.filter((m) => m.type === "started").map((m) => (m as { callId: string }).callId);
+    expect(started).toEqual(["fc-third"]); // fc-second never began
+    expect(s.messages.filter((m) => m.type === "withdrawn")).toHaveLength(1); // the one that ran, and the unknown one, are not given back
+    expect(s.logsOf("fc-second")).toEqual([]);
+  });
+
   it("fails an input nested too deeply for its runtime with a clear error, and runs the next one", async () => {
     const s = await start("echo");
     await s.ready();

@@ -107,6 +107,59 @@ describe("Dispatcher: input prefetch", () => {
     expect(["queued", "running"]).toContain(status(c));
   });
 
+  it("asks a draining container for its prefetched inputs back; given back, they run on the new deployment's container", async () => {
+    const l = await warmed();
+    const [a, b] = [await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    const spec = resolveFunctionSpec("f", { maxContainers: 2 }, "node");
+    dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r2", runtime: "node", module: "m" }]);
+    expect(l.c.state).toBe("draining");
+    expect(l.sent.filter((m) => m.type === "withdraw")).toEqual([{ type: "withdraw", inputs: [{ callId: b, attempt: 1 }] }]);
+    l.h.onWithdrawn({ callId: b, attempt: 1 }); // the agent gave it back unbegun
+    expect(l.c.leases.has(b)).toBe(false);
+    l.h.onWithdrawn({ callId: b, attempt: 1 }); // said twice: changes nothing
+    l.h.onWithdrawn({ callId: a, attempt: 1 }); // a began: not given back
+    expect(l.c.leases.has(a)).toBe(true);
+    await waitFor("a container of r2", async () => fake.launched.length === 2, 5000);
+    const next = fake.launched[1]!;
+    expect(next.c.revision).toBe("r2");
+    next.h.onReady();
+    await waitFor("b dispatched to it", async () => next.c.leases.has(b), 5000);
+    dispatcher.onOutput(next.pool, next.c, { callId: b, attempt: 1, ok: true, value: "b" });
+    await waitFor("b succeeded", async () => status(b) === "succeeded", 5000);
+    expect(calls.get(b)).toMatchObject({ attempt: 1, containerId: next.c.id });
+    expect(calls.attempts(b)).toEqual([]);
+    dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: true, value: "a" }); // a ends where it began
+    await waitFor("a succeeded, its draining container stopped", async () => status(a) === "succeeded" && l.killed !== null, 5000);
+  });
+
+  it("cancels a prefetched input given back after its app stopped, as the app's queued calls were", async () => {
+    const l = await warmed();
+    const [a, b] = [await submit(), await submit()];
+    await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    dispatcher.applyDeployment("a", []);
+    expect(l.sent.filter((m) => m.type === "withdraw")).toEqual([{ type: "withdraw", inputs: [{ callId: b, attempt: 1 }] }]);
+    l.h.onWithdrawn({ callId: b, attempt: 1 });
+    expect(l.c.leases.has(b)).toBe(false);
+    await waitFor("b cancelled", async () => status(b) === "cancelled", 5000);
+    expect(calls.get(b)?.error).toMatchObject({ type: "CancelledError" });
+    expect(l.c.leases.has(a)).toBe(true); // a runs on to its end
+    dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: true, value: "a" });
+    await waitFor("a succeeded", async () => status(a) === "succeeded", 5000);
+  });
+
+  it("an app stopped cancels its queued calls, not one running whose running mark is not written yet", async () => {
+    const l = await warmed();
+    l.pool.callMs = PREFETCH_BELOW_MS * 4; // long calls: nothing prefetched, b waits in the daemon
+    const [a, b] = [await submit(), await submit()];
+    await waitFor("a running", async () => l.c.leases.has(a), 5000);
+    expect(status(a)).toBe("queued"); // its running mark waits: the store still has it queued
+    dispatcher.applyDeployment("a", []);
+    await waitFor("b cancelled", async () => status(b) === "cancelled", 5000);
+    dispatcher.onOutput(l.pool, l.c, { callId: a, attempt: 1, ok: true, value: "a" });
+    await waitFor("a succeeded", async () => status(a) === "succeeded", 5000);
+  });
+
   it("keeps a prefetched input queued in the store until it begins; its running step comes then", async () => {
     const l = await warmed();
     const [, b] = [await submit(), await submit()];
