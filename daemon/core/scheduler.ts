@@ -82,12 +82,13 @@ export const SYNC_HOLD_MAX_MS = 10;
  *
  * Without a hold, the submit's sync runs first and the result needs a second one after it: the
  * caller waits max(sync, call) + sync. Holding the submit's sync until the result is committed
- * too puts both on disk with one: call + sync, a gain of sync - call. So it holds only for calls
- * expected to end before a sync would, and never longer than a sync: a call that takes longer than
- * predicted costs its submit at most that (PostgreSQL's commit_delay, for one caller).
+ * too puts both on disk with one: call + sync, a gain of sync - call. A call that takes longer than
+ * predicted costs its submit up to the hold, and both averages move from call to call; so it holds
+ * only where the gain is clear, for calls expected to take at most half a sync, and never longer
+ * than a sync (PostgreSQL's commit_delay, for one caller).
  */
 export function syncHoldMs(callMs: number | null, syncMs: number | null): number {
-  if (callMs === null || syncMs === null || callMs >= syncMs) return 0;
+  if (callMs === null || syncMs === null || callMs * 2 > syncMs) return 0;
   return Math.min(SYNC_HOLD_MAX_MS, syncMs, callMs * 1.5 + 0.25);
 }
 

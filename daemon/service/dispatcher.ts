@@ -295,7 +295,7 @@ export class Dispatcher implements CallSide {
   }
 
   /**
-   * A lone call that begins at once and is expected to end before a sync of the log would: the sync
+   * A lone call that begins at once and is expected to take at most half a log sync: the sync
    * that makes it durable waits (at most a sync's time) for its result, so one sync covers both
    * (syncHoldMs). Call before it is queued.
    */

@@ -13,8 +13,8 @@ import { fakeDispatcher, tempCallStore, type fakeLauncher } from "../helpers/fak
 
 /** A slow disk: each sync of the log takes this long. */
 const SYNC_MS = 200;
-/** How long f's calls take on average, as the pool is told: half a sync (a hold of 150 ms). */
-const CALL_MS = 100;
+/** How long f's calls take on average, as the pool is told: under half a sync (a hold of 90 ms). */
+const CALL_MS = 60;
 
 /** Polls `cond` every event-loop turn (a hold is short: waitFor's 100 ms steps would miss it). */
 async function until(cond: () => boolean, what: string): Promise<void> {
