@@ -648,7 +648,8 @@ export class Dispatcher implements CallSide {
   /** The agent gave back a prefetched input unbegun: it is queued again, or cancelled as its pool's queue was (its app stopped). */
   onWithdrawn(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number }): void {
     const lease = c.leases.get(msg.callId);
-    if (!lease || lease.attempt !== msg.attempt || !lease.waiting) return;
+    // Only a container that was asked (it drains) gives inputs back: one that is not could bounce them.
+    if (!lease || lease.attempt !== msg.attempt || !lease.waiting || c.state === "ready" || c.state === "starting") return;
     c.leases.delete(msg.callId);
     this.markIdleIfFree(c);
     this.giveBack(pool, [lease]);

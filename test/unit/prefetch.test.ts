@@ -111,6 +111,8 @@ describe("Dispatcher: input prefetch", () => {
     const l = await warmed();
     const [a, b] = [await submit(), await submit()];
     await waitFor("two leases", async () => l.c.leases.size === 2, 5000);
+    l.h.onWithdrawn({ callId: b, attempt: 1 }); // not asked (the container is not draining): ignored
+    expect(l.c.leases.get(b)?.waiting).toBe(true);
     const spec = resolveFunctionSpec("f", { maxContainers: 2 }, "node");
     dispatcher.applyDeployment("a", [{ app: "a", spec, image: "img", bundleDir: "/b", revision: "r2", runtime: "node", module: "m" }]);
     expect(l.c.state).toBe("draining");
