@@ -5,7 +5,7 @@
  * CallOutcomes'; containers (starting, stopping, GPUs) are the scaler's.
  */
 import type { FunctionLiveView } from "../../protocol/api.js";
-import { MAX_BATCH_MESSAGE_ITEMS, type AgentInput, type DaemonToAgent } from "../../protocol/agent-messages.js";
+import type { AgentInput, DaemonToAgent } from "../../protocol/agent-messages.js";
 import { DEFAULTS } from "../../protocol/function-spec.js";
 import { SystemErrorType, type RemoteError } from "../../protocol/remote-error.js";
 import { CallStatus, transition, type CallEvent } from "../core/call-state.js";
@@ -25,6 +25,7 @@ import { RunningMarks } from "./running-marks.js";
 import { CallOutcomes } from "./call-outcomes.js";
 import { WebRequests, type WebRoute } from "./web-requests.js";
 import { InputStops } from "./input-stops.js";
+import { PrefetchedInputs } from "./prefetched.js";
 
 export interface DeployedFunction extends PoolDeployment {
   app: string;
@@ -63,6 +64,7 @@ export class Dispatcher implements CallSide {
   readonly web: WebRequests;
   /** Inputs asked to stop, holding their slots until they have (input-stops.ts). */
   private readonly stops: InputStops;
+  private readonly prefetched: PrefetchedInputs;
   private closing = false;
 
   constructor(private readonly d: DispatcherDeps) {
@@ -102,6 +104,15 @@ export class Dispatcher implements CallSide {
       },
       log: d.log,
       graceMs: d.cancelGraceMs ?? 30_000,
+    });
+    this.prefetched = new PrefetchedInputs({
+      send: (c, msg) => this.send(c, msg),
+      marks: this.marks,
+      armTimeout: (pool, c, call, attempt) => setTimeout(() => this.onAttemptTimeout(pool, c, call, attempt), pool.spec.timeoutMs),
+      pump: (pool) => this.pump(pool),
+      freed: (c) => this.markIdleIfFree(c),
+      cancelQueued: (pool, why) => this.bg(this.cancelQueued(pool, why)),
+      now: this.now,
     });
   }
 
@@ -624,58 +635,23 @@ export class Dispatcher implements CallSide {
     this.pump(pool);
   }
 
-  /** A prefetched input has begun in its container: its timeout counts from now. */
+  /** A prefetched input has begun in its container (prefetched.ts). */
   onStarted(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number }): void {
-    const lease = c.leases.get(msg.callId);
-    if (!lease || lease.attempt !== msg.attempt || !lease.waiting) return;
-    lease.waiting = false;
-    const call = lease.call;
-    call.startedAt = this.now();
-    if (call.runningMark) this.marks.begin(call.runningMark, call.startedAt);
-    lease.timer = setTimeout(() => this.onAttemptTimeout(pool, c, call, msg.attempt), pool.spec.timeoutMs);
+    this.prefetched.started(pool, c, msg);
   }
 
-  /**
-   * A container drains (a new deployment or secret replaced it): the inputs prefetched into it that
-   * have not begun are asked back, to run on a new one (the agent answers with `withdrawn`).
-   */
+  /** Asks a draining container for its prefetched inputs back (prefetched.ts). */
   withdraw(c: ContainerEntry): void {
-    const inputs: Array<{ callId: string; attempt: number }> = [];
-    for (const l of c.leases.values()) if (l.waiting) inputs.push({ callId: l.call.id, attempt: l.attempt });
-    for (let i = 0; i < inputs.length; i += MAX_BATCH_MESSAGE_ITEMS) this.send(c, { type: "withdraw", inputs: inputs.slice(i, i + MAX_BATCH_MESSAGE_ITEMS) });
+    this.prefetched.withdraw(c);
   }
 
-  /** The agent gave back a prefetched input unbegun: it is queued again, or cancelled as its pool's queue was (its app stopped). */
   onWithdrawn(pool: FunctionPool, c: ContainerEntry, msg: { callId: string; attempt: number }): void {
-    const lease = c.leases.get(msg.callId);
-    // Only a container that was asked (it drains) gives inputs back: one that is not could bounce them.
-    if (!lease || lease.attempt !== msg.attempt || !lease.waiting || c.state === "ready" || c.state === "starting") return;
-    c.leases.delete(msg.callId);
-    this.markIdleIfFree(c);
-    this.giveBack(pool, [lease]);
-    if (pool.removed) this.bg(this.cancelQueued(pool, pool.removedWhy ?? "its function was removed"));
+    this.prefetched.withdrawn(pool, c, msg);
   }
 
-  /**
-   * Prefetched inputs that never began (their container went away first) are given back: queued
-   * again at the front of their pool's queue, in the order they were sent, with the same attempt
-   * and nothing counted against them. The store still has them queued: nothing is written.
-   */
+  /** Prefetched inputs that never began, their container gone: queued again, nothing counted (prefetched.ts). */
   giveBack(pool: FunctionPool, leases: readonly Lease[]): void {
-    const back: LiveCall[] = [];
-    for (const { call, attempt } of leases) {
-      const tr = transition({ status: call.status, attempt: call.attempt, lost: call.lost }, { type: "return", attempt }, pool.spec.retries);
-      if (!tr.ok) continue;
-      if (call.runningMark) call.runningMark.cancelled = true;
-      call.runningMark = null;
-      call.status = CallStatus.queued;
-      call.containerId = null;
-      call.startedAt = null;
-      call.gpus = 0;
-      back.push(call);
-    }
-    pool.queue.unshift(back);
-    this.pump(pool);
+    this.prefetched.giveBack(pool, leases);
   }
 
   /** An item of a generator call: stored in order, then announced (readers long-poll for it). Stale attempts change nothing. */
