@@ -63,8 +63,23 @@ function stringEnd(open: number, code: (i: number) => number, nextQuote: (from: 
   return -1;
 }
 
+/**
+ * Whether a text opens at most `limit` arrays and objects, brackets inside strings counted too (so
+ * never fewer than it nests): found with indexOf, natively, many times faster than a scan.
+ */
+function opensAtMost(json: Uint8Array | string, limit: number): boolean {
+  let opened = 0;
+  if (typeof json === "string") {
+    for (const b of ["{", "["]) for (let i = json.indexOf(b); i >= 0; i = json.indexOf(b, i + 1)) if (++opened > limit) return false;
+  } else {
+    for (const b of [OPEN_OBJECT, OPEN_ARRAY]) for (let i = json.indexOf(b); i >= 0; i = json.indexOf(b, i + 1)) if (++opened > limit) return false;
+  }
+  return true;
+}
+
 /** Why a JSON text nests too deep ("… at byte N"), or null when it is within `limit`. */
 export function jsonDepthProblem(json: Uint8Array | string, limit = MAX_JSON_DEPTH): string | null {
+  if (opensAtMost(json, limit)) return null; // too few brackets to nest deeper: no scan needed
   const { overflowAt } = jsonNesting(json, limit);
   if (overflowAt < 0) return null;
   const unit = typeof json === "string" ? "character" : "byte";

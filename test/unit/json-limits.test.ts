@@ -64,6 +64,21 @@ describe("jsonNesting: the depth of a JSON text, without parsing it", () => {
     const flat = bytes(JSON.stringify({ args: [Array.from({ length: 400_000 }, (_, i) => `item-[${i}]`)] }));
     expect(flat.length).toBeGreaterThan(5_000_000);
     expect(jsonNesting(flat).depth).toBe(3);
+    expect(jsonDepthProblem(flat)).toBeNull(); // 400,000 brackets in strings: counted, then scanned
+  });
+
+  it("judges a text by its real depth, whether it opens few brackets (no scan) or many (in strings or not), as text or bytes", () => {
+    const shallow = JSON.stringify({ type: "outputs", outputs: Array.from({ length: 21 }, (_, i) => ({ callId: `fc-${i}`, ok: true, value: { k: [i] } })) });
+    expect(jsonDepthProblem(shallow)).toBeNull(); // 65 brackets: fewer than the limit's 512 levels
+    expect(jsonNesting(shallow).depth).toBe(5); // {outputs: [{value: {k: [
+    const at = shallow.indexOf("[", shallow.indexOf('"value"'));
+    expect(jsonDepthProblem(shallow, 4)).toBe(`JSON nested deeper than the limit of 4 levels of arrays and objects (at character ${at})`);
+    expect(jsonDepthProblem(shallow, 5)).toBeNull();
+    expect(jsonDepthProblem(bytes(shallow), 5)).toBeNull();
+    const quoted = JSON.stringify({ s: "[".repeat(2000) + "{".repeat(2000) }); // many brackets, depth 1
+    expect(jsonDepthProblem(quoted)).toBeNull();
+    expect(jsonDepthProblem(bytes(quoted))).toBeNull();
+    expect(jsonDepthProblem(`[${quoted},${nested(MAX_JSON_DEPTH)}]`)).toBe(`JSON nested deeper than the limit of ${MAX_JSON_DEPTH} levels of arrays and objects (at character ${quoted.length + 2 + MAX_JSON_DEPTH - 1})`);
   });
 });
 
