@@ -80,10 +80,8 @@ const aborts = new Map<string, RunningInput>();
 
 /** The daemon asked an input to stop: its signal aborts, with an Error named InputCancellation. */
 function cancelInput(callId: string, attempt: number, reason: string): void {
-  const at = waiting.findIndex((w) => w.callId === callId && w.attempt === attempt);
-  if (at >= 0) {
+  if (takeWaiting(callId, attempt)) {
     // Prefetched and not begun: it ends here, as a cancelled input that never ran.
-    waiting.splice(at, 1);
     const why = new Error(`the input was asked to stop before it began: ${reason}`);
     why.name = "InputCancellation";
     sendOutput(`${outputHead(callId, attempt, false)},"error":${JSON.stringify(functionError(why))}}`);
@@ -135,6 +133,13 @@ let methods = new Map<string, boolean>();
 let running = 0;
 /** Prefetched inputs (sent with `queued`), in the order received: each begins once a slot frees. */
 const waiting: AgentInput[] = [];
+/** Takes a prefetched input that has not begun out of `waiting`; false when it is not there. */
+function takeWaiting(callId: string, attempt: number): boolean {
+  const at = waiting.findIndex((w) => w.callId === callId && w.attempt === attempt);
+  if (at < 0) return false;
+  waiting.splice(at, 1);
+  return true;
+}
 const web = new WebRequests(send, (requestId, fn) => current.run({ callId: requestId }, fn));
 
 /** Imports the app module, names its functions as the CLI did at deploy, and finds ours. */
@@ -211,10 +216,8 @@ function flushOutputs(): void {
 /** The daemon takes back prefetched inputs that have not begun (their container drains). */
 function withdrawWaiting(refs: ReadonlyArray<{ callId: string; attempt: number }>): void {
   for (const r of refs) {
-    const at = waiting.findIndex((w) => w.callId === r.callId && w.attempt === r.attempt);
-    if (at < 0) continue; // begun already (its started says so), or not known
-    waiting.splice(at, 1);
-    flushSoon(withdrawn, ref(r.callId, r.attempt));
+    // One that began already (its started says so), or is not known, stays as it is.
+    if (takeWaiting(r.callId, r.attempt)) flushSoon(withdrawn, ref(r.callId, r.attempt));
   }
 }
 const outputHead = (callId: string, attempt: number, ok: boolean) => `{"callId":${JSON.stringify(callId)},"attempt":${attempt},"ok":${ok}`;

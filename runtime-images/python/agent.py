@@ -581,13 +581,19 @@ class Agent:
             self._outputs.started(call.call_id, call.attempt)
             self.start_input(call, counted=True)
 
-    def _drop_waiting(self, key: Tuple[str, int]) -> bool:
-        """A cancel for a prefetched input that has not begun: it ends here, as cancelled."""
+    def _take_waiting(self, key: Tuple[Any, Any]) -> Optional[Input]:
+        """Takes a prefetched input that has not begun out of the waiting ones; None when it is not there."""
         with self._running_lock:
             call = next((c for c in self._waiting if (c.call_id, c.attempt) == key), None)
-            if call is None:
-                return False
-            self._waiting.remove(call)
+            if call is not None:
+                self._waiting.remove(call)
+            return call
+
+    def _drop_waiting(self, key: Tuple[str, int]) -> bool:
+        """A cancel for a prefetched input that has not begun: it ends here, as cancelled."""
+        call = self._take_waiting(key)
+        if call is None:
+            return False
         error = gantry_cancel.InputCancellation("the input was asked to stop before it began")
         self._outputs.put(self._output(call, None, error))
         return True
@@ -597,13 +603,9 @@ class Agent:
         for ref in refs:
             if not isinstance(ref, dict):
                 continue
-            key = (ref.get("callId"), ref.get("attempt"))
-            with self._running_lock:
-                call = next((c for c in self._waiting if (c.call_id, c.attempt) == key), None)
-                if call is None:
-                    continue  # begun already (its started says so), or not known
-                self._waiting.remove(call)
-            self._outputs.withdrawn(call.call_id, call.attempt)
+            call = self._take_waiting((ref.get("callId"), ref.get("attempt")))
+            if call is not None:  # else begun already (its started says so), or not known
+                self._outputs.withdrawn(call.call_id, call.attempt)
 
     def start_input(self, call: Input, counted: bool = False) -> None:
         busy = False
