@@ -85,8 +85,6 @@ export class GroupCommit {
   private retryTimer: NodeJS.Timeout | null = null;
   private retryDelayMs = RETRY_FIRST_MS;
   private closed = false;
-  /** Pending writes with an onCommitted hook (most batches have none: no need to look). */
-  private hooks = 0;
   batches = 0;
   /** Since when the disk has been full (null: it is not), as the last commit found. */
   fullSinceMs: number | null = null;
@@ -185,7 +183,6 @@ export class GroupCommit {
     }
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ write, whenFull, resolve: resolve as (v: unknown) => void, reject, ...(onCommitted ? { onCommitted } : {}) });
-      if (onCommitted) this.hooks++;
       if (delayMs === 0) {
         if (!this.scheduled) {
           this.scheduled = true;
@@ -246,12 +243,10 @@ export class GroupCommit {
    * begins after them), or when it failed (nothing is worth holding a sync for then).
    */
   private committed(batch: Pending[]): void {
-    if (this.hooks === 0) return;
     for (const p of batch) {
       const hook = p.onCommitted;
       if (!hook) continue;
       delete p.onCommitted;
-      this.hooks--;
       hook();
     }
   }
