@@ -455,10 +455,7 @@ export class Dispatcher implements CallSide {
     const error = { type: SystemErrorType.cancelled, message: why, traceback: "" };
     // Calls in containers (running, or prefetched there) are not cancelled here, though the store may still have them queued.
     const running: string[] = [];
-    for (const p of this.pools.values()) {
-      if (p.app !== pool.app || p.spec.name !== pool.spec.name) continue;
-      for (const c of p.containers.values()) running.push(...c.leases.keys());
-    }
+    for (const p of this.poolsOf(pool.app, pool.spec.name)) for (const c of p.containers.values()) running.push(...c.leases.keys());
     const cancelled = await this.d.calls.cancelQueued(pool.app, pool.spec.name, error, now, now + pool.spec.resultTtlMs, running);
     const ts = this.outcomes.isoNow();
     for (const { id, attempt } of cancelled) {
@@ -718,11 +715,15 @@ export class Dispatcher implements CallSide {
     return [...this.pools.values()].filter((p) => p.gpuWaitSinceMs !== null).sort((a, b) => a.gpuWaitSinceMs! - b.gpuWaitSinceMs!);
   }
 
+  /** A function's pools: its own, and a class's variants'. */
+  private *poolsOf(app: string, fn: string): Iterable<FunctionPool> {
+    for (const p of this.pools.values()) if (p.app === app && p.spec.name === fn) yield p;
+  }
+
   /** What one function is doing now: its calls queued and running, its containers (old revisions' included). */
   functionLive(app: string, fn: string): FunctionLiveView {
     const v: FunctionLiveView = { queued: 0, running: 0, containers: 0, gpu_wait_since: null, variants: [] };
-    for (const p of this.pools.values()) {
-      if (p.app !== app || p.spec.name !== fn) continue;
+    for (const p of this.poolsOf(app, fn)) {
       let queued = p.queue.length + p.delayed.length;
       let running = 0;
       for (const c of p.containers.values()) {
